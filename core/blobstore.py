@@ -1,0 +1,124 @@
+"""Blob bytes on a local filesystem, at ``<root>/sha256/ab/cd/<hex>``.
+
+Writes go to ``<root>/tmp/`` first, are fsynced, then renamed into place (and the
+directory fsynced), so a reader never sees a partial blob and a crash leaves at worst
+an unreferenced temporary file. Callers validate ids before they reach this module.
+"""
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK_SIZE = 1 << 20
+
+
+class BlobStore:
+    """Immutable files named by the sha256 of their bytes."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self._tmp = self.root / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, cas_id: str) -> Path:
+        algorithm, digest = cas_id.split(":", 1)
+        return self.root / algorithm / digest[:2] / digest[2:4] / digest
+
+    def exists(self, cas_id: str) -> bool:
+        return self.path(cas_id).is_file()
+
+    def put_bytes(self, cas_id: str, content: bytes | memoryview) -> bool:
+        """Store ``content`` (already hashed to ``cas_id``); ``False`` if it was present."""
+        target = self.path(cas_id)
+        if self._intact(target, len(content)):
+            return False
+        with self._temporary() as (handle, temporary):
+            handle.write(content)
+            self._publish(handle, temporary, target)
+        return True
+
+    def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        """Hash and write ``stream`` in one pass, in bounded memory; return (cas_id, size)."""
+        digest = hashlib.sha256()
+        size = 0
+        buffer = bytearray(CHUNK_SIZE)
+        view = memoryview(buffer)
+        with self._temporary() as (handle, temporary):
+            while read := _read_into(stream, buffer, view):
+                chunk = view[:read]
+                digest.update(chunk)
+                handle.write(chunk)
+                size += read
+            cas_id = "sha256:" + digest.hexdigest()
+            target = self.path(cas_id)
+            if not self._intact(target, size):
+                self._publish(handle, temporary, target)
+        return cas_id, size
+
+    def read(self, cas_id: str) -> bytes:
+        """The stored bytes (``FileNotFoundError`` if absent); the caller verifies them."""
+        return self.path(cas_id).read_bytes()
+
+    def hash_file(self, cas_id: str) -> str:
+        """Re-hash the stored file in bounded memory and return the id it really has."""
+        digest = hashlib.sha256()
+        with self.path(cas_id).open("rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                digest.update(chunk)
+        return "sha256:" + digest.hexdigest()
+
+    def _intact(self, target: Path, size: int) -> bool:
+        try:
+            return target.stat().st_size == size
+        except FileNotFoundError:
+            return False
+
+    @contextlib.contextmanager
+    def _temporary(self) -> Iterator[tuple[BinaryIO, Path]]:
+        fd, name = tempfile.mkstemp(dir=self._tmp, suffix=".part")
+        temporary = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle, temporary
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def _publish(self, handle: BinaryIO, temporary: Path, target: Path) -> None:
+        handle.flush()
+        os.fsync(handle.fileno())
+        created = _make_dirs(target.parent)
+        os.replace(temporary, target)
+        for directory in [target.parent, *created]:
+            _fsync_dir(directory)
+
+
+def _read_into(stream: BinaryIO, buffer: bytearray, view: memoryview) -> int:
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return readinto(buffer) or 0
+    chunk = stream.read(CHUNK_SIZE)
+    view[: len(chunk)] = chunk
+    return len(chunk)
+
+
+def _make_dirs(directory: Path) -> list[Path]:
+    """``mkdir -p``; return the parents of the directories it created."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+    return [path.parent for path in missing]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,85 @@
+"""The composition root: ``connect()`` builds the services over one database and blob root."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from core.blobstore import BlobStore
+from core.db import DEFAULT_BUSY_TIMEOUT, Database
+from core.schema import ensure_schema
+from core.service.artifact import ArtifactService
+from core.service.cas import CasService
+from core.service.run import RunService
+from core.service.tag import TagService
+from core.service.workflow import DEFAULT_COMPACTION_BOUND, WorkflowService
+from core.uow import UnitOfWorkFactory
+
+DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
+BLOB_ROOT_ENV = "ORCHESTRATOR_BLOB_ROOT"
+DEFAULT_DATABASE_URL = "duckdb:///.orchestrator/catalog.duckdb"
+DEFAULT_BLOB_ROOT = ".orchestrator/blobs"
+
+
+@dataclass(frozen=True)
+class Services:
+    """The catalog's services; close it (or use it as a context manager) when done."""
+
+    cas: CasService
+    artifacts: ArtifactService
+    tags: TagService
+    workflows: WorkflowService
+    runs: RunService
+    database: Database
+    blob_root: Path
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    def __enter__(self) -> "Services":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def connect(
+    database_url: str | None = None,
+    blob_root: str | os.PathLike[str] | None = None,
+    *,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    compaction_bound: int = DEFAULT_COMPACTION_BOUND,
+) -> Services:
+    """Open the catalog, creating its schema on first use.
+
+    Defaults: ``$ORCHESTRATOR_DATABASE_URL`` else ``duckdb:///.orchestrator/catalog.duckdb``,
+    and ``$ORCHESTRATOR_BLOB_ROOT`` else ``.orchestrator/blobs``.
+    """
+    database = Database(
+        database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL,
+        busy_timeout=busy_timeout,
+    )
+    try:
+        ensure_schema(database)
+        blobs = BlobStore(blob_root or os.environ.get(BLOB_ROOT_ENV) or DEFAULT_BLOB_ROOT)
+    except BaseException:
+        database.dispose()
+        raise
+    uow = UnitOfWorkFactory(database)
+    cas = CasService(uow, blobs)
+    artifacts = ArtifactService(uow, cas)
+    tags = TagService(uow)
+    return Services(
+        cas=cas,
+        artifacts=artifacts,
+        tags=tags,
+        workflows=WorkflowService(uow, cas, artifacts, tags, compaction_bound=compaction_bound),
+        runs=RunService(uow, cas, artifacts, tags),
+        database=database,
+        blob_root=blobs.root,
+    )

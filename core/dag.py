@@ -1,0 +1,124 @@
+"""DAG documents: validation, canonical encoding and JSON Patch application."""
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import jsonpatch
+
+from core.errors import ValidationError
+
+DAG_MEDIA_TYPE = "application/vnd.orchestrator.dag+json"
+PATCH_MEDIA_TYPE = "application/json-patch+json"
+SNAPSHOT_MEDIA_TYPE = "application/vnd.orchestrator.run-snapshot+json"
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode ``value`` as canonical JSON: sorted keys, no whitespace, UTF-8.
+
+    Raises ``ValidationError`` for anything that is not plain JSON (NaN, sets, bytes...).
+    """
+    try:
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"value is not plain JSON: {exc}") from exc
+
+
+def sha256_id(data: bytes) -> str:
+    """The content id of ``data``: ``sha256:<hex>``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def validate_dag(document: object) -> dict[str, Any]:
+    """Check that ``document`` is a DAG document and return it.
+
+    A DAG document is ``{"nodes": {"<id>": {"deps": [...], ...}}}``: every dep names a
+    node of the document, the graph is acyclic, and every value is plain JSON.
+    """
+    if not isinstance(document, Mapping) or not isinstance(document.get("nodes"), Mapping):
+        raise ValidationError("DAG document must be an object with a 'nodes' object")
+    nodes = document["nodes"]
+    for node_id, node in nodes.items():
+        if not isinstance(node_id, str) or not node_id:
+            raise ValidationError(f"DAG node id {node_id!r} must be a non-empty string")
+        if not isinstance(node, Mapping):
+            raise ValidationError(f"DAG node {node_id!r} must be an object")
+        deps = node.get("deps", [])
+        if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+            raise ValidationError(f"DAG node {node_id!r}: 'deps' must be a list of node ids")
+        for dep in deps:
+            if dep not in nodes:
+                raise ValidationError(f"DAG node {node_id!r} depends on unknown node {dep!r}")
+        _check_plain_json(node, f"DAG node {node_id!r}")
+    _check_acyclic(nodes)
+    _check_plain_json(document, "DAG document")
+    return dict(document)
+
+
+def _check_plain_json(value: Any, where: str) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise ValidationError(f"{where}: key {key!r} is not a string")
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValidationError(f"{where}: {item!r} is not a JSON number")
+        elif item is not None and not isinstance(item, str | int | bool):
+            raise ValidationError(
+                f"{where}: value {item!r} of type {type(item).__name__} is not JSON"
+            )
+
+
+def _check_acyclic(nodes: Mapping[str, Any]) -> None:
+    """Kahn's algorithm; on a cycle, name a node that lies on it."""
+    indegree = {node_id: 0 for node_id in nodes}
+    dependents: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+    for node_id, node in nodes.items():
+        for dep in node.get("deps", []):
+            indegree[node_id] += 1
+            dependents[dep].append(node_id)
+    ready = [node_id for node_id, degree in indegree.items() if degree == 0]
+    while ready:
+        for dependent in dependents[ready.pop()]:
+            indegree[dependent] -= 1
+            if indegree[dependent] == 0:
+                ready.append(dependent)
+    on_cycle = sorted(node_id for node_id, degree in indegree.items() if degree > 0)
+    if on_cycle:
+        raise ValidationError(f"DAG has a cycle through node {on_cycle[0]!r}")
+
+
+def validate_patch(patch: object) -> list[dict[str, Any]]:
+    """Check that ``patch`` is an RFC 6902 JSON Patch (a list of operations)."""
+    if not isinstance(patch, list) or not all(isinstance(op, Mapping) for op in patch):
+        raise ValidationError("JSON Patch must be a list of operation objects")
+    try:
+        jsonpatch.JsonPatch(patch)
+    except (jsonpatch.InvalidJsonPatch, TypeError) as exc:
+        raise ValidationError(f"invalid JSON Patch: {exc}") from exc
+    for op in patch:
+        _check_plain_json(op, f"JSON Patch operation {op.get('op')!r}")
+    return [dict(op) for op in patch]
+
+
+def apply_patch(document: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Apply ``patch`` to a copy of ``document``; ``ValidationError`` when it does not apply."""
+    try:
+        return jsonpatch.apply_patch(document, patch, in_place=False)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
+        raise ValidationError(f"JSON Patch does not apply: {exc}") from exc
+
+
+def make_patch(source: dict[str, Any], target: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON Patch that turns ``source`` into ``target``."""
+    return list(jsonpatch.make_patch(source, target))

@@ -1,0 +1,37 @@
+"""The domain error tree.
+
+Every error the core raises on purpose is an ``OrchestratorError``::
+
+    OrchestratorError
+    ├── NotFoundError        an id, hash or tag that does not exist
+    ├── ConflictError        a compare-and-swap lost (or an expectation did not hold)
+    ├── ValidationError      bad input, rejected before anything changed
+    ├── IntegrityError       stored bytes do not match their content id
+    └── StorageBusyError     the database stayed locked past the retry budget
+
+Messages always name the offending value, so adapters can show them as they are.
+"""
+
+
+class OrchestratorError(Exception):
+    """Base class of every domain error."""
+
+
+class NotFoundError(OrchestratorError):
+    """The named artifact, blob, tag or run does not exist."""
+
+
+class ConflictError(OrchestratorError):
+    """A compare-and-swap lost: the state changed since the caller last read it."""
+
+
+class ValidationError(OrchestratorError, ValueError):
+    """The input is malformed; nothing was changed."""
+
+
+class IntegrityError(OrchestratorError):
+    """Bytes on disk do not hash to the id they are stored under."""
+
+
+class StorageBusyError(OrchestratorError):
+    """The database stayed locked by other processes past the retry budget."""

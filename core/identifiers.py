@@ -1,0 +1,60 @@
+"""Validation of the identifiers users hand us: tag names, content ids, artifact ids."""
+
+import re
+import uuid
+
+from core.errors import ValidationError
+
+TAG_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+CAS_ID_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
+VERSION_HASH_PATTERN = CAS_ID_PATTERN
+
+
+def check_tag_name(name: object) -> str:
+    """Return ``name`` if it is a valid tag name, else raise ``ValidationError``."""
+    if (
+        not isinstance(name, str)
+        or TAG_NAME_PATTERN.fullmatch(name) is None
+        or ".." in name
+        or "//" in name
+    ):
+        raise ValidationError(
+            f"invalid tag name {name!r}: must match {TAG_NAME_PATTERN.pattern} "
+            "with no '..' and no '//'"
+        )
+    return name
+
+
+def check_cas_id(cas_id: object) -> str:
+    """Return ``cas_id`` if it has the form ``sha256:<64 lowercase hex>``."""
+    if not isinstance(cas_id, str) or CAS_ID_PATTERN.fullmatch(cas_id) is None:
+        raise ValidationError(f"invalid cas id {cas_id!r}: expected 'sha256:<64 lowercase hex>'")
+    return cas_id
+
+
+def check_version_hash(version_hash: object) -> str:
+    """Return ``version_hash`` if it has the form ``sha256:<64 lowercase hex>``."""
+    if not isinstance(version_hash, str) or VERSION_HASH_PATTERN.fullmatch(version_hash) is None:
+        raise ValidationError(
+            f"invalid version hash {version_hash!r}: expected 'sha256:<64 lowercase hex>'"
+        )
+    return version_hash
+
+
+def check_artifact_id(artifact_id: object) -> uuid.UUID:
+    """Return ``artifact_id`` as a UUID (accepting its string form)."""
+    if isinstance(artifact_id, uuid.UUID):
+        return artifact_id
+    if isinstance(artifact_id, str):
+        try:
+            return uuid.UUID(artifact_id)
+        except ValueError:
+            pass
+    raise ValidationError(f"invalid artifact id {artifact_id!r}: expected a UUID")
+
+
+def check_run_id(run_id: object) -> str:
+    """Return ``run_id`` if it is a non-empty printable string of at most 200 characters."""
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 200 or not run_id.isprintable():
+        raise ValidationError(f"invalid run id {run_id!r}: expected 1-200 printable characters")
+    return run_id

@@ -1,0 +1,8 @@
+"""Repositories: SQL only, no decisions. They flush; the unit of work commits."""
+
+from core.repository.artifact import ArtifactRepository
+from core.repository.cas_blob import CasBlobRepository
+from core.repository.run import RunRepository
+from core.repository.tag import TagRepository
+
+__all__ = ["ArtifactRepository", "CasBlobRepository", "RunRepository", "TagRepository"]

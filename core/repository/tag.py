@@ -1,0 +1,171 @@
+"""SQL for tags and their append-only history.
+
+A move is one conditional ``UPDATE ... RETURNING`` (or an ``INSERT ... ON CONFLICT DO
+NOTHING RETURNING`` for a name never used): no row back means the swap lost. The history
+row is inserted after the tag row is written, so on Postgres the row lock orders one
+tag's moves and their ids follow their commit order.
+"""
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from core.domain import ArtifactKind, Tag, TagMove
+from core.models import TagMoveRow, TagRow, tag_move_id_seq
+from core.repository.clock import aware, utc_now
+
+tags = TagRow.__table__
+moves = TagMoveRow.__table__
+
+
+def _to_tag(row: Row[Any]) -> Tag:
+    return Tag(
+        name=row.name,
+        target_kind=ArtifactKind(row.target_kind),
+        target_id=row.target_id,
+        revision=row.revision,
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
+        updated_by=row.updated_by,
+    )
+
+
+def _to_move(row: Row[Any]) -> TagMove:
+    return TagMove(
+        id=row.id,
+        tag_name=row.tag_name,
+        from_target_id=row.from_target_id,
+        to_target_id=row.to_target_id,
+        revision=row.revision,
+        moved_at=aware(row.moved_at),
+        moved_by=row.moved_by,
+        reason=row.reason,
+        run_id=row.run_id,
+    )
+
+
+class TagRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, name: str) -> Tag | None:
+        """The live tag called ``name`` (``None`` if absent or deleted)."""
+        row = self._session.execute(
+            select(tags).where(tags.c.name == name, tags.c.target_id.is_not(None))
+        ).first()
+        return None if row is None else _to_tag(row)
+
+    def revision(self, name: str) -> int:
+        """How many moves ``name`` has had (0 if never created), deleted or not."""
+        revision = self._session.scalar(select(tags.c.revision).where(tags.c.name == name))
+        return revision or 0
+
+    def list_live(self) -> list[Tag]:
+        rows = self._session.execute(
+            select(tags).where(tags.c.target_id.is_not(None)).order_by(tags.c.name)
+        ).all()
+        return [_to_tag(row) for row in rows]
+
+    def insert(
+        self, name: str, target_id: uuid.UUID, target_kind: ArtifactKind, updated_by: str | None
+    ) -> Tag | None:
+        """Create a never-used name at revision 1; ``None`` if the name has a row."""
+        now = utc_now()
+        row = self._session.execute(
+            insert(tags)
+            .values(
+                name=name,
+                target_id=target_id,
+                target_kind=target_kind.value,
+                revision=1,
+                created_at=now,
+                updated_at=now,
+                updated_by=updated_by,
+            )
+            .on_conflict_do_nothing(index_elements=[tags.c.name])
+            .returning(*tags.c)
+        ).first()
+        return None if row is None else _to_tag(row)
+
+    def swap(
+        self,
+        name: str,
+        *,
+        expected_target_id: uuid.UUID | None,
+        expected_revision: int | None,
+        new_target_id: uuid.UUID | None,
+        new_target_kind: ArtifactKind | None,
+        updated_by: str | None,
+    ) -> int | None:
+        """Point ``name`` at ``new_target_id`` if it still points at ``expected_target_id``
+        (and has ``expected_revision``, when given). Returns the new revision, or ``None``
+        when the swap lost. A ``None`` target is a deleted tag."""
+        expected = (
+            tags.c.target_id.is_(None)
+            if expected_target_id is None
+            else tags.c.target_id == expected_target_id
+        )
+        conditions = [tags.c.name == name, expected]
+        if expected_revision is not None:
+            conditions.append(tags.c.revision == expected_revision)
+        now = utc_now()
+        values: dict[str, Any] = {
+            "target_id": new_target_id,
+            "target_kind": None if new_target_kind is None else new_target_kind.value,
+            "revision": tags.c.revision + 1,
+            "updated_at": now,
+            "updated_by": updated_by,
+        }
+        if expected_target_id is None:
+            values["created_at"] = now
+        return self._session.scalar(
+            tags.update().where(*conditions).values(**values).returning(tags.c.revision)
+        )
+
+    def append_move(
+        self,
+        name: str,
+        *,
+        from_target_id: uuid.UUID | None,
+        to_target_id: uuid.UUID | None,
+        revision: int,
+        moved_by: str | None,
+        reason: str | None,
+        run_id: str | None,
+    ) -> TagMove:
+        row = self._session.execute(
+            insert(moves)
+            .values(
+                id=tag_move_id_seq.next_value(),
+                tag_name=name,
+                from_target_id=from_target_id,
+                to_target_id=to_target_id,
+                revision=revision,
+                moved_at=utc_now(),
+                moved_by=moved_by,
+                reason=reason,
+                run_id=run_id,
+            )
+            .returning(*moves.c)
+        ).one()
+        return _to_move(row)
+
+    def history(self, name: str) -> list[TagMove]:
+        """Every move of ``name``, oldest first."""
+        rows = self._session.execute(
+            select(moves).where(moves.c.tag_name == name).order_by(moves.c.id)
+        ).all()
+        return [_to_move(row) for row in rows]
+
+    def moves_after(self, name: str, after_id: int, limit: int) -> list[TagMove]:
+        """Moves of ``name`` with an id above ``after_id``, oldest first (a sensor's poll)."""
+        rows = self._session.execute(
+            select(moves)
+            .where(moves.c.tag_name == name, moves.c.id > after_id)
+            .order_by(moves.c.id)
+            .limit(limit)
+        ).all()
+        return [_to_move(row) for row in rows]

@@ -1,0 +1,94 @@
+"""Content-addressed storage: bytes in the blob store, one catalog row per blob."""
+
+import hashlib
+import io
+from typing import BinaryIO
+
+from core.blobstore import BlobStore
+from core.domain import Blob
+from core.errors import IntegrityError, NotFoundError, ValidationError
+from core.identifiers import check_cas_id
+from core.uow import UnitOfWorkFactory
+
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+
+
+def _check_media_type(media_type: object) -> str:
+    if (
+        not isinstance(media_type, str)
+        or not 0 < len(media_type) <= 255
+        or "/" not in media_type
+        or not media_type.isprintable()
+    ):
+        raise ValidationError(f"invalid media type {media_type!r}: expected 'type/subtype'")
+    return media_type
+
+
+class CasService:
+    """Stores and returns bytes by their sha256; every read is verified."""
+
+    def __init__(self, uow: UnitOfWorkFactory, blobs: BlobStore) -> None:
+        self._uow = uow
+        self._blobs = blobs
+
+    @staticmethod
+    def compute_hash(content: bytes) -> str:
+        """The cas id of ``content``: ``sha256:<64 lowercase hex>``."""
+        return "sha256:" + hashlib.sha256(content).hexdigest()
+
+    def store_content(self, content: bytes, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
+        """Store ``content`` once (durably, atomically) and return its cas id."""
+        if not isinstance(content, bytes | bytearray | memoryview):
+            raise ValidationError(f"content must be bytes, got {type(content).__name__}")
+        _check_media_type(media_type)
+        cas_id = self.compute_hash(content)
+        self._blobs.put_bytes(cas_id, content)
+        with self._uow() as uow:
+            uow.blobs.add(cas_id, len(content), media_type)
+        return cas_id
+
+    def store_stream(self, stream: BinaryIO, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
+        """Store a binary file-like object of any size in bounded memory."""
+        if isinstance(stream, io.TextIOBase) or not callable(getattr(stream, "read", None)):
+            raise ValidationError(
+                f"stream must be a binary file-like object, got {type(stream).__name__}"
+            )
+        _check_media_type(media_type)
+        cas_id, size = self._blobs.put_stream(stream)
+        with self._uow() as uow:
+            uow.blobs.add(cas_id, size, media_type)
+        return cas_id
+
+    def get_content(self, cas_id: str) -> bytes:
+        """The bytes stored under ``cas_id``, verified against it."""
+        check_cas_id(cas_id)
+        try:
+            content = self._blobs.read(cas_id)
+        except FileNotFoundError:
+            if self.get_blob(cas_id, missing_ok=True) is not None:
+                raise IntegrityError(
+                    f"blob {cas_id} is in the catalog but its bytes are missing "
+                    f"from {self._blobs.path(cas_id)}"
+                ) from None
+            raise NotFoundError(f"blob {cas_id} not found") from None
+        actual = self.compute_hash(content)
+        if actual != cas_id:
+            raise IntegrityError(
+                f"blob {cas_id} is corrupt: its bytes at {self._blobs.path(cas_id)} "
+                f"hash to {actual}"
+            )
+        return content
+
+    def get_blob(self, cas_id: str, *, missing_ok: bool = False) -> Blob | None:
+        """The catalog entry of ``cas_id`` (size, media type)."""
+        check_cas_id(cas_id)
+        with self._uow() as uow:
+            blob = uow.blobs.get(cas_id)
+        if blob is None and not missing_ok:
+            raise NotFoundError(f"blob {cas_id} not found")
+        return blob
+
+    def exists(self, cas_id: str) -> bool:
+        """Whether ``cas_id`` is in the catalog with its bytes on disk."""
+        check_cas_id(cas_id)
+        return self._blobs.exists(cas_id) and self.get_blob(cas_id, missing_ok=True) is not None

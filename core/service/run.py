@@ -1,0 +1,95 @@
+"""Runs: a snapshot pinned to the tag's target when the run begins, and its status."""
+
+from datetime import UTC, datetime
+
+from core.dag import SNAPSHOT_MEDIA_TYPE, canonical_json
+from core.domain import Run, RunStatus
+from core.errors import ConflictError, NotFoundError, ValidationError
+from core.identifiers import check_run_id, check_tag_name
+from core.service.artifact import ArtifactService
+from core.service.cas import CasService
+from core.service.tag import TagService
+from core.uow import UnitOfWorkFactory
+
+FINAL_STATUSES = frozenset(RunStatus) - {RunStatus.STARTED}
+
+
+class _RunExists(Exception):
+    """Another caller recorded this run id first; our snapshot is rolled back."""
+
+
+class RunService:
+    """Records runs; ``create_run`` is idempotent per run id, across processes."""
+
+    def __init__(
+        self, uow: UnitOfWorkFactory, cas: CasService, artifacts: ArtifactService, tags: TagService
+    ) -> None:
+        self._uow = uow
+        self._cas = cas
+        self._artifacts = artifacts
+        self._tags = tags
+
+    def create_run(self, run_id: str, tag: str = "main", *, job_name: str | None = None) -> Run:
+        """Pin ``run_id`` to ``tag``'s current target (once: later calls return that pin)."""
+        check_run_id(run_id)
+        check_tag_name(tag)
+        if job_name is not None and (not isinstance(job_name, str) or len(job_name) > 255):
+            raise ValidationError(f"invalid job name {job_name!r}")
+        try:
+            with self._uow() as uow:
+                existing = uow.runs.get(run_id)
+                if existing is not None:
+                    return existing
+                base = self._artifacts.get_by_id(self._tags.get_tag(tag).target_id)
+                snapshot = {
+                    "run_id": run_id,
+                    "tag": tag,
+                    "base_id": str(base.id),
+                    "base_version_hash": base.version_hash,
+                    "job": job_name,
+                    "started_at": datetime.now(UTC).isoformat(),
+                }
+                cas_id = self._cas.store_content(canonical_json(snapshot), SNAPSHOT_MEDIA_TYPE)
+                snapshot_id = self._artifacts.create_run_snapshot(
+                    run_id, cas_id, parent_id=base.id, created_by=job_name
+                )
+                run = uow.runs.insert(
+                    run_id,
+                    snapshot_id=snapshot_id,
+                    base_id=base.id,
+                    tag=tag,
+                    job_name=job_name,
+                    status=RunStatus.STARTED.value,
+                )
+                if run is None:
+                    raise _RunExists
+                return run
+        except _RunExists:
+            return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        check_run_id(run_id)
+        with self._uow() as uow:
+            run = uow.runs.get(run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id!r} not found")
+        return run
+
+    def finish_run(self, run_id: str, status: str) -> Run:
+        """Record a final status; finishing again with the same status changes nothing."""
+        check_run_id(run_id)
+        if status not in FINAL_STATUSES:
+            raise ValidationError(
+                f"invalid run status {status!r}: expected one of {sorted(FINAL_STATUSES)}"
+            )
+        with self._uow() as uow:
+            run = uow.runs.get(run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id!r} not found")
+            if run.status == status:
+                return run
+            if run.status != RunStatus.STARTED:
+                raise ConflictError(f"run {run_id!r} already finished as {run.status!r}")
+            finished = uow.runs.set_status(run_id, status, finished=True)
+            assert finished is not None
+            return finished

@@ -1,0 +1,202 @@
+"""Tags: named pointers with compare-and-swap moves and an append-only history."""
+
+import uuid
+
+from core.domain import Artifact, Tag, TagMove
+from core.errors import ConflictError, NotFoundError, ValidationError
+from core.identifiers import check_artifact_id, check_run_id, check_tag_name
+from core.uow import UnitOfWork, UnitOfWorkFactory
+
+MAX_MOVES_PER_POLL = 1000
+MAX_SWAP_ATTEMPTS = 100
+"""An unconditional move retries its compare-and-swap this often against racing writers."""
+
+
+def _check_text(field: str, value: object, limit: int) -> None:
+    if value is not None and (not isinstance(value, str) or len(value) > limit or "\x00" in value):
+        raise ValidationError(f"invalid {field} {value!r}: expected at most {limit} characters")
+
+
+def _check_move_fields(moved_by: object, reason: object, run_id: object) -> None:
+    _check_text("moved_by", moved_by, 255)
+    _check_text("reason", reason, 10_000)
+    if run_id is not None:
+        check_run_id(run_id)
+
+
+class TagService:
+    """Every move is a compare-and-swap that appends one history row in its transaction.
+
+    A move that would leave the tag where it is records nothing. A deleted tag keeps its
+    history, and its revision keeps counting when the name is created again.
+    """
+
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    def create_tag(
+        self,
+        name: str,
+        target_id: uuid.UUID,
+        *,
+        moved_by: str | None = None,
+        reason: str | None = None,
+        run_id: str | None = None,
+    ) -> Tag:
+        """Create ``name`` at ``target_id``; ``ConflictError`` if it exists."""
+        with self._uow() as uow:
+            if not self.compare_and_swap(
+                name, None, target_id, moved_by=moved_by, reason=reason, run_id=run_id
+            ):
+                raise ConflictError(f"tag {name!r} already exists")
+            return self._live(uow, name)
+
+    def move_tag(
+        self,
+        name: str,
+        target_id: uuid.UUID,
+        *,
+        moved_by: str | None = None,
+        reason: str | None = None,
+        run_id: str | None = None,
+    ) -> Tag:
+        """Move the existing tag ``name`` to ``target_id`` (``NotFoundError`` if absent)."""
+        target_id = check_artifact_id(target_id)
+        return self._force(name, target_id, moved_by, reason, run_id, must_exist=True)
+
+    def create_or_move_tag(
+        self,
+        name: str,
+        target_id: uuid.UUID,
+        *,
+        moved_by: str | None = None,
+        reason: str | None = None,
+        run_id: str | None = None,
+    ) -> Tag:
+        """Point ``name`` at ``target_id``, creating it if needed."""
+        target_id = check_artifact_id(target_id)
+        return self._force(name, target_id, moved_by, reason, run_id, must_exist=False)
+
+    def delete_tag(
+        self, name: str, *, moved_by: str | None = None, reason: str | None = None
+    ) -> None:
+        """Delete ``name``: a move to no target, so its history and revision survive."""
+        self._force(name, None, moved_by, reason, None, must_exist=True)
+
+    def get_tag(self, name: str) -> Tag:
+        check_tag_name(name)
+        with self._uow() as uow:
+            return self._live(uow, name)
+
+    def list_tags(self) -> list[Tag]:
+        with self._uow() as uow:
+            return uow.tags.list_live()
+
+    def get_history(self, name: str) -> list[TagMove]:
+        """Every move of ``name``, oldest first (deleted tags included)."""
+        check_tag_name(name)
+        with self._uow() as uow:
+            return uow.tags.history(name)
+
+    def get_moves_after(
+        self, name: str, after_move_id: int, *, limit: int = MAX_MOVES_PER_POLL
+    ) -> list[TagMove]:
+        """Moves of ``name`` newer than ``after_move_id``, oldest first: a sensor's poll."""
+        check_tag_name(name)
+        if not isinstance(after_move_id, int) or after_move_id < 0:
+            raise ValidationError(f"invalid move id {after_move_id!r}: expected an int >= 0")
+        with self._uow() as uow:
+            return uow.tags.moves_after(name, after_move_id, limit)
+
+    def compare_and_swap(
+        self,
+        name: str,
+        expected_target_id: uuid.UUID | None,
+        new_target_id: uuid.UUID | None,
+        *,
+        moved_by: str | None = None,
+        reason: str | None = None,
+        run_id: str | None = None,
+        expected_revision: int | None = None,
+    ) -> bool:
+        """Move ``name`` from ``expected_target_id`` to ``new_target_id``; ``False`` if lost.
+
+        ``expected_target_id=None`` means the tag must not exist yet; ``new_target_id=None``
+        deletes it. With ``expected_revision`` the tag must also be at that revision.
+        """
+        check_tag_name(name)
+        expected = None if expected_target_id is None else check_artifact_id(expected_target_id)
+        new = None if new_target_id is None else check_artifact_id(new_target_id)
+        if expected_revision is not None and (
+            type(expected_revision) is not int or expected_revision < 0
+        ):
+            raise ValidationError(f"invalid expected revision {expected_revision!r}")
+        _check_move_fields(moved_by, reason, run_id)
+        if expected is None and new is None:
+            return False
+        with self._uow() as uow:
+            target = None if new is None else self._artifact(uow, new)
+            revision = uow.tags.swap(
+                name,
+                expected_target_id=expected,
+                expected_revision=expected_revision,
+                new_target_id=new,
+                new_target_kind=target and target.kind,
+                updated_by=moved_by,
+            )
+            if revision is None and expected is None and expected_revision in (None, 0):
+                assert target is not None
+                created = uow.tags.insert(name, target.id, target.kind, moved_by)
+                revision = created and created.revision
+            if revision is None:
+                return False
+            uow.tags.append_move(
+                name,
+                from_target_id=expected,
+                to_target_id=new,
+                revision=revision,
+                moved_by=moved_by,
+                reason=reason,
+                run_id=run_id,
+            )
+            return True
+
+    def _force(
+        self,
+        name: str,
+        target_id: uuid.UUID | None,
+        moved_by: str | None,
+        reason: str | None,
+        run_id: str | None,
+        *,
+        must_exist: bool,
+    ) -> Tag | None:
+        """Swap from whatever the tag points at now, retrying when another writer wins."""
+        check_tag_name(name)
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            with self._uow() as uow:
+                current = uow.tags.get(name)
+                if current is None and must_exist:
+                    raise NotFoundError(f"tag {name!r} not found")
+                if current is not None and current.target_id == target_id:
+                    return current
+                expected = None if current is None else current.target_id
+                if self.compare_and_swap(
+                    name, expected, target_id, moved_by=moved_by, reason=reason, run_id=run_id
+                ):
+                    return None if target_id is None else self._live(uow, name)
+        raise ConflictError(
+            f"tag {name!r} kept moving under {MAX_SWAP_ATTEMPTS} attempts to move it"
+        )
+
+    def _live(self, uow: UnitOfWork, name: str) -> Tag:
+        tag = uow.tags.get(name)
+        if tag is None:
+            raise NotFoundError(f"tag {name!r} not found")
+        return tag
+
+    def _artifact(self, uow: UnitOfWork, artifact_id: uuid.UUID) -> Artifact:
+        artifact = uow.artifacts.get(artifact_id)
+        if artifact is None:
+            raise NotFoundError(f"artifact {artifact_id} not found")
+        return artifact

@@ -1,0 +1,220 @@
+"""Workflows: commit DAG documents and patches as versions and move their tag."""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from core.dag import (
+    DAG_MEDIA_TYPE,
+    PATCH_MEDIA_TYPE,
+    apply_patch,
+    canonical_json,
+    validate_dag,
+    validate_patch,
+)
+from core.domain import CreateWorkflowRequest, CreateWorkflowResponse
+from core.errors import ConflictError, NotFoundError, ValidationError
+from core.identifiers import check_tag_name
+from core.service.artifact import ArtifactService
+from core.service.cas import CasService
+from core.service.tag import MAX_SWAP_ATTEMPTS, TagService
+from core.uow import UnitOfWorkFactory
+
+DEFAULT_COMPACTION_BOUND = 32
+"""Patch sets allowed above a ``dag_version`` before a commit writes a full version."""
+
+
+class _LostRace(Exception):
+    """Another writer moved the tag between our read and our compare-and-swap."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A new DAG document to commit, with the patch that produced it (if any)."""
+
+    document: dict[str, Any]
+    patch: list[dict[str, Any]] | None
+
+
+class WorkflowService:
+    """Composes CAS, artifacts and tags: store, version and move in one transaction."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        cas: CasService,
+        artifacts: ArtifactService,
+        tags: TagService,
+        *,
+        compaction_bound: int = DEFAULT_COMPACTION_BOUND,
+    ) -> None:
+        self._uow = uow
+        self._cas = cas
+        self._artifacts = artifacts
+        self._tags = tags
+        self._compaction_bound = compaction_bound
+
+    def create_workflow(self, request: CreateWorkflowRequest) -> CreateWorkflowResponse:
+        """Commit ``request.dag`` as the tag's new version, parented on its current target.
+
+        Content equal to the tag's current document changes nothing (``changed=False``).
+        """
+        if not isinstance(request, CreateWorkflowRequest):
+            raise ValidationError(f"expected a CreateWorkflowRequest, got {request!r}")
+        check_tag_name(request.tag)
+        document = validate_dag(request.dag)
+
+        return self._commit(
+            _Commit(
+                tag=request.tag,
+                change=lambda _current: Change(document, None),
+                default_reason="create_workflow",
+                name=request.name,
+                expected_revision=request.expected_revision,
+                created_by=request.created_by,
+                message=request.message,
+                must_exist=False,
+            )
+        )
+
+    def get_workflow_by_tag(self, tag: str) -> dict[str, Any]:
+        """The resolved DAG document the tag points at."""
+        with self._uow():
+            return self._artifacts.resolve(self._tags.get_tag(tag).target_id)
+
+    def patch_workflow(
+        self,
+        tag: str,
+        patch: list[dict[str, Any]],
+        *,
+        expected_revision: int | None = None,
+        created_by: str | None = None,
+        message: str | None = None,
+        run_id: str | None = None,
+    ) -> CreateWorkflowResponse:
+        """Apply an RFC 6902 patch to the tag's document, record it and move the tag.
+
+        Without ``expected_revision`` a lost race is retried on the new head (a rebase);
+        with it, a moved tag is a ``ConflictError``. A patch whose result is not a valid
+        DAG changes nothing.
+        """
+        check_tag_name(tag)
+        patch = validate_patch(patch)
+
+        def apply(current: dict[str, Any] | None) -> Change:
+            assert current is not None, "patch_workflow requires an existing tag"
+            return Change(validate_dag(apply_patch(current, patch)), patch)
+
+        return self._commit(
+            _Commit(
+                tag=tag,
+                change=apply,
+                default_reason="patch_workflow",
+                expected_revision=expected_revision,
+                created_by=created_by,
+                message=message,
+                run_id=run_id,
+            )
+        )
+
+    def _commit(self, commit: "_Commit") -> CreateWorkflowResponse:
+        if commit.expected_revision is not None and (
+            type(commit.expected_revision) is not int or commit.expected_revision < 0
+        ):
+            raise ValidationError(f"invalid expected revision {commit.expected_revision!r}")
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            try:
+                return self._try_commit(commit)
+            except _LostRace:
+                if commit.expected_revision is not None:
+                    raise ConflictError(
+                        f"tag {commit.tag!r} moved past revision {commit.expected_revision}"
+                    ) from None
+        raise ConflictError(f"tag {commit.tag!r} kept moving under {MAX_SWAP_ATTEMPTS} commits")
+
+    def _try_commit(self, commit: "_Commit") -> CreateWorkflowResponse:
+        """One attempt in one transaction; ``_LostRace`` rolls it back."""
+        with self._uow() as uow:
+            tag = uow.tags.get(commit.tag)
+            revision = tag.revision if tag else uow.tags.revision(commit.tag)
+            if commit.expected_revision not in (None, revision):
+                raise ConflictError(
+                    f"tag {commit.tag!r} is at revision {revision}, not the expected "
+                    f"{commit.expected_revision} (target: {tag and tag.target_id})"
+                )
+            if tag is None and commit.must_exist:
+                raise NotFoundError(f"tag {commit.tag!r} not found")
+            current = None if tag is None else self._artifacts.resolve(tag.target_id)
+            planned = commit.change(current)
+            if tag is not None and planned.document == current:
+                head = self._artifacts.get_by_id(tag.target_id)
+                return CreateWorkflowResponse(
+                    head.id,
+                    head.version_hash,
+                    head.cas_id,
+                    commit.tag,
+                    tag.revision,
+                    changed=False,
+                    from_target_id=tag.target_id,
+                )
+            artifact_id = self._record(commit, planned, tag and tag.target_id)
+            moved = self._tags.compare_and_swap(
+                commit.tag,
+                tag and tag.target_id,
+                artifact_id,
+                moved_by=commit.created_by,
+                reason=commit.message or commit.default_reason,
+                run_id=commit.run_id,
+                expected_revision=revision,
+            )
+            if not moved:
+                raise _LostRace
+            artifact = self._artifacts.get_by_id(artifact_id)
+            return CreateWorkflowResponse(
+                artifact.id,
+                artifact.version_hash,
+                artifact.cas_id,
+                commit.tag,
+                revision + 1,
+                changed=True,
+                from_target_id=tag and tag.target_id,
+            )
+
+    def _record(self, commit: "_Commit", planned: Change, parent_id: uuid.UUID | None) -> uuid.UUID:
+        """Write a patch set, or a full version when there is no head or the chain is long."""
+        metadata = {"message": commit.message} if commit.message else None
+        name = commit.name
+        if name is None:
+            assert parent_id is not None, "a patch always has a head to name it after"
+            name = self._artifacts.get_by_id(parent_id).name
+        if planned.patch is not None and parent_id is not None:
+            chain = self._artifacts.get_patch_chain(parent_id)
+            if len(chain) - 1 < self._compaction_bound:
+                cas_id = self._cas.store_content(canonical_json(planned.patch), PATCH_MEDIA_TYPE)
+                return self._artifacts.create_patch_set(
+                    name,
+                    cas_id,
+                    parent_id=parent_id,
+                    created_by=commit.created_by,
+                    metadata=metadata,
+                )
+        cas_id = self._cas.store_content(canonical_json(planned.document), DAG_MEDIA_TYPE)
+        return self._artifacts.create_dag_version(
+            name, cas_id, parent_id=parent_id, created_by=commit.created_by, metadata=metadata
+        )
+
+
+@dataclass(frozen=True)
+class _Commit:
+    """What a workflow commit wants: which tag, under which expectation, what change."""
+
+    tag: str
+    change: Callable[[dict[str, Any] | None], Change]
+    default_reason: str
+    name: str | None = None
+    expected_revision: int | None = None
+    created_by: str | None = None
+    message: str | None = None
+    run_id: str | None = None
+    must_exist: bool = True

@@ -1,0 +1,33 @@
+"""The unit of work: one transaction and the repositories that share it."""
+
+import contextlib
+from collections.abc import Iterator
+
+from sqlalchemy.orm import Session
+
+from core.db import Database
+from core.repository import ArtifactRepository, CasBlobRepository, RunRepository, TagRepository
+
+
+class UnitOfWork:
+    """Repositories bound to one open transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.blobs = CasBlobRepository(session)
+        self.artifacts = ArtifactRepository(session)
+        self.tags = TagRepository(session)
+        self.runs = RunRepository(session)
+
+
+class UnitOfWorkFactory:
+    """``with uow() as work: ...`` commits when the outermost block exits cleanly and
+    rolls back on any exception. Nested blocks in one thread join the outer transaction,
+    so a use case that calls other services still commits once, all or nothing."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[UnitOfWork]:
+        with self._db.transaction() as session:
+            yield UnitOfWork(session)
