@@ -1,8 +1,8 @@
 """A versioned DAG catalog: content-addressed blobs, immutable versions, movable tags.
 
-    >>> import core
-    >>> with core.connect() as catalog:                      # doctest: +SKIP
-    ...     catalog.workflows.create_workflow(core.CreateWorkflowRequest("etl", dag))
+>>> import core
+>>> with core.connect() as catalog:                      # doctest: +SKIP
+...     catalog.workflows.create_workflow(core.CreateWorkflowRequest("etl", dag))
 """
 
 from core.bootstrap import Services, connect

@@ -37,7 +37,7 @@ T = TypeVar("T")
 class Backoff:
     """Jittered exponential backoff with a total time budget."""
 
-    def __init__(self, budget: float, first: float = 0.002, cap: float = 0.25) -> None:
+    def __init__(self, budget: float, first: float = 0.001, cap: float = 0.025) -> None:
         self._deadline = time.monotonic() + budget
         self._delay = first
         self._cap = cap

@@ -1,0 +1,130 @@
+"""Content-addressed storage on both backends."""
+
+import hashlib
+import io
+import os
+
+import pytest
+
+import core
+from tests.helpers import blob_files, row_counts
+
+
+def test_same_bytes_stored_twice_make_one_file_and_one_row(catalog: core.Services) -> None:
+    first = catalog.cas.store_content(b"hello", "text/plain")
+    second = catalog.cas.store_content(b"hello", "text/plain")
+    assert first == second == "sha256:" + hashlib.sha256(b"hello").hexdigest()
+    assert len(blob_files(catalog)) == 1
+    assert row_counts(catalog)["cas_blobs"] == 1
+    assert catalog.cas.get_content(first) == b"hello"
+    assert catalog.cas.get_blob(first).media_type == "text/plain"
+
+
+def test_empty_content_round_trips(catalog: core.Services) -> None:
+    cas_id = catalog.cas.store_content(b"")
+    assert cas_id == "sha256:" + hashlib.sha256(b"").hexdigest()
+    assert catalog.cas.get_content(cas_id) == b""
+    assert catalog.cas.exists(cas_id)
+
+
+def test_writes_leave_no_temporary_files(catalog: core.Services) -> None:
+    catalog.cas.store_content(os.urandom(1000))
+    catalog.cas.store_stream(io.BytesIO(os.urandom(3 << 20)))
+    assert list((catalog.blob_root / "tmp").iterdir()) == []
+    assert len(blob_files(catalog)) == 2
+
+
+def test_a_flipped_byte_is_detected_on_read(catalog: core.Services) -> None:
+    cas_id = catalog.cas.store_content(b"precious bytes")
+    (path,) = blob_files(catalog)
+    data = bytearray(path.read_bytes())
+    data[3] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(core.IntegrityError, match=cas_id):
+        catalog.cas.get_content(cas_id)
+
+
+def test_missing_bytes_of_a_cataloged_blob_are_an_integrity_error(catalog: core.Services) -> None:
+    cas_id = catalog.cas.store_content(b"soon gone")
+    blob_files(catalog)[0].unlink()
+    with pytest.raises(core.IntegrityError, match="missing"):
+        catalog.cas.get_content(cas_id)
+    assert not catalog.cas.exists(cas_id)
+
+
+def test_storing_again_repairs_a_truncated_blob(catalog: core.Services) -> None:
+    cas_id = catalog.cas.store_content(b"0123456789")
+    blob_files(catalog)[0].write_bytes(b"01234")
+    assert catalog.cas.store_content(b"0123456789") == cas_id
+    assert catalog.cas.get_content(cas_id) == b"0123456789"
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "sha256:../../x",
+        "sha256:" + "A" * 64,
+        "sha256:" + "0" * 63,
+        "md5:" + "0" * 64,
+        "/etc/passwd",
+        "",
+        None,
+    ],
+)
+def test_malformed_ids_are_rejected_before_touching_the_filesystem(
+    catalog: core.Services, bad_id: object
+) -> None:
+    for operation in (catalog.cas.get_content, catalog.cas.exists, catalog.cas.get_blob):
+        with pytest.raises(core.ValidationError, match="invalid cas id"):
+            operation(bad_id)  # type: ignore[arg-type]
+
+
+def test_unknown_id_is_not_found(catalog: core.Services) -> None:
+    unknown = "sha256:" + "0" * 64
+    with pytest.raises(core.NotFoundError, match=unknown):
+        catalog.cas.get_content(unknown)
+    assert not catalog.cas.exists(unknown)
+
+
+def test_store_stream_matches_store_content(catalog: core.Services) -> None:
+    payload = os.urandom((5 << 20) + 17)
+    streamed = catalog.cas.store_stream(io.BytesIO(payload), "application/x-test")
+    assert streamed == catalog.cas.compute_hash(payload)
+    assert catalog.cas.store_content(payload) == streamed
+    assert catalog.cas.get_content(streamed) == payload
+    assert catalog.cas.get_blob(streamed).size == len(payload)
+    assert len(blob_files(catalog)) == 1
+
+
+def test_store_stream_accepts_objects_without_readinto(catalog: core.Services) -> None:
+    class Chunks:
+        def __init__(self, parts: list[bytes]) -> None:
+            self._parts = parts
+
+        def read(self, size: int = -1) -> bytes:
+            return self._parts.pop(0) if self._parts else b""
+
+    cas_id = catalog.cas.store_stream(Chunks([b"ab", b"cd", b"ef"]))  # type: ignore[arg-type]
+    assert catalog.cas.get_content(cas_id) == b"abcdef"
+
+
+@pytest.mark.parametrize("content", ["text", 42, None, [b"x"]])
+def test_non_bytes_content_is_rejected(catalog: core.Services, content: object) -> None:
+    before = row_counts(catalog)
+    with pytest.raises(core.ValidationError, match=type(content).__name__):
+        catalog.cas.store_content(content)  # type: ignore[arg-type]
+    assert row_counts(catalog) == before
+
+
+@pytest.mark.parametrize("media_type", ["", "plain", "a/b\x00", 7, "x/" + "y" * 300])
+def test_bad_media_types_are_rejected(catalog: core.Services, media_type: object) -> None:
+    before = row_counts(catalog)
+    with pytest.raises(core.ValidationError, match="media type"):
+        catalog.cas.store_content(b"x", media_type)  # type: ignore[arg-type]
+    assert row_counts(catalog) == before
+    assert blob_files(catalog) == []
+
+
+def test_text_streams_are_rejected(catalog: core.Services) -> None:
+    with pytest.raises(core.ValidationError, match="StringIO"):
+        catalog.cas.store_stream(io.StringIO("text"))  # type: ignore[arg-type]

@@ -1,0 +1,129 @@
+"""DuckDB admits one process at a time: waiting, giving up, and never losing a row."""
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pytest
+
+import core
+from tests import workers
+from tests.helpers import DAG
+
+
+@pytest.fixture
+def duckdb_catalog(tmp_path: Path):  # type: ignore[no-untyped-def]
+    url = f"duckdb:///{tmp_path / 'catalog.duckdb'}"
+    with core.connect(url, tmp_path / "blobs") as catalog:
+        catalog.workflows.create_workflow(core.CreateWorkflowRequest("etl", DAG))
+        yield catalog
+
+
+def hold_raw_duckdb(path: str, seconds: float) -> subprocess.Popen[str]:
+    """A process outside our lock that keeps the DuckDB file open for ``seconds``."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+            " time.sleep(float(sys.argv[2])); c.close()",
+            path,
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def hold_catalog_lock(url: str, seconds: float, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """Another process of ours, inside a transaction (so holding the lock file)."""
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tests.workers import hold_catalog_lock;"
+            " hold_catalog_lock(sys.argv[1], float(sys.argv[2]), sys.argv[3])",
+            url,
+            str(seconds),
+            str(ready),
+        ],
+        cwd=Path(__file__).parent.parent,
+    )
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert holder.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    return holder
+
+
+@pytest.mark.slow
+def test_waits_for_a_foreign_process_holding_the_file(duckdb_catalog: core.Services) -> None:
+    holder = hold_raw_duckdb(duckdb_catalog.database.url.database, 2.0)
+    started = time.monotonic()
+    assert duckdb_catalog.workflows.get_workflow_by_tag("main") == DAG
+    waited = time.monotonic() - started
+    assert holder.wait(10) == 0
+    assert waited > 1.0
+
+
+@pytest.mark.slow
+def test_waits_for_another_catalog_process(duckdb_catalog: core.Services, tmp_path: Path) -> None:
+    holder = hold_catalog_lock(str(duckdb_catalog.database.url), 2.0, tmp_path)
+    started = time.monotonic()
+    duckdb_catalog.workflows.patch_workflow(
+        "main", [{"op": "add", "path": "/nodes/x", "value": {"deps": []}}]
+    )
+    waited = time.monotonic() - started
+    assert holder.wait(10) == 0
+    assert waited > 1.0
+    assert "x" in duckdb_catalog.workflows.get_workflow_by_tag("main")["nodes"]
+
+
+@pytest.mark.slow
+def test_gives_up_past_the_budget(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'catalog.duckdb'}"
+    core.connect(url, tmp_path / "blobs").close()
+    with core.connect(url, tmp_path / "blobs", busy_timeout=0.5) as impatient:
+        holder = hold_catalog_lock(url, 3.0, tmp_path)
+        with pytest.raises(core.StorageBusyError, match=r"catalog\.duckdb"):
+            impatient.tags.list_tags()
+        holder.wait(10)
+        raw = hold_raw_duckdb(str(tmp_path / "catalog.duckdb"), 3.0)
+        with pytest.raises(core.StorageBusyError, match=r"catalog\.duckdb"):
+            impatient.tags.list_tags()
+        raw.wait(10)
+        assert impatient.tags.list_tags() == []
+
+
+@pytest.mark.slow
+def test_no_committed_row_is_lost_across_processes(duckdb_catalog: core.Services) -> None:
+    processes, rows = 4, 60
+    target = str(duckdb_catalog.tags.get_tag("main").target_id)
+    url = str(duckdb_catalog.database.url)
+    start_at = time.time() + 2.0
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+        futures = [
+            pool.submit(
+                workers.write_and_read_back,
+                url,
+                str(duckdb_catalog.blob_root),
+                worker,
+                rows,
+                target,
+                start_at,
+            )
+            for worker in range(processes)
+        ]
+        missing = [name for future in futures for name in future.result()]
+    assert missing == []
+    names = {tag.name for tag in duckdb_catalog.tags.list_tags()}
+    expected = {f"w{w}/row-{i}" for w in range(processes) for i in range(rows)}
+    assert expected <= names
+    assert len(names) == processes * rows + 1

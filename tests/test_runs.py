@@ -1,0 +1,105 @@
+"""Runs: pinned snapshots, idempotent creation across processes, final status."""
+
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pytest
+
+import core
+from tests import workers
+from tests.helpers import DAG, row_counts
+
+
+@pytest.fixture
+def main_tag(catalog: core.Services) -> core.CreateWorkflowResponse:
+    return catalog.workflows.create_workflow(core.CreateWorkflowRequest("etl", DAG))
+
+
+def test_create_run_pins_the_tags_target(
+    catalog: core.Services, main_tag: core.CreateWorkflowResponse
+) -> None:
+    run = catalog.runs.create_run("run-1", "main", job_name="nightly")
+    assert (run.run_id, run.tag, run.base_id, run.status) == (
+        "run-1",
+        "main",
+        main_tag.artifact_id,
+        "started",
+    )
+    snapshot = catalog.artifacts.get_by_id(run.snapshot_id)
+    assert snapshot.kind is core.ArtifactKind.RUN_SNAPSHOT
+    assert snapshot.parent_id == main_tag.artifact_id
+    content = json.loads(catalog.cas.get_content(snapshot.cas_id))
+    assert content["run_id"] == "run-1"
+    assert content["tag"] == "main"
+    assert content["job"] == "nightly"
+    assert content["base_version_hash"] == main_tag.version_hash
+    assert "started_at" in content
+    assert catalog.artifacts.resolve(run.snapshot_id) == DAG
+
+
+def test_the_pin_survives_later_moves(
+    catalog: core.Services, main_tag: core.CreateWorkflowResponse
+) -> None:
+    run = catalog.runs.create_run("run-1")
+    catalog.workflows.patch_workflow(
+        "main", [{"op": "add", "path": "/nodes/late", "value": {"deps": []}}]
+    )
+    again = catalog.runs.create_run("run-1")
+    assert again == run
+    assert catalog.artifacts.resolve(again.snapshot_id) == DAG
+
+
+def test_finish_run(catalog: core.Services, main_tag: core.CreateWorkflowResponse) -> None:
+    catalog.runs.create_run("run-1")
+    finished = catalog.runs.finish_run("run-1", "success")
+    assert finished.status == "success"
+    assert finished.finished_at is not None
+    assert catalog.runs.finish_run("run-1", "success") == finished
+    with pytest.raises(core.ConflictError, match="already finished as 'success'"):
+        catalog.runs.finish_run("run-1", "failure")
+    assert catalog.runs.get_run("run-1") == finished
+
+
+def test_run_errors_change_nothing(
+    catalog: core.Services, main_tag: core.CreateWorkflowResponse
+) -> None:
+    before = row_counts(catalog)
+    with pytest.raises(core.NotFoundError, match="'ghost'"):
+        catalog.runs.create_run("run-1", "ghost")
+    with pytest.raises(core.ValidationError, match="tag name 'a//b'"):
+        catalog.runs.create_run("run-1", "a//b")
+    with pytest.raises(core.ValidationError, match="run id ''"):
+        catalog.runs.create_run("")
+    with pytest.raises(core.NotFoundError, match="'nope'"):
+        catalog.runs.get_run("nope")
+    with pytest.raises(core.NotFoundError, match="'nope'"):
+        catalog.runs.finish_run("nope", "success")
+    catalog.runs.create_run("run-1")
+    with pytest.raises(core.ValidationError, match="'done'"):
+        catalog.runs.finish_run("run-1", "done")
+    with pytest.raises(core.ValidationError, match="'started'"):
+        catalog.runs.finish_run("run-1", "started")
+    assert row_counts(catalog)["runs"] == before["runs"] + 1
+
+
+@pytest.mark.slow
+def test_concurrent_create_run_returns_one_snapshot(
+    catalog: core.Services,
+    main_tag: core.CreateWorkflowResponse,
+    database_url: str,
+    blob_root: Path,
+) -> None:
+    start_at = time.time() + 2.0
+    with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
+        futures = [
+            pool.submit(workers.create_run, database_url, str(blob_root), "run-x", start_at)
+            for _ in range(4)
+        ]
+        snapshot_ids = {future.result() for future in futures}
+    assert len(snapshot_ids) == 1
+    assert str(catalog.runs.get_run("run-x").snapshot_id) in snapshot_ids
+    assert row_counts(catalog)["runs"] == 1
+    assert row_counts(catalog)["artifacts"] == 2
