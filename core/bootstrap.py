@@ -9,6 +9,7 @@ from core.blobstore import BlobStore
 from core.db import DEFAULT_BUSY_TIMEOUT, Database
 from core.schema import ensure_schema
 from core.service.artifact import ArtifactService
+from core.service.asset import AssetService
 from core.service.cas import CasService
 from core.service.run import RunService
 from core.service.tag import TagService
@@ -30,6 +31,7 @@ class Services:
     tags: TagService
     workflows: WorkflowService
     runs: RunService
+    assets: AssetService
     database: Database
     blob_root: Path
 
@@ -74,12 +76,15 @@ def connect(
     cas = CasService(uow, blobs)
     artifacts = ArtifactService(uow, cas)
     tags = TagService(uow)
+    workflows = WorkflowService(uow, cas, artifacts, tags, compaction_bound=compaction_bound)
+    runs = RunService(uow, cas, artifacts, tags)
     return Services(
         cas=cas,
         artifacts=artifacts,
         tags=tags,
-        workflows=WorkflowService(uow, cas, artifacts, tags, compaction_bound=compaction_bound),
-        runs=RunService(uow, cas, artifacts, tags),
+        workflows=workflows,
+        runs=runs,
+        assets=AssetService(cas, artifacts, workflows, runs),
         database=database,
         blob_root=blobs.root,
     )

@@ -122,3 +122,52 @@ def apply_patch(document: dict[str, Any], patch: list[dict[str, Any]]) -> dict[s
 def make_patch(source: dict[str, Any], target: dict[str, Any]) -> list[dict[str, Any]]:
     """The JSON Patch that turns ``source`` into ``target``."""
     return list(jsonpatch.make_patch(source, target))
+
+
+EMPTY_DAG: dict[str, Any] = {"nodes": {}}
+
+
+def node_value(
+    document: dict[str, Any], node_id: str, partition_key: str | None = None
+) -> dict[str, Any] | None:
+    """The stored-value entry (``cas_id``, ``media_type``, ``size``) of a node or partition."""
+    node = document.get("nodes", {}).get(node_id)
+    if node is None:
+        return None
+    entry = node.get("partitions", {}).get(partition_key) if partition_key is not None else node
+    return entry if entry and "cas_id" in entry else None
+
+
+def with_node_value(
+    document: dict[str, Any],
+    node_id: str,
+    value: dict[str, Any],
+    *,
+    deps: list[str],
+    partition_key: str | None = None,
+    code_version: str | None = None,
+) -> dict[str, Any]:
+    """A copy of ``document`` where ``node_id`` (or its partition) holds ``value``.
+
+    The node's deps are replaced by ``deps``; a dep the document does not know yet is
+    added as a node with no value, so the result stays a valid DAG.
+    """
+    nodes = dict(document.get("nodes", {}))
+    for dep in deps:
+        nodes.setdefault(dep, {"deps": []})
+    node = dict(nodes.get(node_id, {}))
+    node["deps"] = sorted(set(deps))
+    if code_version is not None:
+        node["code_version"] = code_version
+    if partition_key is None:
+        node.update(value)
+    else:
+        node["partitions"] = {**node.get("partitions", {}), partition_key: dict(value)}
+    nodes[node_id] = node
+    return {**document, "nodes": nodes}
+
+
+def changed_nodes(before: dict[str, Any], after: dict[str, Any]) -> frozenset[str]:
+    """Nodes added, removed or changed between two DAG documents."""
+    old, new = before.get("nodes", {}), after.get("nodes", {})
+    return frozenset(node for node in old.keys() | new.keys() if old.get(node) != new.get(node))

@@ -94,6 +94,68 @@ class Run:
     job_name: str | None = None
 
 
+class Direction(enum.StrEnum):
+    """Whether a run produced or read a value."""
+
+    OUTPUT = "output"
+    INPUT = "input"
+
+
+@dataclass(frozen=True)
+class RunIO:
+    """One value a run produced or read: the lineage of a blob."""
+
+    run_id: str
+    direction: Direction
+    node: str
+    partition_key: str | None
+    cas_id: str
+    media_type: str
+    size: int
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class NodeValue:
+    """Where a node's (or one partition's) value is stored."""
+
+    node: str
+    partition_key: str | None
+    cas_id: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class WorkflowMove:
+    """A tag move with the version it landed on and the nodes it changed."""
+
+    move: TagMove
+    version_hash: str | None
+    changed_nodes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class MovesPage:
+    """Moves newer than a cursor, and the cursor to poll from next."""
+
+    moves: list[WorkflowMove]
+    cursor: int
+
+
+@dataclass(frozen=True)
+class OutputCommit:
+    """The outcome of committing one asset output to a tag."""
+
+    value: NodeValue
+    tag: str
+    artifact_id: uuid.UUID
+    version_hash: str
+    from_target_id: uuid.UUID | None
+    revision: int
+    changed: bool
+
+
 @dataclass(frozen=True)
 class CreateWorkflowRequest:
     """Store ``dag`` as a new version of the workflow and move ``tag`` to it."""

@@ -113,3 +113,18 @@ class RunRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class RunIORow(Base):
+    """Lineage: which blob a run produced or read for each node (and partition)."""
+
+    __tablename__ = "run_io"
+
+    run_id: Mapped[str] = mapped_column(RUN_ID, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    node: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    partition_key: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    cas_id: Mapped[str] = mapped_column(ForeignKey(CasBlob.cas_id))
+    media_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)

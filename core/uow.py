@@ -6,7 +6,13 @@ from collections.abc import Iterator
 from sqlalchemy.orm import Session
 
 from core.db import Database
-from core.repository import ArtifactRepository, CasBlobRepository, RunRepository, TagRepository
+from core.repository import (
+    ArtifactRepository,
+    CasBlobRepository,
+    RunIORepository,
+    RunRepository,
+    TagRepository,
+)
 
 
 class UnitOfWork:
@@ -17,6 +23,7 @@ class UnitOfWork:
         self.artifacts = ArtifactRepository(session)
         self.tags = TagRepository(session)
         self.runs = RunRepository(session)
+        self.run_io = RunIORepository(session)
 
 
 class UnitOfWorkFactory:

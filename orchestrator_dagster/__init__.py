@@ -1,0 +1,15 @@
+"""Dagster plugin for the versioned DAG catalog: resource, IO manager and sensors."""
+
+from orchestrator_dagster import codecs as codecs
+from orchestrator_dagster.io_manager import VersionedIOManager as VersionedIOManager
+from orchestrator_dagster.resource import OrchestratorResource as OrchestratorResource
+from orchestrator_dagster.sensors import run_snapshot_sensor as run_snapshot_sensor
+from orchestrator_dagster.sensors import tag_move_sensor as tag_move_sensor
+
+__all__ = [
+    "OrchestratorResource",
+    "VersionedIOManager",
+    "codecs",
+    "run_snapshot_sensor",
+    "tag_move_sensor",
+]

@@ -2,7 +2,13 @@
 
 from core.repository.artifact import ArtifactRepository
 from core.repository.cas_blob import CasBlobRepository
-from core.repository.run import RunRepository
+from core.repository.run import RunIORepository, RunRepository
 from core.repository.tag import TagRepository
 
-__all__ = ["ArtifactRepository", "CasBlobRepository", "RunRepository", "TagRepository"]
+__all__ = [
+    "ArtifactRepository",
+    "CasBlobRepository",
+    "RunIORepository",
+    "RunRepository",
+    "TagRepository",
+]

@@ -7,11 +7,12 @@ from sqlalchemy import Row, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from core.domain import Run
-from core.models import RunRow
+from core.domain import Direction, NodeValue, Run, RunIO
+from core.models import RunIORow, RunRow
 from core.repository.clock import aware, aware_or_none, utc_now
 
 runs = RunRow.__table__
+run_io = RunIORow.__table__
 
 
 def _to_run(row: Row[Any]) -> Run:
@@ -71,3 +72,60 @@ class RunRepository:
             .returning(*runs.c)
         ).first()
         return None if row is None else _to_run(row)
+
+
+def _to_io(row: Row[Any]) -> RunIO:
+    return RunIO(
+        run_id=row.run_id,
+        direction=Direction(row.direction),
+        node=row.node,
+        partition_key=row.partition_key or None,
+        cas_id=row.cas_id,
+        media_type=row.media_type,
+        size=row.size,
+        recorded_at=aware(row.recorded_at),
+    )
+
+
+class RunIORepository:
+    """Lineage rows; a run records at most one value per direction, node and partition."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def record(self, run_id: str, direction: Direction, value: NodeValue) -> None:
+        key = {
+            "run_id": run_id,
+            "direction": direction.value,
+            "node": value.node,
+            "partition_key": value.partition_key or "",
+        }
+        fields = {"cas_id": value.cas_id, "media_type": value.media_type, "size": value.size}
+        self._session.execute(
+            insert(run_io)
+            .values(**key, **fields, recorded_at=utc_now())
+            .on_conflict_do_update(
+                index_elements=list(key), set_={**fields, "recorded_at": utc_now()}
+            )
+        )
+
+    def get(
+        self, run_id: str, direction: Direction, node: str, partition_key: str | None
+    ) -> RunIO | None:
+        row = self._session.execute(
+            select(run_io).where(
+                run_io.c.run_id == run_id,
+                run_io.c.direction == direction.value,
+                run_io.c.node == node,
+                run_io.c.partition_key == (partition_key or ""),
+            )
+        ).first()
+        return None if row is None else _to_io(row)
+
+    def for_run(self, run_id: str) -> list[RunIO]:
+        rows = self._session.execute(
+            select(run_io)
+            .where(run_io.c.run_id == run_id)
+            .order_by(run_io.c.direction, run_io.c.node, run_io.c.partition_key)
+        ).all()
+        return [_to_io(row) for row in rows]

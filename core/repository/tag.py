@@ -169,3 +169,9 @@ class TagRepository:
             .limit(limit)
         ).all()
         return [_to_move(row) for row in rows]
+
+    def last_move(self, name: str) -> TagMove | None:
+        row = self._session.execute(
+            select(moves).where(moves.c.tag_name == name).order_by(moves.c.id.desc()).limit(1)
+        ).first()
+        return None if row is None else _to_move(row)

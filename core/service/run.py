@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 
 from core.dag import SNAPSHOT_MEDIA_TYPE, canonical_json
-from core.domain import Run, RunStatus
+from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.identifiers import check_run_id, check_tag_name
+from core.identifiers import check_cas_id, check_run_id, check_tag_name
 from core.service.artifact import ArtifactService
 from core.service.cas import CasService
 from core.service.tag import TagService
@@ -30,7 +30,11 @@ class RunService:
         self._tags = tags
 
     def create_run(self, run_id: str, tag: str = "main", *, job_name: str | None = None) -> Run:
-        """Pin ``run_id`` to ``tag``'s current target (once: later calls return that pin)."""
+        """Pin ``run_id`` to ``tag``'s current target (once: later calls return that pin).
+
+        A run on a tag that does not exist yet (a pipeline's first run) is pinned to no
+        base: it reads nothing it did not produce itself.
+        """
         check_run_id(run_id)
         check_tag_name(tag)
         if job_name is not None and (not isinstance(job_name, str) or len(job_name) > 255):
@@ -40,23 +44,24 @@ class RunService:
                 existing = uow.runs.get(run_id)
                 if existing is not None:
                     return existing
-                base = self._artifacts.get_by_id(self._tags.get_tag(tag).target_id)
+                head = uow.tags.get(tag)
+                base = None if head is None else self._artifacts.get_by_id(head.target_id)
                 snapshot = {
                     "run_id": run_id,
                     "tag": tag,
-                    "base_id": str(base.id),
-                    "base_version_hash": base.version_hash,
+                    "base_id": base and str(base.id),
+                    "base_version_hash": base and base.version_hash,
                     "job": job_name,
                     "started_at": datetime.now(UTC).isoformat(),
                 }
                 cas_id = self._cas.store_content(canonical_json(snapshot), SNAPSHOT_MEDIA_TYPE)
                 snapshot_id = self._artifacts.create_run_snapshot(
-                    run_id, cas_id, parent_id=base.id, created_by=job_name
+                    run_id, cas_id, parent_id=base and base.id, created_by=job_name
                 )
                 run = uow.runs.insert(
                     run_id,
                     snapshot_id=snapshot_id,
-                    base_id=base.id,
+                    base_id=base and base.id,
                     tag=tag,
                     job_name=job_name,
                     status=RunStatus.STARTED.value,
@@ -74,6 +79,39 @@ class RunService:
         if run is None:
             raise NotFoundError(f"run {run_id!r} not found")
         return run
+
+    def record_output(self, run_id: str, value: NodeValue) -> None:
+        """Record that ``run_id`` produced ``value`` (the latest write per node wins)."""
+        self._record(run_id, Direction.OUTPUT, value)
+
+    def record_input(self, run_id: str, value: NodeValue) -> None:
+        """Record that ``run_id`` read ``value``."""
+        self._record(run_id, Direction.INPUT, value)
+
+    def get_output(self, run_id: str, node: str, partition_key: str | None) -> NodeValue | None:
+        """The value ``run_id`` produced for ``node`` (and partition), if it did."""
+        check_run_id(run_id)
+        with self._uow() as uow:
+            io = uow.run_io.get(run_id, Direction.OUTPUT, node, partition_key)
+        return (
+            None
+            if io is None
+            else NodeValue(io.node, io.partition_key, io.cas_id, io.media_type, io.size)
+        )
+
+    def get_run_io(self, run_id: str) -> list[RunIO]:
+        """Everything ``run_id`` produced and read: its lineage."""
+        self.get_run(run_id)
+        with self._uow() as uow:
+            return uow.run_io.for_run(run_id)
+
+    def _record(self, run_id: str, direction: Direction, value: NodeValue) -> None:
+        check_run_id(run_id)
+        check_cas_id(value.cas_id)
+        with self._uow() as uow:
+            if uow.runs.get(run_id) is None:
+                raise NotFoundError(f"run {run_id!r} not found")
+            uow.run_io.record(run_id, direction, value)
 
     def finish_run(self, run_id: str, status: str) -> Run:
         """Record a final status; finishing again with the same status changes nothing."""

@@ -7,13 +7,22 @@ from typing import Any
 
 from core.dag import (
     DAG_MEDIA_TYPE,
+    EMPTY_DAG,
     PATCH_MEDIA_TYPE,
     apply_patch,
     canonical_json,
+    changed_nodes,
+    make_patch,
     validate_dag,
     validate_patch,
 )
-from core.domain import CreateWorkflowRequest, CreateWorkflowResponse
+from core.domain import (
+    CreateWorkflowRequest,
+    CreateWorkflowResponse,
+    MovesPage,
+    TagMove,
+    WorkflowMove,
+)
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import check_tag_name
 from core.service.artifact import ArtifactService
@@ -117,6 +126,78 @@ class WorkflowService:
                 run_id=run_id,
             )
         )
+
+    def update_workflow(
+        self,
+        tag: str,
+        update: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        name: str,
+        created_by: str | None = None,
+        message: str | None = None,
+        run_id: str | None = None,
+    ) -> CreateWorkflowResponse:
+        """Read-modify-write: commit ``update(document)`` as a patch on the tag's head.
+
+        ``update`` sees the current document (an empty DAG if the tag does not exist) and
+        is called again on the new head whenever another writer moves the tag first.
+        """
+        check_tag_name(tag)
+
+        def change(current: dict[str, Any] | None) -> Change:
+            document = validate_dag(update(EMPTY_DAG if current is None else current))
+            return Change(document, None if current is None else make_patch(current, document))
+
+        return self._commit(
+            _Commit(
+                tag=tag,
+                change=change,
+                default_reason="update_workflow",
+                name=name,
+                created_by=created_by,
+                message=message,
+                run_id=run_id,
+                must_exist=False,
+            )
+        )
+
+    def get_moves(
+        self,
+        tag: str,
+        after_move_id: int | None,
+        *,
+        nodes: frozenset[str] | None = None,
+        limit: int = 100,
+    ) -> MovesPage:
+        """Moves of ``tag`` after the cursor ``after_move_id``, for sensors.
+
+        With no cursor only the latest move is returned. With ``nodes``, only moves that
+        changed one of them (deletes never do); the cursor still passes the others.
+        """
+        check_tag_name(tag)
+        with self._uow() as uow:
+            if after_move_id is None:
+                last = uow.tags.last_move(tag)
+                candidates = [] if last is None else [last]
+            else:
+                candidates = self._tags.get_moves_after(tag, after_move_id, limit=limit)
+            page = [self._describe(move) for move in candidates]
+        cursor = candidates[-1].id if candidates else (after_move_id or 0)
+        if nodes is not None:
+            page = [move for move in page if move.changed_nodes & nodes]
+        return MovesPage(page, cursor)
+
+    def _describe(self, move: TagMove) -> WorkflowMove:
+        if move.to_target_id is None:
+            return WorkflowMove(move, None, frozenset())
+        after = self._artifacts.resolve(move.to_target_id)
+        before = (
+            EMPTY_DAG
+            if move.from_target_id is None
+            else (self._artifacts.resolve(move.from_target_id))
+        )
+        version_hash = self._artifacts.get_by_id(move.to_target_id).version_hash
+        return WorkflowMove(move, version_hash, changed_nodes(before, after))
 
     def _commit(self, commit: "_Commit") -> CreateWorkflowResponse:
         if commit.expected_revision is not None and (

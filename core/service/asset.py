@@ -1,0 +1,154 @@
+"""Asset values: commit a pipeline's outputs to a tag and find the values its inputs read.
+
+This is the decision layer behind the Dagster IO manager: the adapter only encodes and
+decodes Python values.
+"""
+
+from functools import partial
+from typing import Any
+
+from core.dag import node_value, with_node_value
+from core.domain import NodeValue, OutputCommit
+from core.errors import NotFoundError, ValidationError
+from core.identifiers import check_run_id, check_tag_name
+from core.service.artifact import ArtifactService
+from core.service.cas import CasService
+from core.service.run import RunService
+from core.service.workflow import WorkflowService
+
+
+def _check_node(node: object) -> str:
+    if not isinstance(node, str) or not 0 < len(node) <= 1000 or not node.isprintable():
+        raise ValidationError(f"invalid node id {node!r}: expected 1-1000 printable characters")
+    return node
+
+
+def _as_value(node: str, partition_key: str | None, entry: dict[str, Any]) -> NodeValue:
+    return NodeValue(node, partition_key, entry["cas_id"], entry["media_type"], entry["size"])
+
+
+class AssetService:
+    """Each output becomes the node's value on the tag; each run reads a pinned snapshot."""
+
+    def __init__(
+        self,
+        cas: CasService,
+        artifacts: ArtifactService,
+        workflows: WorkflowService,
+        runs: RunService,
+    ) -> None:
+        self._cas = cas
+        self._artifacts = artifacts
+        self._workflows = workflows
+        self._runs = runs
+
+    def commit_output(
+        self,
+        run_id: str,
+        tag: str,
+        node: str,
+        content: bytes,
+        *,
+        media_type: str,
+        deps: list[str] | tuple[str, ...] = (),
+        partition_key: str | None = None,
+        code_version: str | None = None,
+        job_name: str | None = None,
+    ) -> OutputCommit:
+        """Store ``content`` as ``node``'s value and move ``tag`` to a version holding it.
+
+        The run is pinned first (if it is not already). A value equal to the tag's current
+        one changes nothing (``changed=False``); a lost race is retried on the new head.
+        """
+        check_run_id(run_id)
+        check_tag_name(tag)
+        for name in (node, *deps):
+            _check_node(name)
+        cas_id = self._cas.store_content(content, media_type)
+        value = NodeValue(node, partition_key, cas_id, media_type, len(content))
+        self._runs.create_run(run_id, tag, job_name=job_name)
+        entry = {"cas_id": cas_id, "media_type": media_type, "size": len(content)}
+        update = partial(
+            with_node_value,
+            node_id=node,
+            value=entry,
+            deps=list(deps),
+            partition_key=partition_key,
+            code_version=code_version,
+        )
+        response = self._workflows.update_workflow(
+            tag,
+            update,
+            name=job_name or tag,
+            created_by=job_name,
+            message=f"materialize {node}" + (f" [{partition_key}]" if partition_key else ""),
+            run_id=run_id,
+        )
+        self._runs.record_output(run_id, value)
+        return OutputCommit(
+            value=value,
+            tag=tag,
+            artifact_id=response.artifact_id,
+            version_hash=response.version_hash,
+            from_target_id=response.from_target_id,
+            revision=response.revision,
+            changed=response.changed,
+        )
+
+    def locate_input(
+        self,
+        run_id: str | None,
+        tag: str,
+        node: str,
+        *,
+        partition_key: str | None = None,
+        pin_tag: str | None = None,
+        pin_version: str | None = None,
+    ) -> NodeValue:
+        """Where the value ``node`` reads is stored, and record the read on the run.
+
+        An explicit pin wins (``pin_version``, a version hash, or ``pin_tag``); otherwise
+        the value this run produced; otherwise the value in the run's pinned snapshot (or,
+        with no run, on the tag now).
+        """
+        _check_node(node)
+        check_tag_name(tag)
+        if pin_version is not None:
+            artifact = self._artifacts.get_by_version_hash(pin_version)
+            value = self._in(self._artifacts.resolve(artifact.id), node, partition_key)
+            where = f"version {pin_version}"
+        elif pin_tag is not None:
+            value = self._in(self._workflows.get_workflow_by_tag(pin_tag), node, partition_key)
+            where = f"tag {pin_tag!r}"
+        elif run_id is None:
+            value = self._in(self._workflows.get_workflow_by_tag(tag), node, partition_key)
+            where = f"tag {tag!r}"
+        else:
+            value = self._runs.get_output(run_id, node, partition_key) or self._pinned(
+                run_id, tag, node, partition_key
+            )
+            where = f"tag {tag!r} as pinned by run {run_id!r}"
+        if value is None:
+            part = f" partition {partition_key!r}" if partition_key is not None else ""
+            raise NotFoundError(f"asset {node!r}{part} has no stored value on {where}")
+        if run_id is not None:
+            self._runs.record_input(run_id, value)
+        return value
+
+    def read(self, value: NodeValue) -> bytes:
+        """The bytes of ``value``, verified against its cas id."""
+        return self._cas.get_content(value.cas_id)
+
+    def _pinned(
+        self, run_id: str, tag: str, node: str, partition_key: str | None
+    ) -> NodeValue | None:
+        run = self._runs.create_run(run_id, tag)
+        if run.base_id is None:
+            return None
+        return self._in(self._artifacts.resolve(run.snapshot_id), node, partition_key)
+
+    def _in(
+        self, document: dict[str, Any], node: str, partition_key: str | None
+    ) -> NodeValue | None:
+        entry = node_value(document, node, partition_key)
+        return None if entry is None else _as_value(node, partition_key, entry)

@@ -1,0 +1,171 @@
+"""Example pipeline on the versioned DAG catalog (the embedded DuckDB default).
+
+Regional orders are ingested per partition, cleaned, aggregated and summarised; every
+output is stored in CAS and moves the ``main`` tag. When ``sales_report`` changes on
+``main``, a sensor starts the ``publish_report`` job.
+
+Open it in the UI with ``dagster dev -w workspace.yaml``; run it end to end from a
+terminal with ``python definitions.py``.
+"""
+
+import hashlib
+import os
+import random
+from pathlib import Path
+
+import dagster as dg
+
+import core
+from orchestrator_dagster import (
+    OrchestratorResource,
+    VersionedIOManager,
+    run_snapshot_sensor,
+    tag_move_sensor,
+)
+
+REGIONS = dg.StaticPartitionsDefinition(["amer", "apac", "emea"])
+
+
+@dg.asset(partitions_def=REGIONS, group_name="sales", kinds={"python"})
+def raw_orders(context: dg.AssetExecutionContext) -> list[dict]:
+    """Orders as the regional shop exports them (some malformed)."""
+    region = context.partition_key
+    rng = random.Random(int(hashlib.sha256(region.encode()).hexdigest(), 16))
+    return [
+        {
+            "order_id": f"{region}-{i}",
+            "customer": f"c{rng.randrange(40)}",
+            "amount": round(rng.uniform(-5, 120), 2),
+            "region": region,
+        }
+        for i in range(200)
+    ]
+
+
+@dg.asset(group_name="sales", code_version="2")
+def clean_orders(raw_orders: dict[str, list[dict]]) -> list[dict]:
+    """All regions' orders with refunds and malformed amounts dropped."""
+    orders = [order for region in sorted(raw_orders) for order in raw_orders[region]]
+    return [order for order in orders if order["amount"] > 0]
+
+
+@dg.asset(group_name="sales", code_version="1")
+def revenue_by_region(clean_orders: list[dict]) -> dict[str, float]:
+    """Total revenue per region."""
+    revenue: dict[str, float] = {}
+    for order in clean_orders:
+        revenue[order["region"]] = round(revenue.get(order["region"], 0.0) + order["amount"], 2)
+    return dict(sorted(revenue.items()))
+
+
+@dg.asset(group_name="sales")
+def top_customers(clean_orders: list[dict]) -> list[dict]:
+    """The ten customers who spent the most."""
+    spent: dict[str, float] = {}
+    for order in clean_orders:
+        spent[order["customer"]] = spent.get(order["customer"], 0.0) + order["amount"]
+    ranked = sorted(spent.items(), key=lambda item: (-item[1], item[0]))[:10]
+    return [{"customer": customer, "spent": round(total, 2)} for customer, total in ranked]
+
+
+@dg.asset(group_name="sales")
+def sales_report(revenue_by_region: dict[str, float], top_customers: list[dict]) -> str:
+    """A short Markdown report."""
+    lines = ["# Sales", "", "| region | revenue |", "|---|---|"]
+    lines += [f"| {region} | {total:.2f} |" for region, total in revenue_by_region.items()]
+    lines += ["", f"Top customer: {top_customers[0]['customer']}"]
+    return "\n".join(lines)
+
+
+@dg.asset(group_name="publishing")
+def published_report(sales_report: str) -> dict:
+    """The report as it was published, with its checksum."""
+    return {"body": sales_report, "sha256": hashlib.sha256(sales_report.encode()).hexdigest()}
+
+
+ingest_orders = dg.define_asset_job("ingest_orders", selection=[raw_orders])
+sales_pipeline = dg.define_asset_job(
+    "sales_pipeline",
+    selection=dg.AssetSelection.assets(clean_orders).downstream()
+    - dg.AssetSelection.assets(published_report),
+)
+publish_report = dg.define_asset_job("publish_report", selection=[published_report])
+
+orchestrator = OrchestratorResource()
+
+defs = dg.Definitions(
+    assets=[
+        raw_orders,
+        clean_orders,
+        revenue_by_region,
+        top_customers,
+        sales_report,
+        published_report,
+    ],
+    jobs=[ingest_orders, sales_pipeline, publish_report],
+    sensors=[
+        tag_move_sensor(
+            "main",
+            publish_report,
+            asset_keys=["sales_report"],
+            minimum_interval_seconds=5,
+            default_status=dg.DefaultSensorStatus.RUNNING,
+        ),
+        run_snapshot_sensor,
+    ],
+    resources={
+        "orchestrator": orchestrator,
+        "io_manager": VersionedIOManager(orchestrator=orchestrator, tag="main"),
+    },
+)
+
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _job(name: str) -> dg.JobDefinition:
+    return defs.resolve_job_def(name)
+
+
+def ingest_orders_job() -> dg.JobDefinition:
+    return _job("ingest_orders")
+
+
+def sales_pipeline_job() -> dg.JobDefinition:
+    return _job("sales_pipeline")
+
+
+def publish_report_job() -> dg.JobDefinition:
+    return _job("publish_report")
+
+
+def main() -> None:
+    """Materialise the pipeline with the multiprocess executor, then print main's history."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".orchestrator/dagster").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.get() as instance:
+        runs = [
+            (f"ingest_orders [{region}]", ingest_orders_job, {"dagster/partition": region})
+            for region in REGIONS.get_partition_keys()
+        ]
+        runs += [
+            ("sales_pipeline", sales_pipeline_job, {}),
+            ("publish_report", publish_report_job, {}),
+        ]
+        for label, job, tags in runs:
+            result = dg.execute_job(
+                dg.reconstructable(job), instance, tags=tags, run_config=QUIET_LOGS
+            )
+            print(f"{label}: {'success' if result.success else 'FAILED'} (run {result.run_id})")
+            if not result.success:
+                raise SystemExit(1)
+    with core.connect() as catalog:
+        print("\nmain's history (oldest first):")
+        for move in catalog.tags.get_history("main"):
+            print(f"  r{move.revision:<3} {move.moved_at:%H:%M:%S}  {move.reason}")
+        nodes = catalog.workflows.get_workflow_by_tag("main")["nodes"]
+        print(f"\nmain holds {len(nodes)} nodes: {', '.join(sorted(nodes))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The Dagster resource that hands out the catalog's services."""
+
+from typing import Optional
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+import core
+
+
+class OrchestratorResource(dg.ConfigurableResource):
+    """Connects a Dagster code location to the versioned DAG catalog.
+
+    The catalog is opened once per step process in ``setup_for_execution`` and closed in
+    ``teardown_after_execution``. DuckDB connections are taken per transaction and never
+    held while idle, so sensors in a long-running process do not lock the file.
+
+    Examples:
+        .. code-block:: python
+
+            import dagster as dg
+            from orchestrator_dagster import OrchestratorResource, VersionedIOManager
+
+            orchestrator = OrchestratorResource(
+                database_url=dg.EnvVar("ORCHESTRATOR_DATABASE_URL"),
+                blob_root="/data/orchestrator/blobs",
+            )
+
+            @dg.asset
+            def orders() -> list[dict]:
+                return [{"id": 1, "amount": 12.5}]
+
+            defs = dg.Definitions(
+                assets=[orders],
+                resources={
+                    "orchestrator": orchestrator,
+                    "io_manager": VersionedIOManager(orchestrator=orchestrator),
+                },
+            )
+    """
+
+    database_url: Optional[str] = Field(  # noqa: UP045 (Dagster reads the annotation)
+        default=None,
+        description=(
+            "SQLAlchemy URL of the catalog: duckdb:///path/to/catalog.duckdb or "
+            "postgresql+psycopg://user@host/db. Default: $ORCHESTRATOR_DATABASE_URL, else "
+            "duckdb:///.orchestrator/catalog.duckdb."
+        ),
+    )
+    blob_root: Optional[str] = Field(  # noqa: UP045
+        default=None,
+        description=(
+            "Directory holding the content-addressed blobs. Default: $ORCHESTRATOR_BLOB_ROOT, "
+            "else .orchestrator/blobs."
+        ),
+    )
+    busy_timeout: float = Field(
+        default=60.0,
+        description="Seconds to wait for a DuckDB catalog locked by other processes.",
+    )
+
+    _catalog: Optional[core.Services] = PrivateAttr(default=None)  # noqa: UP045
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._catalog = core.connect(
+            self.database_url, self.blob_root, busy_timeout=self.busy_timeout
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+
+    @property
+    def catalog(self) -> core.Services:
+        """The catalog's services (``cas``, ``artifacts``, ``tags``, ``workflows``, ...)."""
+        if self._catalog is None:
+            raise dg.DagsterInvariantViolationError(
+                "OrchestratorResource is not set up: use it from a Dagster run, sensor or "
+                "a build_*_context(...) block"
+            )
+        return self._catalog

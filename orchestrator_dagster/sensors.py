@@ -1,0 +1,133 @@
+"""Sensors over the catalog: runs on tag moves, and run status back into the catalog."""
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+import core
+from core.identifiers import check_tag_name
+from orchestrator_dagster.resource import OrchestratorResource
+
+FINAL_STATUSES = {
+    dg.DagsterRunStatus.SUCCESS: core.RunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE: core.RunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED: core.RunStatus.CANCELED,
+}
+RUNS_PER_TICK = 100
+CURSOR_OVERLAP = timedelta(seconds=1)
+"""Runs updated this close to the cursor are looked at again (finishing is idempotent)."""
+
+
+def tag_move_sensor(
+    tag: str,
+    target: Any,
+    *,
+    name: str | None = None,
+    asset_keys: Sequence[str | Sequence[str] | dg.AssetKey] | None = None,
+    minimum_interval_seconds: int = 30,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+) -> dg.SensorDefinition:
+    """A sensor that requests one run of ``target`` per move of ``tag``.
+
+    The cursor is the last move id seen; on its first tick the sensor looks at the latest
+    move only. Each run request has ``run_key=f"{tag}:{move_id}"`` and tags naming the
+    move and the version it landed on. With ``asset_keys``, only moves that changed one
+    of those assets' nodes request a run. Needs the ``orchestrator`` resource.
+
+    Examples:
+        .. code-block:: python
+
+            import dagster as dg
+            from orchestrator_dagster import OrchestratorResource, tag_move_sensor
+
+            @dg.asset
+            def published_report() -> str:
+                return "ok"
+
+            publish = dg.define_asset_job("publish", selection=[published_report])
+            defs = dg.Definitions(
+                assets=[published_report],
+                jobs=[publish],
+                sensors=[tag_move_sensor("main", publish, asset_keys=["sales_report"])],
+                resources={"orchestrator": OrchestratorResource()},
+            )
+    """
+    check_tag_name(tag)
+    nodes = (
+        None
+        if asset_keys is None
+        else frozenset(dg.AssetKey.from_coercible(key).to_user_string() for key in asset_keys)
+    )
+    sensor_name = name or re.sub(r"[^A-Za-z0-9_]", "_", tag) + "_tag_move_sensor"
+
+    @dg.sensor(
+        name=sensor_name,
+        target=target,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=f"Requests a run for every move of tag {tag!r}"
+        + (f" that changes {sorted(nodes)}" if nodes else ""),
+    )
+    def _sensor(
+        context: dg.SensorEvaluationContext, orchestrator: OrchestratorResource
+    ) -> dg.SensorResult:
+        cursor = int(context.cursor) if context.cursor else None
+        page = orchestrator.catalog.workflows.get_moves(tag, cursor, nodes=nodes)
+        requests = [
+            dg.RunRequest(
+                run_key=f"{tag}:{item.move.id}",
+                tags={
+                    "orchestrator/tag": tag,
+                    "orchestrator/move_id": str(item.move.id),
+                    "orchestrator/revision": str(item.move.revision),
+                    "orchestrator/version_hash": item.version_hash or "",
+                },
+            )
+            for item in page.moves
+        ]
+        skip = None if requests else f"no new moves of tag {tag!r}"
+        return dg.SensorResult(run_requests=requests, skip_reason=skip, cursor=str(page.cursor))
+
+    return _sensor
+
+
+@dg.sensor(
+    name="run_snapshot_sensor",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records the final status of every run the catalog knows.",
+)
+def run_snapshot_sensor(
+    context: dg.SensorEvaluationContext, orchestrator: OrchestratorResource
+) -> dg.SensorResult:
+    """Marks each finished Dagster run finished in the catalog (success, failure, canceled).
+
+    The cursor is the update time of the newest finished run seen. Runs the catalog never
+    recorded (they touched no versioned output) are skipped.
+    """
+    after = (
+        datetime.fromtimestamp(float(context.cursor), UTC) - CURSOR_OVERLAP
+        if context.cursor
+        else None
+    )
+    records = context.instance.get_run_records(
+        filters=dg.RunsFilter(statuses=list(FINAL_STATUSES), updated_after=after),
+        order_by="update_timestamp",
+        ascending=True,
+        limit=RUNS_PER_TICK,
+    )
+    runs = orchestrator.catalog.runs
+    finished = 0
+    for record in records:
+        run = record.dagster_run
+        try:
+            runs.finish_run(run.run_id, FINAL_STATUSES[run.status].value)
+            finished += 1
+        except (core.NotFoundError, core.ConflictError):
+            continue
+    cursor = str(records[-1].update_timestamp.timestamp()) if records else context.cursor
+    skip = None if finished else "no finished runs to record"
+    return dg.SensorResult(skip_reason=skip, cursor=cursor)
