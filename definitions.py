@@ -159,10 +159,16 @@ def main() -> None:
             print(f"{label}: {'success' if result.success else 'FAILED'} (run {result.run_id})")
             if not result.success:
                 raise SystemExit(1)
+        # What the daemon does every 30 s in `dagster dev`: record the runs' final status.
+        with dg.build_sensor_context(
+            instance=instance, resources={"orchestrator": orchestrator}
+        ) as context:
+            run_snapshot_sensor(context)
     with core.connect() as catalog:
         print("\nmain's history (oldest first):")
         for move in catalog.tags.get_history("main"):
-            print(f"  r{move.revision:<3} {move.moved_at:%H:%M:%S}  {move.reason}")
+            status = catalog.runs.get_run(move.run_id).status if move.run_id else "-"
+            print(f"  r{move.revision:<3} {move.moved_at:%H:%M:%S}  {move.reason:<40} run {status}")
         nodes = catalog.workflows.get_workflow_by_tag("main")["nodes"]
         print(f"\nmain holds {len(nodes)} nodes: {', '.join(sorted(nodes))}")
 

@@ -73,7 +73,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Pin the run to the tag's current version (the first step process to get here wins)."""
-        run = context.dagster_run
+        run = context.run
         if run is not None:
             self.orchestrator.catalog.runs.create_run(run.run_id, self.tag, job_name=run.job_name)
 

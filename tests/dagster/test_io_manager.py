@@ -1,0 +1,301 @@
+"""VersionedIOManager in real in-process Dagster runs, on DuckDB and Postgres."""
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+import core
+from orchestrator_dagster import OrchestratorResource, VersionedIOManager
+from tests.helpers import row_counts
+
+
+@pytest.fixture
+def resources(database_url: str, blob_root: Path) -> dict[str, object]:
+    orchestrator = OrchestratorResource(database_url=database_url, blob_root=str(blob_root))
+    return {
+        "orchestrator": orchestrator,
+        "io_manager": VersionedIOManager(orchestrator=orchestrator),
+    }
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@dg.asset(code_version="v1")
+def orders() -> list[dict]:
+    return [{"id": 1, "amount": 10.0}, {"id": 2, "amount": 32.5}]
+
+
+@dg.asset
+def revenue(orders: list[dict]) -> float:
+    return sum(order["amount"] for order in orders)
+
+
+@dg.asset(key_prefix=["sales"])
+def summary(orders: list[dict], revenue: float) -> dict:
+    return {"orders": len(orders), "revenue": revenue}
+
+
+def materialisations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    return {
+        event.asset_key.to_user_string(): event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        for _ in [event.event_specific_data]
+    }
+
+
+def test_outputs_become_versions_of_main(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    result = dg.materialize([orders, revenue, summary], resources=resources, instance=instance)
+    assert result.success
+    document = catalog.workflows.get_workflow_by_tag("main")
+    assert document["nodes"]["sales/summary"]["deps"] == ["orders", "revenue"]
+    assert document["nodes"]["orders"]["code_version"] == "v1"
+    assert catalog.tags.get_tag("main").revision == 3
+    history = catalog.tags.get_history("main")
+    assert [move.run_id for move in history] == [result.run_id] * 3
+
+    metadata = materialisations(result)
+    summary_meta = metadata["sales/summary"]
+    cas_id = summary_meta["orchestrator/cas_id"].value
+    assert cas_id == document["nodes"]["sales/summary"]["cas_id"]
+    assert summary_meta["orchestrator/tag"].value == "main"
+    assert (
+        summary_meta["orchestrator/version_hash"].value
+        == catalog.artifacts.get_by_id(catalog.tags.get_tag("main").target_id).version_hash
+    )
+    assert summary_meta["orchestrator/revision"].value == 3
+    assert summary_meta["orchestrator/to"].value == str(history[-1].to_target_id)
+    assert summary_meta["orchestrator/from"].value == str(history[-1].from_target_id)
+    assert summary_meta["orchestrator/unchanged"].value is False
+    assert summary_meta["orchestrator/media_type"].value == "application/json"
+    assert summary_meta["orchestrator/size"].value == len(catalog.cas.get_content(cas_id))
+    assert summary_meta["orchestrator/preview"].value == {"orders": 2, "revenue": 42.5}
+
+    event = result.get_asset_materialization_events()[0]
+    tags = event.event_specific_data.materialization.tags
+    assert tags["dagster/data_version"] == metadata["orders"]["orchestrator/cas_id"].value[7:]
+
+    ios = catalog.runs.get_run_io(result.run_id)
+    assert {(io.direction.value, io.node) for io in ios} >= {
+        ("output", "orders"),
+        ("input", "orders"),
+        ("output", "sales/summary"),
+    }
+
+
+def test_unchanged_content_is_a_no_op(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    dg.materialize([orders, revenue], resources=resources, instance=instance)
+    before = row_counts(catalog)
+    again = dg.materialize([orders, revenue], resources=resources, instance=instance)
+    for metadata in materialisations(again).values():
+        assert metadata["orchestrator/unchanged"].value is True
+        assert metadata["orchestrator/revision"].value == 2
+    after = row_counts(catalog)
+    assert (after["artifacts"], after["tag_moves"]) == (
+        before["artifacts"] + 1,
+        before["tag_moves"],
+    )  # the only new artifact is the second run's snapshot
+    assert catalog.tags.get_tag("main").revision == 2
+
+
+REGIONS = dg.StaticPartitionsDefinition(["eu", "us"])
+
+
+@dg.asset(partitions_def=REGIONS)
+def regional(context: dg.AssetExecutionContext) -> dict:
+    return {"region": context.partition_key}
+
+
+@dg.asset
+def combined(regional: dict[str, dict]) -> list[str]:
+    return sorted(value["region"] for value in regional.values())
+
+
+def test_partitions_keep_one_entry_each(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    for key in ("eu", "us"):
+        result = dg.materialize(
+            [regional], partition_key=key, resources=resources, instance=instance
+        )
+        assert materialisations(result)["regional"]["orchestrator/partition"].value == key
+    node = catalog.workflows.get_workflow_by_tag("main")["nodes"]["regional"]
+    assert set(node["partitions"]) == {"eu", "us"}
+    assert "cas_id" not in node
+    result = dg.materialize(
+        [regional, combined], selection=[combined], resources=resources, instance=instance
+    )
+    assert result.output_for_node("combined") == ["eu", "us"]
+
+
+class Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+
+@dg.asset
+def odd_values() -> dict:
+    return {"when": dt.date(2026, 1, 2), "tuple": (1, 2), "point": Point(3)}
+
+
+@dg.asset
+def uses_odd_values(odd_values: dict) -> int:
+    assert odd_values["when"] == dt.date(2026, 1, 2)
+    assert odd_values["tuple"] == (1, 2)
+    return odd_values["point"].x
+
+
+def test_values_that_are_not_json_are_pickled(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    result = dg.materialize([odd_values, uses_odd_values], resources=resources, instance=instance)
+    assert result.success
+    meta = materialisations(result)["odd_values"]
+    assert meta["orchestrator/media_type"].value == "application/x-python-pickle"
+    assert "orchestrator/preview" not in meta
+    assert result.output_for_node("uses_odd_values") == 3
+
+
+@dg.asset
+def unencodable() -> object:
+    return lambda: None
+
+
+@dg.asset
+def explodes() -> int:
+    raise RuntimeError("boom")
+
+
+def test_bad_values_and_failing_assets_commit_nothing(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    dg.materialize([orders], resources=resources, instance=instance)
+    before = row_counts(catalog)
+    result = dg.materialize(
+        [unencodable], resources=resources, instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failure.step_failure_data.error)
+    assert "cannot encode the output of asset 'unencodable'" in message
+    assert "function" in message
+
+    result = dg.materialize(
+        [explodes], resources=resources, instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    after = row_counts(catalog)
+    assert (after["cas_blobs"], after["tag_moves"]) == (
+        before["cas_blobs"] + 2,
+        before["tag_moves"],
+    )  # two new run snapshots, no value and no move
+    assert set(catalog.workflows.get_workflow_by_tag("main")["nodes"]) == {"orders"}
+
+
+@dg.asset
+def ghost() -> int:
+    return 1
+
+
+@dg.asset
+def reads_ghost(ghost: int) -> int:
+    return ghost
+
+
+def test_missing_upstream_value_names_asset_and_tag(
+    resources: dict, instance: dg.DagsterInstance
+) -> None:
+    result = dg.materialize(
+        [ghost, reads_ghost],
+        selection=[reads_ghost],
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "asset 'ghost' has no stored value on tag 'main'" in str(failure.step_failure_data.error)
+
+
+@dg.asset(ins={"orders": dg.AssetIn(metadata={"orchestrator/tag": "prod"})})
+def prod_revenue(orders: list[dict]) -> float:
+    return sum(order["amount"] for order in orders)
+
+
+def test_an_explicit_pin_wins(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    dg.materialize([orders], resources=resources, instance=instance)
+    old = catalog.tags.get_tag("main")
+    catalog.tags.create_tag("prod", old.target_id)
+    catalog.assets.commit_output(
+        "other-writer",
+        "main",
+        "orders",
+        b'[{"id": 9, "amount": 1.0}]',
+        media_type="application/json",
+    )
+    result = dg.materialize(
+        [orders, prod_revenue], selection=[prod_revenue], resources=resources, instance=instance
+    )
+    assert result.output_for_node("prod_revenue") == 42.5
+
+    version = catalog.artifacts.get_by_id(old.target_id).version_hash
+
+    @dg.asset(ins={"orders": dg.AssetIn(metadata={"orchestrator/version": version})})
+    def pinned_revenue(orders: list[dict]) -> float:
+        return sum(order["amount"] for order in orders)
+
+    result = dg.materialize(
+        [orders, pinned_revenue], selection=[pinned_revenue], resources=resources, instance=instance
+    )
+    assert result.output_for_node("pinned_revenue") == 42.5
+    result = dg.materialize(
+        [orders, revenue], selection=[revenue], resources=resources, instance=instance
+    )
+    assert result.output_for_node("revenue") == 1.0
+
+
+@dg.asset
+def rival_write(orchestrator: OrchestratorResource) -> int:
+    """Another writer moves main mid-run, with a new value of ``orders``."""
+    orchestrator.catalog.assets.commit_output(
+        "rival-run",
+        "main",
+        "orders",
+        b'[{"id": 7, "amount": 1000.0}]',
+        media_type="application/json",
+    )
+    return 1
+
+
+@dg.asset(deps=[rival_write])
+def late_revenue(orders: list[dict]) -> float:
+    return sum(order["amount"] for order in orders)
+
+
+def test_a_run_reads_the_values_of_its_pinned_snapshot(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    dg.materialize([orders], resources=resources, instance=instance)
+    result = dg.materialize(
+        [orders, rival_write, late_revenue],
+        selection=[rival_write, late_revenue],
+        resources=resources,
+        instance=instance,
+    )
+    assert result.success
+    assert catalog.assets.read(catalog.assets.locate_input(None, "main", "orders")) == (
+        b'[{"id": 7, "amount": 1000.0}]'
+    )  # main really moved before late_revenue ran...
+    assert result.output_for_node("late_revenue") == 42.5  # ...but the run read its pin
