@@ -1,0 +1,150 @@
+"""The asset service: outputs committed to a tag, inputs located through pins and snapshots."""
+
+import pytest
+
+import core
+from tests.helpers import row_counts
+
+JSON = "application/json"
+
+
+def commit(
+    catalog: core.Services, node: str, content: bytes, **kwargs: object
+) -> core.OutputCommit:
+    run_id = kwargs.pop("run_id", "run-1")
+    return catalog.assets.commit_output(run_id, "main", node, content, media_type=JSON, **kwargs)  # type: ignore[arg-type]
+
+
+def test_first_output_creates_the_tag(catalog: core.Services) -> None:
+    result = commit(catalog, "orders", b"[1]", code_version="v2")
+    assert (result.changed, result.revision, result.from_target_id) == (True, 1, None)
+    assert result.value == core.NodeValue("orders", None, catalog.cas.compute_hash(b"[1]"), JSON, 3)
+    document = catalog.workflows.get_workflow_by_tag("main")
+    assert document["nodes"]["orders"] == {
+        "deps": [],
+        "cas_id": result.value.cas_id,
+        "media_type": JSON,
+        "size": 3,
+        "code_version": "v2",
+    }
+    (move,) = catalog.tags.get_history("main")
+    assert (move.run_id, move.reason) == ("run-1", "materialize orders")
+    assert catalog.runs.get_run("run-1").base_id is None
+
+
+def test_unknown_deps_become_placeholder_nodes(catalog: core.Services) -> None:
+    commit(catalog, "report", b"1", deps=["orders", "customers"])
+    nodes = catalog.workflows.get_workflow_by_tag("main")["nodes"]
+    assert nodes["report"]["deps"] == ["customers", "orders"]
+    assert nodes["orders"] == {"deps": []}
+    commit(catalog, "orders", b"2")
+    nodes = catalog.workflows.get_workflow_by_tag("main")["nodes"]
+    assert nodes["orders"]["cas_id"] == catalog.cas.compute_hash(b"2")
+    assert nodes["report"]["deps"] == ["customers", "orders"]
+
+
+def test_equal_content_is_a_no_op(catalog: core.Services) -> None:
+    first = commit(catalog, "orders", b"[1]")
+    before = row_counts(catalog)
+    again = commit(catalog, "orders", b"[1]", run_id="run-2")
+    assert not again.changed
+    assert (again.artifact_id, again.revision) == (first.artifact_id, 1)
+    after = row_counts(catalog)
+    assert after["tag_moves"] == before["tag_moves"]
+    assert after["artifacts"] == before["artifacts"] + 1  # run-2's snapshot only
+
+
+def test_later_commits_are_patch_sets(catalog: core.Services) -> None:
+    commit(catalog, "a", b"1")
+    second = commit(catalog, "b", b"2", deps=["a"])
+    artifact = catalog.artifacts.get_by_id(second.artifact_id)
+    assert artifact.kind is core.ArtifactKind.PATCH_SET
+    assert second.from_target_id == catalog.tags.get_history("main")[0].to_target_id
+
+
+def test_partitions(catalog: core.Services) -> None:
+    commit(catalog, "daily", b"1", partition_key="2026-01-01")
+    commit(catalog, "daily", b"2", partition_key="2026-01-02")
+    node = catalog.workflows.get_workflow_by_tag("main")["nodes"]["daily"]
+    assert set(node["partitions"]) == {"2026-01-01", "2026-01-02"}
+    value = catalog.assets.locate_input(None, "main", "daily", partition_key="2026-01-02")
+    assert catalog.assets.read(value) == b"2"
+    with pytest.raises(core.NotFoundError, match="'daily' partition '2026-01-03'"):
+        catalog.assets.locate_input(None, "main", "daily", partition_key="2026-01-03")
+
+
+def test_inputs_prefer_pins_then_own_outputs_then_the_snapshot(catalog: core.Services) -> None:
+    old = commit(catalog, "orders", b"old", run_id="setup")
+    catalog.tags.create_tag("prod", old.artifact_id)
+    catalog.runs.create_run("reader", "main")  # pinned while orders == old
+    commit(catalog, "orders", b"new", run_id="writer")
+
+    def read(run_id: str | None, **pins: str) -> bytes:
+        return catalog.assets.read(catalog.assets.locate_input(run_id, "main", "orders", **pins))
+
+    assert read("reader") == b"old"
+    assert read(None) == b"new"
+    assert read("reader", pin_tag="prod") == b"old"
+    assert read(None, pin_version=old.version_hash) == b"old"
+    commit(catalog, "orders", b"mine", run_id="reader")
+    assert read("reader") == b"mine"
+    inputs = [
+        io for io in catalog.runs.get_run_io("reader") if io.direction == core.Direction.INPUT
+    ]
+    assert [io.cas_id for io in inputs] == [catalog.cas.compute_hash(b"mine")]
+
+
+def test_missing_values_name_the_asset_and_tag(catalog: core.Services) -> None:
+    commit(catalog, "report", b"1", deps=["orders"])
+    with pytest.raises(
+        core.NotFoundError, match="asset 'orders' has no stored value on tag 'main'"
+    ):
+        catalog.assets.locate_input("run-9", "main", "orders")
+    with pytest.raises(core.NotFoundError, match="'ghost'"):
+        catalog.assets.locate_input(None, "main", "x", pin_tag="ghost")
+    with pytest.raises(core.NotFoundError, match="sha256:0000"):
+        catalog.assets.locate_input(None, "main", "x", pin_version="sha256:" + "0" * 64)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"node": ""}, "node id ''"),
+        ({"deps": ["ok", "bad\x00"]}, "node id 'bad"),
+        ({"tag": "a//b"}, "tag name 'a//b'"),
+        ({"run_id": ""}, "run id ''"),
+        ({"media_type": "nope"}, "media type 'nope'"),
+        ({"content": "text"}, "content must be bytes"),
+    ],
+)
+def test_bad_input_changes_nothing(catalog: core.Services, kwargs: dict, error: str) -> None:
+    call = {"run_id": "r", "tag": "main", "node": "n", "content": b"1", "media_type": JSON}
+    call.update(kwargs)
+    before = row_counts(catalog)
+    with pytest.raises(core.ValidationError, match=error):
+        catalog.assets.commit_output(
+            call.pop("run_id"), call.pop("tag"), call.pop("node"), call.pop("content"), **call
+        )
+    assert row_counts(catalog) == before
+
+
+def test_get_moves_pages_and_filters(catalog: core.Services) -> None:
+    assert catalog.workflows.get_moves("main", None) == core.MovesPage([], 0)
+    commit(catalog, "a", b"1")
+    commit(catalog, "b", b"1")
+    commit(catalog, "a", b"2")
+    latest = catalog.workflows.get_moves("main", None)
+    history = catalog.tags.get_history("main")
+    assert [m.move for m in latest.moves] == history[-1:]
+    assert latest.cursor == history[-1].id
+    page = catalog.workflows.get_moves("main", 0, nodes=frozenset({"a"}))
+    assert [m.move.id for m in page.moves] == [history[0].id, history[2].id]
+    assert page.moves[1].changed_nodes == frozenset({"a"})
+    assert (
+        page.moves[1].version_hash
+        == catalog.artifacts.get_by_id(history[2].to_target_id).version_hash
+    )
+    assert page.cursor == history[-1].id
+    catalog.tags.delete_tag("main")
+    deleted = catalog.workflows.get_moves("main", page.cursor)
+    assert [(m.version_hash, m.changed_nodes) for m in deleted.moves] == [(None, frozenset())]
