@@ -75,7 +75,7 @@ def connect(
     uow = UnitOfWorkFactory(database)
     cas = CasService(uow, blobs)
     artifacts = ArtifactService(uow, cas)
-    tags = TagService(uow)
+    tags = TagService(uow, artifacts)
     workflows = WorkflowService(uow, cas, artifacts, tags, compaction_bound=compaction_bound)
     runs = RunService(uow, cas, artifacts, tags)
     return Services(
@@ -84,7 +84,7 @@ def connect(
         tags=tags,
         workflows=workflows,
         runs=runs,
-        assets=AssetService(cas, artifacts, workflows, runs),
+        assets=AssetService(uow, cas, artifacts, workflows, runs),
         database=database,
         blob_root=blobs.root,
     )

@@ -34,6 +34,11 @@ class UnitOfWorkFactory:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @property
+    def nested(self) -> bool:
+        """Whether a block opened now would join an enclosing transaction."""
+        return self._db.in_transaction
+
     @contextlib.contextmanager
     def __call__(self) -> Iterator[UnitOfWork]:
         with self._db.transaction() as session:

@@ -75,7 +75,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
         """Pin the run to the tag's current version (the first step process to get here wins)."""
         run = context.run
         if run is not None:
-            self.orchestrator.catalog.runs.create_run(run.run_id, self.tag, job_name=run.job_name)
+            self.orchestrator.catalog.runs.pin(run.run_id, self.tag, job_name=run.job_name)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         node = node_id(context)

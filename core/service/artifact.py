@@ -4,12 +4,17 @@ import json
 import uuid
 from typing import Any
 
+from core.cache import LRUCache
 from core.dag import apply_patch, canonical_json, sha256_id, validate_dag, validate_patch
 from core.domain import Artifact, ArtifactKind
 from core.errors import IntegrityError, NotFoundError, ValidationError
 from core.identifiers import check_artifact_id, check_cas_id, check_version_hash
 from core.service.cas import CasService
 from core.uow import UnitOfWork, UnitOfWorkFactory
+
+RESOLVED_CACHE_SIZE = 256
+"""Resolved DAG documents kept per process (artifacts are immutable)."""
+ARTIFACT_CACHE_SIZE = 4096
 
 
 def version_hash(kind: ArtifactKind, cas_id: str, parent_version_hash: str | None) -> str:
@@ -39,6 +44,9 @@ class ArtifactService:
     def __init__(self, uow: UnitOfWorkFactory, cas: CasService) -> None:
         self._uow = uow
         self._cas = cas
+        self._resolved = LRUCache[uuid.UUID, bytes](RESOLVED_CACHE_SIZE)
+        self._depths = LRUCache[uuid.UUID, int](RESOLVED_CACHE_SIZE)
+        self._by_id = LRUCache[uuid.UUID, Artifact](ARTIFACT_CACHE_SIZE)
 
     def create_dag_version(
         self,
@@ -108,19 +116,54 @@ class ArtifactService:
         return chain
 
     def resolve(self, artifact_id: uuid.UUID) -> dict[str, Any]:
-        """The DAG document at ``artifact_id``: its base version with every patch applied."""
-        chain = self.get_patch_chain(artifact_id)
-        base, above = chain[0], chain[1:]
-        if base.kind is not ArtifactKind.DAG_VERSION:
+        """The DAG document at ``artifact_id``: its base version with every patch applied.
+
+        Artifacts never change, so resolved documents are cached (as canonical JSON, so
+        callers get their own copy); a chain is replayed from its highest cached link.
+        """
+        artifact_id = check_artifact_id(artifact_id)
+        resolved = self._resolved.get(artifact_id)
+        if resolved is None:
+            resolved = self._replay(artifact_id)
+        return json.loads(resolved)
+
+    def patch_depth(self, artifact_id: uuid.UUID) -> int:
+        """How many patch sets lie between ``artifact_id`` and its nearest ``dag_version``."""
+        artifact_id = check_artifact_id(artifact_id)
+        depth = self._depths.get(artifact_id)
+        if depth is None:
+            self._replay(artifact_id)
+            depth = self._depths.get(artifact_id)
+            assert depth is not None
+        return depth
+
+    def _replay(self, artifact_id: uuid.UUID) -> bytes:
+        """Resolve ``artifact_id`` and cache its document and depth (and its chain's)."""
+        with self._uow() as uow:
+            head = self._get(uow, artifact_id)
+            parent_known = head.parent_id is not None and head.parent_id in self._resolved
+            chain = [head] if parent_known else self.get_patch_chain(artifact_id)
+        if parent_known:
+            assert head.parent_id is not None
+            document = json.loads(self._resolved.get(head.parent_id) or b"")
+            depth = self._depths.get(head.parent_id) or 0
+        elif chain[0].kind is ArtifactKind.DAG_VERSION:
+            document, depth = None, 0
+        else:
             raise ValidationError(
                 f"artifact {artifact_id} does not descend from a dag_version "
-                f"(its chain starts at {base.kind} {base.id})"
+                f"(its chain starts at {chain[0].kind} {chain[0].id})"
             )
-        document = self._load_json(base.cas_id)
-        for artifact in above:
-            if artifact.kind is ArtifactKind.PATCH_SET:
-                document = apply_patch(document, self._load_json(artifact.cas_id))
-        return document
+        resolved = b""
+        for artifact in chain:
+            if artifact.kind is ArtifactKind.DAG_VERSION:
+                document, depth = self._load_json(artifact.cas_id), 0
+            elif artifact.kind is ArtifactKind.PATCH_SET:
+                document, depth = apply_patch(document, self._load_json(artifact.cas_id)), depth + 1
+            resolved = canonical_json(document)
+            self._resolved.put(artifact.id, resolved)
+            self._depths.put(artifact.id, depth)
+        return resolved
 
     def _create(
         self,
@@ -151,6 +194,7 @@ class ArtifactService:
                 metadata_json=metadata_json,
             )
             if created is not None:
+                self._by_id.put(created.id, created)
                 return created.id
             existing = uow.artifacts.get_by_version_hash(digest)
             if existing is None:
@@ -158,9 +202,12 @@ class ArtifactService:
             return existing.id
 
     def _get(self, uow: UnitOfWork, artifact_id: uuid.UUID) -> Artifact:
-        artifact = uow.artifacts.get(artifact_id)
+        artifact = self._by_id.get(artifact_id)
         if artifact is None:
-            raise NotFoundError(f"artifact {artifact_id} not found")
+            artifact = uow.artifacts.get(artifact_id)
+            if artifact is None:
+                raise NotFoundError(f"artifact {artifact_id} not found")
+            self._by_id.put(artifact_id, artifact)
         return artifact
 
     def _load_json(self, cas_id: str) -> Any:

@@ -9,12 +9,14 @@ from typing import Any
 
 from core.dag import node_value, with_node_value
 from core.domain import NodeValue, OutputCommit
-from core.errors import NotFoundError, ValidationError
+from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import check_run_id, check_tag_name
 from core.service.artifact import ArtifactService
 from core.service.cas import CasService
 from core.service.run import RunService
+from core.service.tag import MAX_SWAP_ATTEMPTS
 from core.service.workflow import WorkflowService
+from core.uow import UnitOfWorkFactory
 
 
 def _check_node(node: object) -> str:
@@ -32,11 +34,13 @@ class AssetService:
 
     def __init__(
         self,
+        uow: UnitOfWorkFactory,
         cas: CasService,
         artifacts: ArtifactService,
         workflows: WorkflowService,
         runs: RunService,
     ) -> None:
+        self._uow = uow
         self._cas = cas
         self._artifacts = artifacts
         self._workflows = workflows
@@ -66,7 +70,7 @@ class AssetService:
             _check_node(name)
         cas_id = self._cas.store_content(content, media_type)
         value = NodeValue(node, partition_key, cas_id, media_type, len(content))
-        self._runs.create_run(run_id, tag, job_name=job_name)
+        self._runs.pin(run_id, tag, job_name=job_name)
         entry = {"cas_id": cas_id, "media_type": media_type, "size": len(content)}
         update = partial(
             with_node_value,
@@ -76,15 +80,23 @@ class AssetService:
             partition_key=partition_key,
             code_version=code_version,
         )
-        response = self._workflows.update_workflow(
-            tag,
-            update,
-            name=job_name or tag,
-            created_by=job_name,
-            message=f"materialize {node}" + (f" [{partition_key}]" if partition_key else ""),
-            run_id=run_id,
-        )
-        self._runs.record_output(run_id, value)
+        message = f"materialize {node}" + (f" [{partition_key}]" if partition_key else "")
+        for attempt in range(1, MAX_SWAP_ATTEMPTS + 1):
+            try:
+                with self._uow():  # the new version, the move and the lineage: all or nothing
+                    response = self._workflows.update_workflow(
+                        tag,
+                        update,
+                        name=job_name or tag,
+                        created_by=job_name,
+                        message=message,
+                        run_id=run_id,
+                    )
+                    self._runs.record_output(run_id, value)
+                break
+            except ConflictError:
+                if attempt == MAX_SWAP_ATTEMPTS:
+                    raise
         return OutputCommit(
             value=value,
             tag=tag,
@@ -113,6 +125,20 @@ class AssetService:
         """
         _check_node(node)
         check_tag_name(tag)
+        if run_id is not None:
+            self._runs.pin(run_id, tag)  # the run's first touch pins it, in its own transaction
+        with self._uow():
+            return self._locate(run_id, tag, node, partition_key, pin_tag, pin_version)
+
+    def _locate(
+        self,
+        run_id: str | None,
+        tag: str,
+        node: str,
+        partition_key: str | None,
+        pin_tag: str | None,
+        pin_version: str | None,
+    ) -> NodeValue:
         if pin_version is not None:
             artifact = self._artifacts.get_by_version_hash(pin_version)
             value = self._in(self._artifacts.resolve(artifact.id), node, partition_key)
@@ -142,10 +168,10 @@ class AssetService:
     def _pinned(
         self, run_id: str, tag: str, node: str, partition_key: str | None
     ) -> NodeValue | None:
-        run = self._runs.create_run(run_id, tag)
-        if run.base_id is None:
+        snapshot_id, base_id = self._runs.pin(run_id, tag)
+        if base_id is None:
             return None
-        return self._in(self._artifacts.resolve(run.snapshot_id), node, partition_key)
+        return self._in(self._artifacts.resolve(snapshot_id), node, partition_key)
 
     def _in(
         self, document: dict[str, Any], node: str, partition_key: str | None

@@ -1,7 +1,9 @@
 """Runs: a snapshot pinned to the tag's target when the run begins, and its status."""
 
+import uuid
 from datetime import UTC, datetime
 
+from core.cache import LRUCache
 from core.dag import SNAPSHOT_MEDIA_TYPE, canonical_json
 from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
 from core.errors import ConflictError, NotFoundError, ValidationError
@@ -12,6 +14,7 @@ from core.service.tag import TagService
 from core.uow import UnitOfWorkFactory
 
 FINAL_STATUSES = frozenset(RunStatus) - {RunStatus.STARTED}
+PIN_CACHE_SIZE = 1024
 
 
 class _RunExists(Exception):
@@ -28,6 +31,20 @@ class RunService:
         self._cas = cas
         self._artifacts = artifacts
         self._tags = tags
+        self._pins = LRUCache[str, tuple[uuid.UUID, uuid.UUID | None]](PIN_CACHE_SIZE)
+
+    def pin(
+        self, run_id: str, tag: str = "main", *, job_name: str | None = None
+    ) -> tuple[uuid.UUID, uuid.UUID | None]:
+        """Make sure ``run_id`` is recorded (``create_run``); return its snapshot and base.
+
+        A run's pin never changes, so this process remembers it.
+        """
+        pinned = self._pins.get(run_id)
+        if pinned is None:
+            run = self.create_run(run_id, tag, job_name=job_name)
+            pinned = (run.snapshot_id, run.base_id)
+        return pinned
 
     def create_run(self, run_id: str, tag: str = "main", *, job_name: str | None = None) -> Run:
         """Pin ``run_id`` to ``tag``'s current target (once: later calls return that pin).
@@ -41,9 +58,10 @@ class RunService:
             raise ValidationError(f"invalid job name {job_name!r}")
         try:
             with self._uow() as uow:
-                existing = uow.runs.get(run_id)
-                if existing is not None:
-                    return existing
+                run = uow.runs.get(run_id)
+                if run is not None:
+                    self._pins.put(run_id, (run.snapshot_id, run.base_id))
+                    return run
                 head = uow.tags.get(tag)
                 base = None if head is None else self._artifacts.get_by_id(head.target_id)
                 snapshot = {
@@ -68,9 +86,10 @@ class RunService:
                 )
                 if run is None:
                     raise _RunExists
-                return run
         except _RunExists:
-            return self.get_run(run_id)
+            run = self.get_run(run_id)
+        self._pins.put(run_id, (run.snapshot_id, run.base_id))
+        return run
 
     def get_run(self, run_id: str) -> Run:
         check_run_id(run_id)
@@ -109,7 +128,7 @@ class RunService:
         check_run_id(run_id)
         check_cas_id(value.cas_id)
         with self._uow() as uow:
-            if uow.runs.get(run_id) is None:
+            if run_id not in self._pins and uow.runs.get(run_id) is None:
                 raise NotFoundError(f"run {run_id!r} not found")
             uow.run_io.record(run_id, direction, value)
 

@@ -2,9 +2,10 @@
 
 import uuid
 
-from core.domain import Artifact, Tag, TagMove
+from core.domain import Tag, TagMove
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import check_artifact_id, check_run_id, check_tag_name
+from core.service.artifact import ArtifactService
 from core.uow import UnitOfWork, UnitOfWorkFactory
 
 MAX_MOVES_PER_POLL = 1000
@@ -31,8 +32,9 @@ class TagService:
     history, and its revision keeps counting when the name is created again.
     """
 
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, artifacts: ArtifactService) -> None:
         self._uow = uow
+        self._artifacts = artifacts
 
     def create_tag(
         self,
@@ -135,7 +137,7 @@ class TagService:
         if expected is None and new is None:
             return False
         with self._uow() as uow:
-            target = None if new is None else self._artifact(uow, new)
+            target = None if new is None else self._artifacts.get_by_id(new)
             revision = uow.tags.swap(
                 name,
                 expected_target_id=expected,
@@ -194,9 +196,3 @@ class TagService:
         if tag is None:
             raise NotFoundError(f"tag {name!r} not found")
         return tag
-
-    def _artifact(self, uow: UnitOfWork, artifact_id: uuid.UUID) -> Artifact:
-        artifact = uow.artifacts.get(artifact_id)
-        if artifact is None:
-            raise NotFoundError(f"artifact {artifact_id} not found")
-        return artifact

@@ -204,15 +204,18 @@ class WorkflowService:
             type(commit.expected_revision) is not int or commit.expected_revision < 0
         ):
             raise ValidationError(f"invalid expected revision {commit.expected_revision!r}")
-        for _ in range(MAX_SWAP_ATTEMPTS):
+        # Inside an enclosing transaction a lost race cannot be rolled back here: the
+        # ConflictError goes to the transaction's owner, which retries the whole of it.
+        retry = commit.expected_revision is None and not self._uow.nested
+        for _ in range(MAX_SWAP_ATTEMPTS if retry else 1):
             try:
                 return self._try_commit(commit)
             except _LostRace:
-                if commit.expected_revision is not None:
-                    raise ConflictError(
-                        f"tag {commit.tag!r} moved past revision {commit.expected_revision}"
-                    ) from None
-        raise ConflictError(f"tag {commit.tag!r} kept moving under {MAX_SWAP_ATTEMPTS} commits")
+                continue
+        raise ConflictError(
+            f"tag {commit.tag!r} moved while it was being committed"
+            + (f" (expected revision {commit.expected_revision})" if not retry else "")
+        )
 
     def _try_commit(self, commit: "_Commit") -> CreateWorkflowResponse:
         """One attempt in one transaction; ``_LostRace`` rolls it back."""
@@ -269,17 +272,15 @@ class WorkflowService:
         if name is None:
             assert parent_id is not None, "a patch always has a head to name it after"
             name = self._artifacts.get_by_id(parent_id).name
-        if planned.patch is not None and parent_id is not None:
-            chain = self._artifacts.get_patch_chain(parent_id)
-            if len(chain) - 1 < self._compaction_bound:
-                cas_id = self._cas.store_content(canonical_json(planned.patch), PATCH_MEDIA_TYPE)
-                return self._artifacts.create_patch_set(
-                    name,
-                    cas_id,
-                    parent_id=parent_id,
-                    created_by=commit.created_by,
-                    metadata=metadata,
-                )
+        if (
+            planned.patch is not None
+            and parent_id is not None
+            and self._artifacts.patch_depth(parent_id) < self._compaction_bound
+        ):
+            cas_id = self._cas.store_content(canonical_json(planned.patch), PATCH_MEDIA_TYPE)
+            return self._artifacts.create_patch_set(
+                name, cas_id, parent_id=parent_id, created_by=commit.created_by, metadata=metadata
+            )
         cas_id = self._cas.store_content(canonical_json(planned.document), DAG_MEDIA_TYPE)
         return self._artifacts.create_dag_version(
             name, cas_id, parent_id=parent_id, created_by=commit.created_by, metadata=metadata
