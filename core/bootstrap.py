@@ -6,7 +6,7 @@ from pathlib import Path
 from types import TracebackType
 
 from core.blobstore import BlobStore
-from core.db import DEFAULT_BUSY_TIMEOUT, Database
+from core.db import DEFAULT_BUSY_TIMEOUT, DEFAULT_LINGER, Database
 from core.schema import ensure_schema
 from core.service.artifact import ArtifactService
 from core.service.asset import AssetService
@@ -55,16 +55,20 @@ def connect(
     blob_root: str | os.PathLike[str] | None = None,
     *,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    linger: float = DEFAULT_LINGER,
     compaction_bound: int = DEFAULT_COMPACTION_BOUND,
 ) -> Services:
     """Open the catalog, creating its schema on first use.
 
     Defaults: ``$ORCHESTRATOR_DATABASE_URL`` else ``duckdb:///.orchestrator/catalog.duckdb``,
-    and ``$ORCHESTRATOR_BLOB_ROOT`` else ``.orchestrator/blobs``.
+    and ``$ORCHESTRATOR_BLOB_ROOT`` else ``.orchestrator/blobs``. On DuckDB, ``busy_timeout``
+    bounds the wait for a file other processes hold, and an idle process keeps its
+    connection for ``linger`` seconds unless another process asks for the file first.
     """
     database = Database(
         database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL,
         busy_timeout=busy_timeout,
+        linger=linger,
     )
     try:
         ensure_schema(database)

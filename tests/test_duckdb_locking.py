@@ -22,17 +22,27 @@ def duckdb_catalog(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield catalog
 
 
+HOLD_RAW = """
+import duckdb, sys, time
+deadline = time.monotonic() + 10
+while True:  # our catalog may still be lingering on the file: retry like any DuckDB client
+    try:
+        connection = duckdb.connect(sys.argv[1])
+        break
+    except duckdb.IOException:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.05)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+connection.close()
+"""
+
+
 def hold_raw_duckdb(path: str, seconds: float) -> subprocess.Popen[str]:
-    """A process outside our lock that keeps the DuckDB file open for ``seconds``."""
+    """A process outside our lock protocol that keeps the DuckDB file open for ``seconds``."""
     holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
-            " time.sleep(float(sys.argv[2])); c.close()",
-            path,
-            str(seconds),
-        ],
+        [sys.executable, "-c", HOLD_RAW, path, str(seconds)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -127,3 +137,47 @@ def test_no_committed_row_is_lost_across_processes(duckdb_catalog: core.Services
     expected = {f"w{w}/row-{i}" for w in range(processes) for i in range(rows)}
     assert expected <= names
     assert len(names) == processes * rows + 1
+
+
+CATALOG_TRANSACTION = """
+import sys, time, core
+started = time.monotonic()
+with core.connect(sys.argv[1], sys.argv[2], busy_timeout=5) as catalog:
+    catalog.tags.list_tags()
+print(time.monotonic() - started)
+"""
+
+
+@pytest.mark.slow
+def test_a_lingering_process_yields_to_a_queued_one(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'catalog.duckdb'}"
+    with core.connect(url, tmp_path / "blobs", linger=60) as lingering:
+        lingering.tags.list_tags()  # keeps the connection: nobody else wants the file
+        other = subprocess.run(
+            [sys.executable, "-c", CATALOG_TRANSACTION, url, str(tmp_path / "blobs")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).parent.parent,
+        )
+        assert other.returncode == 0, other.stderr
+        assert float(other.stdout) < 5  # it queued, and the lingering process let go
+        assert lingering.tags.list_tags() == []  # and takes the file back when it needs it
+
+
+@pytest.mark.slow
+def test_an_idle_process_holds_nothing(duckdb_catalog: core.Services) -> None:
+    duckdb_catalog.tags.list_tags()
+    time.sleep(0.5)  # past the linger
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+            duckdb_catalog.database.url.database,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr  # DuckDB's own lock was free: no retry
