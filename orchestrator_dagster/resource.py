@@ -23,7 +23,7 @@ class OrchestratorResource(dg.ConfigurableResource):
 
             orchestrator = OrchestratorResource(
                 database_url=dg.EnvVar("ORCHESTRATOR_DATABASE_URL"),
-                blob_root="/data/orchestrator/blobs",
+                blob_root=".orchestrator/blobs",
             )
 
             @dg.asset

@@ -74,8 +74,14 @@ class ArtifactService:
         if parent_id is None:
             raise ValidationError("a patch set needs a parent_id")
         patch = validate_patch(self._load_json(cas_id))
-        validate_dag(apply_patch(self.resolve(parent_id), patch))
-        return self._create(ArtifactKind.PATCH_SET, name, cas_id, parent_id, created_by, metadata)
+        document = validate_dag(apply_patch(self.resolve(parent_id), patch))
+        depth = self.patch_depth(parent_id) + 1
+        artifact_id = self._create(
+            ArtifactKind.PATCH_SET, name, cas_id, parent_id, created_by, metadata
+        )
+        self._resolved.put(artifact_id, canonical_json(document))  # what resolve() would say
+        self._depths.put(artifact_id, depth)
+        return artifact_id
 
     def create_run_snapshot(
         self,

@@ -1,0 +1,541 @@
+"""What ``VersionedIOManager`` costs a Dagster run, compared with ``FilesystemIOManager``.
+
+Measures two figures against targets from the performance issue:
+
+1. A 50-asset chain (``a0 -> a1 -> ... -> a49``; each asset reads its upstream value, a
+   small dict, and returns a changed one) materialised in process with
+   ``dagster.materialize``: wall clock with ``VersionedIOManager`` (side A) over wall clock
+   with Dagster's ``FilesystemIOManager`` (side B). Target <= 1.15.
+2. A 6-wide job (six independent assets plus ``total``, which reads all six; see
+   ``bench/dagster_overhead_defs.py``) run with ``dagster.execute_job`` on the default
+   multiprocess executor (every step in its own spawned process, at most as many at a
+   time as there are CPUs), side A over side B as above. Target <= 1.15.
+
+Every value carries the run id, so every run stores new content (``VersionedIOManager``
+does nothing for a value equal to the tag's current one; side A's runs are checked for
+that). Both sides run against the same kind of instance (``dagster.instance_for_test``
+with a directory under the work directory, one for each figure) with console logging at
+WARNING. A figure's runs are interleaved, A and B alternating which goes first in each
+round, after one unrecorded warm-up run of each side; the figure is median(A) /
+median(B) of the wall clock of the ``materialize``/``execute_job`` call. Each run of the
+multiprocess job happens in a fresh Python process (the IO manager is chosen when the
+job's module is imported, from ``BENCH_IO_MANAGER``); only its ``execute_job`` call is
+timed.
+
+Side A's catalog is a DuckDB file in a temporary work directory (under ``--dir`` if given,
+else the system temp dir, removed at the end), blobs next to it. ``--database-url
+postgresql+psycopg://...`` runs side A on Postgres instead, in fresh schemas that are
+dropped at the end (a ``duckdb:///path.duckdb`` URL: files ``path-chain.duckdb`` and
+``path-parallel.duckdb``).
+
+Run from the project root::
+
+    .venv/bin/python bench/dagster_overhead.py
+    .venv/bin/python bench/dagster_overhead.py --rounds 9 --mp-rounds 6 --json
+    .venv/bin/python bench/dagster_overhead.py \\
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/dagster_overhead.py --profile   # cProfile one side-A chain run
+
+Output: one line per figure, ``<figure name>: <value> (target <= X) OK|MISS``, followed by
+indented ``raw`` lines with the medians in seconds (wall clock, then CPU time: wall minus
+CPU is time spent waiting, on fsync, locks or other steps). With ``--json`` the figures
+are printed to stdout as a JSON list of ``{"name", "value", "target", "unit", "ok"}``
+objects and the human-readable report goes to stderr. The exit status is 0 whatever the
+figures are.
+"""
+
+import argparse
+import cProfile
+import gc
+import importlib
+import io
+import json
+import os
+import pstats
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, TextIO
+
+import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from orchestrator_dagster import OrchestratorResource, VersionedIOManager
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFS_MODULE = "bench.dagster_overhead_defs"
+CHAIN_LENGTH = 50
+TARGET = 1.15
+QUIET_RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class Timing(NamedTuple):
+    """One run: wall-clock seconds, and CPU seconds of every process that took part."""
+
+    wall: float
+    cpu: float
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children so far."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure and its target (``value <= target`` is OK)."""
+
+    name: str
+    value: float
+    target: float
+    unit: str
+    ok: bool
+
+
+def figure(name: str, value: float, target: float, unit: str) -> Figure:
+    return Figure(name, round(value, 4), target, unit, value <= target)
+
+
+def format_figure(fig: Figure) -> str:
+    suffix = "" if fig.unit == "ratio" else f" {fig.unit}"
+    verdict = "OK" if fig.ok else "MISS"
+    return f"{fig.name}: {fig.value:.3f}{suffix} (target <= {fig.target:g}{suffix}) {verdict}"
+
+
+def format_raw(label: str, timings: list[Timing]) -> str:
+    walls = [t.wall for t in timings]
+    return (
+        f"  raw {label} median: {statistics.median(walls):.3f} s over {len(walls)} rounds: "
+        + ", ".join(f"{w:.3f}" for w in walls)
+    )
+
+
+def format_cpu(versioned: list[Timing], filesystem: list[Timing], scope: str) -> str:
+    return (
+        f"  raw CPU ({scope}) medians: VersionedIOManager "
+        f"{statistics.median(t.cpu for t in versioned):.3f} s, FilesystemIOManager "
+        f"{statistics.median(t.cpu for t in filesystem):.3f} s"
+    )
+
+
+def wall_ratio(versioned: list[Timing], filesystem: list[Timing]) -> float:
+    return statistics.median(t.wall for t in versioned) / statistics.median(
+        t.wall for t in filesystem
+    )
+
+
+def quiet_warnings() -> None:
+    """Hide the deprecation/beta warnings Dagster and duckdb_engine print on every run."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+
+def ensure_repo_root_on_path() -> None:
+    """Make ``bench.dagster_overhead_defs`` importable here and in spawned step processes.
+
+    Spawned children get the parent's ``sys.path``; ``PYTHONPATH`` covers processes
+    started any other way.
+    """
+    root = str(REPO_ROOT)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
+
+
+def interleave(
+    rounds: int, first: Callable[[], Timing], second: Callable[[], Timing]
+) -> tuple[list[Timing], list[Timing]]:
+    """One unrecorded warm-up of each, then ``rounds`` rounds alternating which goes first."""
+    first()
+    second()
+    first_times: list[Timing] = []
+    second_times: list[Timing] = []
+    for index in range(rounds):
+        if index % 2 == 0:
+            first_times.append(first())
+            second_times.append(second())
+        else:
+            second_times.append(second())
+            first_times.append(first())
+    return first_times, second_times
+
+
+# --- catalogs ---------------------------------------------------------------------------
+
+
+class Catalogs:
+    """Hands out one fresh catalog database per figure; drops Postgres schemas at the end."""
+
+    def __init__(self, work: Path, database_url: str | None) -> None:
+        self.work = work
+        self.database_url = database_url
+        self.backend = make_url(database_url).get_backend_name() if database_url else "duckdb"
+        self._schemas: list[str] = []
+        self._admin: sa.Engine | None = None
+
+    def new(self, name: str) -> str:
+        if self.database_url is None:
+            (self.work / name).mkdir(parents=True, exist_ok=True)
+            return f"duckdb:///{self.work / name / 'catalog.duckdb'}"
+        url = make_url(self.database_url)
+        if url.get_backend_name() != "postgresql":  # a DuckDB file: one per figure next to it
+            path = Path(url.database or "catalog.duckdb")
+            return url.set(database=str(path.with_stem(f"{path.stem}-{name}"))).render_as_string(
+                hide_password=False
+            )
+        if self._admin is None:
+            self._admin = sa.create_engine(url)
+        schema = f"bench_dagster_{uuid.uuid4().hex[:12]}_{name}"
+        with self._admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        self._schemas.append(schema)
+        return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+
+    def close(self) -> None:
+        if self._admin is None:
+            return
+        with self._admin.begin() as connection:
+            for schema in self._schemas:
+                connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        self._admin.dispose()
+
+
+def redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- figure 1: the 50-asset chain, in process ----------------------------------------------
+
+
+def make_link(index: int) -> dg.AssetsDefinition:
+    """Asset ``a<index>``: reads ``a<index - 1>`` (if any) and returns a changed value."""
+    if index == 0:
+
+        @dg.asset(name="a0", group_name="bench_chain")
+        def first(context: dg.AssetExecutionContext) -> dict[str, Any]:
+            return {"step": 0, "run": context.run_id, "values": list(range(16))}
+
+        return first
+
+    @dg.asset(
+        name=f"a{index}",
+        group_name="bench_chain",
+        ins={"upstream": dg.AssetIn(key=f"a{index - 1}")},
+    )
+    def link(context: dg.AssetExecutionContext, upstream: dict[str, Any]) -> dict[str, Any]:
+        if upstream["run"] != context.run_id or upstream["step"] != index - 1:
+            raise RuntimeError(f"a{index} read a stale value of a{index - 1}")
+        return {
+            "step": index,
+            "run": context.run_id,
+            "values": [value + 1 for value in upstream["values"]],
+        }
+
+    return link
+
+
+def make_chain(length: int = CHAIN_LENGTH) -> list[dg.AssetsDefinition]:
+    return [make_link(index) for index in range(length)]
+
+
+def versioned_io_manager(database_url: str, blob_root: Path) -> VersionedIOManager:
+    return VersionedIOManager(
+        orchestrator=OrchestratorResource(database_url=database_url, blob_root=str(blob_root))
+    )
+
+
+def materialize_chain(
+    assets: list[dg.AssetsDefinition],
+    io_manager: dg.ConfigurableIOManagerFactory,
+    instance: dg.DagsterInstance,
+    *,
+    expect_new_versions: bool,
+) -> Timing:
+    """How long one ``materialize`` of the chain takes; checks the run."""
+    gc.collect()
+    cpu = cpu_seconds()
+    start = time.perf_counter()
+    result = dg.materialize(
+        assets, instance=instance, resources={"io_manager": io_manager}, run_config=QUIET_RUN_CONFIG
+    )
+    timing = Timing(time.perf_counter() - start, cpu_seconds() - cpu)
+    if not result.success:
+        raise RuntimeError(f"chain run {result.run_id} failed")
+    events = result.get_asset_materialization_events()
+    if len(events) != len(assets):
+        raise RuntimeError(f"chain run materialised {len(events)} assets, not {len(assets)}")
+    if expect_new_versions:
+        for event in events:
+            materialization = event.step_materialization_data.materialization
+            unchanged = materialization.metadata.get("orchestrator/unchanged")
+            if unchanged is None or unchanged.value:
+                raise RuntimeError(f"{materialization.asset_key} stored no new version")
+    return timing
+
+
+def measure_chain(catalogs: Catalogs, work: Path, rounds: int) -> tuple[Figure, list[str]]:
+    database_url = catalogs.new("chain")
+    versioned = versioned_io_manager(database_url, work / "chain" / "blobs")
+    filesystem = dg.FilesystemIOManager(base_dir=str(work / "chain" / "fs"))
+    assets = make_chain()
+    home = work / "chain" / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        versioned_times, filesystem_times = interleave(
+            rounds,
+            lambda: materialize_chain(assets, versioned, instance, expect_new_versions=True),
+            lambda: materialize_chain(assets, filesystem, instance, expect_new_versions=False),
+        )
+    ratio = wall_ratio(versioned_times, filesystem_times)
+    fig = figure(
+        f"in-process {CHAIN_LENGTH}-asset chain, VersionedIOManager ({catalogs.backend}) "
+        "/ FilesystemIOManager",
+        ratio,
+        TARGET,
+        "ratio",
+    )
+    raw = [
+        format_raw("VersionedIOManager", versioned_times),
+        format_raw("FilesystemIOManager", filesystem_times),
+        format_cpu(versioned_times, filesystem_times, "this process"),
+        "  raw per asset (wall): VersionedIOManager "
+        f"{statistics.median(t.wall for t in versioned_times) / CHAIN_LENGTH * 1000:.1f} ms, "
+        "FilesystemIOManager "
+        f"{statistics.median(t.wall for t in filesystem_times) / CHAIN_LENGTH * 1000:.1f} ms",
+    ]
+    return fig, raw
+
+
+# --- figure 2: the 6-wide job, multiprocess ------------------------------------------------
+
+
+def mp_child(dagster_home: str) -> None:
+    """In a fresh process: run the 6-wide job once and print its timing as JSON."""
+    quiet_warnings()
+    ensure_repo_root_on_path()
+    defs_module = importlib.import_module(DEFS_MODULE)
+    job = dg.reconstructable(defs_module.parallel_job)
+    job.get_definition()  # import and build the job before the clock starts
+    with dg.instance_for_test(temp_dir=dagster_home) as instance:
+        gc.collect()
+        cpu = cpu_seconds()
+        start = time.perf_counter()
+        result = dg.execute_job(job, instance=instance, run_config=QUIET_RUN_CONFIG)
+        seconds = time.perf_counter() - start
+        cpu = cpu_seconds() - cpu
+        steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+        pids = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
+        report = {
+            "seconds": seconds,
+            "cpu": cpu,
+            "success": result.success,
+            "run_id": result.run_id,
+            "steps": len(steps),
+            "processes": len(pids),
+            "io_manager": defs_module.IO_MANAGER_KIND,
+        }
+    print(json.dumps(report))
+
+
+def run_mp_child(kind: str, env: dict[str, str], dagster_home: Path) -> Timing:
+    """How long one multiprocess run takes with IO manager ``kind``, timed in a child."""
+    defs_module = importlib.import_module(DEFS_MODULE)
+    child_env = {**env, defs_module.IO_MANAGER_ENV: kind}
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--mp-child", str(dagster_home)],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        report = json.loads(completed.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        report = None
+    expected_steps = defs_module.WIDTH + 1
+    if (
+        completed.returncode != 0
+        or report is None
+        or not report["success"]
+        or report["io_manager"] != kind
+        or report["steps"] != expected_steps
+        or report["processes"] != expected_steps
+    ):
+        raise RuntimeError(
+            f"multiprocess run with {kind} failed (exit {completed.returncode}, report "
+            f"{report}):\n{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}"
+        )
+    return Timing(float(report["seconds"]), float(report["cpu"]))
+
+
+def measure_multiprocess(catalogs: Catalogs, work: Path, rounds: int) -> tuple[Figure, list[str]]:
+    ensure_repo_root_on_path()
+    defs_module = importlib.import_module(DEFS_MODULE)
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_DATABASE_URL": catalogs.new("parallel"),
+        "ORCHESTRATOR_BLOB_ROOT": str(work / "parallel" / "blobs"),
+        defs_module.FS_BASE_DIR_ENV: str(work / "parallel" / "fs"),
+        "PYTHONWARNINGS": "ignore",
+    }
+    home = work / "parallel" / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    versioned_times, filesystem_times = interleave(
+        rounds,
+        lambda: run_mp_child("versioned", env, home),
+        lambda: run_mp_child("filesystem", env, home),
+    )
+    ratio = wall_ratio(versioned_times, filesystem_times)
+    fig = figure(
+        f"multiprocess {defs_module.WIDTH}-wide job, VersionedIOManager ({catalogs.backend}) "
+        "/ FilesystemIOManager",
+        ratio,
+        TARGET,
+        "ratio",
+    )
+    raw = [
+        format_raw("VersionedIOManager", versioned_times),
+        format_raw("FilesystemIOManager", filesystem_times),
+        format_cpu(versioned_times, filesystem_times, "run process + step processes"),
+        f"  raw executor: multiprocess, max_concurrent = {os.cpu_count()} (CPUs), "
+        f"{defs_module.WIDTH + 1} step processes per run",
+    ]
+    return fig, raw
+
+
+# --- profile ------------------------------------------------------------------------------
+
+
+def profile_chain(catalogs: Catalogs, work: Path, out: TextIO, lines: int = 30) -> None:
+    """cProfile one side-A chain run (after a warm-up), cumulative, project/SQL code only."""
+    database_url = catalogs.new("profile")
+    versioned = versioned_io_manager(database_url, work / "profile" / "blobs")
+    assets = make_chain()
+    home = work / "profile" / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        materialize_chain(assets, versioned, instance, expect_new_versions=True)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        timing = materialize_chain(assets, versioned, instance, expect_new_versions=True)
+        profiler.disable()
+    buffer = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buffer)
+    stats.sort_stats("cumulative")
+    stats.print_stats(
+        rf"{re.escape(str(REPO_ROOT))}/orchestrator_dagster/(io_manager|resource)\.py"
+    )
+    restriction = rf"{re.escape(str(REPO_ROOT))}/(core|orchestrator_dagster)/|/sqlalchemy/|/duckdb"
+    stats.print_stats(restriction, lines)
+    stats.sort_stats("tottime")
+    stats.print_stats(lines // 2)
+    print(
+        f"profile of one in-process {CHAIN_LENGTH}-asset chain run with VersionedIOManager "
+        f"({catalogs.backend}): {timing.wall:.3f} s under cProfile",
+        file=out,
+    )
+    print(buffer.getvalue().replace(str(REPO_ROOT) + "/", ""), file=out)
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def work_directory(parent: Path | None) -> Iterator[Path]:
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-dagster-", dir=parent))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, help="parent of the temporary work directory")
+    parser.add_argument(
+        "--database-url",
+        help="side A's catalog (default: a DuckDB file in the work directory); a Postgres "
+        "URL gets fresh schemas, dropped at the end",
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="in-process chain rounds per side (default 5)"
+    )
+    parser.add_argument(
+        "--mp-rounds", type=int, default=4, help="multiprocess rounds per side (default 4)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of measuring, cProfile one side-A in-process chain run",
+    )
+    parser.add_argument("--mp-child", metavar="DAGSTER_HOME", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.mp_rounds < 1:
+        parser.error("--rounds and --mp-rounds must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.mp_child:
+        mp_child(args.mp_child)
+        return 0
+    quiet_warnings()
+    out = sys.stderr if args.json else sys.stdout
+    started = time.perf_counter()
+    figures: list[Figure] = []
+    with work_directory(args.dir) as work:
+        catalogs = Catalogs(work, args.database_url)
+        try:
+            if args.profile:
+                profile_chain(catalogs, work, out)
+                return 0
+            for measure, rounds in (
+                (measure_chain, args.rounds),
+                (measure_multiprocess, args.mp_rounds),
+            ):
+                fig, raw = measure(catalogs, work, rounds)
+                figures.append(fig)
+                print(format_figure(fig), file=out)
+                for line in raw:
+                    print(line, file=out)
+                out.flush()
+        finally:
+            catalogs.close()
+        side_a = (
+            redact(args.database_url)
+            if args.database_url
+            else f"duckdb:///{work}/{{chain,parallel}}/catalog.duckdb"
+        )
+        print(f"  raw work dir: {work}, side A database: {side_a}", file=out)
+    print(f"  raw total wall time: {time.perf_counter() - started:.1f} s", file=out)
+    if args.json:
+        json.dump([asdict(fig) for fig in figures], sys.stdout, indent=2)
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

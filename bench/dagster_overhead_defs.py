@@ -1,0 +1,83 @@
+"""The 6-wide job that ``bench/dagster_overhead.py`` runs with the multiprocess executor.
+
+Six independent assets (``branch_0`` ... ``branch_5``) and ``total``, which reads all six
+through the IO manager. Every value carries the run id, so every run stores new content.
+
+The step processes are spawned and import this module again, so the IO manager is chosen
+here, at import time, from the environment they inherit:
+
+* ``BENCH_IO_MANAGER``: ``versioned`` (``VersionedIOManager`` over an
+  ``OrchestratorResource`` that reads ``ORCHESTRATOR_DATABASE_URL`` and
+  ``ORCHESTRATOR_BLOB_ROOT``) or ``filesystem`` (Dagster's ``FilesystemIOManager``).
+* ``BENCH_FS_BASE_DIR``: the ``FilesystemIOManager``'s base directory (default: the
+  instance's storage directory).
+
+Import it as ``bench.dagster_overhead_defs`` with the repository root on ``sys.path``.
+"""
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from orchestrator_dagster import OrchestratorResource, VersionedIOManager
+
+WIDTH = 6
+JOB_NAME = "bench_parallel"
+IO_MANAGER_ENV = "BENCH_IO_MANAGER"
+FS_BASE_DIR_ENV = "BENCH_FS_BASE_DIR"
+IO_MANAGER_KINDS = ("versioned", "filesystem")
+
+
+def make_branch(index: int) -> dg.AssetsDefinition:
+    @dg.asset(name=f"branch_{index}", group_name="bench_parallel")
+    def branch(context: dg.AssetExecutionContext) -> dict[str, Any]:
+        return {
+            "branch": index,
+            "run": context.run_id,
+            "values": list(range(index * 10, index * 10 + 10)),
+        }
+
+    return branch
+
+
+BRANCHES = [make_branch(index) for index in range(WIDTH)]
+
+
+@dg.asset(group_name="bench_parallel")
+def total(
+    context: dg.AssetExecutionContext,
+    branch_0: dict[str, Any],
+    branch_1: dict[str, Any],
+    branch_2: dict[str, Any],
+    branch_3: dict[str, Any],
+    branch_4: dict[str, Any],
+    branch_5: dict[str, Any],
+) -> dict[str, Any]:
+    branches = [branch_0, branch_1, branch_2, branch_3, branch_4, branch_5]
+    if any(branch["run"] != context.run_id for branch in branches):
+        raise RuntimeError("total read a branch value from another run")
+    return {"run": context.run_id, "total": sum(sum(branch["values"]) for branch in branches)}
+
+
+def make_io_manager(kind: str) -> dg.ConfigurableIOManagerFactory:
+    """The IO manager named ``kind`` (one of ``IO_MANAGER_KINDS``)."""
+    if kind == "versioned":
+        return VersionedIOManager(orchestrator=OrchestratorResource())
+    if kind == "filesystem":
+        # Unset: the instance's storage directory (Dagster's default).
+        return dg.FilesystemIOManager(base_dir=os.environ.get(FS_BASE_DIR_ENV))
+    raise RuntimeError(f"{IO_MANAGER_ENV} must be one of {IO_MANAGER_KINDS}, not {kind!r}")
+
+
+IO_MANAGER_KIND = os.environ.get(IO_MANAGER_ENV, "filesystem")
+defs = dg.Definitions(
+    assets=[*BRANCHES, total],
+    jobs=[dg.define_asset_job(JOB_NAME, selection=dg.AssetSelection.all())],
+    resources={"io_manager": make_io_manager(IO_MANAGER_KIND)},
+)
+
+
+def parallel_job() -> dg.JobDefinition:
+    """The job, for ``dagster.reconstructable``."""
+    return defs.resolve_job_def(JOB_NAME)
