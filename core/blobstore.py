@@ -32,7 +32,10 @@ class BlobStore:
         return self.path(cas_id).is_file()
 
     def put_bytes(self, cas_id: str, content: bytes | memoryview) -> bool:
-        """Store ``content`` (already hashed to ``cas_id``); ``False`` if it was present."""
+        """Store ``content`` (already hashed to ``cas_id``); ``False`` if it was present.
+
+        A blob already present is touched, so ``gc`` sees it as freshly stored.
+        """
         target = self.path(cas_id)
         if self._intact(target, len(content)):
             return False
@@ -72,10 +75,51 @@ class BlobStore:
         return "sha256:" + digest.hexdigest()
 
     def _intact(self, target: Path, size: int) -> bool:
+        """Whether ``target`` holds ``size`` bytes; touches it when it does."""
         try:
+            os.utime(target)
             return target.stat().st_size == size
         except FileNotFoundError:
             return False
+
+    def modified_at(self, cas_id: str) -> float | None:
+        """When the blob was last stored (or stored again), or ``None`` if absent."""
+        try:
+            return self.path(cas_id).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def size(self, cas_id: str) -> int | None:
+        try:
+            return self.path(cas_id).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def quarantine(self, cas_id: str) -> Path | None:
+        """Move the blob out of the store (atomically); ``None`` if it was absent."""
+        quarantined = self._tmp / f"{cas_id.split(':', 1)[1]}.gc"
+        try:
+            os.replace(self.path(cas_id), quarantined)
+        except FileNotFoundError:
+            return None
+        return quarantined
+
+    def restore(self, cas_id: str, quarantined: Path) -> None:
+        """Put a quarantined blob back (unless the blob was stored again meanwhile)."""
+        if self.path(cas_id).exists():
+            quarantined.unlink(missing_ok=True)
+        else:
+            os.replace(quarantined, self.path(cas_id))
+
+    def stored_ids(self) -> Iterator[str]:
+        """The ids of every blob file in the store."""
+        for algorithm in sorted(p for p in self.root.iterdir() if p.name != "tmp"):
+            for path in sorted(algorithm.glob("*/*/*")):
+                yield f"{algorithm.name}:{path.name}"
+
+    def temporary_files(self) -> list[Path]:
+        """Leftovers in the temporary folder (crashed writes, interrupted collections)."""
+        return sorted(self._tmp.iterdir())
 
     @contextlib.contextmanager
     def _temporary(self) -> Iterator[tuple[BinaryIO, Path]]:

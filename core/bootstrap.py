@@ -11,6 +11,8 @@ from core.schema import ensure_schema
 from core.service.artifact import ArtifactService
 from core.service.asset import AssetService
 from core.service.cas import CasService
+from core.service.maintenance import MaintenanceService
+from core.service.ref import RefService
 from core.service.run import RunService
 from core.service.tag import TagService
 from core.service.workflow import DEFAULT_COMPACTION_BOUND, WorkflowService
@@ -32,6 +34,8 @@ class Services:
     workflows: WorkflowService
     runs: RunService
     assets: AssetService
+    refs: RefService
+    maintenance: MaintenanceService
     database: Database
     blob_root: Path
 
@@ -89,6 +93,8 @@ def connect(
         workflows=workflows,
         runs=runs,
         assets=AssetService(uow, cas, artifacts, workflows, runs),
+        refs=RefService(uow, artifacts),
+        maintenance=MaintenanceService(uow, blobs, artifacts, tags),
         database=database,
         blob_root=blobs.root,
     )

@@ -171,3 +171,29 @@ def changed_nodes(before: dict[str, Any], after: dict[str, Any]) -> frozenset[st
     """Nodes added, removed or changed between two DAG documents."""
     old, new = before.get("nodes", {}), after.get("nodes", {})
     return frozenset(node for node in old.keys() | new.keys() if old.get(node) != new.get(node))
+
+
+def referenced_cas_ids(content: Any) -> frozenset[str]:
+    """Every ``cas_id`` value named anywhere in a DAG document or JSON Patch."""
+    found: set[str] = set()
+    stack = [content]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            cas_id = item.get("cas_id")
+            if isinstance(cas_id, str):
+                found.add(cas_id)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return frozenset(found)
+
+
+def diff_nodes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per node that differs: ``{"change": added|removed|changed, "before": .., "after": ..}``."""
+    old, new = before.get("nodes", {}), after.get("nodes", {})
+    diff = {}
+    for node in sorted(changed_nodes(before, after)):
+        change = "added" if node not in old else "removed" if node not in new else "changed"
+        diff[node] = {"change": change, "before": old.get(node), "after": new.get(node)}
+    return diff

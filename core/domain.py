@@ -179,3 +179,31 @@ class CreateWorkflowResponse:
     revision: int
     changed: bool = True
     from_target_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What a garbage collection removed (or, in a dry run, would remove)."""
+
+    removed: list[str]
+    removed_bytes: int
+    kept_recent: int
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class BlobProblem:
+    """A referenced blob that is missing or whose bytes do not hash to its id."""
+
+    cas_id: str
+    problem: str
+    artifact_ids: list[uuid.UUID]
+    tags: list[str]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of re-hashing every referenced blob."""
+
+    checked: int
+    problems: list[BlobProblem]

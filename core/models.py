@@ -128,3 +128,12 @@ class RunIORow(Base):
     media_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class BlobRefRow(Base):
+    """The blobs an artifact's content names (node values): what ``gc`` must keep."""
+
+    __tablename__ = "blob_refs"
+
+    artifact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(ArtifactRow.id), primary_key=True)
+    cas_id: Mapped[str] = mapped_column(ForeignKey(CasBlob.cas_id), primary_key=True)

@@ -68,3 +68,19 @@ def first_connect(url: str, blob_root: str, start_at: float) -> int:
     wait_until(start_at)
     with core.connect(url, blob_root) as catalog, catalog.database.transaction() as session:
         return session.scalar(text("SELECT version FROM schema_version"))
+
+
+def store_then_commit(url: str, blob_root: str, count: int, start_at: float) -> list[str]:
+    """Store a value, then (a moment later) commit it: the window ``gc`` must respect."""
+    committed = []
+    with core.connect(url, blob_root) as catalog:
+        wait_until(start_at)
+        for i in range(count):
+            content = f'{{"value": {i}, "nonce": "{uuid.uuid4()}"}}'.encode()
+            catalog.cas.store_content(content, "application/json")
+            time.sleep(0.02)
+            result = catalog.assets.commit_output(
+                "writer", "main", f"node{i % 5}", content, media_type="application/json"
+            )
+            committed.append(result.value.cas_id)
+    return committed

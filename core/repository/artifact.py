@@ -10,10 +10,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.domain import Artifact, ArtifactKind
-from core.models import ArtifactRow
+from core.models import ArtifactRow, BlobRefRow
 from core.repository.clock import aware, utc_now
+from core.repository.errors import conflicts_on_integrity_errors
 
 artifacts = ArtifactRow.__table__
+blob_refs = BlobRefRow.__table__
 
 
 def _to_artifact(row: Row[Any]) -> Artifact:
@@ -34,6 +36,7 @@ class ArtifactRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
+    @conflicts_on_integrity_errors
     def add(
         self,
         *,
@@ -65,6 +68,15 @@ class ArtifactRepository:
         ).first()
         return None if row is None else _to_artifact(row)
 
+    @conflicts_on_integrity_errors
+    def add_refs(self, artifact_id: uuid.UUID, cas_ids: frozenset[str]) -> None:
+        """Record the blobs an artifact's content names."""
+        if cas_ids:
+            self._session.execute(
+                insert(blob_refs),
+                [{"artifact_id": artifact_id, "cas_id": cas_id} for cas_id in sorted(cas_ids)],
+            )
+
     def get(self, artifact_id: uuid.UUID) -> Artifact | None:
         row = self._session.execute(select(artifacts).where(artifacts.c.id == artifact_id)).first()
         return None if row is None else _to_artifact(row)
@@ -74,6 +86,33 @@ class ArtifactRepository:
             select(artifacts).where(artifacts.c.version_hash == version_hash)
         ).first()
         return None if row is None else _to_artifact(row)
+
+    def find_by_version_prefix(self, prefix: str, limit: int) -> list[Artifact]:
+        """Artifacts whose version hash starts with ``prefix`` (at most ``limit``)."""
+        pattern = prefix.replace("\\", "").replace("%", "").replace("_", "") + "%"
+        rows = self._session.execute(
+            select(artifacts).where(artifacts.c.version_hash.like(pattern)).limit(limit)
+        ).all()
+        return [_to_artifact(row) for row in rows]
+
+    def ancestry(self, head_id: uuid.UUID, limit: int) -> list[Artifact]:
+        """``head_id`` and its parents, newest first, down to the first version."""
+        step = select(artifacts, literal(0).label("depth")).where(artifacts.c.id == head_id)
+        line = step.cte("line", recursive=True)
+        parent = artifacts.alias("parent")
+        line = line.union_all(
+            select(parent, (line.c.depth + 1).label("depth"))
+            .join(line, parent.c.id == line.c.parent_id)
+            .where(line.c.depth < limit - 1)
+        )
+        rows = self._session.execute(select(line).order_by(line.c.depth)).all()
+        return [_to_artifact(row) for row in rows]
+
+    def referencing(self, cas_id: str) -> list[uuid.UUID]:
+        """Artifacts whose content is ``cas_id`` or names it."""
+        direct = select(artifacts.c.id).where(artifacts.c.cas_id == cas_id)
+        named = select(blob_refs.c.artifact_id).where(blob_refs.c.cas_id == cas_id)
+        return sorted(set(self._session.scalars(direct.union(named))))
 
     def chain(self, head_id: uuid.UUID) -> list[Artifact]:
         """``head_id`` and its ancestors down to the nearest ``dag_version``, base first."""

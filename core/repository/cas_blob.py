@@ -1,14 +1,33 @@
 """SQL for the catalog entries of content-addressed blobs."""
 
-from sqlalchemy import select
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.domain import Blob
-from core.models import CasBlob
+from core.models import ArtifactRow, BlobRefRow, CasBlob, RunIORow
 from core.repository.clock import aware, utc_now
+from core.repository.errors import conflicts_on_integrity_errors
 
 blobs = CasBlob.__table__
+artifacts = ArtifactRow.__table__
+blob_refs = BlobRefRow.__table__
+run_io = RunIORow.__table__
+
+
+def _referenced(cas_id_column: ColumnElement[str]) -> ColumnElement[bool]:
+    return or_(
+        exists().where(artifacts.c.cas_id == cas_id_column),
+        exists().where(blob_refs.c.cas_id == cas_id_column),
+        exists().where(run_io.c.cas_id == cas_id_column),
+    )
+
+
+def _to_blob(row: Row[Any]) -> Blob:
+    return Blob(row.cas_id, row.size, row.media_type, aware(row.created_at))
 
 
 class CasBlobRepository:
@@ -23,8 +42,50 @@ class CasBlobRepository:
             .on_conflict_do_nothing(index_elements=[blobs.c.cas_id])
         )
 
+    def missing(self, cas_ids: frozenset[str]) -> frozenset[str]:
+        """Those of ``cas_ids`` that have no catalog entry."""
+        if not cas_ids:
+            return frozenset()
+        found = self._session.scalars(select(blobs.c.cas_id).where(blobs.c.cas_id.in_(cas_ids)))
+        return cas_ids - set(found)
+
     def get(self, cas_id: str) -> Blob | None:
         row = self._session.execute(select(blobs).where(blobs.c.cas_id == cas_id)).first()
-        if row is None:
-            return None
-        return Blob(row.cas_id, row.size, row.media_type, aware(row.created_at))
+        return None if row is None else _to_blob(row)
+
+    def unreferenced(self) -> list[Blob]:
+        """Blobs that no artifact or run references."""
+        rows = self._session.execute(
+            select(blobs).where(~_referenced(blobs.c.cas_id)).order_by(blobs.c.cas_id)
+        ).all()
+        return [_to_blob(row) for row in rows]
+
+    @conflicts_on_integrity_errors
+    def delete_if_unreferenced(self, cas_id: str) -> bool:
+        """Delete the entry of ``cas_id`` unless something references it now.
+
+        ``ConflictError`` when a concurrent commit made it referenced (a foreign key held).
+        """
+        deleted = self._session.execute(
+            blobs.delete()
+            .where(blobs.c.cas_id == cas_id, ~_referenced(blobs.c.cas_id))
+            .returning(blobs.c.cas_id)
+        ).first()
+        return deleted is not None
+
+    def referenced(self) -> Iterator[Blob]:
+        """Every blob an artifact or run references, in cas id order."""
+        rows = self._session.execute(
+            select(blobs).where(_referenced(blobs.c.cas_id)).order_by(blobs.c.cas_id)
+        )
+        return (_to_blob(row) for row in rows.all())
+
+    def known(self, cas_ids: list[str]) -> set[str]:
+        """Those of ``cas_ids`` that have a catalog entry."""
+        found: set[str] = set()
+        for start in range(0, len(cas_ids), 500):
+            batch = cas_ids[start : start + 500]
+            found.update(
+                self._session.scalars(select(blobs.c.cas_id).where(blobs.c.cas_id.in_(batch)))
+            )
+        return found

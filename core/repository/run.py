@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from core.domain import Direction, NodeValue, Run, RunIO
 from core.models import RunIORow, RunRow
 from core.repository.clock import aware, aware_or_none, utc_now
+from core.repository.errors import conflicts_on_integrity_errors
 
 runs = RunRow.__table__
 run_io = RunIORow.__table__
@@ -36,6 +37,14 @@ class RunRepository:
         row = self._session.execute(select(runs).where(runs.c.run_id == run_id)).first()
         return None if row is None else _to_run(row)
 
+    def recent(self, limit: int) -> list[Run]:
+        """The latest runs, newest first."""
+        rows = self._session.execute(
+            select(runs).order_by(runs.c.started_at.desc(), runs.c.run_id).limit(limit)
+        ).all()
+        return [_to_run(row) for row in rows]
+
+    @conflicts_on_integrity_errors
     def insert(
         self,
         run_id: str,
@@ -93,6 +102,7 @@ class RunIORepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
+    @conflicts_on_integrity_errors
     def record(self, run_id: str, direction: Direction, value: NodeValue) -> None:
         key = {
             "run_id": run_id,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core.domain import ArtifactKind, Tag, TagMove
 from core.models import TagMoveRow, TagRow, tag_move_id_seq
 from core.repository.clock import aware, utc_now
+from core.repository.errors import conflicts_on_integrity_errors
 
 tags = TagRow.__table__
 moves = TagMoveRow.__table__
@@ -69,6 +70,7 @@ class TagRepository:
         ).all()
         return [_to_tag(row) for row in rows]
 
+    @conflicts_on_integrity_errors
     def insert(
         self, name: str, target_id: uuid.UUID, target_kind: ArtifactKind, updated_by: str | None
     ) -> Tag | None:
@@ -90,6 +92,7 @@ class TagRepository:
         ).first()
         return None if row is None else _to_tag(row)
 
+    @conflicts_on_integrity_errors
     def swap(
         self,
         name: str,
@@ -125,6 +128,7 @@ class TagRepository:
             tags.update().where(*conditions).values(**values).returning(tags.c.revision)
         )
 
+    @conflicts_on_integrity_errors
     def append_move(
         self,
         name: str,
@@ -169,6 +173,17 @@ class TagRepository:
             .limit(limit)
         ).all()
         return [_to_move(row) for row in rows]
+
+    def move_at(self, name: str, position: int) -> TagMove | None:
+        """The move ``position`` steps back from the latest (0 = the latest), as in a reflog."""
+        row = self._session.execute(
+            select(moves)
+            .where(moves.c.tag_name == name)
+            .order_by(moves.c.id.desc())
+            .offset(position)
+            .limit(1)
+        ).first()
+        return None if row is None else _to_move(row)
 
     def last_move(self, name: str) -> TagMove | None:
         row = self._session.execute(

@@ -5,7 +5,14 @@ import uuid
 from typing import Any
 
 from core.cache import LRUCache
-from core.dag import apply_patch, canonical_json, sha256_id, validate_dag, validate_patch
+from core.dag import (
+    apply_patch,
+    canonical_json,
+    referenced_cas_ids,
+    sha256_id,
+    validate_dag,
+    validate_patch,
+)
 from core.domain import Artifact, ArtifactKind
 from core.errors import IntegrityError, NotFoundError, ValidationError
 from core.identifiers import check_artifact_id, check_cas_id, check_version_hash
@@ -58,8 +65,16 @@ class ArtifactService:
         metadata: dict[str, Any] | None = None,
     ) -> uuid.UUID:
         """Record the DAG document stored at ``cas_id`` as a version (validated first)."""
-        validate_dag(self._load_json(cas_id))
-        return self._create(ArtifactKind.DAG_VERSION, name, cas_id, parent_id, created_by, metadata)
+        document = validate_dag(self._load_json(cas_id))
+        return self._create(
+            ArtifactKind.DAG_VERSION,
+            name,
+            cas_id,
+            parent_id,
+            created_by,
+            metadata,
+            refs=referenced_cas_ids(document),
+        )
 
     def create_patch_set(
         self,
@@ -74,10 +89,18 @@ class ArtifactService:
         if parent_id is None:
             raise ValidationError("a patch set needs a parent_id")
         patch = validate_patch(self._load_json(cas_id))
-        document = validate_dag(apply_patch(self.resolve(parent_id), patch))
+        parent_document = self.resolve(parent_id)
+        document = validate_dag(apply_patch(parent_document, patch))
         depth = self.patch_depth(parent_id) + 1
         artifact_id = self._create(
-            ArtifactKind.PATCH_SET, name, cas_id, parent_id, created_by, metadata
+            ArtifactKind.PATCH_SET,
+            name,
+            cas_id,
+            parent_id,
+            created_by,
+            metadata,
+            # the values this patch brings in (its ancestors hold the rest, and stay)
+            refs=referenced_cas_ids(document) - referenced_cas_ids(parent_document),
         )
         self._resolved.put(artifact_id, canonical_json(document))  # what resolve() would say
         self._depths.put(artifact_id, depth)
@@ -120,6 +143,15 @@ class ArtifactService:
         if not chain:
             raise NotFoundError(f"artifact {head_id} not found")
         return chain
+
+    def get_ancestry(self, artifact_id: uuid.UUID, *, limit: int = 1000) -> list[Artifact]:
+        """``artifact_id`` and its parents, newest first, down to the first version."""
+        artifact_id = check_artifact_id(artifact_id)
+        with self._uow() as uow:
+            line = uow.artifacts.ancestry(artifact_id, limit)
+        if not line:
+            raise NotFoundError(f"artifact {artifact_id} not found")
+        return line
 
     def resolve(self, artifact_id: uuid.UUID) -> dict[str, Any]:
         """The DAG document at ``artifact_id``: its base version with every patch applied.
@@ -179,6 +211,8 @@ class ArtifactService:
         parent_id: uuid.UUID | None,
         created_by: str | None,
         metadata: dict[str, Any] | None,
+        *,
+        refs: frozenset[str] = frozenset(),
     ) -> uuid.UUID:
         _check_name(name)
         _check_actor(created_by)
@@ -200,6 +234,13 @@ class ArtifactService:
                 metadata_json=metadata_json,
             )
             if created is not None:
+                missing = uow.blobs.missing(refs)
+                if missing:
+                    raise NotFoundError(
+                        f"{kind} content names blobs that are not in the catalog: "
+                        + ", ".join(sorted(missing))
+                    )
+                uow.artifacts.add_refs(created.id, refs)
                 self._by_id.put(created.id, created)
                 return created.id
             existing = uow.artifacts.get_by_version_hash(digest)

@@ -84,6 +84,7 @@ class AssetService:
         for attempt in range(1, MAX_SWAP_ATTEMPTS + 1):
             try:
                 with self._uow():  # the new version, the move and the lineage: all or nothing
+                    self._cas.store_content(content, media_type)  # still there, under our lock
                     response = self._workflows.update_workflow(
                         tag,
                         update,

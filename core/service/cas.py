@@ -6,7 +6,7 @@ from typing import BinaryIO
 
 from core.blobstore import BlobStore
 from core.domain import Blob
-from core.errors import IntegrityError, NotFoundError, ValidationError
+from core.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from core.identifiers import check_cas_id
 from core.uow import UnitOfWorkFactory
 
@@ -45,6 +45,8 @@ class CasService:
         self._blobs.put_bytes(cas_id, content)
         with self._uow() as uow:
             uow.blobs.add(cas_id, len(content), media_type)
+            if not self._blobs.exists(cas_id):  # gc took it between our write and our row
+                self._blobs.put_bytes(cas_id, content)
         return cas_id
 
     def store_stream(self, stream: BinaryIO, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
@@ -57,6 +59,10 @@ class CasService:
         cas_id, size = self._blobs.put_stream(stream)
         with self._uow() as uow:
             uow.blobs.add(cas_id, size, media_type)
+            if not self._blobs.exists(cas_id):
+                raise ConflictError(
+                    f"blob {cas_id} was garbage-collected while being stored; store it again"
+                )
         return cas_id
 
     def get_content(self, cas_id: str) -> bytes:

@@ -91,6 +91,11 @@ class RunService:
         self._pins.put(run_id, (run.snapshot_id, run.base_id))
         return run
 
+    def list_runs(self, *, limit: int = 50) -> list[Run]:
+        """The latest runs, newest first."""
+        with self._uow() as uow:
+            return uow.runs.recent(limit)
+
     def get_run(self, run_id: str) -> Run:
         check_run_id(run_id)
         with self._uow() as uow:

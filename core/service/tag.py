@@ -85,6 +85,37 @@ class TagService:
         """Delete ``name``: a move to no target, so its history and revision survive."""
         self._force(name, None, moved_by, reason, None, must_exist=True)
 
+    def rollback(
+        self,
+        name: str,
+        to_target_id: uuid.UUID | None = None,
+        *,
+        moved_by: str | None = None,
+    ) -> Tag:
+        """Move ``name`` back to ``to_target_id`` (default: its target before the last move).
+
+        A compare-and-swap against the current target, recorded with reason ``rollback``;
+        ``ConflictError`` if the tag moved meanwhile.
+        """
+        check_tag_name(name)
+        with self._uow() as uow:
+            current = self._live(uow, name)
+            if to_target_id is None:
+                last = uow.tags.last_move(name)
+                to_target_id = last and last.from_target_id
+                if to_target_id is None:
+                    raise ConflictError(f"tag {name!r} has no previous target to roll back to")
+            if not self.compare_and_swap(
+                name,
+                current.target_id,
+                to_target_id,
+                moved_by=moved_by,
+                reason="rollback",
+                expected_revision=current.revision,
+            ):
+                raise ConflictError(f"tag {name!r} moved during the rollback")
+            return self._live(uow, name)
+
     def get_tag(self, name: str) -> Tag:
         check_tag_name(name)
         with self._uow() as uow:

@@ -12,6 +12,7 @@ from core.dag import (
     apply_patch,
     canonical_json,
     changed_nodes,
+    diff_nodes,
     make_patch,
     validate_dag,
     validate_patch,
@@ -160,6 +161,10 @@ class WorkflowService:
                 must_exist=False,
             )
         )
+
+    def diff(self, before_id: uuid.UUID, after_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+        """The nodes added, removed or changed from one version's document to another's."""
+        return diff_nodes(self._artifacts.resolve(before_id), self._artifacts.resolve(after_id))
 
     def get_moves(
         self,

@@ -1,0 +1,95 @@
+"""The ``orchestrator`` root command: options, the catalog, and exit statuses.
+
+Exit statuses: 0 success; 1 ``verify`` or ``gc`` found a problem (or a blob is corrupt);
+2 usage or validation error; 3 not found; 4 conflict (a compare-and-swap lost);
+5 the catalog stayed busy (DuckDB locked by other processes).
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+import core
+from core.bootstrap import BLOB_ROOT_ENV, DATABASE_URL_ENV
+
+EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_BUSY = 1, 2, 3, 4, 5
+EXIT_STATUSES = {
+    core.IntegrityError: EXIT_PROBLEM,
+    core.ValidationError: EXIT_USAGE,
+    core.NotFoundError: EXIT_NOT_FOUND,
+    core.ConflictError: EXIT_CONFLICT,
+    core.StorageBusyError: EXIT_BUSY,
+}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CatalogContext:
+    """Opens the catalog on first use, closes it when the command ends."""
+
+    def __init__(self, database_url: str | None, blob_root: str | None) -> None:
+        self.database_url = database_url
+        self.blob_root = blob_root
+        self._catalog: core.Services | None = None
+
+    @property
+    def catalog(self) -> core.Services:
+        if self._catalog is None:
+            self._catalog = core.connect(self.database_url, self.blob_root)
+        return self._catalog
+
+    def close(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+
+
+def domain_errors(command: F) -> F:
+    """Turn domain errors into a message on stderr and the documented exit status."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except core.OrchestratorError as error:
+            status = next(
+                (code for kind, code in EXIT_STATUSES.items() if isinstance(error, kind)),
+                EXIT_PROBLEM,
+            )
+            click.echo(f"error: {error}", err=True)
+            raise SystemExit(status) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+pass_catalog = click.make_pass_decorator(CatalogContext)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--database-url",
+    envvar=DATABASE_URL_ENV,
+    help=f"Catalog database (default: ${DATABASE_URL_ENV}, else "
+    "duckdb:///.orchestrator/catalog.duckdb).",
+)
+@click.option(
+    "--blob-root",
+    envvar=BLOB_ROOT_ENV,
+    help=f"Blob folder (default: ${BLOB_ROOT_ENV}, else .orchestrator/blobs).",
+)
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, blob_root: str | None) -> None:
+    """Inspect and steer the versioned DAG catalog.
+
+    \b
+    Exit statuses: 0 success, 1 verify/gc found a problem, 2 usage or validation
+    error, 3 not found, 4 conflict (a compare-and-swap lost), 5 catalog busy.
+
+    \b
+    Example:
+      orchestrator history main
+    """
+    context = CatalogContext(database_url, blob_root)
+    ctx.obj = context
+    ctx.call_on_close(context.close)

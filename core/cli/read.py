@@ -1,0 +1,370 @@
+"""Read commands: tags, history, log, show, cat, diff, runs."""
+
+import json
+import sys
+from typing import Any
+
+import click
+
+import core
+from core.cli.app import CatalogContext, cli, domain_errors, pass_catalog
+from core.cli.output import emit_json, short, table, when
+from core.dag import node_value
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (schema: README).")
+
+
+def artifact_json(artifact: core.Artifact) -> dict[str, Any]:
+    return {
+        "id": artifact.id,
+        "kind": artifact.kind,
+        "version_hash": artifact.version_hash,
+        "cas_id": artifact.cas_id,
+        "parent_id": artifact.parent_id,
+        "name": artifact.name,
+        "created_at": artifact.created_at,
+        "created_by": artifact.created_by,
+        "metadata": artifact.metadata,
+    }
+
+
+@cli.command()
+@json_option
+@pass_catalog
+@domain_errors
+def tags(context: CatalogContext, as_json: bool) -> None:
+    """List the tags and where they point.
+
+    \b
+    Example:
+      orchestrator tags --json
+    """
+    catalog = context.catalog
+    listed = [(tag, catalog.artifacts.get_by_id(tag.target_id)) for tag in catalog.tags.list_tags()]
+    if as_json:
+        emit_json(
+            [
+                {
+                    "name": tag.name,
+                    "target_id": tag.target_id,
+                    "target_kind": tag.target_kind,
+                    "version_hash": artifact.version_hash,
+                    "revision": tag.revision,
+                    "updated_at": tag.updated_at,
+                    "updated_by": tag.updated_by,
+                }
+                for tag, artifact in listed
+            ]
+        )
+        return
+    table(
+        ["TAG", "VERSION", "KIND", "REV", "UPDATED", "BY"],
+        [
+            [
+                t.name,
+                short(a.version_hash),
+                t.target_kind,
+                t.revision,
+                when(t.updated_at),
+                t.updated_by or "-",
+            ]
+            for t, a in listed
+        ],
+        colours={1: "yellow"},
+    )
+
+
+@cli.command()
+@click.argument("tag")
+@json_option
+@pass_catalog
+@domain_errors
+def history(context: CatalogContext, tag: str, as_json: bool) -> None:
+    """Show a tag's reflog, newest first (position 0 is the latest move).
+
+    \b
+    Example:
+      orchestrator history main       # main@{1} is the target before the last move
+    """
+    catalog = context.catalog
+    moves = list(reversed(catalog.tags.get_history(tag)))
+    if not moves:
+        raise core.NotFoundError(f"tag {tag!r} has no history")
+
+    def version(artifact_id: object) -> str | None:
+        return (
+            None if artifact_id is None else catalog.artifacts.get_by_id(artifact_id).version_hash
+        )  # type: ignore[arg-type]
+
+    entries = [
+        {
+            "position": position,
+            "move_id": move.id,
+            "moved_at": move.moved_at,
+            "moved_by": move.moved_by,
+            "from_id": move.from_target_id,
+            "from_version": version(move.from_target_id),
+            "to_id": move.to_target_id,
+            "to_version": version(move.to_target_id),
+            "revision": move.revision,
+            "reason": move.reason,
+            "run_id": move.run_id,
+        }
+        for position, move in enumerate(moves)
+    ]
+    if as_json:
+        emit_json(entries)
+        return
+    table(
+        ["POS", "WHEN", "WHO", "FROM", "TO", "REASON", "RUN"],
+        [
+            [
+                f"{tag}@{{{e['position']}}}",
+                when(e["moved_at"]),
+                e["moved_by"] or "-",
+                short(e["from_version"]),
+                short(e["to_version"]),
+                e["reason"] or "-",
+                short(e["run_id"]),
+            ]
+            for e in entries
+        ],
+        colours={3: "yellow", 4: "yellow"},
+    )
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--limit", default=50, show_default=True, help="At most this many versions.")
+@json_option
+@pass_catalog
+@domain_errors
+def log(context: CatalogContext, ref: str, limit: int, as_json: bool) -> None:
+    """Show a version and its parents down to the first version.
+
+    \b
+    Example:
+      orchestrator log main --limit 10
+    """
+    catalog = context.catalog
+    line = catalog.artifacts.get_ancestry(catalog.refs.resolve(ref).id, limit=limit)
+    if as_json:
+        emit_json([artifact_json(artifact) for artifact in line])
+        return
+    table(
+        ["VERSION", "KIND", "CREATED", "BY", "NAME", "MESSAGE"],
+        [
+            [
+                short(a.version_hash),
+                a.kind,
+                when(a.created_at),
+                a.created_by or "-",
+                a.name,
+                a.metadata.get("message", ""),
+            ]
+            for a in line
+        ],
+        colours={0: "yellow"},
+    )
+
+
+@cli.command()
+@click.argument("ref")
+@json_option
+@pass_catalog
+@domain_errors
+def show(context: CatalogContext, ref: str, as_json: bool) -> None:
+    """Show one version: kind, hashes, parent, metadata and its nodes' values.
+
+    \b
+    Example:
+      orchestrator show main@{1}
+    """
+    catalog = context.catalog
+    artifact = catalog.refs.resolve(ref)
+    document = catalog.artifacts.resolve(artifact.id)
+    nodes = document.get("nodes", {})
+    if as_json:
+        emit_json({"artifact": artifact_json(artifact), "nodes": nodes})
+        return
+    parent = catalog.artifacts.get_by_id(artifact.parent_id) if artifact.parent_id else None
+    for label, value in [
+        ("version", artifact.version_hash),
+        ("kind", artifact.kind),
+        ("id", artifact.id),
+        ("content", artifact.cas_id),
+        ("parent", parent.version_hash if parent else "-"),
+        ("name", artifact.name),
+        ("created", f"{when(artifact.created_at)} by {artifact.created_by or '-'}"),
+        ("metadata", json.dumps(artifact.metadata, sort_keys=True)),
+    ]:
+        click.echo(f"{click.style(label.ljust(9), bold=True)}{value}")
+    click.echo()
+    rows = []
+    for name, node in sorted(nodes.items()):
+        partitions = node.get("partitions", {})
+        deps = ",".join(node.get("deps", [])) or "-"
+        if "cas_id" in node or not partitions:
+            rows.append([name, "-", short(node.get("cas_id")), node.get("size", "-"), deps])
+        rows += [
+            [name, key, short(entry.get("cas_id")), entry.get("size", "-"), deps]
+            for key, entry in sorted(partitions.items())
+        ]
+    table(["NODE", "PARTITION", "CAS ID", "SIZE", "DEPS"], rows, colours={2: "yellow"})
+
+
+@cli.command()
+@click.argument("node")
+@click.option("--ref", default="main", show_default=True, help="The version to read from.")
+@click.option("--partition", default=None, help="The partition key, for partitioned nodes.")
+@click.option("--decode", is_flag=True, help="Print JSON values pretty-printed, text as text.")
+@pass_catalog
+@domain_errors
+def cat(context: CatalogContext, node: str, ref: str, partition: str | None, decode: bool) -> None:
+    """Write a node's stored bytes (verified) to stdout.
+
+    \b
+    Example:
+      orchestrator cat sales/orders --ref prod --decode
+    """
+    catalog = context.catalog
+    artifact = catalog.refs.resolve(ref)
+    entry = node_value(catalog.artifacts.resolve(artifact.id), node, partition)
+    if entry is None:
+        part = f" partition {partition!r}" if partition is not None else ""
+        raise core.NotFoundError(f"node {node!r}{part} has no stored value at {ref!r}")
+    content = catalog.cas.get_content(entry["cas_id"])
+    if not decode:
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
+        return
+    media_type = entry.get("media_type", "")
+    if media_type == "application/json" or media_type.endswith("+json"):
+        click.echo(json.dumps(json.loads(content), indent=2, ensure_ascii=False))
+    elif media_type.startswith("text/"):
+        click.echo(content.decode())
+    else:
+        raise core.ValidationError(
+            f"cannot decode {media_type!r} here: drop --decode for the raw bytes"
+        )
+
+
+@cli.command()
+@click.argument("ref1")
+@click.argument("ref2")
+@json_option
+@pass_catalog
+@domain_errors
+def diff(context: CatalogContext, ref1: str, ref2: str, as_json: bool) -> None:
+    """Show the nodes added, removed or changed from REF1 to REF2.
+
+    \b
+    Example:
+      orchestrator diff main@{1} main
+    """
+    catalog = context.catalog
+    before, after = catalog.refs.resolve(ref1), catalog.refs.resolve(ref2)
+    changes = catalog.workflows.diff(before.id, after.id)
+    if as_json:
+        emit_json(
+            {
+                "from": before.version_hash,
+                "to": after.version_hash,
+                "nodes": {
+                    node: {
+                        "change": change["change"],
+                        "before_cas_id": (change["before"] or {}).get("cas_id"),
+                        "after_cas_id": (change["after"] or {}).get("cas_id"),
+                        "before": change["before"],
+                        "after": change["after"],
+                    }
+                    for node, change in changes.items()
+                },
+            }
+        )
+        return
+    signs = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
+    for node, change in changes.items():
+        sign, colour = signs[change["change"]]
+        cas = (
+            f"{short((change['before'] or {}).get('cas_id'))} -> "
+            f"{short((change['after'] or {}).get('cas_id'))}"
+        )
+        click.echo(click.style(f"{sign} {node}", fg=colour) + f"  {cas}")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--limit", default=50, show_default=True, help="At most this many runs.")
+@json_option
+@click.pass_context
+@domain_errors
+def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List recent runs (newest first); ``runs show RUN_ID`` for one.
+
+    \b
+    Example:
+      orchestrator runs --limit 5
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    listed = ctx.find_object(CatalogContext).catalog.runs.list_runs(limit=limit)  # type: ignore[union-attr]
+    if as_json:
+        emit_json(listed)
+        return
+    table(
+        ["RUN", "JOB", "TAG", "STATUS", "STARTED", "FINISHED"],
+        [
+            [r.run_id, r.job_name or "-", r.tag, r.status, when(r.started_at), when(r.finished_at)]
+            for r in listed
+        ],
+    )
+
+
+@runs.command("show")
+@click.argument("run_id")
+@json_option
+@pass_catalog
+@domain_errors
+def runs_show(context: CatalogContext, run_id: str, as_json: bool) -> None:
+    """Show a run: its pinned base, status, and the values it produced and read.
+
+    \b
+    Example:
+      orchestrator runs show 6f1c2a9e-...
+    """
+    catalog = context.catalog
+    run = catalog.runs.get_run(run_id)
+    base = catalog.artifacts.get_by_id(run.base_id) if run.base_id else None
+    lineage = catalog.runs.get_run_io(run_id)
+    outputs = [io for io in lineage if io.direction is core.Direction.OUTPUT]
+    inputs = [io for io in lineage if io.direction is core.Direction.INPUT]
+    if as_json:
+        emit_json(
+            {
+                "run": run,
+                "base_version": base.version_hash if base else None,
+                "outputs": outputs,
+                "inputs": inputs,
+            }
+        )
+        return
+    for label, value in [
+        ("run", run.run_id),
+        ("job", run.job_name or "-"),
+        ("tag", run.tag),
+        ("base", base.version_hash if base else "- (the tag did not exist)"),
+        ("status", run.status),
+        ("started", when(run.started_at)),
+        ("finished", when(run.finished_at)),
+    ]:
+        click.echo(f"{click.style(label.ljust(9), bold=True)}{value}")
+    for title, rows in (("outputs", outputs), ("inputs", inputs)):
+        click.echo(f"\n{title}:")
+        table(
+            ["NODE", "PARTITION", "CAS ID", "SIZE", "MEDIA TYPE"],
+            [
+                [io.node, io.partition_key or "-", short(io.cas_id), io.size, io.media_type]
+                for io in rows
+            ],
+            colours={2: "yellow"},
+        )

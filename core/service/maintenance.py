@@ -1,0 +1,176 @@
+"""Garbage collection and verification of the blob store.
+
+``gc`` removes blobs nothing references and nobody stored during the grace period. A
+blob is deleted in a transaction that re-checks, under the database's locks, that nothing
+references it, moves its file aside, and puts the file back if it was stored again
+meanwhile (storing an existing blob touches its file). So a blob referenced by a commit
+that lands while ``gc`` runs is never lost.
+"""
+
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from core.blobstore import BlobStore
+from core.dag import referenced_cas_ids
+from core.domain import BlobProblem, GcReport, VerifyReport
+from core.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
+from core.service.artifact import ArtifactService
+from core.service.tag import TagService
+from core.uow import UnitOfWorkFactory
+
+Progress = Callable[[int, int], None]
+"""Called with (done, total) as work advances."""
+
+ORPHAN_FILE_MIN_AGE = timedelta(hours=1)
+"""Files with no catalog entry are younger than this while their writer still records them."""
+
+
+class _StoredAgain(Exception):
+    """The blob was stored again while being collected; keep it."""
+
+
+def _no_progress(done: int, total: int) -> None:
+    return None
+
+
+class MaintenanceService:
+    """Keeps the blob store lean (``gc``) and honest (``verify``)."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        blobs: BlobStore,
+        artifacts: ArtifactService,
+        tags: TagService,
+    ) -> None:
+        self._uow = uow
+        self._blobs = blobs
+        self._artifacts = artifacts
+        self._tags = tags
+
+    def gc(
+        self,
+        grace: timedelta = timedelta(hours=1),
+        *,
+        dry_run: bool = False,
+        progress: Progress = _no_progress,
+    ) -> GcReport:
+        """Remove unreferenced blobs older than ``grace`` (never one stored after ``gc`` began)."""
+        if not isinstance(grace, timedelta) or grace < timedelta(0):
+            raise ValidationError(f"invalid grace period {grace!r}: expected >= 0")
+        started = datetime.now(UTC)
+        cutoff = started - grace
+        with self._uow() as uow:
+            candidates = uow.blobs.unreferenced()
+            cataloged = uow.blobs.known(list(self._blobs.stored_ids()))
+        orphan_cutoff = started - max(grace, ORPHAN_FILE_MIN_AGE)
+        orphans = [
+            cas_id
+            for cas_id in self._blobs.stored_ids()
+            if cas_id not in cataloged and self._older(cas_id, orphan_cutoff)
+        ]
+        removed, removed_bytes, kept = [], 0, 0
+        total = len(candidates) + len(orphans)
+        for done, (cas_id, size, created_at) in enumerate(
+            [(blob.cas_id, blob.size, blob.created_at) for blob in candidates]
+            + [(cas_id, self._blobs.size(cas_id) or 0, orphan_cutoff) for cas_id in orphans],
+            start=1,
+        ):
+            if created_at >= cutoff or not self._older(cas_id, cutoff):
+                kept += 1
+            elif dry_run or self._collect(cas_id, cutoff):
+                removed.append(cas_id)
+                removed_bytes += size
+            progress(done, total)
+        if not dry_run:
+            self._sweep_temporary_files(orphan_cutoff)
+        return GcReport(removed, removed_bytes, kept, dry_run)
+
+    def verify(self, *, progress: Progress = _no_progress) -> VerifyReport:
+        """Re-hash every referenced blob; report the missing and corrupt ones."""
+        with self._uow() as uow:
+            referenced = list(uow.blobs.referenced())
+        problems: dict[str, str] = {}
+        for done, blob in enumerate(referenced, start=1):
+            try:
+                actual = self._blobs.hash_file(blob.cas_id)
+            except FileNotFoundError:
+                problems[blob.cas_id] = "missing"
+            else:
+                if actual != blob.cas_id:
+                    problems[blob.cas_id] = "corrupt"
+            progress(done, len(referenced))
+        if not problems:
+            return VerifyReport(len(referenced), [])
+        reach = self._tag_reach()
+        with self._uow() as uow:
+            report = [
+                BlobProblem(
+                    cas_id,
+                    problem,
+                    uow.artifacts.referencing(cas_id),
+                    sorted(tag for tag, cas_ids in reach.items() if cas_id in cas_ids),
+                )
+                for cas_id, problem in sorted(problems.items())
+            ]
+        return VerifyReport(len(referenced), report)
+
+    def _collect(self, cas_id: str, cutoff: datetime) -> bool:
+        """Delete one blob if nothing references it and nobody stored it since ``cutoff``."""
+        quarantined: Path | None = None
+        try:
+            with self._uow() as uow:
+                if not uow.blobs.delete_if_unreferenced(cas_id) and uow.blobs.get(cas_id):
+                    return False  # referenced after all
+                quarantined = self._blobs.quarantine(cas_id)
+                if quarantined is not None and quarantined.stat().st_mtime >= cutoff.timestamp():
+                    raise _StoredAgain
+        except _StoredAgain:
+            assert quarantined is not None
+            self._blobs.restore(cas_id, quarantined)
+            return False
+        except ConflictError:  # a commit referenced it while we were deleting it
+            if quarantined is not None:
+                self._blobs.restore(cas_id, quarantined)
+            return False
+        if quarantined is not None:
+            quarantined.unlink(missing_ok=True)
+        return True
+
+    def _older(self, cas_id: str, cutoff: datetime) -> bool:
+        modified = self._blobs.modified_at(cas_id)
+        return modified is None or modified < cutoff.timestamp()
+
+    def _sweep_temporary_files(self, cutoff: datetime) -> None:
+        for path in self._blobs.temporary_files():
+            try:
+                if path.stat().st_mtime < cutoff.timestamp():
+                    path.unlink()
+            except FileNotFoundError:
+                continue
+
+    def _tag_reach(self) -> dict[str, set[str]]:
+        """Per tag, the blobs it needs: its chain's contents and its document's values."""
+        reach: dict[str, set[str]] = {}
+        for tag in self._tags.list_tags():
+            chain = self._artifacts.get_patch_chain(tag.target_id)
+            needed = {artifact.cas_id for artifact in chain}
+            with contextlib.suppress(IntegrityError, NotFoundError):  # broken: see ``needed``
+                needed |= referenced_cas_ids(self._artifacts.resolve(tag.target_id))
+            reach[tag.name] = needed
+        return reach
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30s``, ``15m``, ``1h``, ``7d`` (or plain seconds) as a ``timedelta``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text and text[-1] in units:
+            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        return timedelta(seconds=float(text))
+    except ValueError:
+        raise ValidationError(
+            f"invalid duration {text!r}: expected e.g. 30s, 15m, 1h or 7d"
+        ) from None

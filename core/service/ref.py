@@ -1,0 +1,61 @@
+"""Refs: the names users give versions on a command line or over HTTP."""
+
+import re
+import uuid
+
+from core.domain import Artifact
+from core.errors import NotFoundError, ValidationError
+from core.identifiers import TAG_NAME_PATTERN, check_tag_name
+from core.service.artifact import ArtifactService
+from core.uow import UnitOfWorkFactory
+
+REFLOG = re.compile(r"(?P<tag>.+)@\{(?P<position>\d+)\}")
+HASH_PREFIX = re.compile(r"(?:sha256:)?(?P<hex>[0-9a-f]{8,64})")
+MIN_PREFIX = 8
+
+
+class RefService:
+    """Resolves a ref to an artifact.
+
+    A ref is a tag (``main``), a previous position of a tag (``main@{1}`` = its target
+    before the last move, as in git), a version hash or a unique prefix of at least 8 hex
+    characters (``sha256:`` optional), or an artifact id. A live tag wins over a hash
+    prefix that happens to spell the same.
+    """
+
+    def __init__(self, uow: UnitOfWorkFactory, artifacts: ArtifactService) -> None:
+        self._uow = uow
+        self._artifacts = artifacts
+
+    def resolve(self, ref: str) -> Artifact:
+        if not isinstance(ref, str) or not ref:
+            raise ValidationError(f"invalid ref {ref!r}: expected a tag, hash or artifact id")
+        try:
+            return self._artifacts.get_by_id(uuid.UUID(ref))
+        except ValueError:
+            pass
+        if reflog := REFLOG.fullmatch(ref):
+            return self._position(check_tag_name(reflog["tag"]), int(reflog["position"]))
+        with self._uow() as uow:
+            tag = uow.tags.get(ref) if TAG_NAME_PATTERN.fullmatch(ref) else None
+            if tag is not None:
+                return self._artifacts.get_by_id(tag.target_id)
+            if prefix := HASH_PREFIX.fullmatch(ref):
+                matches = uow.artifacts.find_by_version_prefix("sha256:" + prefix["hex"], 2)
+                if len(matches) == 1:
+                    return matches[0]
+                if len(matches) > 1:
+                    raise ValidationError(f"ambiguous ref {ref!r}: several versions start so")
+        raise NotFoundError(
+            f"unknown ref {ref!r}: no tag, version hash (at least {MIN_PREFIX} hex characters) "
+            "or artifact id matches"
+        )
+
+    def _position(self, tag: str, position: int) -> Artifact:
+        with self._uow() as uow:
+            move = uow.tags.move_at(tag, position)
+        if move is None:
+            raise NotFoundError(f"tag {tag!r} has no position @{{{position}}}")
+        if move.to_target_id is None:
+            raise NotFoundError(f"tag {tag!r} was deleted at position @{{{position}}}")
+        return self._artifacts.get_by_id(move.to_target_id)

@@ -1,0 +1,270 @@
+"""The orchestrator command line, driven through click's runner on both backends."""
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+import core
+from core.cli import cli
+
+DAG = {"nodes": {"orders": {"deps": []}, "revenue": {"deps": ["orders"]}}}
+
+
+@pytest.fixture
+def run(database_url: str, blob_root: Path):  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(
+            cli, ["--database-url", database_url, "--blob-root", str(blob_root), *args]
+        )
+
+    return invoke
+
+
+@pytest.fixture
+def populated(catalog: core.Services) -> core.Services:
+    """main with three moves (a value, a second value, a second node), prod at the first."""
+    commit = catalog.assets.commit_output
+    first = commit("run-1", "main", "orders", b'[{"id": 1}]', media_type="application/json")
+    commit("run-2", "main", "orders", b'[{"id": 1}, {"id": 2}]', media_type="application/json")
+    commit(
+        "run-2",
+        "main",
+        "revenue",
+        b"42",
+        media_type="application/json",
+        deps=["orders"],
+        partition_key="2026-01-01",
+    )
+    catalog.tags.create_tag("prod", first.artifact_id)
+    return catalog
+
+
+def as_json(result: Result) -> object:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_tags_and_history(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
+    tags = as_json(run("tags", "--json"))
+    assert [t["name"] for t in tags] == ["main", "prod"]
+    assert tags[0]["revision"] == 3
+    history = as_json(run("history", "main", "--json"))
+    assert [h["position"] for h in history] == [0, 1, 2]
+    assert history[0]["from_version"] == history[1]["to_version"]
+    assert history[-1]["from_version"] is None
+    assert history[0]["run_id"] == "run-2"
+    assert history[0]["reason"] == "materialize revenue [2026-01-01]"
+    human = run("history", "main")
+    assert human.exit_code == 0 and "main@{2}" in human.output
+
+
+def test_refs_everywhere(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
+    history = populated.tags.get_history("main")
+    second = populated.artifacts.get_by_id(history[1].to_target_id)
+    for ref in [
+        "main@{1}",
+        second.version_hash,
+        second.version_hash[7:15],
+        "sha256:" + second.version_hash[7:17],
+        str(second.id),
+    ]:
+        shown = as_json(run("show", ref, "--json"))
+        assert shown["artifact"]["id"] == str(second.id), ref
+    assert run("show", "sha256:1234").exit_code == 3  # too short to be a prefix
+    missing = run("show", "nope")
+    assert missing.exit_code == 3 and "unknown ref 'nope'" in missing.output
+    assert run("show", "main@{9}").exit_code == 3
+
+
+def test_ambiguous_prefix_is_an_error(run, catalog: core.Services) -> None:  # type: ignore[no-untyped-def]
+    cas_id = catalog.cas.store_content(json.dumps(DAG).encode())
+    with catalog.database.transaction() as session:  # two versions sharing 8 hex digits
+        for tail in ("0" * 56, "1" * 56):
+            session.execute(
+                sa.text(
+                    "INSERT INTO artifacts (id, kind, version_hash, cas_id, parent_id, name,"
+                    " created_at, created_by, metadata) VALUES (:id, 'dag_version', :hash,"
+                    " :cas_id, NULL, 'x', CURRENT_TIMESTAMP, NULL, '{}')"
+                ),
+                {"id": uuid.uuid4(), "hash": f"sha256:deadbeef{tail}", "cas_id": cas_id},
+            )
+    result = run("show", "deadbeef")
+    assert result.exit_code == 2 and "ambiguous ref 'deadbeef'" in result.output
+    assert as_json(run("show", "deadbeef0", "--json"))["artifact"]["version_hash"].endswith("0")
+
+
+def test_log_show_cat_diff(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
+    log = as_json(run("log", "main", "--json"))
+    assert [entry["kind"] for entry in log] == ["patch_set", "patch_set", "dag_version"]
+    assert log[0]["parent_id"] == log[1]["id"]
+    shown = as_json(run("show", "main", "--json"))
+    assert set(shown["nodes"]) == {"orders", "revenue"}
+    assert "2026-01-01" in shown["nodes"]["revenue"]["partitions"]
+    assert run("show", "main").exit_code == 0
+
+    raw = run("cat", "orders")
+    assert raw.exit_code == 0 and json.loads(raw.output) == [{"id": 1}, {"id": 2}]
+    old = run("cat", "orders", "--ref", "prod", "--decode")
+    assert json.loads(old.output) == [{"id": 1}]
+    partition = run("cat", "revenue", "--partition", "2026-01-01")
+    assert partition.output == "42"
+    assert run("cat", "revenue").exit_code == 3  # partitioned: needs --partition
+    assert run("cat", "ghost").exit_code == 3
+
+    diff = as_json(run("diff", "prod", "main", "--json"))
+    assert {n: c["change"] for n, c in diff["nodes"].items()} == {
+        "orders": "changed",
+        "revenue": "added",
+    }
+    assert diff["nodes"]["orders"]["after_cas_id"] == populated.cas.compute_hash(
+        b'[{"id": 1}, {"id": 2}]'
+    )
+    assert "+ revenue" in run("diff", "prod", "main").output
+
+
+def test_runs(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
+    populated.assets.locate_input("run-2", "main", "orders")
+    listed = as_json(run("runs", "--json"))
+    assert {r["run_id"] for r in listed} == {"run-1", "run-2"}
+    shown = as_json(run("runs", "show", "run-2", "--json"))
+    assert shown["run"]["status"] == "started"
+    assert {o["node"] for o in shown["outputs"]} == {"orders", "revenue"}
+    assert [i["node"] for i in shown["inputs"]] == ["orders"]
+    assert shown["base_version"] is not None
+    assert run("runs", "show", "ghost").exit_code == 3
+    assert "outputs:" in run("runs", "show", "run-2").output
+
+
+def test_tag_writes_and_compare_and_swap(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
+    assert as_json(run("tag", "create", "v1", "prod"))["revision"] == 1
+    assert run("tag", "create", "v1", "main").exit_code == 4
+    moved = as_json(run("tag", "move", "v1", "main", "--expect", "prod", "--by", "ci"))
+    assert moved["revision"] == 2
+    lost = run("tag", "move", "v1", "prod", "--expect", "prod")
+    assert lost.exit_code == 4 and "no longer points" in lost.output
+    assert populated.tags.get_tag("v1").revision == 2
+    assert populated.tags.get_history("v1")[-1].moved_by == "ci"
+    assert run("tag", "delete", "v1", "--expect", "prod").exit_code == 4
+    assert as_json(run("tag", "delete", "v1"))["deleted"] is True
+    assert run("tag", "delete", "v1").exit_code == 3
+    assert run("tag", "create", "a//b", "main").exit_code == 2
+    assert run("tag", "move", "ghost", "main").exit_code == 3
+
+
+def test_rollback(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
+    before = populated.tags.get_history("main")
+    rolled = as_json(run("rollback", "main"))
+    assert rolled["revision"] == 4
+    assert populated.tags.get_tag("main").target_id == before[-1].from_target_id
+    last = populated.tags.get_history("main")[-1]
+    assert (last.reason, last.from_target_id) == ("rollback", before[-1].to_target_id)
+    as_json(run("rollback", "main", "--to", "prod"))
+    assert populated.tags.get_tag("main").target_id == populated.tags.get_tag("prod").target_id
+    populated.tags.create_tag("fresh", populated.tags.get_tag("prod").target_id)
+    assert run("rollback", "fresh").exit_code == 4  # nothing before its creation
+
+
+def test_workflow_commands(run, tmp_path: Path, catalog: core.Services) -> None:  # type: ignore[no-untyped-def]
+    dag = tmp_path / "dag.json"
+    dag.write_text(json.dumps(DAG))
+    created = as_json(run("workflow", "create", str(dag), "--name", "sales", "--tag", "team/main"))
+    assert created["revision"] == 1
+    assert as_json(run("workflow", "get", "team/main")) == DAG
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps([{"op": "add", "path": "/nodes/x", "value": {"deps": []}}]))
+    patched = as_json(run("workflow", "patch", "team/main", str(patch), "--expect-revision", "1"))
+    assert patched["revision"] == 2
+    assert (
+        run("workflow", "patch", "team/main", str(patch), "--expect-revision", "1").exit_code == 4
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = run("workflow", "create", str(bad), "--name", "x")
+    assert result.exit_code == 2 and "bad.json" in result.output
+    cyclic = tmp_path / "cyclic.json"
+    cyclic.write_text(json.dumps({"nodes": {"a": {"deps": ["a"]}}}))
+    assert run("workflow", "create", str(cyclic), "--name", "x").exit_code == 2
+    assert run("workflow", "get", "ghost").exit_code == 3
+
+
+def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no-untyped-def]
+    commands = [
+        [],
+        ["tags"],
+        ["history"],
+        ["log"],
+        ["show"],
+        ["cat"],
+        ["diff"],
+        ["runs"],
+        ["runs", "show"],
+        ["tag"],
+        ["tag", "create"],
+        ["tag", "move"],
+        ["tag", "delete"],
+        ["rollback"],
+        ["workflow"],
+        ["workflow", "create"],
+        ["workflow", "get"],
+        ["workflow", "patch"],
+        ["gc"],
+        ["verify"],
+    ]
+    for command in commands:
+        result = CliRunner().invoke(cli, [*command, "--help"])
+        assert result.exit_code == 0, command
+        assert "Example:" in result.output and "orchestrator " in result.output, command
+
+
+def test_usage_errors_exit_2(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("history").exit_code == 2
+    assert run("nonsense").exit_code == 2
+    assert run("gc", "--grace", "soon").exit_code == 2
+
+
+def test_gc_removes_only_unreferenced_old_blobs(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
+    stray = populated.cas.store_content(b"nobody references me")
+    referenced = populated.cas.compute_hash(b"42")
+    dry = as_json(run("gc", "--grace", "0s", "--dry-run", "--json"))
+    assert dry["removed"] == [stray] and dry["dry_run"] is True
+    assert populated.cas.exists(stray)
+    kept = as_json(run("gc", "--grace", "1h", "--json"))
+    assert kept["removed"] == [] and kept["kept_recent"] == 1
+    done = as_json(run("gc", "--grace", "0s", "--json"))
+    assert done["removed"] == [stray]
+    assert done["removed_bytes"] == len(b"nobody references me")
+    assert not populated.cas.exists(stray)
+    assert populated.cas.get_content(referenced) == b"42"
+    assert "removed 0 blobs" in run("gc", "--grace", "0s").output
+    assert as_json(run("verify", "--json"))["problems"] == []
+
+
+def test_verify_reports_missing_and_corrupt_blobs(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
+    ok = run("verify")
+    assert ok.exit_code == 0 and "0 problems" in ok.output
+    latest = populated.cas.compute_hash(b'[{"id": 1}, {"id": 2}]')
+    first = populated.cas.compute_hash(b'[{"id": 1}]')
+    root = populated.blob_root / "sha256"
+    (root / latest[7:9] / latest[9:11] / latest[7:]).write_bytes(b"tampered")
+    (root / first[7:9] / first[9:11] / first[7:]).unlink()
+    result = run("verify", "--json")
+    assert result.exit_code == 1
+    problems = {p["cas_id"]: p for p in json.loads(result.output)["problems"]}
+    assert problems[latest]["problem"] == "corrupt"
+    assert problems[first]["problem"] == "missing"
+    assert problems[latest]["tags"] == ["main"]
+    assert problems[first]["tags"] == ["prod"]  # main's document no longer holds it
+    assert problems[first]["artifact_ids"]
+    assert run("cat", "orders").exit_code == 1
+    assert run("verify").exit_code == 1
+
+
+def test_unknown_catalog_url_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--database-url", "sqlite:///x", "tags"])
+    assert result.exit_code == 2 and "unsupported database url" in result.output
