@@ -5,9 +5,10 @@ Figure (target from the performance issue): the median latency of
 median latency on a tag moved 10 times. Target <= 1.5.
 
 Both tags live in one catalog and are measured interleaved (alternating which goes first),
-so both measurements see the same table sizes. The figure is for repeated calls in one
-connected process (after a few warm-up calls); the first call on a freshly connected
-catalog (nothing cached in the process) is reported too, as a raw line.
+so both measurements see the same table sizes. The figure is for the first call of a
+freshly connected catalog (connection opened, nothing about the tag cached in the
+process); repeated calls in one process, which hit the cache of resolved documents, are
+reported as a raw line.
 
 Each tag holds a 20-node DAG document created with ``create_workflow``; every move is a
 one-operation JSON Patch that replaces an attribute of one node with a new value, so every
@@ -200,6 +201,7 @@ def cold_latencies(
     for index in range(samples):
         for tag in tags if index % 2 == 0 else reversed(tags):
             with core.connect(database_url, blob_root) as fresh:
+                fresh.tags.list_tags()  # open the connection; cache nothing about the tag
                 results[tag].append(latency(fresh, tag))
     return results
 
@@ -285,9 +287,12 @@ def run(
         long_median = statistics.median(measured[LONG_TAG])
     cold = cold_latencies(database_url, blob_root, [SHORT_TAG, LONG_TAG], cold_samples)
 
+    cold_short = statistics.median(cold[SHORT_TAG])
+    cold_long = statistics.median(cold[LONG_TAG])
     result = figure(
-        f"get_workflow_by_tag latency {long_moves} moves / {short_moves} moves",
-        long_median / short_median,
+        f"get_workflow_by_tag latency {long_moves} moves / {short_moves} moves "
+        "(nothing cached in the process)",
+        cold_long / cold_short,
         RATIO_TARGET,
         "ratio",
     )
@@ -311,15 +316,13 @@ def run(
         f"(smaller tables): {ms(statistics.median(early))}",
         file=out,
     )
-    if cold_samples:
-        cold_short = statistics.median(cold[SHORT_TAG])
-        cold_long = statistics.median(cold[LONG_TAG])
-        print(
-            f"  raw median latency of the first call on a fresh connection: {long_moves} moves "
-            f"{ms(cold_long)}, {short_moves} moves {ms(cold_short)}, ratio "
-            f"{cold_long / cold_short:.3f} ({cold_samples} connections per tag)",
-            file=out,
-        )
+    print(
+        f"  raw median latency of the first call on a fresh connection: {long_moves} moves "
+        f"{ms(cold_long)}, {short_moves} moves {ms(cold_short)} ({cold_samples} connections "
+        f"per tag); repeated calls in one process (resolved documents cached): ratio "
+        f"{long_median / short_median:.3f}",
+        file=out,
+    )
     print(
         f"  raw build: {SHORT_TAG} {short_build:.1f} s ({short_moves} patch_workflow "
         f"calls); {CHECK_TAG} {check_build:.1f} s ({verify_moves} patch_workflow calls, "
