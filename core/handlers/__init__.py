@@ -1,0 +1,1 @@
+"""HTTP handlers, one per resource: HTTP concerns only, one service call each."""

@@ -1,0 +1,50 @@
+"""HTTP handlers for workflows: create, read, patch."""
+
+from typing import Any
+
+from fastapi import Response
+
+import core
+from core.handlers.errors import TagConflict
+from core.handlers.headers import expected_revision, revision_etag
+from core.handlers.schemas import CreateWorkflowIn, WorkflowCommitOut
+
+
+class WorkflowHandler:
+    def __init__(self, catalog: core.Services) -> None:
+        self._catalog = catalog
+
+    def create(self, body: CreateWorkflowIn, response: Response) -> WorkflowCommitOut:
+        request = core.CreateWorkflowRequest(**body.model_dump())
+        result = self._conflicts_named(
+            body.tag, lambda: self._catalog.workflows.create_workflow(request)
+        )
+        response.status_code = 201 if result.changed else 200
+        response.headers["ETag"] = revision_etag(result.revision)
+        return WorkflowCommitOut.of(result)
+
+    def get(self, tag: str, response: Response) -> dict[str, Any]:
+        current = self._catalog.tags.get_tag(tag)
+        response.headers["ETag"] = revision_etag(current.revision)
+        return self._catalog.artifacts.resolve(current.target_id)
+
+    def patch(
+        self, tag: str, body: list[dict[str, Any]], if_match: str | None, response: Response
+    ) -> WorkflowCommitOut:
+        revision = expected_revision(if_match)
+        result = self._conflicts_named(
+            tag,
+            lambda: self._catalog.workflows.patch_workflow(tag, body, expected_revision=revision),
+        )
+        response.headers["ETag"] = revision_etag(result.revision)
+        return WorkflowCommitOut.of(result)
+
+    def _conflicts_named(self, tag: str, call):  # type: ignore[no-untyped-def]
+        try:
+            return call()
+        except core.ConflictError as error:
+            try:
+                current = self._catalog.tags.get_tag(tag)
+            except core.NotFoundError:
+                current = None
+            raise TagConflict(str(error), current) from error

@@ -1,0 +1,34 @@
+"""Routes: /blobs."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+
+import core
+from core.handlers.blob import BlobHandler
+from core.handlers.schemas import ERROR_RESPONSES
+
+
+def router(catalog: core.Services) -> APIRouter:
+    handler = BlobHandler(catalog)
+    routes = APIRouter(prefix="/blobs", tags=["blobs"], responses=ERROR_RESPONSES)
+
+    @routes.get(
+        "/{cas_id}",
+        summary="A blob's verified bytes (ETag = cas id, immutable, Range supported)",
+        response_class=Response,
+        responses={
+            200: {"content": {"application/octet-stream": {}}, "description": "The bytes"},
+            206: {"content": {"application/octet-stream": {}}, "description": "A byte range"},
+            304: {"description": "Not modified"},
+            416: {"description": "Range not satisfiable"},
+        },
+    )
+    def get_blob(
+        cas_id: str,
+        range_header: Annotated[str | None, Header(alias="Range")] = None,
+        if_none_match: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        return handler.get(cas_id, range_header, if_none_match)
+
+    return routes

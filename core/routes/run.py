@@ -1,0 +1,26 @@
+"""Routes: /runs."""
+
+from fastapi import APIRouter, Response
+
+import core
+from core.handlers.run import RunHandler
+from core.handlers.schemas import ERROR_RESPONSES, CreateRunIn, FinishRunIn, RunOut
+
+
+def router(catalog: core.Services) -> APIRouter:
+    handler = RunHandler(catalog)
+    routes = APIRouter(prefix="/runs", tags=["runs"], responses=ERROR_RESPONSES)
+
+    @routes.post("", status_code=201, summary="Start a run pinned to a tag's current version")
+    def create_run(body: CreateRunIn, response: Response) -> RunOut:
+        return handler.create(body, response)
+
+    @routes.get("/{run_id}", summary="One run")
+    def get_run(run_id: str) -> RunOut:
+        return handler.get(run_id)
+
+    @routes.post("/{run_id}/finish", summary="Record a run's final status")
+    def finish_run(run_id: str, body: FinishRunIn) -> RunOut:
+        return handler.finish(run_id, body)
+
+    return routes

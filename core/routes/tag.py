@@ -1,0 +1,42 @@
+"""Routes: /tags (names contain '/': the history route is matched first)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+
+import core
+from core.handlers.schemas import ERROR_RESPONSES, MoveTagIn, TagMoveOut, TagOut
+from core.handlers.tag import TagHandler
+
+
+def router(catalog: core.Services) -> APIRouter:
+    handler = TagHandler(catalog)
+    routes = APIRouter(prefix="/tags", tags=["tags"], responses=ERROR_RESPONSES)
+    if_match = Header(description="Expected revision: compare-and-swap")
+
+    @routes.get("", summary="Every tag")
+    def list_tags() -> list[TagOut]:
+        return handler.list_tags()
+
+    @routes.get("/{name:path}/history", summary="A tag's moves, oldest first")
+    def tag_history(name: str) -> list[TagMoveOut]:
+        return handler.history(name)
+
+    @routes.get("/{name:path}", summary="One tag")
+    def get_tag(name: str, response: Response) -> TagOut:
+        return handler.get(name, response)
+
+    @routes.put("/{name:path}", summary="Create or move a tag (If-Match: compare-and-swap)")
+    def put_tag(
+        name: str,
+        body: MoveTagIn,
+        response: Response,
+        if_match: Annotated[str | None, if_match] = None,
+    ) -> TagOut:
+        return handler.put(name, body, if_match, response)
+
+    @routes.delete("/{name:path}", status_code=204, summary="Delete a tag (history stays)")
+    def delete_tag(name: str, if_match: Annotated[str | None, if_match] = None) -> Response:
+        return handler.delete(name, if_match)
+
+    return routes

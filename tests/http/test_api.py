@@ -1,0 +1,199 @@
+"""The HTTP API through the framework's test client, on DuckDB and Postgres."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+import core
+
+DAG = {"nodes": {"orders": {"deps": []}, "revenue": {"deps": ["orders"]}}}
+ADD = [{"op": "add", "path": "/nodes/report", "value": {"deps": ["revenue"]}}]
+
+
+def create(client: TestClient, tag: str = "main", dag: dict = DAG) -> dict:
+    response = client.post("/workflows", json={"name": "sales", "dag": dag, "tag": tag})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_workflow_round_trip(client: TestClient) -> None:
+    created = create(client)
+    assert created["revision"] == 1 and created["changed"] is True
+    got = client.get("/workflows/main")
+    assert got.json() == DAG and got.headers["ETag"] == '"1"'
+    again = client.post("/workflows", json={"name": "sales", "dag": DAG})
+    assert again.status_code == 200 and again.json()["changed"] is False
+    patched = client.patch("/workflows/main", json=ADD, headers={"If-Match": '"1"'})
+    assert patched.status_code == 200 and patched.json()["revision"] == 2
+    assert "report" in client.get("/workflows/main").json()["nodes"]
+
+
+def test_stale_if_match_is_a_conflict_naming_the_current_state(client: TestClient) -> None:
+    created = create(client)
+    client.patch("/workflows/main", json=ADD)
+    stale = client.patch(
+        "/workflows/main",
+        json=[{"op": "remove", "path": "/nodes/report"}],
+        headers={"If-Match": "1"},
+    )
+    assert stale.status_code == 409
+    error = stale.json()["error"]
+    assert error["type"] == "conflict" and error["current_revision"] == 2
+    assert error["current_target"] != created["artifact_id"]
+    assert "report" in client.get("/workflows/main").json()["nodes"]
+
+
+def test_tags_with_slashes(client: TestClient) -> None:
+    created = create(client, tag="team/sales/main")
+    tag = client.get("/tags/team/sales/main")
+    assert tag.status_code == 200 and tag.json()["target_id"] == created["artifact_id"]
+    history = client.get("/tags/team/sales/main/history").json()
+    assert [m["reason"] for m in history] == ["create_workflow"]
+    moved = client.put("/tags/team/sales/prod", json={"target": "team/sales/main"})
+    assert moved.status_code == 201 and moved.json()["revision"] == 1
+    assert [t["name"] for t in client.get("/tags").json()] == ["team/sales/main", "team/sales/prod"]
+
+
+def test_put_tag_compare_and_swap(client: TestClient) -> None:
+    first = create(client)
+    second = client.patch("/workflows/main", json=ADD).json()
+    assert client.put("/tags/prod", json={"target": first["version_hash"]}).status_code == 201
+    swapped = client.put(
+        "/tags/prod", json={"target": "main", "reason": "promote"}, headers={"If-Match": '"1"'}
+    )
+    assert swapped.status_code == 200 and swapped.json()["target_id"] == second["artifact_id"]
+    assert swapped.headers["ETag"] == '"2"'
+    lost = client.put("/tags/prod", json={"target": "main@{1}"}, headers={"If-Match": '"1"'})
+    assert lost.status_code == 409
+    assert lost.json()["error"]["current_revision"] == 2
+    assert lost.json()["error"]["current_target"] == second["artifact_id"]
+    assert client.get("/tags/prod/history").json()[-1]["reason"] == "promote"
+    assert client.delete("/tags/prod", headers={"If-Match": "1"}).status_code == 409
+    assert client.delete("/tags/prod", headers={"If-Match": "2"}).status_code == 204
+    assert client.get("/tags/prod").status_code == 404
+    assert len(client.get("/tags/prod/history").json()) == 3  # history survives
+
+
+def test_runs(client: TestClient, catalog: core.Services) -> None:
+    created = create(client)
+    run = client.post("/runs", json={"run_id": "r-1", "tag": "main", "job_name": "nightly"})
+    assert run.status_code == 201 and run.json()["base_id"] == created["artifact_id"]
+    again = client.post("/runs", json={"run_id": "r-1"})
+    assert again.status_code == 200 and again.json() == run.json()
+    assert client.get("/runs/r-1").json()["status"] == "started"
+    finished = client.post("/runs/r-1/finish", json={"status": "success"})
+    assert finished.json()["status"] == "success" and finished.json()["finished_at"]
+    assert client.post("/runs/r-1/finish", json={"status": "failure"}).status_code == 409
+    bad = client.post("/runs/r-1/finish", json={"status": "exploded"})
+    assert bad.status_code == 422 and "exploded" in bad.json()["error"]["message"]
+    assert client.get("/runs/ghost").status_code == 404
+
+
+def test_artifacts_and_chain(client: TestClient) -> None:
+    first = create(client)
+    client.patch("/workflows/main", json=ADD)
+    head = client.get("/artifacts/main").json()
+    assert head["kind"] == "patch_set" and head["parent_id"] == first["artifact_id"]
+    chain = client.get(f"/artifacts/{head['id']}/chain").json()
+    assert [a["kind"] for a in chain] == ["dag_version", "patch_set"]
+    assert (
+        client.get(f"/artifacts/{first['version_hash'][:15]}").json()["id"]
+        == (first["artifact_id"])
+    )
+    assert client.get("/artifacts/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def test_blobs(client: TestClient, catalog: core.Services) -> None:
+    payload = bytes(range(256)) * 4
+    cas_id = catalog.cas.store_content(payload, "application/x-test")
+    got = client.get(f"/blobs/{cas_id}")
+    assert got.status_code == 200 and got.content == payload
+    assert got.headers["content-type"].startswith("application/x-test")
+    assert got.headers["ETag"] == f'"{cas_id}"'
+    assert "immutable" in got.headers["Cache-Control"]
+    part = client.get(f"/blobs/{cas_id}", headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == payload[10:20]
+    assert part.headers["Content-Range"] == f"bytes 10-19/{len(payload)}"
+    tail = client.get(f"/blobs/{cas_id}", headers={"Range": "bytes=-4"})
+    assert tail.content == payload[-4:]
+    assert client.get(f"/blobs/{cas_id}", headers={"Range": "bytes=9999-"}).status_code == 416
+    assert (
+        client.get(f"/blobs/{cas_id}", headers={"If-None-Match": f'"{cas_id}"'}).status_code == 304
+    )
+    assert client.get("/blobs/sha256:" + "0" * 64).status_code == 404
+    bad = client.get("/blobs/sha256:..%2F..%2Fx")
+    assert bad.status_code in (404, 422)
+
+
+def test_corrupt_blob_is_a_500_without_traceback(
+    client: TestClient, catalog: core.Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    cas_id = catalog.cas.store_content(b"precious")
+    path = catalog.blob_root / "sha256" / cas_id[7:9] / cas_id[9:11] / cas_id[7:]
+    path.write_bytes(b"tampered")
+    response = client.get(f"/blobs/{cas_id}")
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "integrity"
+    assert "Traceback" not in response.text
+    assert cas_id in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/workflows", {"name": "x", "dag": {"nodes": {"a": {"deps": ["b"]}}}}, None),
+        ("post", "/workflows", {"name": "x"}, "body.dag"),
+        ("post", "/workflows", {"name": "x", "dag": DAG, "tag": "a//b"}, None),
+        ("put", "/tags/a..b", {"target": "main"}, None),
+        ("post", "/runs", {"run_id": ""}, None),
+        ("patch", "/workflows/main", {"op": "add"}, "body"),
+    ],
+)
+def test_validation_errors_are_422_naming_the_value(
+    client: TestClient, method: str, path: str, body: dict, field: str | None
+) -> None:
+    create(client)
+    response = client.request(method, path, json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["type"] == "validation"
+    if field:
+        assert error["field"] == field
+
+
+def test_bad_if_match_is_422(client: TestClient) -> None:
+    create(client)
+    response = client.patch("/workflows/main", json=ADD, headers={"If-Match": "latest"})
+    assert response.status_code == 422 and "'latest'" in response.json()["error"]["message"]
+
+
+def test_busy_catalog_is_503_with_retry_after(client: TestClient, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def busy(*args: object, **kwargs: object) -> None:
+        raise core.StorageBusyError("catalog.duckdb stayed locked for more than 60s")
+
+    monkeypatch.setattr(core.service.tag.TagService, "list_tags", busy)
+    response = client.get("/tags")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.json()["error"]["type"] == "busy"
+
+
+def test_openapi_describes_routes_and_errors(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in [
+        "/workflows",
+        "/workflows/{tag}",
+        "/runs",
+        "/runs/{run_id}",
+        "/runs/{run_id}/finish",
+        "/tags",
+        "/tags/{name}",
+        "/tags/{name}/history",
+        "/artifacts/{ref}",
+        "/artifacts/{ref}/chain",
+        "/blobs/{cas_id}",
+    ]:
+        assert path in paths, path
+    assert paths["/tags/{name}"]["put"]["responses"]["409"]["content"]["application/json"][
+        "schema"
+    ]["$ref"].endswith("/ErrorBody")
+    assert "ErrorBody" in spec["components"]["schemas"]
