@@ -64,12 +64,12 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 import dagster as dg
 import sqlalchemy as sa
+from figures import Figure, dump_json, figure, format_figure
 from sqlalchemy.engine import make_url
 
 from orchestrator_dagster import OrchestratorResource, VersionedIOManager
@@ -93,27 +93,6 @@ def cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One measured figure and its target (``value <= target`` is OK)."""
-
-    name: str
-    value: float
-    target: float
-    unit: str
-    ok: bool
-
-
-def figure(name: str, value: float, target: float, unit: str) -> Figure:
-    return Figure(name, round(value, 4), target, unit, value <= target)
-
-
-def format_figure(fig: Figure) -> str:
-    suffix = "" if fig.unit == "ratio" else f" {fig.unit}"
-    verdict = "OK" if fig.ok else "MISS"
-    return f"{fig.name}: {fig.value:.3f}{suffix} (target <= {fig.target:g}{suffix}) {verdict}"
 
 
 def format_raw(label: str, timings: list[Timing]) -> str:
@@ -532,8 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  raw work dir: {work}, side A database: {side_a}", file=out)
     print(f"  raw total wall time: {time.perf_counter() - started:.1f} s", file=out)
     if args.json:
-        json.dump([asdict(fig) for fig in figures], sys.stdout, indent=2)
-        print()
+        dump_json(figures)
     return 0
 
 

@@ -47,17 +47,16 @@ is 0 whatever the figures are.
 """
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from figures import Figure, dump_json, figure, format_figure
 from sqlalchemy.engine import make_url
 
 import core
@@ -70,27 +69,6 @@ LONG_TAG = "bench-long"
 CHECK_TAG = "bench-check"
 PATCH_REASON = "patch_workflow"
 """The reason ``patch_workflow`` records on its tag moves."""
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One measured figure and its target (``value <= target`` is OK)."""
-
-    name: str
-    value: float
-    target: float
-    unit: str
-    ok: bool
-
-
-def figure(name: str, value: float, target: float, unit: str) -> Figure:
-    return Figure(name, round(value, 4), target, unit, value <= target)
-
-
-def format_figure(fig: Figure) -> str:
-    suffix = "" if fig.unit == "ratio" else f" {fig.unit}"
-    verdict = "OK" if fig.ok else "MISS"
-    return f"{fig.name}: {fig.value:.3f}{suffix} (target <= {fig.target:g}{suffix}) {verdict}"
 
 
 def make_dag(nodes: int, variant: str) -> dict[str, Any]:
@@ -399,8 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     print(f"  raw total wall time: {time.perf_counter() - started:.1f} s", file=out)
     if args.json:
-        json.dump([asdict(fig) for fig in figures], sys.stdout, indent=2)
-        print()
+        dump_json(figures)
     return 0
 
 

@@ -1,0 +1,66 @@
+"""A writer that never stops: the crash-safety test kills it with SIGKILL at random moments.
+
+Run as ``python -m tests.crash_writer URL BLOB_ROOT SEED``; prints ``ready`` once connected.
+"""
+
+import contextlib
+import random
+import sys
+import uuid
+
+import core
+
+TAGS = ["main", "team/prod", "scratch"]
+
+
+def write_forever(url: str, blob_root: str, seed: int) -> None:
+    rng = random.Random(seed)
+    with core.connect(url, blob_root) as catalog:
+        print("ready", flush=True)
+        step = 0
+        while True:
+            step += 1
+            action = rng.random()
+            content = f'{{"seed": {seed}, "step": {step}, "nonce": "{uuid.uuid4()}"}}'.encode()
+            if action < 0.45:
+                catalog.assets.commit_output(
+                    f"crash-{seed}",
+                    "main",
+                    f"node{step % 7}",
+                    content,
+                    media_type="application/json",
+                    deps=[f"node{(step + 1) % 7}"] if step % 7 < 6 else [],
+                )
+            elif action < 0.6:
+                catalog.cas.store_stream(_Chunks(content * 2000))
+            elif action < 0.75:
+                head = catalog.tags.get_tag("main")
+                catalog.tags.create_or_move_tag(rng.choice(TAGS[1:]), head.target_id)
+            elif action < 0.85:
+                catalog.workflows.create_workflow(
+                    core.CreateWorkflowRequest(
+                        "crash", {"nodes": {f"w{step}": {"deps": []}}}, tag="scratch"
+                    )
+                )
+            elif action < 0.95:
+                catalog.runs.create_run(f"run-{seed}-{step}", "main")
+            else:
+                with contextlib.suppress(core.NotFoundError):
+                    catalog.tags.delete_tag("scratch")
+
+
+class _Chunks:
+    """A stream in 64 KiB pieces, so a kill can land mid-write."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        piece = self._data[self._offset : self._offset + 65536]
+        self._offset += len(piece)
+        return piece
+
+
+if __name__ == "__main__":
+    write_forever(sys.argv[1], sys.argv[2], int(sys.argv[3]))
