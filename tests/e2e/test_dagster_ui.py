@@ -162,6 +162,7 @@ def dagster_dev(tmp_path: Path) -> Iterator[tuple[DagsterDev, Path]]:
         log.close()
         with socket.socket() as probe:  # the port is free again
             probe.bind(("127.0.0.1", port))
+        shutil.rmtree(tmp_path, ignore_errors=True)  # DAGSTER_HOME, catalog, blobs, log
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
