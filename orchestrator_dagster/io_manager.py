@@ -1,6 +1,5 @@
 """The versioned IO manager: outputs go to CAS as versions of the pipeline's DAG."""
 
-import json
 from typing import Any
 
 import dagster as dg
@@ -152,6 +151,6 @@ class VersionedIOManager(dg.ConfigurableIOManager):
             metadata["orchestrator/partition"] = value.partition_key
         if value.media_type == JSON_MEDIA_TYPE and value.size <= PREVIEW_LIMIT:
             metadata["orchestrator/preview"] = dg.MetadataValue.json(
-                obj if isinstance(obj, dict | list) else {"value": json.loads(json.dumps(obj))}
+                obj if isinstance(obj, dict | list) else {"value": obj}
             )
         return metadata

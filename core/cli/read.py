@@ -2,6 +2,7 @@
 
 import json
 import sys
+import uuid
 from typing import Any
 
 import click
@@ -91,10 +92,10 @@ def history(context: CatalogContext, tag: str, as_json: bool) -> None:
     if not moves:
         raise core.NotFoundError(f"tag {tag!r} has no history")
 
-    def version(artifact_id: object) -> str | None:
+    def version(artifact_id: uuid.UUID | None) -> str | None:
         return (
             None if artifact_id is None else catalog.artifacts.get_by_id(artifact_id).version_hash
-        )  # type: ignore[arg-type]
+        )
 
     entries = [
         {
@@ -307,7 +308,7 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    listed = ctx.find_object(CatalogContext).catalog.runs.list_runs(limit=limit)  # type: ignore[union-attr]
+    listed = ctx.ensure_object(CatalogContext).catalog.runs.list_runs(limit=limit)
     if as_json:
         emit_json(listed)
         return

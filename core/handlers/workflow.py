@@ -1,6 +1,7 @@
 """HTTP handlers for workflows: create, read, patch."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import Response
 
@@ -8,6 +9,8 @@ import core
 from core.handlers.errors import TagConflict
 from core.handlers.headers import expected_revision, revision_etag
 from core.handlers.schemas import CreateWorkflowIn, WorkflowCommitOut
+
+T = TypeVar("T")
 
 
 class WorkflowHandler:
@@ -39,7 +42,8 @@ class WorkflowHandler:
         response.headers["ETag"] = revision_etag(result.revision)
         return WorkflowCommitOut.of(result)
 
-    def _conflicts_named(self, tag: str, call):  # type: ignore[no-untyped-def]
+    def _conflicts_named(self, tag: str, call: Callable[[], T]) -> T:
+        """Run ``call``; a conflict names the tag's current target and revision."""
         try:
             return call()
         except core.ConflictError as error:
