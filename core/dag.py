@@ -9,8 +9,11 @@ from typing import Any
 import jsonpatch
 
 from core.errors import ValidationError
+from core.identifiers import CAS_ID_PATTERN as CAS_ID
 
 DAG_MEDIA_TYPE = "application/vnd.orchestrator.dag+json"
+MAX_DEPTH = 100
+"""How deeply values may nest in a document, a patch or metadata."""
 PATCH_MEDIA_TYPE = "application/json-patch+json"
 SNAPSHOT_MEDIA_TYPE = "application/vnd.orchestrator.run-snapshot+json"
 
@@ -26,6 +29,8 @@ def canonical_json(value: Any) -> bytes:
         ).encode()
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"value is not plain JSON: {exc}") from exc
+    except RecursionError:
+        raise ValidationError(f"value nests deeper than JSON allows here ({MAX_DEPTH})") from None
 
 
 def sha256_id(data: bytes) -> str:
@@ -54,22 +59,33 @@ def validate_dag(document: object) -> dict[str, Any]:
             if dep not in nodes:
                 raise ValidationError(f"DAG node {node_id!r} depends on unknown node {dep!r}")
         _check_plain_json(node, f"DAG node {node_id!r}")
+        partitions = node.get("partitions", {})
+        if not isinstance(partitions, Mapping):
+            raise ValidationError(f"DAG node {node_id!r}: 'partitions' must be an object")
+        for entry in [node, *partitions.values()]:
+            cas_id = entry.get("cas_id") if isinstance(entry, Mapping) else None
+            if cas_id is not None and (
+                not isinstance(cas_id, str) or CAS_ID.fullmatch(cas_id) is None
+            ):
+                raise ValidationError(f"DAG node {node_id!r}: invalid cas id {cas_id!r}")
     _check_acyclic(nodes)
     _check_plain_json(document, "DAG document")
     return dict(document)
 
 
 def _check_plain_json(value: Any, where: str) -> None:
-    stack = [value]
+    stack = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValidationError(f"{where}: values nest deeper than {MAX_DEPTH} levels")
         if isinstance(item, Mapping):
             for key, child in item.items():
                 if not isinstance(key, str):
                     raise ValidationError(f"{where}: key {key!r} is not a string")
-                stack.append(child)
+                stack.append((child, depth + 1))
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((child, depth + 1) for child in item)
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise ValidationError(f"{where}: {item!r} is not a JSON number")
@@ -102,12 +118,12 @@ def validate_patch(patch: object) -> list[dict[str, Any]]:
     """Check that ``patch`` is an RFC 6902 JSON Patch (a list of operations)."""
     if not isinstance(patch, list) or not all(isinstance(op, Mapping) for op in patch):
         raise ValidationError("JSON Patch must be a list of operation objects")
-    try:
-        jsonpatch.JsonPatch(patch)
-    except (jsonpatch.InvalidJsonPatch, TypeError) as exc:
-        raise ValidationError(f"invalid JSON Patch: {exc}") from exc
     for op in patch:
         _check_plain_json(op, f"JSON Patch operation {op.get('op')!r}")
+    try:
+        jsonpatch.JsonPatch(patch)
+    except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError) as exc:
+        raise ValidationError(f"invalid JSON Patch: {exc}") from exc
     return [dict(op) for op in patch]
 
 
@@ -170,7 +186,11 @@ def with_node_value(
 def changed_nodes(before: dict[str, Any], after: dict[str, Any]) -> frozenset[str]:
     """Nodes added, removed or changed between two DAG documents."""
     old, new = before.get("nodes", {}), after.get("nodes", {})
-    return frozenset(node for node in old.keys() | new.keys() if old.get(node) != new.get(node))
+    return frozenset(
+        node
+        for node in old.keys() | new.keys()
+        if canonical_json(old.get(node)) != canonical_json(new.get(node))
+    )
 
 
 def referenced_cas_ids(content: Any) -> frozenset[str]:

@@ -58,3 +58,17 @@ def check_run_id(run_id: object) -> str:
     if not isinstance(run_id, str) or not run_id or len(run_id) > 200 or not run_id.isprintable():
         raise ValidationError(f"invalid run id {run_id!r}: expected 1-200 printable characters")
     return run_id
+
+
+def check_text(value: object, field: str, limit: int) -> str | None:
+    """``value`` if it is ``None`` or a string of at most ``limit`` characters with no NUL."""
+    if value is not None and (not isinstance(value, str) or len(value) > limit or "\x00" in value):
+        raise ValidationError(
+            f"invalid {field} {value!r}: expected at most {limit} characters and no NUL"
+        )
+    return value
+
+
+def check_actor(value: object, field: str = "created_by") -> str | None:
+    """Who did something: ``None`` or a short string."""
+    return check_text(value, field, 255)

@@ -15,7 +15,7 @@ from core.dag import (
 )
 from core.domain import Artifact, ArtifactKind
 from core.errors import IntegrityError, NotFoundError, ValidationError
-from core.identifiers import check_artifact_id, check_cas_id, check_version_hash
+from core.identifiers import check_actor, check_artifact_id, check_cas_id, check_version_hash
 from core.service.cas import CasService
 from core.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -37,12 +37,6 @@ def _check_name(name: object) -> str:
             f"invalid artifact name {name!r}: expected 1-255 printable characters"
         )
     return name
-
-
-def _check_actor(actor: object) -> str | None:
-    if actor is not None and (not isinstance(actor, str) or len(actor) > 255):
-        raise ValidationError(f"invalid created_by {actor!r}: expected at most 255 characters")
-    return actor
 
 
 class ArtifactService:
@@ -215,7 +209,7 @@ class ArtifactService:
         refs: frozenset[str] = frozenset(),
     ) -> uuid.UUID:
         _check_name(name)
-        _check_actor(created_by)
+        check_actor(created_by)
         if metadata is not None and not isinstance(metadata, dict):
             raise ValidationError(f"artifact metadata must be a JSON object, got {metadata!r}")
         metadata_json = canonical_json(metadata or {}).decode()

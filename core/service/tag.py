@@ -4,7 +4,13 @@ import uuid
 
 from core.domain import Tag, TagMove
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.identifiers import check_artifact_id, check_run_id, check_tag_name
+from core.identifiers import (
+    check_actor,
+    check_artifact_id,
+    check_run_id,
+    check_tag_name,
+    check_text,
+)
 from core.service.artifact import ArtifactService
 from core.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -13,14 +19,9 @@ MAX_SWAP_ATTEMPTS = 100
 """An unconditional move retries its compare-and-swap this often against racing writers."""
 
 
-def _check_text(field: str, value: object, limit: int) -> None:
-    if value is not None and (not isinstance(value, str) or len(value) > limit or "\x00" in value):
-        raise ValidationError(f"invalid {field} {value!r}: expected at most {limit} characters")
-
-
 def _check_move_fields(moved_by: object, reason: object, run_id: object) -> None:
-    _check_text("moved_by", moved_by, 255)
-    _check_text("reason", reason, 10_000)
+    check_actor(moved_by, "moved_by")
+    check_text(reason, "reason", 10_000)
     if run_id is not None:
         check_run_id(run_id)
 
@@ -168,6 +169,13 @@ class TagService:
         if expected is None and new is None:
             return False
         with self._uow() as uow:
+            if expected is not None and expected == new:  # already there: nothing to record
+                current = uow.tags.get(name)
+                return (
+                    current is not None
+                    and current.target_id == expected
+                    and expected_revision in (None, current.revision)
+                )
             target = None if new is None else self._artifacts.get_by_id(new)
             revision = uow.tags.swap(
                 name,

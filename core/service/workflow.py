@@ -25,7 +25,7 @@ from core.domain import (
     WorkflowMove,
 )
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.identifiers import check_tag_name
+from core.identifiers import check_actor, check_tag_name, check_text
 from core.service.artifact import ArtifactService
 from core.service.cas import CasService
 from core.service.tag import MAX_SWAP_ATTEMPTS, TagService
@@ -147,7 +147,9 @@ class WorkflowService:
 
         def change(current: dict[str, Any] | None) -> Change:
             document = validate_dag(update(EMPTY_DAG if current is None else current))
-            return Change(document, None if current is None else make_patch(current, document))
+            patch = None if current is None else make_patch(current, document)
+            # JSON Patch cannot tell 1 from 1.0 or true: such a change is a full version
+            return Change(document, patch or None)
 
         return self._commit(
             _Commit(
@@ -205,6 +207,8 @@ class WorkflowService:
         return WorkflowMove(move, version_hash, changed_nodes(before, after))
 
     def _commit(self, commit: "_Commit") -> CreateWorkflowResponse:
+        check_actor(commit.created_by, "created_by")
+        check_text(commit.message, "message", 10_000)
         if commit.expected_revision is not None and (
             type(commit.expected_revision) is not int or commit.expected_revision < 0
         ):
@@ -236,7 +240,7 @@ class WorkflowService:
                 raise NotFoundError(f"tag {commit.tag!r} not found")
             current = None if tag is None else self._artifacts.resolve(tag.target_id)
             planned = commit.change(current)
-            if tag is not None and planned.document == current:
+            if tag is not None and canonical_json(planned.document) == canonical_json(current):
                 head = self._artifacts.get_by_id(tag.target_id)
                 return CreateWorkflowResponse(
                     head.id,

@@ -146,6 +146,7 @@ def test_corrupt_blob_is_a_500_without_traceback(
         ("put", "/tags/a..b", {"target": "main"}, None),
         ("post", "/runs", {"run_id": ""}, None),
         ("patch", "/workflows/main", {"op": "add"}, "body"),
+        ("patch", "/workflows/main", [{"op": "add", "path": "nodes/x", "value": 1}], None),
     ],
 )
 def test_validation_errors_are_422_naming_the_value(
