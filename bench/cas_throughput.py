@@ -53,8 +53,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from figures import Figure, dump_json, figure, format_figure
-from sqlalchemy.engine import make_url
+from figures import (
+    Figure,
+    add_catalog_arguments,
+    dump_json,
+    figure,
+    format_figure,
+    redact,
+)
 
 import core
 
@@ -350,17 +356,9 @@ def run(
     return figures
 
 
-def redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", type=Path, help="parent of the temporary work directory")
-    parser.add_argument(
-        "--database-url", help="catalog database (default: a DuckDB file in the work directory)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add_catalog_arguments(parser)
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument(
         "--dedup-rounds", type=int, default=9, help="interleaved dedup-hit rounds (default 9)"

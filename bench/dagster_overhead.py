@@ -69,7 +69,7 @@ from typing import Any, NamedTuple, TextIO
 
 import dagster as dg
 import sqlalchemy as sa
-from figures import Figure, dump_json, figure, format_figure
+from figures import Figure, dump_json, figure, format_figure, redact
 from sqlalchemy.engine import make_url
 
 from orchestrator_dagster import OrchestratorResource, VersionedIOManager
@@ -196,10 +196,6 @@ class Catalogs:
             for schema in self._schemas:
                 connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         self._admin.dispose()
-
-
-def redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 # --- figure 1: the 50-asset chain, in process ----------------------------------------------

@@ -1,8 +1,12 @@
 """A measured figure beside its target, as every benchmark here prints it."""
 
+import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 
 @dataclass(frozen=True)
@@ -35,3 +39,17 @@ def dump_json(figures: list[Figure]) -> None:
     """The figures as a JSON list on stdout (what ``bench/run_all.py`` reads)."""
     json.dump([asdict(fig) for fig in figures], sys.stdout, indent=2)
     print()
+
+
+def redact(url: str) -> str:
+    """A database URL fit to print (no password)."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def add_catalog_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--dir``, ``--database-url`` and ``--json``, as every catalog benchmark takes them."""
+    parser.add_argument("--dir", type=Path, help="parent of the temporary work directory")
+    parser.add_argument(
+        "--database-url", help="catalog database (default: a DuckDB file in the work directory)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import sqlalchemy as sa
-from figures import Figure, dump_json, figure
+from figures import Figure, dump_json, figure, redact
 from sqlalchemy.engine import make_url
 
 import core
@@ -66,10 +66,6 @@ def format_line(fig: Figure) -> str:
     """``<name>: <value> (target >= <target>) OK|MISS``."""
     verdict = "OK" if fig.ok else "MISS"
     return f"{fig.name}: {fig.value:.1f} (target {fig.direction} {fig.target:g}) {verdict}"
-
-
-def redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def warm_up(seconds: float) -> None:

@@ -56,8 +56,14 @@ import uuid
 from pathlib import Path
 from typing import Any, TextIO
 
-from figures import Figure, dump_json, figure, format_figure
-from sqlalchemy.engine import make_url
+from figures import (
+    Figure,
+    add_catalog_arguments,
+    dump_json,
+    figure,
+    format_figure,
+    redact,
+)
 
 import core
 from core.dag import DAG_MEDIA_TYPE, PATCH_MEDIA_TYPE, apply_patch, canonical_json, validate_dag
@@ -320,17 +326,9 @@ def run(
     return [result]
 
 
-def redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", type=Path, help="parent of the temporary work directory")
-    parser.add_argument(
-        "--database-url", help="catalog database (default: a DuckDB file in the work directory)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add_catalog_arguments(parser)
     parser.add_argument("--moves", type=int, default=10_000, help="long tag moves (10000)")
     parser.add_argument("--short-moves", type=int, default=10, help="short tag moves (10)")
     parser.add_argument(
