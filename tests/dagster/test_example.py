@@ -37,15 +37,20 @@ def test_main_command_materialises_the_example(tmp_path: Path) -> None:
         for key, value in os.environ.items()
         if not key.startswith(("ORCHESTRATOR_", "DAGSTER_"))
     }
-    result = subprocess.run(
-        [sys.executable, "definitions.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+
+    def run_main() -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "definitions.py"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    result = run_main()
     assert "main holds 6 nodes" in result.stdout
     with core.connect(
         f"duckdb:///{tmp_path / '.orchestrator/catalog.duckdb'}", tmp_path / ".orchestrator/blobs"
@@ -57,14 +62,6 @@ def test_main_command_materialises_the_example(tmp_path: Path) -> None:
         assert document["nodes"]["clean_orders"]["code_version"] == "2"
         runs = {move.run_id for move in history}
         assert all(catalog.runs.get_run(run_id).status == "success" for run_id in runs)
-    again = subprocess.run(
-        [sys.executable, "definitions.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert again.returncode == 0, again.stdout + again.stderr
+    again = run_main()
     moves = [line for line in again.stdout.splitlines() if re.match(r"\s+r\d+ ", line)]
     assert len(moves) == 8  # same content: nothing moved
