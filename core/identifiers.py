@@ -72,3 +72,22 @@ def check_text(value: object, field: str, limit: int) -> str | None:
 def check_actor(value: object, field: str = "created_by") -> str | None:
     """Who did something: ``None`` or a short string."""
     return check_text(value, field, 255)
+
+
+def check_media_type(media_type: object) -> str:
+    """``media_type`` if it looks like ``type/subtype``."""
+    if (
+        not isinstance(media_type, str)
+        or not 0 < len(media_type) <= 255
+        or "/" not in media_type
+        or not media_type.isprintable()
+    ):
+        raise ValidationError(f"invalid media type {media_type!r}: expected 'type/subtype'")
+    return media_type
+
+
+def check_content(content: object) -> bytes | bytearray | memoryview:
+    """``content`` if it is bytes-like."""
+    if not isinstance(content, bytes | bytearray | memoryview):
+        raise ValidationError(f"content must be bytes, got {type(content).__name__}")
+    return content

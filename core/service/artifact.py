@@ -214,8 +214,14 @@ class ArtifactService:
             raise ValidationError(f"artifact metadata must be a JSON object, got {metadata!r}")
         metadata_json = canonical_json(metadata or {}).decode()
         with self._uow() as uow:
-            if uow.blobs.get(cas_id) is None:
+            missing = uow.blobs.missing(refs | {cas_id})
+            if cas_id in missing:
                 raise NotFoundError(f"blob {cas_id} not found in the catalog")
+            if missing:
+                raise NotFoundError(
+                    f"{kind} content names blobs that are not in the catalog: "
+                    + ", ".join(sorted(missing))
+                )
             parent = None if parent_id is None else self._get(uow, check_artifact_id(parent_id))
             digest = version_hash(kind, cas_id, parent and parent.version_hash)
             created = uow.artifacts.add(
@@ -228,12 +234,6 @@ class ArtifactService:
                 metadata_json=metadata_json,
             )
             if created is not None:
-                missing = uow.blobs.missing(refs)
-                if missing:
-                    raise NotFoundError(
-                        f"{kind} content names blobs that are not in the catalog: "
-                        + ", ".join(sorted(missing))
-                    )
                 uow.artifacts.add_refs(created.id, refs)
                 self._by_id.put(created.id, created)
                 return created.id

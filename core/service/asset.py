@@ -10,13 +10,16 @@ from typing import Any
 from core.dag import node_value, with_node_value
 from core.domain import NodeValue, OutputCommit
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.identifiers import check_run_id, check_tag_name
+from core.identifiers import check_content, check_media_type, check_run_id, check_tag_name
 from core.service.artifact import ArtifactService
 from core.service.cas import CasService
 from core.service.run import RunService
 from core.service.tag import MAX_SWAP_ATTEMPTS
 from core.service.workflow import WorkflowService
 from core.uow import UnitOfWorkFactory
+
+LARGE_VALUE = 1 << 20
+"""Values at least this big are written to the blob store before the commit's transaction."""
 
 
 def _check_node(node: object) -> str:
@@ -68,23 +71,28 @@ class AssetService:
         check_tag_name(tag)
         for name in (node, *deps):
             _check_node(name)
-        cas_id = self._cas.store_content(content, media_type)
-        value = NodeValue(node, partition_key, cas_id, media_type, len(content))
+        check_content(content)
+        check_media_type(media_type)
+        if len(content) >= LARGE_VALUE:
+            self._cas.store_content(content, media_type)  # big bytes: before taking the lock
         self._runs.pin(run_id, tag, job_name=job_name)
-        entry = {"cas_id": cas_id, "media_type": media_type, "size": len(content)}
-        update = partial(
-            with_node_value,
-            node_id=node,
-            value=entry,
-            deps=list(deps),
-            partition_key=partition_key,
-            code_version=code_version,
-        )
         message = f"materialize {node}" + (f" [{partition_key}]" if partition_key else "")
         for attempt in range(1, MAX_SWAP_ATTEMPTS + 1):
             try:
-                with self._uow():  # the new version, the move and the lineage: all or nothing
-                    self._cas.store_content(content, media_type)  # still there, under our lock
+                with (
+                    self._uow()
+                ):  # the value, the new version, the move, the lineage: all or nothing
+                    cas_id = self._cas.store_content(content, media_type)
+                    value = NodeValue(node, partition_key, cas_id, media_type, len(content))
+                    entry = {"cas_id": cas_id, "media_type": media_type, "size": len(content)}
+                    update = partial(
+                        with_node_value,
+                        node_id=node,
+                        value=entry,
+                        deps=list(deps),
+                        partition_key=partition_key,
+                        code_version=code_version,
+                    )
                     response = self._workflows.update_workflow(
                         tag,
                         update,

@@ -7,21 +7,10 @@ from typing import BinaryIO
 from core.blobstore import BlobStore
 from core.domain import Blob
 from core.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
-from core.identifiers import check_cas_id
+from core.identifiers import check_cas_id, check_content, check_media_type
 from core.uow import UnitOfWorkFactory
 
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
-
-
-def _check_media_type(media_type: object) -> str:
-    if (
-        not isinstance(media_type, str)
-        or not 0 < len(media_type) <= 255
-        or "/" not in media_type
-        or not media_type.isprintable()
-    ):
-        raise ValidationError(f"invalid media type {media_type!r}: expected 'type/subtype'")
-    return media_type
 
 
 class CasService:
@@ -38,9 +27,8 @@ class CasService:
 
     def store_content(self, content: bytes, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
         """Store ``content`` once (durably, atomically) and return its cas id."""
-        if not isinstance(content, bytes | bytearray | memoryview):
-            raise ValidationError(f"content must be bytes, got {type(content).__name__}")
-        _check_media_type(media_type)
+        check_content(content)
+        check_media_type(media_type)
         cas_id = self.compute_hash(content)
         self._blobs.put_bytes(cas_id, content)
         with self._uow() as uow:
@@ -55,7 +43,7 @@ class CasService:
             raise ValidationError(
                 f"stream must be a binary file-like object, got {type(stream).__name__}"
             )
-        _check_media_type(media_type)
+        check_media_type(media_type)
         cas_id, size = self._blobs.put_stream(stream)
         with self._uow() as uow:
             uow.blobs.add(cas_id, size, media_type)
