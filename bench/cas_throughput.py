@@ -41,12 +41,10 @@ import io
 import json
 import os
 import resource
-import shutil
 import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -56,10 +54,11 @@ from typing import Any, TextIO
 from figures import (
     Figure,
     add_catalog_arguments,
-    dump_json,
     figure,
+    finish,
     format_figure,
     redact,
+    work_directory,
 )
 
 import core
@@ -377,12 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_child:
         memory_child(args.database_url, args.blob_root, args.stream_mib)
         return 0
-    if args.dir is not None:
-        args.dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-cas-", dir=args.dir))
     out = sys.stderr if args.json else sys.stdout
     started = time.perf_counter()
-    try:
+    with work_directory("bench-cas-", args.dir) as work:
         database_url = args.database_url or f"duckdb:///{work / 'catalog.duckdb'}"
         figures = run(
             database_url,
@@ -394,12 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             stream_mib=args.stream_mib,
             out=out,
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"  raw total wall time: {time.perf_counter() - started:.1f} s", file=out)
-    if args.json:
-        dump_json(figures)
-    return 0
+    return finish(figures, started, out, args.json)
 
 
 if __name__ == "__main__":

@@ -54,22 +54,19 @@ import os
 import pstats
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 import dagster as dg
 import sqlalchemy as sa
-from figures import Figure, dump_json, figure, format_figure, redact
+from figures import Figure, figure, finish, format_figure, redact, work_directory
 from sqlalchemy.engine import make_url
 
 from orchestrator_dagster import OrchestratorResource, VersionedIOManager
@@ -434,17 +431,6 @@ def profile_chain(catalogs: Catalogs, work: Path, out: TextIO, lines: int = 30) 
 # --- main ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def work_directory(parent: Path | None) -> Iterator[Path]:
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-dagster-", dir=parent))
-    try:
-        yield work
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, help="parent of the temporary work directory")
@@ -481,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stderr if args.json else sys.stdout
     started = time.perf_counter()
     figures: list[Figure] = []
-    with work_directory(args.dir) as work:
+    with work_directory("bench-dagster-", args.dir) as work:
         catalogs = Catalogs(work, args.database_url)
         try:
             if args.profile:
@@ -505,10 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             else f"duckdb:///{work}/{{chain,parallel}}/catalog.duckdb"
         )
         print(f"  raw work dir: {work}, side A database: {side_a}", file=out)
-    print(f"  raw total wall time: {time.perf_counter() - started:.1f} s", file=out)
-    if args.json:
-        dump_json(figures)
-    return 0
+    return finish(figures, started, out, args.json)
 
 
 if __name__ == "__main__":

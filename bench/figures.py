@@ -1,10 +1,16 @@
 """A measured figure beside its target, as every benchmark here prints it."""
 
 import argparse
+import contextlib
 import json
+import shutil
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 from sqlalchemy.engine import make_url
 
@@ -53,3 +59,23 @@ def add_catalog_arguments(parser: argparse.ArgumentParser) -> None:
         "--database-url", help="catalog database (default: a DuckDB file in the work directory)"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+@contextlib.contextmanager
+def work_directory(prefix: str, parent: Path | None) -> Iterator[Path]:
+    """A temporary work directory (under ``parent`` if given), removed afterwards."""
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def finish(figures: list[Figure], started: float, out: TextIO, as_json: bool) -> int:
+    """Print the total wall time (and the figures as JSON when asked); exit status 0."""
+    print(f"  raw total wall time: {time.perf_counter() - started:.1f} s", file=out)
+    if as_json:
+        dump_json(figures)
+    return 0

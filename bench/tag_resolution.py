@@ -47,10 +47,8 @@ is 0 whatever the figures are.
 """
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -59,10 +57,11 @@ from typing import Any, TextIO
 from figures import (
     Figure,
     add_catalog_arguments,
-    dump_json,
     figure,
+    finish,
     format_figure,
     redact,
+    work_directory,
 )
 
 import core
@@ -343,20 +342,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cold-samples",
         type=int,
         default=20,
-        help="fresh connections per tag for the first-call latency (20; 0 to skip)",
+        help="fresh connections per tag for the first-call latency (20)",
     )
     parser.add_argument("--batch", type=int, default=100, help="moves per transaction (100)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.cold_samples < 1:
+        parser.error("--cold-samples must be at least 1: the figure is the first-call latency")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.dir is not None:
-        args.dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-tags-", dir=args.dir))
     out = sys.stderr if args.json else sys.stdout
     started = time.perf_counter()
-    try:
+    with work_directory("bench-tags-", args.dir) as work:
         database_url = args.database_url or f"duckdb:///{work / 'catalog.duckdb'}"
         figures = run(
             database_url,
@@ -371,12 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             out=out,
         )
         print(f"  raw work dir: {work}, database: {redact(database_url)}", file=out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"  raw total wall time: {time.perf_counter() - started:.1f} s", file=out)
-    if args.json:
-        dump_json(figures)
-    return 0
+    return finish(figures, started, out, args.json)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,13 @@ def test_update_workflow_records_a_type_only_change(
     assert response.changed
     assert catalog.workflows.get_workflow_by_tag("main")["nodes"]["a"]["x"] is True
 
+    def true_to_one_and_more(document: dict) -> dict:  # a type change beside a real one
+        return {"nodes": {"a": {"deps": [], "x": 1, "y": "new"}}}
+
+    catalog.workflows.update_workflow("main", true_to_one_and_more, name="etl")
+    resolved = catalog.workflows.get_workflow_by_tag("main")["nodes"]["a"]
+    assert type(resolved["x"]) is int and resolved["y"] == "new"
+
 
 def test_bad_created_by_is_rejected_before_anything_is_stored(catalog: core.Services) -> None:
     with pytest.raises(core.ValidationError, match="created_by"):

@@ -62,13 +62,14 @@ class MaintenanceService:
             raise ValidationError(f"invalid grace period {grace!r}: expected >= 0")
         started = datetime.now(UTC)
         cutoff = started - grace
+        stored = list(self._blobs.stored_ids())  # walk the disk before taking the lock
         with self._uow() as uow:
             candidates = uow.blobs.unreferenced()
-            cataloged = uow.blobs.known(list(self._blobs.stored_ids()))
+            cataloged = uow.blobs.known(stored)
         orphan_cutoff = started - max(grace, ORPHAN_FILE_MIN_AGE)
         orphans = [
             cas_id
-            for cas_id in self._blobs.stored_ids()
+            for cas_id in stored
             if cas_id not in cataloged and self._older(cas_id, orphan_cutoff)
         ]
         removed, removed_bytes, kept = [], 0, 0

@@ -147,9 +147,7 @@ class WorkflowService:
 
         def change(current: dict[str, Any] | None) -> Change:
             document = validate_dag(update(EMPTY_DAG if current is None else current))
-            patch = None if current is None else make_patch(current, document)
-            # JSON Patch cannot tell 1 from 1.0 or true: such a change is a full version
-            return Change(document, patch or None)
+            return Change(document, None if current is None else make_patch(current, document))
 
         return self._commit(
             _Commit(
