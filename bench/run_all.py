@@ -27,6 +27,7 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
         ("cas_throughput", []),
         ("tag_resolution", []),
         ("dagster_overhead", []),
+        ("duckdb_inserts", []),
     ]
     if postgres_url:
         runs += [

@@ -136,8 +136,37 @@ def apply_patch(document: dict[str, Any], patch: list[dict[str, Any]]) -> dict[s
 
 
 def make_patch(source: dict[str, Any], target: dict[str, Any]) -> list[dict[str, Any]]:
-    """The JSON Patch that turns ``source`` into ``target``."""
-    return list(jsonpatch.make_patch(source, target))
+    """The JSON Patch that turns ``source`` into ``target``.
+
+    Objects are compared key by key (removals first, in key order), anything else that
+    differs as JSON (``1``, ``1.0`` and ``true`` differ) is replaced whole. Values the two
+    documents share by identity are skipped unread, so a change to one node of a large
+    document costs little.
+    """
+    patch: list[dict[str, Any]] = []
+    _diff("", source, target, patch)
+    return patch
+
+
+def _diff(path: str, before: Any, after: Any, patch: list[dict[str, Any]]) -> None:
+    if before is after:
+        return
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(before.keys() - after.keys()):
+            patch.append({"op": "remove", "path": f"{path}/{_escape(key)}"})
+        for key, value in after.items():
+            where = f"{path}/{_escape(key)}"
+            if key in before:
+                _diff(where, before[key], value, patch)
+            else:
+                patch.append({"op": "add", "path": where, "value": value})
+    elif canonical_json(before) != canonical_json(after):
+        patch.append({"op": "replace", "path": path, "value": after})
+
+
+def _escape(key: str) -> str:
+    """A JSON Pointer reference token (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 EMPTY_DAG: dict[str, Any] = {"nodes": {}}

@@ -76,6 +76,11 @@ class VersionedIOManager(dg.ConfigurableIOManager):
         if run is not None:
             self.orchestrator.catalog.runs.pin(run.run_id, self.tag, job_name=run.job_name)
 
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Write the reads of this run's steps that no output commit has carried."""
+        if context.run is not None:
+            self.orchestrator.catalog.assets.flush_reads(context.run.run_id)
+
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         node = node_id(context)
         data, media_type = default_registry.encode(obj, what=f"the output of asset {node!r}")

@@ -88,10 +88,34 @@ def test_inputs_prefer_pins_then_own_outputs_then_the_snapshot(catalog: core.Ser
     assert read(None, pin_version=old.version_hash) == b"old"
     commit(catalog, "orders", b"mine", run_id="reader")
     assert read("reader") == b"mine"
+    catalog.assets.flush_reads("reader")
     inputs = [
         io for io in catalog.runs.get_run_io("reader") if io.direction == core.Direction.INPUT
     ]
     assert [io.cas_id for io in inputs] == [catalog.cas.compute_hash(b"mine")]
+
+
+def inputs_of(catalog: core.Services, run_id: str) -> dict[str, str]:
+    return {
+        io.node: io.cas_id
+        for io in catalog.runs.get_run_io(run_id)
+        if io.direction == core.Direction.INPUT
+    }
+
+
+def test_reads_commit_with_the_runs_next_output_or_when_flushed(
+    catalog: core.Services,
+) -> None:
+    orders = commit(catalog, "orders", b"[1]", run_id="setup").value
+    catalog.runs.create_run("step", "main")
+    assert catalog.assets.locate_input("step", "main", "orders") == orders
+    assert inputs_of(catalog, "step") == {}  # noted, not written yet
+    report = commit(catalog, "report", b"1", deps=["orders"], run_id="step").value
+    assert inputs_of(catalog, "step") == {"orders": orders.cas_id}  # with the output
+    assert catalog.assets.locate_input("step", "main", "report") == report  # its own output
+    assert catalog.assets.flush_reads() == 1
+    assert inputs_of(catalog, "step") == {"orders": orders.cas_id, "report": report.cas_id}
+    assert catalog.assets.flush_reads("step") == 0
 
 
 def test_missing_values_name_the_asset_and_tag(catalog: core.Services) -> None:

@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 import core
 from core.blobstore import BlobStore
-from core.dag import canonical_json
+from core.dag import canonical_json, make_patch
 from tests.helpers import DAG, row_counts
 
 PROPERTY_SETTINGS = settings(
@@ -554,6 +554,30 @@ def test_generated_dags_are_valid(dag: dict[str, Any]) -> None:
 
 
 # --- JSON patches ---
+
+json_keys = st.text(alphabet="ab~/0", max_size=3)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 2) | st.sampled_from([1.0, 0.0, -2.5]) | json_keys,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(json_keys, children, max_size=3)
+    ),
+    max_leaves=12,
+)
+json_objects = st.dictionaries(json_keys, json_values, max_size=4)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=200)
+@given(source=json_objects, target=json_objects, share=st.booleans())
+def test_make_patch_turns_source_into_target(
+    source: dict[str, Any], target: dict[str, Any], share: bool
+) -> None:
+    """``jsonpatch`` applying ``make_patch(a, b)`` to ``a`` gives ``b``, types kept."""
+    if share:  # values shared by identity, as an update of one node leaves the others
+        target = {**source, **target}
+    patch = make_patch(source, target)
+    result = jsonpatch.apply_patch(copy.deepcopy(source), copy.deepcopy(patch))
+    assert strict(result) == strict(target)
+    assert (patch == []) == (strict(source) == strict(target))
 
 
 def expected_patch_result(patch: object) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 import json
 import uuid
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Row, literal, select
@@ -13,12 +14,13 @@ from core.domain import Artifact, ArtifactKind
 from core.models import ArtifactRow, BlobRefRow
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
+from core.repository.inserts import insert_if_absent
 
 artifacts = ArtifactRow.__table__
 blob_refs = BlobRefRow.__table__
 
 
-def _to_artifact(row: Row[Any]) -> Artifact:
+def _to_artifact(row: Row[Any] | SimpleNamespace) -> Artifact:
     return Artifact(
         id=row.id,
         kind=ArtifactKind(row.kind),
@@ -50,23 +52,21 @@ class ArtifactRepository:
         created_at: datetime | None = None,
     ) -> Artifact | None:
         """Insert an artifact; ``None`` when one with this version hash exists already."""
-        row = self._session.execute(
-            insert(artifacts)
-            .values(
-                id=uuid.uuid4(),
-                kind=kind.value,
-                version_hash=version_hash,
-                cas_id=cas_id,
-                parent_id=parent_id,
-                name=name,
-                created_at=created_at or utc_now(),
-                created_by=created_by,
-                metadata=metadata_json,
-            )
-            .on_conflict_do_nothing(index_elements=[artifacts.c.version_hash])
-            .returning(*artifacts.c)
-        ).first()
-        return None if row is None else _to_artifact(row)
+        values = {
+            "id": uuid.uuid4(),
+            "kind": kind.value,
+            "version_hash": version_hash,
+            "cas_id": cas_id,
+            "parent_id": parent_id,
+            "name": name,
+            "created_at": created_at or utc_now(),
+            "created_by": created_by,
+            "metadata": metadata_json,
+        }
+        inserted = insert_if_absent(
+            self._session, artifacts, values, ("version_hash",), returning=("id",)
+        )
+        return None if inserted is None else _to_artifact(SimpleNamespace(**values))
 
     @conflicts_on_integrity_errors
     def add_refs(self, artifact_id: uuid.UUID, cas_ids: frozenset[str]) -> None:

@@ -4,13 +4,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, exists, or_, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.domain import Blob
 from core.models import ArtifactRow, BlobRefRow, CasBlob, RunIORow
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
+from core.repository.inserts import insert_if_absent
 
 blobs = CasBlob.__table__
 artifacts = ArtifactRow.__table__
@@ -33,21 +33,22 @@ def _to_blob(row: Row[Any]) -> Blob:
 class CasBlobRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
+        # entries this transaction wrote (or found) exist until it ends: no need to look
+        self._recorded: set[str] = session.info.setdefault("recorded_blobs", set())
 
     def add(self, cas_id: str, size: int, media_type: str) -> None:
         """Record a blob; a blob already recorded keeps its first entry."""
-        self._session.execute(
-            insert(blobs)
-            .values(cas_id=cas_id, size=size, media_type=media_type, created_at=utc_now())
-            .on_conflict_do_nothing(index_elements=[blobs.c.cas_id])
-        )
+        values = {"cas_id": cas_id, "size": size, "media_type": media_type, "created_at": utc_now()}
+        insert_if_absent(self._session, blobs, values, ("cas_id",))
+        self._recorded.add(cas_id)
 
     def missing(self, cas_ids: frozenset[str]) -> frozenset[str]:
         """Those of ``cas_ids`` that have no catalog entry."""
-        if not cas_ids:
+        unknown = cas_ids - self._recorded
+        if not unknown:
             return frozenset()
-        found = self._session.scalars(select(blobs.c.cas_id).where(blobs.c.cas_id.in_(cas_ids)))
-        return cas_ids - set(found)
+        found = self._session.scalars(select(blobs.c.cas_id).where(blobs.c.cas_id.in_(unknown)))
+        return unknown - set(found)
 
     def get(self, cas_id: str) -> Blob | None:
         row = self._session.execute(select(blobs).where(blobs.c.cas_id == cas_id)).first()

@@ -4,13 +4,13 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Row, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.domain import Direction, NodeValue, Run, RunIO
 from core.models import RunIORow, RunRow
 from core.repository.clock import aware, aware_or_none, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
+from core.repository.inserts import insert_if_absent, upsert
 
 runs = RunRow.__table__
 run_io = RunIORow.__table__
@@ -56,21 +56,19 @@ class RunRepository:
         status: str,
     ) -> Run | None:
         """Record a run; ``None`` if a run with this id exists already."""
-        row = self._session.execute(
-            insert(runs)
-            .values(
-                run_id=run_id,
-                snapshot_id=snapshot_id,
-                base_id=base_id,
-                tag=tag,
-                job_name=job_name,
-                status=status,
-                started_at=utc_now(),
-                finished_at=None,
-            )
-            .on_conflict_do_nothing(index_elements=[runs.c.run_id])
-            .returning(*runs.c)
-        ).first()
+        values = {
+            "run_id": run_id,
+            "snapshot_id": snapshot_id,
+            "base_id": base_id,
+            "tag": tag,
+            "job_name": job_name,
+            "status": status,
+            "started_at": utc_now(),
+            "finished_at": None,
+        }
+        row = insert_if_absent(
+            self._session, runs, values, ("run_id",), returning=tuple(runs.c.keys())
+        )
         return None if row is None else _to_run(row)
 
     def set_status(self, run_id: str, status: str, *, finished: bool) -> Run | None:
@@ -111,13 +109,7 @@ class RunIORepository:
             "partition_key": value.partition_key or "",
         }
         fields = {"cas_id": value.cas_id, "media_type": value.media_type, "size": value.size}
-        self._session.execute(
-            insert(run_io)
-            .values(**key, **fields, recorded_at=utc_now())
-            .on_conflict_do_update(
-                index_elements=list(key), set_={**fields, "recorded_at": utc_now()}
-            )
-        )
+        upsert(self._session, run_io, key, {**fields, "recorded_at": utc_now()})
 
     def get(
         self, run_id: str, direction: Direction, node: str, partition_key: str | None

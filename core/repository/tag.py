@@ -7,6 +7,7 @@ tag's moves and their ids follow their commit order.
 """
 
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -17,6 +18,7 @@ from core.domain import ArtifactKind, Tag, TagMove
 from core.models import TagMoveRow, TagRow, tag_move_id_seq
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
+from core.repository.inserts import insert_if_absent
 
 tags = TagRow.__table__
 moves = TagMoveRow.__table__
@@ -34,7 +36,7 @@ def _to_tag(row: Row[Any]) -> Tag:
     )
 
 
-def _to_move(row: Row[Any]) -> TagMove:
+def _to_move(row: Row[Any] | SimpleNamespace) -> TagMove:
     return TagMove(
         id=row.id,
         tag_name=row.tag_name,
@@ -76,20 +78,18 @@ class TagRepository:
     ) -> Tag | None:
         """Create a never-used name at revision 1; ``None`` if the name has a row."""
         now = utc_now()
-        row = self._session.execute(
-            insert(tags)
-            .values(
-                name=name,
-                target_id=target_id,
-                target_kind=target_kind.value,
-                revision=1,
-                created_at=now,
-                updated_at=now,
-                updated_by=updated_by,
-            )
-            .on_conflict_do_nothing(index_elements=[tags.c.name])
-            .returning(*tags.c)
-        ).first()
+        values = {
+            "name": name,
+            "target_id": target_id,
+            "target_kind": target_kind.value,
+            "revision": 1,
+            "created_at": now,
+            "updated_at": now,
+            "updated_by": updated_by,
+        }
+        row = insert_if_absent(
+            self._session, tags, values, ("name",), returning=tuple(tags.c.keys())
+        )
         return None if row is None else _to_tag(row)
 
     @conflicts_on_integrity_errors
@@ -140,22 +140,20 @@ class TagRepository:
         reason: str | None,
         run_id: str | None,
     ) -> TagMove:
-        row = self._session.execute(
-            insert(moves)
-            .values(
-                id=tag_move_id_seq.next_value(),
-                tag_name=name,
-                from_target_id=from_target_id,
-                to_target_id=to_target_id,
-                revision=revision,
-                moved_at=utc_now(),
-                moved_by=moved_by,
-                reason=reason,
-                run_id=run_id,
-            )
-            .returning(*moves.c)
-        ).one()
-        return _to_move(row)
+        values = {
+            "tag_name": name,
+            "from_target_id": from_target_id,
+            "to_target_id": to_target_id,
+            "revision": revision,
+            "moved_at": utc_now(),
+            "moved_by": moved_by,
+            "reason": reason,
+            "run_id": run_id,
+        }
+        move_id = self._session.scalar(
+            insert(moves).values(id=tag_move_id_seq.next_value(), **values).returning(moves.c.id)
+        )
+        return _to_move(SimpleNamespace(id=move_id, **values))
 
     def history(self, name: str) -> list[TagMove]:
         """Every move of ``name``, oldest first."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from core.cache import LRUCache
 from core.dag import (
+    PATCH_MEDIA_TYPE,
     apply_patch,
     canonical_json,
     referenced_cas_ids,
@@ -85,6 +86,40 @@ class ArtifactService:
         patch = validate_patch(self._load_json(cas_id))
         parent_document = self.resolve(parent_id)
         document = validate_dag(apply_patch(parent_document, patch))
+        return self._create_patch_set(
+            name, cas_id, parent_id, parent_document, document, created_by, metadata
+        )
+
+    def add_patch_set(
+        self,
+        name: str,
+        patch: list[dict[str, Any]],
+        *,
+        parent_id: uuid.UUID,
+        parent_document: dict[str, Any],
+        document: dict[str, Any],
+        created_by: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> uuid.UUID:
+        """Store ``patch`` and record it against ``parent_id``, for a caller that has
+        already checked it: ``parent_document`` is ``resolve(parent_id)`` and ``document``
+        the valid DAG that ``patch`` makes of it. Nothing is read back or checked again.
+        """
+        cas_id = self._cas.store_content(canonical_json(patch), PATCH_MEDIA_TYPE)
+        return self._create_patch_set(
+            name, cas_id, parent_id, parent_document, document, created_by, metadata
+        )
+
+    def _create_patch_set(
+        self,
+        name: str,
+        cas_id: str,
+        parent_id: uuid.UUID,
+        parent_document: dict[str, Any],
+        document: dict[str, Any],
+        created_by: str | None,
+        metadata: dict[str, Any] | None,
+    ) -> uuid.UUID:
         depth = self.patch_depth(parent_id) + 1
         artifact_id = self._create(
             ArtifactKind.PATCH_SET,

@@ -4,9 +4,11 @@ This is the decision layer behind the Dagster IO manager: the adapter only encod
 decodes Python values.
 """
 
+import threading
 from functools import partial
 from typing import Any
 
+from core.cache import LRUCache
 from core.dag import node_value, with_node_value
 from core.domain import NodeValue, OutputCommit
 from core.errors import ConflictError, NotFoundError, ValidationError
@@ -20,6 +22,8 @@ from core.uow import UnitOfWorkFactory
 
 LARGE_VALUE = 1 << 20
 """Values at least this big are written to the blob store before the commit's transaction."""
+OWN_OUTPUTS_CACHE_SIZE = 4096
+"""Values this process committed for its runs, kept to answer their downstream reads."""
 
 
 def _check_node(node: object) -> str:
@@ -32,8 +36,43 @@ def _as_value(node: str, partition_key: str | None, entry: dict[str, Any]) -> No
     return NodeValue(node, partition_key, entry["cas_id"], entry["media_type"], entry["size"])
 
 
+class _PendingReads:
+    """Reads of each run not written yet, one per node and partition (the latest wins)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, dict[tuple[str, str | None], NodeValue]] = {}
+
+    def add(self, run_id: str, value: NodeValue) -> None:
+        with self._lock:
+            self._runs.setdefault(run_id, {})[(value.node, value.partition_key)] = value
+
+    def of(self, run_id: str) -> list[NodeValue]:
+        with self._lock:
+            return list(self._runs.get(run_id, {}).values())
+
+    def run_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._runs)
+
+    def written(self, run_id: str, values: list[NodeValue]) -> None:
+        """Forget ``values`` (now committed) unless a newer read replaced them meanwhile."""
+        with self._lock:
+            pending = self._runs.get(run_id, {})
+            for value in values:
+                key = (value.node, value.partition_key)
+                if pending.get(key) is value:
+                    del pending[key]
+            if not pending:
+                self._runs.pop(run_id, None)
+
+
 class AssetService:
-    """Each output becomes the node's value on the tag; each run reads a pinned snapshot."""
+    """Each output becomes the node's value on the tag; each run reads a pinned snapshot.
+
+    A run's reads are written with its next output commit in this process (so an output
+    and the inputs it was computed from commit together), or by ``flush_reads``.
+    """
 
     def __init__(
         self,
@@ -48,6 +87,8 @@ class AssetService:
         self._artifacts = artifacts
         self._workflows = workflows
         self._runs = runs
+        self._own_outputs = LRUCache[tuple[str, str, str | None], NodeValue](OWN_OUTPUTS_CACHE_SIZE)
+        self._reads = _PendingReads()
 
     def commit_output(
         self,
@@ -77,6 +118,7 @@ class AssetService:
             self._cas.store_content(content, media_type)  # big bytes: before taking the lock
         self._runs.pin(run_id, tag, job_name=job_name)
         message = f"materialize {node}" + (f" [{partition_key}]" if partition_key else "")
+        committing = not self._uow.nested  # inside a caller's transaction nothing is final yet
         for attempt in range(1, MAX_SWAP_ATTEMPTS + 1):
             try:
                 with (
@@ -102,10 +144,15 @@ class AssetService:
                         run_id=run_id,
                     )
                     self._runs.record_output(run_id, value)
+                    reads = self._reads.of(run_id)
+                    self._runs.record_inputs(run_id, reads)
                 break
             except ConflictError:
                 if attempt == MAX_SWAP_ATTEMPTS:
                     raise
+        if committing:
+            self._own_outputs.put((run_id, node, partition_key), value)
+            self._reads.written(run_id, reads)
         return OutputCommit(
             value=value,
             tag=tag,
@@ -126,7 +173,7 @@ class AssetService:
         pin_tag: str | None = None,
         pin_version: str | None = None,
     ) -> NodeValue:
-        """Where the value ``node`` reads is stored, and record the read on the run.
+        """Where the value ``node`` reads is stored; the read is noted for the run.
 
         An explicit pin wins (``pin_version``, a version hash, or ``pin_tag``); otherwise
         the value this run produced; otherwise the value in the run's pinned snapshot (or,
@@ -134,10 +181,31 @@ class AssetService:
         """
         _check_node(node)
         check_tag_name(tag)
-        if run_id is not None:
-            self._runs.pin(run_id, tag)  # the run's first touch pins it, in its own transaction
-        with self._uow():
-            return self._locate(run_id, tag, node, partition_key, pin_tag, pin_version)
+        if run_id is None:
+            with self._uow():
+                return self._locate(run_id, tag, node, partition_key, pin_tag, pin_version)
+        self._runs.pin(run_id, tag)  # the run's first touch pins it, in its own transaction
+        value = None
+        if pin_tag is None and pin_version is None:
+            value = self._own_outputs.get((run_id, node, partition_key))
+        if value is None:
+            with self._uow():
+                value = self._locate(run_id, tag, node, partition_key, pin_tag, pin_version)
+        self._reads.add(run_id, value)
+        return value
+
+    def flush_reads(self, run_id: str | None = None) -> int:
+        """Write the reads noted for ``run_id`` (default: every run) that are not written
+        yet; returns how many were written."""
+        written = 0
+        for run in [run_id] if run_id is not None else self._reads.run_ids():
+            reads = self._reads.of(run)
+            if reads:
+                with self._uow():
+                    self._runs.record_inputs(run, reads)
+                self._reads.written(run, reads)
+                written += len(reads)
+        return written
 
     def _locate(
         self,
@@ -166,8 +234,6 @@ class AssetService:
         if value is None:
             part = f" partition {partition_key!r}" if partition_key is not None else ""
             raise NotFoundError(f"asset {node!r}{part} has no stored value on {where}")
-        if run_id is not None:
-            self._runs.record_input(run_id, value)
         return value
 
     def read(self, value: NodeValue) -> bytes:

@@ -108,9 +108,10 @@ class RunService:
         """Record that ``run_id`` produced ``value`` (the latest write per node wins)."""
         self._record(run_id, Direction.OUTPUT, value)
 
-    def record_input(self, run_id: str, value: NodeValue) -> None:
-        """Record that ``run_id`` read ``value``."""
-        self._record(run_id, Direction.INPUT, value)
+    def record_inputs(self, run_id: str, values: list[NodeValue]) -> None:
+        """Record that ``run_id`` read each of ``values``."""
+        for value in values:
+            self._record(run_id, Direction.INPUT, value)
 
     def get_output(self, run_id: str, node: str, partition_key: str | None) -> NodeValue | None:
         """The value ``run_id`` produced for ``node`` (and partition), if it did."""

@@ -8,7 +8,6 @@ from typing import Any
 from core.dag import (
     DAG_MEDIA_TYPE,
     EMPTY_DAG,
-    PATCH_MEDIA_TYPE,
     apply_patch,
     canonical_json,
     changed_nodes,
@@ -41,10 +40,17 @@ class _LostRace(Exception):
 
 @dataclass(frozen=True)
 class Change:
-    """A new DAG document to commit, with the patch that produced it (if any)."""
+    """A new DAG document to commit, the patch that produced it (if any), and whether it
+    differs from the current document."""
 
     document: dict[str, Any]
     patch: list[dict[str, Any]] | None
+    changed: bool
+
+
+def _replacing(current: dict[str, Any] | None, document: dict[str, Any]) -> Change:
+    changed = current is None or canonical_json(document) != canonical_json(current)
+    return Change(document, None, changed)
 
 
 class WorkflowService:
@@ -78,7 +84,7 @@ class WorkflowService:
         return self._commit(
             _Commit(
                 tag=request.tag,
-                change=lambda _current: Change(document, None),
+                change=lambda current: _replacing(current, document),
                 default_reason="create_workflow",
                 name=request.name,
                 expected_revision=request.expected_revision,
@@ -114,7 +120,8 @@ class WorkflowService:
 
         def apply(current: dict[str, Any] | None) -> Change:
             assert current is not None, "patch_workflow requires an existing tag"
-            return Change(validate_dag(apply_patch(current, patch)), patch)
+            document = validate_dag(apply_patch(current, patch))
+            return Change(document, patch, _replacing(current, document).changed)
 
         return self._commit(
             _Commit(
@@ -140,14 +147,18 @@ class WorkflowService:
     ) -> CreateWorkflowResponse:
         """Read-modify-write: commit ``update(document)`` as a patch on the tag's head.
 
-        ``update`` sees the current document (an empty DAG if the tag does not exist) and
-        is called again on the new head whenever another writer moves the tag first.
+        ``update`` sees the current document (an empty DAG if the tag does not exist),
+        returns a new one without modifying it, and is called again on the new head
+        whenever another writer moves the tag first.
         """
         check_tag_name(tag)
 
         def change(current: dict[str, Any] | None) -> Change:
             document = validate_dag(update(EMPTY_DAG if current is None else current))
-            return Change(document, None if current is None else make_patch(current, document))
+            if current is None:
+                return Change(document, None, changed=True)
+            patch = make_patch(current, document)
+            return Change(document, patch, changed=bool(patch))
 
         return self._commit(
             _Commit(
@@ -238,7 +249,7 @@ class WorkflowService:
                 raise NotFoundError(f"tag {commit.tag!r} not found")
             current = None if tag is None else self._artifacts.resolve(tag.target_id)
             planned = commit.change(current)
-            if tag is not None and canonical_json(planned.document) == canonical_json(current):
+            if tag is not None and not planned.changed:
                 head = self._artifacts.get_by_id(tag.target_id)
                 return CreateWorkflowResponse(
                     head.id,
@@ -249,7 +260,7 @@ class WorkflowService:
                     changed=False,
                     from_target_id=tag.target_id,
                 )
-            artifact_id = self._record(commit, planned, tag and tag.target_id)
+            artifact_id = self._record(commit, planned, tag and tag.target_id, current)
             moved = self._tags.compare_and_swap(
                 commit.tag,
                 tag and tag.target_id,
@@ -272,7 +283,13 @@ class WorkflowService:
                 from_target_id=tag and tag.target_id,
             )
 
-    def _record(self, commit: "_Commit", planned: Change, parent_id: uuid.UUID | None) -> uuid.UUID:
+    def _record(
+        self,
+        commit: "_Commit",
+        planned: Change,
+        parent_id: uuid.UUID | None,
+        parent_document: dict[str, Any] | None,
+    ) -> uuid.UUID:
         """Write a patch set, or a full version when there is no head or the chain is long."""
         metadata = {"message": commit.message} if commit.message else None
         name = commit.name
@@ -282,11 +299,17 @@ class WorkflowService:
         if (
             planned.patch is not None
             and parent_id is not None
+            and parent_document is not None
             and self._artifacts.patch_depth(parent_id) < self._compaction_bound
         ):
-            cas_id = self._cas.store_content(canonical_json(planned.patch), PATCH_MEDIA_TYPE)
-            return self._artifacts.create_patch_set(
-                name, cas_id, parent_id=parent_id, created_by=commit.created_by, metadata=metadata
+            return self._artifacts.add_patch_set(
+                name,
+                planned.patch,
+                parent_id=parent_id,
+                parent_document=parent_document,
+                document=planned.document,
+                created_by=commit.created_by,
+                metadata=metadata,
             )
         cas_id = self._cas.store_content(canonical_json(planned.document), DAG_MEDIA_TYPE)
         return self._artifacts.create_dag_version(

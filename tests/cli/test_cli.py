@@ -130,6 +130,7 @@ def test_log_show_cat_diff(run, populated: core.Services) -> None:  # type: igno
 
 def test_runs(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
     populated.assets.locate_input("run-2", "main", "orders")
+    populated.assets.flush_reads("run-2")
     listed = as_json(run("runs", "--json"))
     assert {r["run_id"] for r in listed} == {"run-1", "run-2"}
     shown = as_json(run("runs", "show", "run-2", "--json"))
