@@ -48,9 +48,9 @@ class Change:
     changed: bool
 
 
-def _replacing(current: dict[str, Any] | None, document: dict[str, Any]) -> Change:
-    changed = current is None or canonical_json(document) != canonical_json(current)
-    return Change(document, None, changed)
+def _differs(current: dict[str, Any] | None, document: dict[str, Any]) -> bool:
+    """Whether ``document`` is new content (``1``, ``1.0`` and ``true`` differ)."""
+    return current is None or canonical_json(document) != canonical_json(current)
 
 
 class WorkflowService:
@@ -84,7 +84,7 @@ class WorkflowService:
         return self._commit(
             _Commit(
                 tag=request.tag,
-                change=lambda current: _replacing(current, document),
+                change=lambda current: Change(document, None, _differs(current, document)),
                 default_reason="create_workflow",
                 name=request.name,
                 expected_revision=request.expected_revision,
@@ -121,7 +121,7 @@ class WorkflowService:
         def apply(current: dict[str, Any] | None) -> Change:
             assert current is not None, "patch_workflow requires an existing tag"
             document = validate_dag(apply_patch(current, patch))
-            return Change(document, patch, _replacing(current, document).changed)
+            return Change(document, patch, _differs(current, document))
 
         return self._commit(
             _Commit(
