@@ -203,6 +203,22 @@ def test_bad_values_and_failing_assets_commit_nothing(
 
 
 @dg.asset
+def reads_then_fails(orders: list[dict]) -> int:
+    raise RuntimeError(f"failed after reading {len(orders)} orders")
+
+
+def test_a_failed_steps_reads_are_recorded_when_the_run_ends(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    result = dg.materialize(
+        [orders, reads_then_fails], resources=resources, instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    lineage = {(io.direction.value, io.node) for io in catalog.runs.get_run_io(result.run_id)}
+    assert lineage == {("output", "orders"), ("input", "orders")}
+
+
+@dg.asset
 def ghost() -> int:
     return 1
 
