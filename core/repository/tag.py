@@ -1,9 +1,9 @@
 """SQL for tags and their append-only history.
 
-A move is one conditional ``UPDATE ... RETURNING`` (or an ``INSERT ... ON CONFLICT DO
-NOTHING RETURNING`` for a name never used): no row back means the swap lost. The history
-row is inserted after the tag row is written, so on Postgres the row lock orders one
-tag's moves and their ids follow their commit order.
+A move is one conditional ``UPDATE ... RETURNING`` (or an insert-if-absent ``RETURNING``
+for a name never used, see ``core.repository.inserts``): no row back means the swap
+lost. The history row is inserted after the tag row is written, so on Postgres the row
+lock orders one tag's moves and their ids follow their commit order.
 """
 
 import uuid
