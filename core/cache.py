@@ -1,4 +1,4 @@
-"""A small thread-safe LRU map for values that never go stale (immutable artifacts)."""
+"""A small thread-safe LRU map: immutable artifacts, run pins, a process's own outputs."""
 
 import threading
 from collections import OrderedDict
@@ -29,6 +29,10 @@ class LRUCache(Generic[K, V]):
             self._entries.move_to_end(key)
             while len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
+
+    def discard(self, key: K) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
 
     def __contains__(self, key: object) -> bool:
         with self._lock:

@@ -118,6 +118,31 @@ def test_reads_commit_with_the_runs_next_output_or_when_flushed(
     assert catalog.assets.flush_reads("step") == 0
 
 
+def test_a_commit_inside_a_callers_transaction_is_read_from_the_catalog(
+    catalog: core.Services,
+) -> None:
+    commit(catalog, "x", b"1", run_id="r")
+    with catalog.database.transaction():
+        inner = commit(catalog, "x", b"2", run_id="r").value
+    assert catalog.assets.locate_input("r", "main", "x") == inner
+    with pytest.raises(RuntimeError), catalog.database.transaction():
+        commit(catalog, "x", b"3", run_id="r")
+        raise RuntimeError("the caller rolls back")
+    assert catalog.assets.locate_input("r", "main", "x") == inner
+
+
+def test_reads_flushed_in_a_rolled_back_transaction_stay_noted(catalog: core.Services) -> None:
+    orders = commit(catalog, "orders", b"[1]", run_id="setup").value
+    catalog.runs.create_run("step", "main")
+    catalog.assets.locate_input("step", "main", "orders")
+    with pytest.raises(RuntimeError), catalog.database.transaction():
+        catalog.assets.flush_reads("step")
+        raise RuntimeError("the caller rolls back")
+    assert inputs_of(catalog, "step") == {}
+    assert catalog.assets.flush_reads("step") == 1
+    assert inputs_of(catalog, "step") == {"orders": orders.cas_id}
+
+
 def test_missing_values_name_the_asset_and_tag(catalog: core.Services) -> None:
     commit(catalog, "report", b"1", deps=["orders"])
     with pytest.raises(

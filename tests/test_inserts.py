@@ -1,12 +1,11 @@
 """Insert-if-absent and upsert, in each backend's form (NOT EXISTS on DuckDB, ON CONFLICT on
 Postgres): the first write of a key inserts, later ones keep or overwrite it."""
 
-from datetime import datetime
-
 import sqlalchemy as sa
 
 import core
 from core.models import CasBlob, RunIORow
+from core.repository.clock import utc_now
 from core.repository.inserts import insert_if_absent, upsert
 
 blobs = CasBlob.__table__
@@ -19,7 +18,7 @@ def blob_row(size: int) -> dict[str, object]:
         "cas_id": CAS_ID,
         "size": size,
         "media_type": "text/plain",
-        "created_at": datetime.now(),
+        "created_at": utc_now(),
     }
 
 
@@ -42,7 +41,7 @@ def test_upsert_inserts_then_overwrites_the_fields(catalog: core.Services) -> No
                 "cas_id": CAS_ID,
                 "media_type": "text/plain",
                 "size": size,
-                "recorded_at": datetime.now(),
+                "recorded_at": utc_now(),
             }
             upsert(session, run_io, key, fields)
     with catalog.database.transaction() as session:

@@ -72,6 +72,7 @@ class CasBlobRepository:
             .where(blobs.c.cas_id == cas_id, ~_referenced(blobs.c.cas_id))
             .returning(blobs.c.cas_id)
         ).first()
+        self._recorded.discard(cas_id)
         return deleted is not None
 
     def referenced(self) -> Iterator[Blob]:

@@ -70,8 +70,11 @@ class _PendingReads:
 class AssetService:
     """Each output becomes the node's value on the tag; each run reads a pinned snapshot.
 
-    A run's reads are written with its next output commit in this process (so an output
-    and the inputs it was computed from commit together), or by ``flush_reads``.
+    A run's reads are kept in this process and written with the next output it commits
+    for the run, or by ``flush_reads`` (the IO manager flushes when a step process or an
+    in-process run ends); a process killed before either loses its reads, never an
+    output. A run's own outputs are answered from memory in the process that committed
+    them (a run writes each output from one step, in one process).
     """
 
     def __init__(
@@ -153,6 +156,8 @@ class AssetService:
         if committing:
             self._own_outputs.put((run_id, node, partition_key), value)
             self._reads.written(run_id, reads)
+        else:  # the caller's transaction may still roll back: read it from the catalog
+            self._own_outputs.discard((run_id, node, partition_key))
         return OutputCommit(
             value=value,
             tag=tag,
@@ -196,14 +201,17 @@ class AssetService:
 
     def flush_reads(self, run_id: str | None = None) -> int:
         """Write the reads noted for ``run_id`` (default: every run) that are not written
-        yet; returns how many were written."""
+        yet; returns how many were written. Inside a caller's transaction they stay noted
+        until a flush of their own commits."""
+        committing = not self._uow.nested
         written = 0
         for run in [run_id] if run_id is not None else self._reads.run_ids():
             reads = self._reads.of(run)
             if reads:
                 with self._uow():
                     self._runs.record_inputs(run, reads)
-                self._reads.written(run, reads)
+                if committing:
+                    self._reads.written(run, reads)
                 written += len(reads)
         return written
 
