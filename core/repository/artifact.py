@@ -2,11 +2,12 @@
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Row, literal, select
+from sqlalchemy import CTE, ColumnElement, Row, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -97,14 +98,7 @@ class ArtifactRepository:
 
     def ancestry(self, head_id: uuid.UUID, limit: int) -> list[Artifact]:
         """``head_id`` and its parents, newest first, down to the first version."""
-        step = select(artifacts, literal(0).label("depth")).where(artifacts.c.id == head_id)
-        line = step.cte("line", recursive=True)
-        parent = artifacts.alias("parent")
-        line = line.union_all(
-            select(parent, (line.c.depth + 1).label("depth"))
-            .join(line, parent.c.id == line.c.parent_id)
-            .where(line.c.depth < limit - 1)
-        )
+        line = _line_up(head_id, lambda child: child.c.depth < limit - 1)
         rows = self._session.execute(select(line).order_by(line.c.depth)).all()
         return [_to_artifact(row) for row in rows]
 
@@ -116,13 +110,19 @@ class ArtifactRepository:
 
     def chain(self, head_id: uuid.UUID) -> list[Artifact]:
         """``head_id`` and its ancestors down to the nearest ``dag_version``, base first."""
-        step = select(artifacts, literal(0).label("depth")).where(artifacts.c.id == head_id)
-        chain = step.cte("chain", recursive=True)
-        parent = artifacts.alias("parent")
-        chain = chain.union_all(
-            select(parent, (chain.c.depth + 1).label("depth"))
-            .join(chain, parent.c.id == chain.c.parent_id)
-            .where(chain.c.kind != ArtifactKind.DAG_VERSION.value)
-        )
-        rows = self._session.execute(select(chain).order_by(chain.c.depth.desc())).all()
+        line = _line_up(head_id, lambda child: child.c.kind != ArtifactKind.DAG_VERSION.value)
+        rows = self._session.execute(select(line).order_by(line.c.depth.desc())).all()
         return [_to_artifact(row) for row in rows]
+
+
+def _line_up(head_id: uuid.UUID, climbs: Callable[[CTE], ColumnElement[bool]]) -> CTE:
+    """One recursive query: ``head_id`` at depth 0, then each parent whose child
+    satisfies ``climbs``."""
+    start = select(artifacts, literal(0).label("depth")).where(artifacts.c.id == head_id)
+    line = start.cte("line", recursive=True)
+    parent = artifacts.alias("parent")
+    return line.union_all(
+        select(parent, (line.c.depth + 1).label("depth"))
+        .join(line, parent.c.id == line.c.parent_id)
+        .where(climbs(line))
+    )
