@@ -4,6 +4,10 @@ DuckDB connections are lent by a ``DuckDBLease`` (see ``core.duckdb_lease``): on
 process, only ever open under the cross-process file lock, given up as soon as another
 process queues for the file and after a short linger when idle. Postgres uses an
 ordinary connection pool.
+
+On DuckDB a transaction's session carries the lease's memo as ``session.info[MEMO]``
+(absent on Postgres): repositories may keep there what they read or wrote, which stays
+true while this process holds the file. A rolled-back transaction empties it.
 """
 
 import contextlib
@@ -33,6 +37,8 @@ class CachingDuckDBDialect(duckdb_engine.Dialect):
 
 sa.dialects.registry.register("duckdb.cached", __name__, "CachingDuckDBDialect")
 
+MEMO = "tenure_memo"
+"""The ``session.info`` key of the DuckDB lease's memo."""
 DEFAULT_BUSY_TIMEOUT = 60.0
 """Seconds a caller waits for a locked DuckDB file before ``StorageBusyError``."""
 DEFAULT_LINGER = 0.2
@@ -102,12 +108,15 @@ class Database:
             yield current
             return
         with self._connection() as connection, Session(bind=connection) as session:
+            if self._lease is not None:
+                session.info[MEMO] = self._lease.memo
             self._local.session = session
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
+                session.info.get(MEMO, {}).clear()  # it may hold what the rollback undid
                 raise
             finally:
                 self._local.session = None

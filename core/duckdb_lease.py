@@ -7,6 +7,10 @@ its connection (and the lock) for a short ``linger`` after a transaction, and gi
 up at once when another process queues for the file: waiters hold a shared ``flock`` on
 ``<database>.queue`` while they wait, and a watcher thread probes it every few
 milliseconds. An idle process holds nothing once ``linger`` has passed.
+
+While the lock is held no other process can write the file, so what this process read or
+wrote stays current until it gives the lock up: ``DuckDBLease.memo`` keeps such facts
+for one tenure and is emptied whenever the lock is taken or given up.
 """
 
 import atexit
@@ -17,8 +21,9 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -112,6 +117,8 @@ class DuckDBLease:
         self._last_used = 0.0
         self._watcher: threading.Thread | None = None
         self._pid = os.getpid()
+        self.memo: dict[Hashable, Any] = {}
+        """Facts about the file valid for this tenure of the lock (see the module doc)."""
         _open_leases.add(self)
 
     @contextlib.contextmanager
@@ -147,6 +154,7 @@ class DuckDBLease:
         if self._pid != os.getpid():  # a forked child must not touch its parent's handles
             self._connection, self._lock_fd, self._pid = None, None, os.getpid()
         if self._connection is None:
+            self.memo.clear()
             self._lock_fd = self._lock.acquire()
             try:
                 self._connection = self._connect()
@@ -161,6 +169,7 @@ class DuckDBLease:
         if self._pid != os.getpid():
             return
         connection, self._connection = self._connection, None
+        self.memo.clear()
         try:
             if connection is not None:
                 connection.close()

@@ -1,6 +1,7 @@
 """SQL for run records."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -14,6 +15,7 @@ from core.repository.inserts import insert_if_absent, upsert
 
 runs = RunRow.__table__
 run_io = RunIORow.__table__
+IO_KEY = ("run_id", "direction", "node", "partition_key")
 
 
 def _to_run(row: Row[Any]) -> Run:
@@ -101,15 +103,24 @@ class RunIORepository:
         self._session = session
 
     @conflicts_on_integrity_errors
-    def record(self, run_id: str, direction: Direction, value: NodeValue) -> None:
-        key = {
-            "run_id": run_id,
-            "direction": direction.value,
-            "node": value.node,
-            "partition_key": value.partition_key or "",
+    def record(self, run_id: str, entries: Sequence[tuple[Direction, NodeValue]]) -> None:
+        """Record each (direction, value) of ``run_id`` in one statement; the last entry
+        for a direction, node and partition wins, here and over earlier records."""
+        recorded_at = utc_now()
+        rows = {
+            (direction, value.node, value.partition_key or ""): {
+                "run_id": run_id,
+                "direction": direction.value,
+                "node": value.node,
+                "partition_key": value.partition_key or "",
+                "cas_id": value.cas_id,
+                "media_type": value.media_type,
+                "size": value.size,
+                "recorded_at": recorded_at,
+            }
+            for direction, value in entries
         }
-        fields = {"cas_id": value.cas_id, "media_type": value.media_type, "size": value.size}
-        upsert(self._session, run_io, key, {**fields, "recorded_at": utc_now()})
+        upsert(self._session, run_io, IO_KEY, list(rows.values()))
 
     def get(
         self, run_id: str, direction: Direction, node: str, partition_key: str | None

@@ -4,9 +4,15 @@ A move is one conditional ``UPDATE ... RETURNING`` (or an insert-if-absent ``RET
 for a name never used, see ``core.repository.inserts``): no row back means the swap
 lost. The history row is inserted after the tag row is written, so on Postgres the row
 lock orders one tag's moves and their ids follow their commit order.
+
+On DuckDB the live tags this process read or moved are remembered in the lease's memo
+(``core.db.MEMO``): while it holds the file nobody else can move them, so a commit that
+moves the same tag again skips reading it.
 """
 
+import dataclasses
 import uuid
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,6 +20,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from core.db import MEMO
 from core.domain import ArtifactKind, Tag, TagMove
 from core.models import TagMoveRow, TagRow, tag_move_id_seq
 from core.repository.clock import aware, utc_now
@@ -53,13 +60,22 @@ def _to_move(row: Row[Any] | SimpleNamespace) -> TagMove:
 class TagRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
+        self._memo: dict[Any, Any] | None = session.info.get(MEMO)
 
     def get(self, name: str) -> Tag | None:
         """The live tag called ``name`` (``None`` if absent or deleted)."""
+        if self._memo is not None and (tag := self._memo.get(("tag", name))) is not None:
+            return tag
         row = self._session.execute(
             select(tags).where(tags.c.name == name, tags.c.target_id.is_not(None))
         ).first()
-        return None if row is None else _to_tag(row)
+        tag = None if row is None else _to_tag(row)
+        self._remember(name, tag)
+        return tag
+
+    def _remember(self, name: str, tag: Tag | None) -> None:
+        if self._memo is not None:
+            self._memo[("tag", name)] = tag
 
     def revision(self, name: str) -> int:
         """How many moves ``name`` has had (0 if never created), deleted or not."""
@@ -90,7 +106,11 @@ class TagRepository:
         row = insert_if_absent(
             self._session, tags, values, ("name",), returning=tuple(tags.c.keys())
         )
-        return None if row is None else _to_tag(row)
+        if row is None:
+            return None
+        tag = _to_tag(row)
+        self._remember(name, tag)
+        return tag
 
     @conflicts_on_integrity_errors
     def swap(
@@ -124,8 +144,37 @@ class TagRepository:
         }
         if expected_target_id is None:
             values["created_at"] = now
-        return self._session.scalar(
+        revision = self._session.scalar(
             tags.update().where(*conditions).values(**values).returning(tags.c.revision)
+        )
+        moved = (
+            None
+            if revision is None  # lost: whatever we knew of the tag is stale
+            else self._moved(name, revision, new_target_id, new_target_kind, now, updated_by)
+        )
+        self._remember(name, moved)
+        return revision
+
+    def _moved(
+        self,
+        name: str,
+        revision: int,
+        target_id: uuid.UUID | None,
+        target_kind: ArtifactKind | None,
+        now: datetime,
+        updated_by: str | None,
+    ) -> Tag | None:
+        """The tag after a move, when it is live and known from before the move."""
+        before = None if self._memo is None else self._memo.get(("tag", name))
+        if before is None or target_id is None or target_kind is None:
+            return None
+        return dataclasses.replace(
+            before,
+            target_id=target_id,
+            target_kind=target_kind,
+            revision=revision,
+            updated_at=aware(now),
+            updated_by=updated_by,
         )
 
     @conflicts_on_integrity_errors

@@ -146,9 +146,8 @@ class AssetService:
                         message=message,
                         run_id=run_id,
                     )
-                    self._runs.record_output(run_id, value)
                     reads = self._reads.of(run_id)
-                    self._runs.record_inputs(run_id, reads)
+                    self._runs.record_io(run_id, outputs=[value], inputs=reads)
                 break
             except ConflictError:
                 if attempt == MAX_SWAP_ATTEMPTS:
@@ -209,7 +208,7 @@ class AssetService:
             reads = self._reads.of(run)
             if reads:
                 with self._uow():
-                    self._runs.record_inputs(run, reads)
+                    self._runs.record_io(run, inputs=reads)
                 if committing:
                     self._reads.written(run, reads)
                 written += len(reads)

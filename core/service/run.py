@@ -1,6 +1,7 @@
 """Runs: a snapshot pinned to the tag's target when the run begins, and its status."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from core.cache import LRUCache
@@ -104,14 +105,26 @@ class RunService:
             raise NotFoundError(f"run {run_id!r} not found")
         return run
 
-    def record_output(self, run_id: str, value: NodeValue) -> None:
-        """Record that ``run_id`` produced ``value`` (the latest write per node wins)."""
-        self._record(run_id, Direction.OUTPUT, value)
-
-    def record_inputs(self, run_id: str, values: list[NodeValue]) -> None:
-        """Record that ``run_id`` read each of ``values``."""
-        for value in values:
-            self._record(run_id, Direction.INPUT, value)
+    def record_io(
+        self,
+        run_id: str,
+        *,
+        outputs: Sequence[NodeValue] = (),
+        inputs: Sequence[NodeValue] = (),
+    ) -> None:
+        """Record that ``run_id`` produced ``outputs`` and read ``inputs`` (the latest
+        record per node and partition wins)."""
+        check_run_id(run_id)
+        entries = [(Direction.OUTPUT, value) for value in outputs]
+        entries += [(Direction.INPUT, value) for value in inputs]
+        if not entries:
+            return
+        for _, value in entries:
+            check_cas_id(value.cas_id)
+        with self._uow() as uow:
+            if run_id not in self._pins and uow.runs.get(run_id) is None:
+                raise NotFoundError(f"run {run_id!r} not found")
+            uow.run_io.record(run_id, entries)
 
     def get_output(self, run_id: str, node: str, partition_key: str | None) -> NodeValue | None:
         """The value ``run_id`` produced for ``node`` (and partition), if it did."""
@@ -129,14 +142,6 @@ class RunService:
         self.get_run(run_id)
         with self._uow() as uow:
             return uow.run_io.for_run(run_id)
-
-    def _record(self, run_id: str, direction: Direction, value: NodeValue) -> None:
-        check_run_id(run_id)
-        check_cas_id(value.cas_id)
-        with self._uow() as uow:
-            if run_id not in self._pins and uow.runs.get(run_id) is None:
-                raise NotFoundError(f"run {run_id!r} not found")
-            uow.run_io.record(run_id, direction, value)
 
     def finish_run(self, run_id: str, status: str) -> Run:
         """Record a final status; finishing again with the same status changes nothing."""

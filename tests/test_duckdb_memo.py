@@ -1,0 +1,99 @@
+"""On DuckDB a process remembers the tags it read or moved while it holds the file, and
+forgets them when it gives the file up or a transaction rolls back."""
+
+import itertools
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+import core
+from tests.helpers import DAG
+
+PATCH_IN_ANOTHER_PROCESS = """
+import sys, core
+with core.connect(sys.argv[1], sys.argv[2]) as catalog:
+    catalog.workflows.patch_workflow(
+        "main", [{"op": "add", "path": "/nodes/other", "value": {"deps": []}}]
+    )
+"""
+
+
+@pytest.fixture
+def duckdb_catalog(tmp_path: Path) -> Iterator[core.Services]:
+    # a long linger: the catalog keeps the file unless another process queues for it
+    url = f"duckdb:///{tmp_path / 'catalog.duckdb'}"
+    with core.connect(url, tmp_path / "blobs", linger=60) as catalog:
+        catalog.workflows.create_workflow(core.CreateWorkflowRequest("sales", DAG))
+        yield catalog
+
+
+def add_node(name: str) -> list[dict[str, object]]:
+    return [{"op": "add", "path": f"/nodes/{name}", "value": {"deps": ["raw"]}}]
+
+
+def statements_sent(catalog: core.Services) -> list[str]:
+    """A list that fills with every statement the catalog sends from now on."""
+    sent: list[str] = []
+    event.listen(
+        catalog.database.engine,
+        "before_cursor_execute",
+        lambda _c, _cursor, statement, *_: sent.append(statement),
+    )
+    return sent
+
+
+def test_moving_a_tag_again_does_not_read_it_back(duckdb_catalog: core.Services) -> None:
+    sent = statements_sent(duckdb_catalog)
+    for name in ("a", "b", "c"):
+        duckdb_catalog.workflows.patch_workflow("main", add_node(name))
+    assert [s for s in sent if "FROM tags" in s] == []
+    history = duckdb_catalog.tags.get_history("main")
+    assert [move.revision for move in history] == [1, 2, 3, 4]
+    for before, after in itertools.pairwise(history):
+        assert after.from_target_id == before.to_target_id
+    nodes = duckdb_catalog.workflows.get_workflow_by_tag("main")["nodes"]
+    assert {"a", "b", "c"} <= nodes.keys()
+
+
+def test_a_move_by_another_process_is_seen(duckdb_catalog: core.Services) -> None:
+    duckdb_catalog.workflows.patch_workflow("main", add_node("a"))  # remembered here
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PATCH_IN_ANOTHER_PROCESS,
+            str(duckdb_catalog.database.url),
+            str(duckdb_catalog.blob_root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert other.returncode == 0, other.stderr
+    sent = statements_sent(duckdb_catalog)
+    duckdb_catalog.workflows.patch_workflow("main", add_node("b"))
+    assert len([s for s in sent if s.startswith("UPDATE tags")]) == 1  # no stale first try
+    history = duckdb_catalog.tags.get_history("main")
+    assert [move.revision for move in history] == [1, 2, 3, 4]
+    assert history[3].from_target_id == history[2].to_target_id  # built on the other's move
+    nodes = duckdb_catalog.workflows.get_workflow_by_tag("main")["nodes"]
+    assert {"a", "other", "b"} <= nodes.keys()
+
+
+def test_a_rolled_back_move_is_forgotten(duckdb_catalog: core.Services) -> None:
+    duckdb_catalog.workflows.patch_workflow("main", add_node("a"))
+    with pytest.raises(RuntimeError), duckdb_catalog.database.transaction():
+        duckdb_catalog.workflows.patch_workflow("main", add_node("undone"))
+        raise RuntimeError("the caller's transaction fails after the move")
+    sent = statements_sent(duckdb_catalog)
+    duckdb_catalog.workflows.patch_workflow("main", add_node("b"))
+    assert len([s for s in sent if s.startswith("UPDATE tags")]) == 1  # no lost first try
+    history = duckdb_catalog.tags.get_history("main")
+    assert [move.revision for move in history] == [1, 2, 3]
+    nodes = duckdb_catalog.workflows.get_workflow_by_tag("main")["nodes"]
+    assert "undone" not in nodes and {"a", "b"} <= nodes.keys()
