@@ -115,8 +115,10 @@ class Database:
                 yield session
                 session.commit()
             except BaseException:
-                session.rollback()
-                session.info.get(MEMO, {}).clear()  # it may hold what the rollback undid
+                try:
+                    session.rollback()
+                finally:
+                    session.info.get(MEMO, {}).clear()  # it may hold what was undone
                 raise
             finally:
                 self._local.session = None

@@ -97,3 +97,38 @@ def test_a_rolled_back_move_is_forgotten(duckdb_catalog: core.Services) -> None:
     assert [move.revision for move in history] == [1, 2, 3]
     nodes = duckdb_catalog.workflows.get_workflow_by_tag("main")["nodes"]
     assert "undone" not in nodes and {"a", "b"} <= nodes.keys()
+
+
+def test_a_deleted_and_recreated_tag_reads_as_it_is(duckdb_catalog: core.Services) -> None:
+    tags = duckdb_catalog.tags
+    first = tags.get_tag("main")  # remembered
+    duckdb_catalog.workflows.patch_workflow("main", add_node("a"))
+    second = tags.get_tag("main").target_id
+    tags.delete_tag("main")
+    with pytest.raises(core.NotFoundError):
+        tags.get_tag("main")
+    recreated = tags.create_or_move_tag("main", first.target_id)
+    assert (recreated.target_id, recreated.revision) == (first.target_id, 4)
+    assert tags.get_tag("main") == recreated
+    assert tags.create_or_move_tag("main", second).revision == 5
+    rolled_back = tags.rollback("main")
+    assert (rolled_back.target_id, rolled_back.revision) == (first.target_id, 6)
+    assert tags.get_tag("main") == rolled_back
+    history = [move.to_target_id for move in tags.get_history("main")]
+    assert history[1:] == [second, None, first.target_id, second, first.target_id]
+
+
+def test_two_catalogs_on_one_file_in_one_process(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'catalog.duckdb'}"
+    with (
+        core.connect(url, tmp_path / "blobs", linger=60) as one,
+        core.connect(url, tmp_path / "blobs", linger=60) as two,
+    ):
+        one.workflows.create_workflow(core.CreateWorkflowRequest("sales", DAG))
+        for name in ("a", "b", "c", "d"):
+            catalog = one if name in ("a", "c") else two
+            catalog.workflows.patch_workflow("main", add_node(name))
+        assert one.tags.get_tag("main") == two.tags.get_tag("main")
+        assert [m.revision for m in one.tags.get_history("main")] == [1, 2, 3, 4, 5]
+        nodes = two.workflows.get_workflow_by_tag("main")["nodes"]
+        assert {"a", "b", "c", "d"} <= nodes.keys()

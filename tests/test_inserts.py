@@ -2,6 +2,7 @@
 Postgres): the first write of a key inserts, later ones keep or overwrite it."""
 
 import sqlalchemy as sa
+from sqlalchemy import event
 
 import core
 from core.models import CasBlob, RunIORow
@@ -64,12 +65,32 @@ def test_many_rows_go_in_one_statement_new_ones_inserted_known_ones_overwritten(
     with catalog.database.transaction() as session:
         insert_if_absent(session, blobs, blob_row(1), ("cas_id",))
         upsert(session, run_io, IO_KEY, [io_row("a", 1), io_row("b", 1)])
+    sent: list[str] = []
+    event.listen(
+        catalog.database.engine,
+        "before_cursor_execute",
+        lambda _c, _cursor, statement, *_: sent.append(statement.split()[0]),
+    )
     with catalog.database.transaction() as session:
         upsert(session, run_io, IO_KEY, [io_row("b", 2), io_row("c", 3), io_row("d", 4)])
         upsert(session, run_io, IO_KEY, [])
+    assert sent.count("INSERT") == 1  # DuckDB adds an UPDATE for "b"; Postgres does not
     with catalog.database.transaction() as session:
         rows = session.execute(sa.select(run_io.c.node, run_io.c.size).order_by("node")).all()
     assert [tuple(row) for row in rows] == [("a", 1), ("b", 2), ("c", 3), ("d", 4)]
+
+
+def test_of_rows_with_one_key_upsert_writes_the_last_insert_keeps_the_first(
+    catalog: core.Services,
+) -> None:
+    with catalog.database.transaction() as session:
+        insert_rows_if_absent(session, blobs, [blob_row(1), blob_row(2)], ("cas_id",))
+        rows = [io_row(f"n{i}", 1) for i in range(40)] + [io_row("n0", 2), io_row("n39", 3)]
+        upsert(session, run_io, IO_KEY, rows)  # 42 rows, 40 keys: more than one statement holds
+    with catalog.database.transaction() as session:
+        assert session.scalars(sa.select(blobs.c.size)).all() == [1]
+        sizes = dict(session.execute(sa.select(run_io.c.node, run_io.c.size)).all())
+    assert sizes == {**{f"n{i}": 1 for i in range(40)}, "n0": 2, "n39": 3}
 
 
 def test_insert_rows_if_absent_returns_only_the_rows_it_inserted(catalog: core.Services) -> None:

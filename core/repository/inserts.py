@@ -53,9 +53,14 @@ def insert_rows_if_absent(
     """Insert each of ``rows`` whose ``key`` is not in the table yet, in one statement
     for up to ``MAX_ROWS_A_STATEMENT`` rows.
 
-    The rows share their columns and have distinct keys. Returns the ``returning``
-    columns of the rows inserted (none when ``returning`` is empty).
+    The rows share their columns; of rows with the same key the first is inserted.
+    Returns the ``returning`` columns of the rows inserted (none when ``returning`` is
+    empty).
     """
+    first: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for row in rows:
+        first.setdefault(_key_of(row, key), row)
+    rows = list(first.values())
     if not rows:
         return []
     if len(rows) > MAX_ROWS_A_STATEMENT:
@@ -80,8 +85,11 @@ def insert_rows_if_absent(
 def upsert(session: Session, table: Table, key: tuple[str, ...], rows: Rows) -> None:
     """Insert each of ``rows``, or overwrite its other columns where its ``key`` exists.
 
-    The rows share their columns and have distinct keys.
+    The rows share their columns; of rows with the same key the last is written. One
+    insert statement for up to ``MAX_ROWS_A_STATEMENT`` rows (Postgres: one
+    ``executemany``), and on DuckDB an update for each key that was already there.
     """
+    rows = list({_key_of(row, key): row for row in rows}.values())
     if not rows:
         return
     if not _on_duckdb(session):
@@ -90,10 +98,14 @@ def upsert(session: Session, table: Table, key: tuple[str, ...], rows: Rows) -> 
         return
     inserted = {tuple(row) for row in insert_rows_if_absent(session, table, rows, key, key)}
     for row in rows:
-        if tuple(row[name] for name in key) not in inserted:
+        if _key_of(row, key) not in inserted:
             fields = {name: value for name, value in row.items() if name not in key}
             where = {f"key_{name}": row[name] for name in key}
             session.execute(_update(table, key, tuple(fields)), {**fields, **where})
+
+
+def _key_of(row: Mapping[str, Any], key: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(row[name] for name in key)
 
 
 @functools.cache

@@ -104,11 +104,12 @@ class RunIORepository:
 
     @conflicts_on_integrity_errors
     def record(self, run_id: str, entries: Sequence[tuple[Direction, NodeValue]]) -> None:
-        """Record each (direction, value) of ``run_id`` in one statement; the last entry
-        for a direction, node and partition wins, here and over earlier records."""
+        """Record each (direction, value) of ``run_id``; the last entry for a direction,
+        node and partition wins, here and over earlier records (see ``upsert`` for the
+        statements this takes)."""
         recorded_at = utc_now()
-        rows = {
-            (direction, value.node, value.partition_key or ""): {
+        rows = [
+            {
                 "run_id": run_id,
                 "direction": direction.value,
                 "node": value.node,
@@ -119,8 +120,8 @@ class RunIORepository:
                 "recorded_at": recorded_at,
             }
             for direction, value in entries
-        }
-        upsert(self._session, run_io, IO_KEY, list(rows.values()))
+        ]
+        upsert(self._session, run_io, IO_KEY, rows)
 
     def get(
         self, run_id: str, direction: Direction, node: str, partition_key: str | None
