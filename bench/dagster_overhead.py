@@ -441,7 +441,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
-        "--rounds", type=int, default=5, help="in-process chain rounds per side (default 5)"
+        "--rounds", type=int, default=9, help="in-process chain rounds per side (default 9)"
     )
     parser.add_argument(
         "--mp-rounds", type=int, default=4, help="multiprocess rounds per side (default 4)"
