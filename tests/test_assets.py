@@ -1,8 +1,10 @@
 """The asset service: outputs committed to a tag, inputs located through pins and snapshots."""
 
 import pytest
+from sqlalchemy import event
 
 import core
+from core.service.asset import LARGE_VALUE
 from tests.helpers import row_counts
 
 JSON = "application/json"
@@ -52,6 +54,34 @@ def test_equal_content_is_a_no_op(catalog: core.Services) -> None:
     after = row_counts(catalog)
     assert after["tag_moves"] == before["tag_moves"]
     assert after["artifacts"] == before["artifacts"] + 1  # run-2's snapshot only
+
+
+def test_the_value_and_the_patch_are_recorded_together(catalog: core.Services) -> None:
+    commit(catalog, "a", b"1")
+    sent: list[str] = []
+    event.listen(
+        catalog.database.engine,
+        "before_cursor_execute",
+        lambda _c, _cursor, statement, *_: sent.append(statement),
+    )
+    second = commit(catalog, "a", b"2")
+    assert len([s for s in sent if s.startswith("INSERT INTO cas_blobs")]) == 1
+    patch_id = catalog.artifacts.get_by_id(second.artifact_id).cas_id
+    assert catalog.cas.get_content(second.value.cas_id) == b"2"
+    assert catalog.cas.get_blob(patch_id).media_type == "application/json-patch+json"
+    assert catalog.maintenance.verify().problems == []
+
+
+def test_a_large_value_is_stored_before_the_commit_and_read_back(
+    catalog: core.Services,
+) -> None:
+    content = bytes(range(256)) * (LARGE_VALUE // 256 + 1)
+    first = commit(catalog, "big", content)
+    again = commit(catalog, "big", content, run_id="run-2")
+    assert (first.changed, again.changed) == (True, False)
+    located = catalog.assets.locate_input(None, "main", "big")
+    assert catalog.assets.read(located) == content
+    assert catalog.maintenance.verify().problems == []
 
 
 def test_later_commits_are_patch_sets(catalog: core.Services) -> None:

@@ -5,6 +5,7 @@ import io
 import os
 
 import pytest
+from sqlalchemy import event
 
 import core
 from tests.helpers import blob_files, row_counts
@@ -18,6 +19,22 @@ def test_same_bytes_stored_twice_make_one_file_and_one_row(catalog: core.Service
     assert row_counts(catalog)["cas_blobs"] == 1
     assert catalog.cas.get_content(first) == b"hello"
     assert catalog.cas.get_blob(first).media_type == "text/plain"
+
+
+def test_several_contents_are_recorded_together(catalog: core.Services) -> None:
+    sent: list[str] = []
+    event.listen(
+        catalog.database.engine,
+        "before_cursor_execute",
+        lambda _c, _cursor, statement, *_: sent.append(statement),
+    )
+    items = [(b"a", "text/plain"), (b"b", "application/json"), (b"a", "text/plain")]
+    ids = catalog.cas.store_contents(items)
+    assert ids == [catalog.cas.compute_hash(content) for content, _ in items]
+    assert len([s for s in sent if s.startswith("INSERT INTO cas_blobs")]) == 1
+    assert row_counts(catalog)["cas_blobs"] == 2 and len(blob_files(catalog)) == 2
+    assert catalog.cas.get_blob(ids[1]).media_type == "application/json"
+    assert catalog.cas.get_content(ids[0]) == b"a"
 
 
 def test_empty_content_round_trips(catalog: core.Services) -> None:

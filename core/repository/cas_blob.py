@@ -1,6 +1,6 @@
 """SQL for the catalog entries of content-addressed blobs."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, exists, or_, select
@@ -10,7 +10,7 @@ from core.domain import Blob
 from core.models import ArtifactRow, BlobRefRow, CasBlob, RunIORow
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
-from core.repository.inserts import insert_if_absent
+from core.repository.inserts import insert_rows_if_absent
 
 blobs = CasBlob.__table__
 artifacts = ArtifactRow.__table__
@@ -36,11 +36,17 @@ class CasBlobRepository:
         # entries this transaction wrote (or found) exist until it ends: no need to look
         self._recorded: set[str] = session.info.setdefault("recorded_blobs", set())
 
-    def add(self, cas_id: str, size: int, media_type: str) -> None:
-        """Record a blob; a blob already recorded keeps its first entry."""
-        values = {"cas_id": cas_id, "size": size, "media_type": media_type, "created_at": utc_now()}
-        insert_if_absent(self._session, blobs, values, ("cas_id",))
-        self._recorded.add(cas_id)
+    def add(self, entries: Sequence[tuple[str, int, str]]) -> None:
+        """Record blobs given as (cas id, size, media type), in one statement; a blob
+        already recorded keeps its first entry."""
+        now = utc_now()
+        rows = [
+            {"cas_id": cas_id, "size": size, "media_type": media_type, "created_at": now}
+            for cas_id, size, media_type in entries
+            if cas_id not in self._recorded
+        ]
+        insert_rows_if_absent(self._session, blobs, rows, ("cas_id",))
+        self._recorded.update(row["cas_id"] for row in rows)
 
     def missing(self, cas_ids: frozenset[str]) -> frozenset[str]:
         """Those of ``cas_ids`` that have no catalog entry."""

@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from core.cache import LRUCache
@@ -100,12 +101,14 @@ class ArtifactService:
         document: dict[str, Any],
         created_by: str | None = None,
         metadata: dict[str, Any] | None = None,
+        blobs: Sequence[tuple[bytes, str]] = (),
     ) -> uuid.UUID:
         """Store ``patch`` and record it against ``parent_id``, for a caller that has
         already checked it: ``parent_document`` is ``resolve(parent_id)`` and ``document``
         the valid DAG that ``patch`` makes of it. Nothing is read back or checked again.
+        ``blobs`` (content, media type) that the patch names are stored with it.
         """
-        cas_id = self._cas.store_content(canonical_json(patch), PATCH_MEDIA_TYPE)
+        cas_id = self._cas.store_contents([(canonical_json(patch), PATCH_MEDIA_TYPE), *blobs])[0]
         return self._create_patch_set(
             name, cas_id, parent_id, parent_document, document, created_by, metadata
         )

@@ -118,7 +118,21 @@ class AssetService:
         check_content(content)
         check_media_type(media_type)
         if len(content) >= LARGE_VALUE:
-            self._cas.store_content(content, media_type)  # big bytes: before taking the lock
+            cas_id = self._cas.store_content(content, media_type)  # big: before the lock
+            blobs: list[tuple[bytes, str]] = []
+        else:  # stored with the new version, when there is one
+            cas_id = self._cas.compute_hash(content)
+            blobs = [(content, media_type)]
+        value = NodeValue(node, partition_key, cas_id, media_type, len(content))
+        entry = {"cas_id": cas_id, "media_type": media_type, "size": len(content)}
+        update = partial(
+            with_node_value,
+            node_id=node,
+            value=entry,
+            deps=list(deps),
+            partition_key=partition_key,
+            code_version=code_version,
+        )
         self._runs.pin(run_id, tag, job_name=job_name)
         message = f"materialize {node}" + (f" [{partition_key}]" if partition_key else "")
         committing = not self._uow.nested  # inside a caller's transaction nothing is final yet
@@ -127,17 +141,6 @@ class AssetService:
                 with (
                     self._uow()
                 ):  # the value, the new version, the move, the lineage: all or nothing
-                    cas_id = self._cas.store_content(content, media_type)
-                    value = NodeValue(node, partition_key, cas_id, media_type, len(content))
-                    entry = {"cas_id": cas_id, "media_type": media_type, "size": len(content)}
-                    update = partial(
-                        with_node_value,
-                        node_id=node,
-                        value=entry,
-                        deps=list(deps),
-                        partition_key=partition_key,
-                        code_version=code_version,
-                    )
                     response = self._workflows.update_workflow(
                         tag,
                         update,
@@ -145,6 +148,7 @@ class AssetService:
                         created_by=job_name,
                         message=message,
                         run_id=run_id,
+                        blobs=blobs,
                     )
                     reads = self._reads.of(run_id)
                     self._runs.record_io(run_id, outputs=[value], inputs=reads)

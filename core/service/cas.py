@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+from collections.abc import Sequence
 from typing import BinaryIO
 
 from core.blobstore import BlobStore
@@ -27,15 +28,27 @@ class CasService:
 
     def store_content(self, content: bytes, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
         """Store ``content`` once (durably, atomically) and return its cas id."""
-        check_content(content)
-        check_media_type(media_type)
-        cas_id = self.compute_hash(content)
-        self._blobs.put_bytes(cas_id, content)
+        return self.store_contents([(content, media_type)])[0]
+
+    def store_contents(self, items: Sequence[tuple[bytes, str]]) -> list[str]:
+        """Store each (content, media type) as ``store_content`` does, recording them in
+        the catalog together; returns their cas ids in order."""
+        for content, media_type in items:
+            check_content(content)
+            check_media_type(media_type)
+        stored = [
+            (self.compute_hash(content), content, media_type) for content, media_type in items
+        ]
+        for cas_id, content, _ in stored:
+            self._blobs.put_bytes(cas_id, content)
         with self._uow() as uow:
-            uow.blobs.add(cas_id, len(content), media_type)
-            if not self._blobs.exists(cas_id):  # gc took it between our write and our row
-                self._blobs.put_bytes(cas_id, content)
-        return cas_id
+            uow.blobs.add(
+                [(cas_id, len(content), media_type) for cas_id, content, media_type in stored]
+            )
+            for cas_id, content, _ in stored:
+                if not self._blobs.exists(cas_id):  # gc took it between our write and our row
+                    self._blobs.put_bytes(cas_id, content)
+        return [cas_id for cas_id, _, _ in stored]
 
     def store_stream(self, stream: BinaryIO, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
         """Store a binary file-like object of any size in bounded memory."""
@@ -46,7 +59,7 @@ class CasService:
         check_media_type(media_type)
         cas_id, size = self._blobs.put_stream(stream)
         with self._uow() as uow:
-            uow.blobs.add(cas_id, size, media_type)
+            uow.blobs.add([(cas_id, size, media_type)])
             if not self._blobs.exists(cas_id):
                 raise ConflictError(
                     f"blob {cas_id} was garbage-collected while being stored; store it again"

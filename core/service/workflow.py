@@ -1,7 +1,7 @@
 """Workflows: commit DAG documents and patches as versions and move their tag."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +40,13 @@ class _LostRace(Exception):
 
 @dataclass(frozen=True)
 class Change:
-    """A new DAG document to commit, the patch that produced it (if any), and whether it
-    differs from the current document."""
+    """A new DAG document to commit, the patch that produced it (if any), whether it
+    differs from the current document, and blobs it names to store with it."""
 
     document: dict[str, Any]
     patch: list[dict[str, Any]] | None
     changed: bool
+    blobs: Sequence[tuple[bytes, str]] = ()
 
 
 def _differs(current: dict[str, Any] | None, document: dict[str, Any]) -> bool:
@@ -144,21 +145,25 @@ class WorkflowService:
         created_by: str | None = None,
         message: str | None = None,
         run_id: str | None = None,
+        blobs: Sequence[tuple[bytes, str]] = (),
     ) -> CreateWorkflowResponse:
         """Read-modify-write: commit ``update(document)`` as a patch on the tag's head.
 
         ``update`` sees the current document (an empty DAG if the tag does not exist),
         returns a new one without modifying it, and is called again on the new head
-        whenever another writer moves the tag first.
+        whenever another writer moves the tag first. ``blobs`` (content, media type) that
+        the new document names are stored with the new version, in the same catalog
+        statement as its own content; a document equal to the current one stores nothing
+        (the blobs it names are stored already).
         """
         check_tag_name(tag)
 
         def change(current: dict[str, Any] | None) -> Change:
             document = validate_dag(update(EMPTY_DAG if current is None else current))
             if current is None:
-                return Change(document, None, changed=True)
+                return Change(document, None, changed=True, blobs=blobs)
             patch = make_patch(current, document)
-            return Change(document, patch, changed=bool(patch))
+            return Change(document, patch, changed=bool(patch), blobs=blobs)
 
         return self._commit(
             _Commit(
@@ -310,8 +315,10 @@ class WorkflowService:
                 document=planned.document,
                 created_by=commit.created_by,
                 metadata=metadata,
+                blobs=planned.blobs,
             )
-        cas_id = self._cas.store_content(canonical_json(planned.document), DAG_MEDIA_TYPE)
+        content = (canonical_json(planned.document), DAG_MEDIA_TYPE)
+        cas_id = self._cas.store_contents([content, *planned.blobs])[0]
         return self._artifacts.create_dag_version(
             name, cas_id, parent_id=parent_id, created_by=commit.created_by, metadata=metadata
         )
