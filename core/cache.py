@@ -1,4 +1,5 @@
-"""A small thread-safe LRU map: immutable artifacts, run pins, a process's own outputs."""
+"""A small thread-safe LRU map: immutable artifacts, run pins, a process's own outputs,
+what a DuckDB lease holder knows."""
 
 import threading
 from collections import OrderedDict
@@ -29,6 +30,10 @@ class LRUCache(Generic[K, V]):
             self._entries.move_to_end(key)
             while len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
     def discard(self, key: K) -> None:
         with self._lock:

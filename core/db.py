@@ -118,7 +118,8 @@ class Database:
                 try:
                     session.rollback()
                 finally:
-                    session.info.get(MEMO, {}).clear()  # it may hold what was undone
+                    if self._lease is not None:  # the memo may hold what was undone
+                        self._lease.memo.clear()
                 raise
             finally:
                 self._local.session = None

@@ -27,8 +27,11 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from core.cache import LRUCache
 from core.errors import StorageBusyError
 
+MEMO_SIZE = 4096
+"""How many facts a lease's memo keeps (the least recently used go first)."""
 WATCH_INTERVAL = 0.002
 """Seconds between the watcher's probes for processes queueing for the file."""
 
@@ -117,7 +120,7 @@ class DuckDBLease:
         self._last_used = 0.0
         self._watcher: threading.Thread | None = None
         self._pid = os.getpid()
-        self.memo: dict[Hashable, Any] = {}
+        self.memo = LRUCache[Hashable, Any](MEMO_SIZE)
         """Facts about the file valid for this tenure of the lock (see the module doc)."""
         _open_leases.add(self)
 

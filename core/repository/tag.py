@@ -12,6 +12,7 @@ moves the same tag again skips reading it.
 
 import dataclasses
 import uuid
+from collections.abc import Hashable
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from core.cache import LRUCache
 from core.db import MEMO
 from core.domain import ArtifactKind, Tag, TagMove
 from core.models import TagMoveRow, TagRow, tag_move_id_seq
@@ -60,7 +62,7 @@ def _to_move(row: Row[Any] | SimpleNamespace) -> TagMove:
 class TagRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._memo: dict[Any, Any] | None = session.info.get(MEMO)
+        self._memo: LRUCache[Hashable, Any] | None = session.info.get(MEMO)
 
     def get(self, name: str) -> Tag | None:
         """The live tag called ``name`` (``None`` if absent or deleted)."""
@@ -74,8 +76,12 @@ class TagRepository:
         return tag
 
     def _remember(self, name: str, tag: Tag | None) -> None:
-        if self._memo is not None:
-            self._memo[("tag", name)] = tag
+        if self._memo is None:
+            return
+        if tag is None:
+            self._memo.discard(("tag", name))
+        else:
+            self._memo.put(("tag", name), tag)
 
     def revision(self, name: str) -> int:
         """How many moves ``name`` has had (0 if never created), deleted or not."""
