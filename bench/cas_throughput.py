@@ -18,8 +18,8 @@ are deleted right before each write, so that both sides write into equally warm 
 
 The catalog is the embedded default (a DuckDB file) with its blob root in a temporary
 directory (under ``--dir`` if given, else the system temp dir), removed at the end.
-``--database-url`` points the catalog at another database (e.g. Postgres); the blobs
-still go to the temporary directory.
+``--database-url`` points the catalog at another database (Postgres: a fresh schema,
+dropped at the end); the blobs still go to the temporary directory.
 
 Run from the project root::
 
@@ -54,6 +54,7 @@ from typing import Any, TextIO
 from figures import (
     Figure,
     add_catalog_arguments,
+    catalog_url,
     figure,
     finish,
     format_figure,
@@ -378,8 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out = sys.stderr if args.json else sys.stdout
     started = time.perf_counter()
-    with work_directory("bench-cas-", args.dir) as work:
-        database_url = args.database_url or f"duckdb:///{work / 'catalog.duckdb'}"
+    with (
+        work_directory("bench-cas-", args.dir) as work,
+        catalog_url(args.database_url, work) as database_url,
+    ):
         figures = run(
             database_url,
             work / "blobs",

@@ -7,11 +7,13 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 
@@ -71,6 +73,34 @@ def work_directory(prefix: str, parent: Path | None) -> Iterator[Path]:
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def catalog_url(database_url: str | None, work: Path) -> Iterator[str]:
+    """Where a benchmark's catalog lives: a DuckDB file in ``work`` by default; for a
+    Postgres URL a fresh schema ``bench_<hex>``, dropped afterwards, so runs never see
+    each other's rows (a DuckDB URL is used as it is)."""
+    if database_url is None:
+        yield f"duckdb:///{work / 'catalog.duckdb'}"
+        return
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        yield database_url
+        return
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+                hide_password=False
+            )
+        finally:
+            with admin.begin() as connection:
+                connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 def finish(figures: list[Figure], started: float, out: TextIO, as_json: bool) -> int:

@@ -37,9 +37,7 @@ the figures), else 0.
 """
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -48,9 +46,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TextIO
 
-import sqlalchemy as sa
-from figures import Figure, dump_json, figure, redact
-from sqlalchemy.engine import make_url
+from figures import Figure, catalog_url, dump_json, figure, redact, work_directory
 
 import core
 from core.dag import canonical_json
@@ -229,19 +225,6 @@ def run(
     return [fig], problems
 
 
-def fresh_schema(admin: sa.Engine, database_url: str) -> tuple[str, str]:
-    """Create a schema ``bench_<hex>``; return its name and a URL whose connections use it."""
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = (
-        make_url(database_url)
-        .update_query_dict({"options": f"-csearch_path={schema}"})
-        .render_as_string(hide_password=False)
-    )
-    return schema, url
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -257,19 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = sys.stderr if args.json else sys.stdout
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="bench-pg-load-"))
-    admin = sa.create_engine(args.database_url)
-    schema, url = fresh_schema(admin, args.database_url)
-    try:
+    with (
+        work_directory("bench-pg-load-", None) as work,
+        catalog_url(args.database_url, work) as url,
+    ):
         figures, problems = run(
             url, work / "blobs", processes=args.processes, moves=args.moves, out=out
         )
         print(f"  raw database: {redact(url)}", file=out)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-        shutil.rmtree(work, ignore_errors=True)
     print(f"  raw total wall time: {time.perf_counter() - started:.1f} s", file=out)
     if args.json:
         dump_json(figures)

@@ -36,8 +36,8 @@ Run from the project root (a few minutes; most of it building the long tag)::
         --database-url 'postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dbench_x'
 
 Without ``--database-url`` the catalog is a DuckDB file in a temporary directory (under
-``--dir`` if given); the blob root is always in that temporary directory, which is
-removed at the end.
+``--dir`` if given); a Postgres URL gets a fresh schema, dropped at the end. The blob root
+is always in that temporary directory, which is removed at the end.
 
 Output: ``<figure name>: <value> (target <= X) OK|MISS``, followed by indented ``raw``
 lines (absolute latencies in milliseconds, chain lengths, build times). With ``--json``
@@ -57,6 +57,7 @@ from typing import Any, TextIO
 from figures import (
     Figure,
     add_catalog_arguments,
+    catalog_url,
     figure,
     finish,
     format_figure,
@@ -355,8 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = sys.stderr if args.json else sys.stdout
     started = time.perf_counter()
-    with work_directory("bench-tags-", args.dir) as work:
-        database_url = args.database_url or f"duckdb:///{work / 'catalog.duckdb'}"
+    with (
+        work_directory("bench-tags-", args.dir) as work,
+        catalog_url(args.database_url, work) as database_url,
+    ):
         figures = run(
             database_url,
             work / "blobs",
