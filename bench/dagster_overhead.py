@@ -45,6 +45,7 @@ figures are.
 """
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import importlib
@@ -58,15 +59,13 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 import dagster as dg
-import sqlalchemy as sa
-from figures import Figure, figure, finish, format_figure, redact, work_directory
+from figures import Figure, catalog_url, figure, finish, format_figure, redact, work_directory
 from sqlalchemy.engine import make_url
 
 from orchestrator_dagster import OrchestratorResource, VersionedIOManager
@@ -163,36 +162,20 @@ class Catalogs:
         self.work = work
         self.database_url = database_url
         self.backend = make_url(database_url).get_backend_name() if database_url else "duckdb"
-        self._schemas: list[str] = []
-        self._admin: sa.Engine | None = None
+        self._schemas = contextlib.ExitStack()
 
     def new(self, name: str) -> str:
-        if self.database_url is None:
+        if self.database_url is None or self.backend == "postgresql":
             (self.work / name).mkdir(parents=True, exist_ok=True)
-            return f"duckdb:///{self.work / name / 'catalog.duckdb'}"
-        url = make_url(self.database_url)
-        if url.get_backend_name() != "postgresql":  # a DuckDB file: one per figure next to it
-            path = Path(url.database or "catalog.duckdb")
-            return url.set(database=str(path.with_stem(f"{path.stem}-{name}"))).render_as_string(
-                hide_password=False
-            )
-        if self._admin is None:
-            self._admin = sa.create_engine(url)
-        schema = f"bench_dagster_{uuid.uuid4().hex[:12]}_{name}"
-        with self._admin.begin() as connection:
-            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        self._schemas.append(schema)
-        return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            return self._schemas.enter_context(catalog_url(self.database_url, self.work / name))
+        url = make_url(self.database_url)  # a DuckDB file: one per figure next to it
+        path = Path(url.database or "catalog.duckdb")
+        return url.set(database=str(path.with_stem(f"{path.stem}-{name}"))).render_as_string(
             hide_password=False
         )
 
     def close(self) -> None:
-        if self._admin is None:
-            return
-        with self._admin.begin() as connection:
-            for schema in self._schemas:
-                connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        self._admin.dispose()
+        self._schemas.close()
 
 
 # --- figure 1: the 50-asset chain, in process ----------------------------------------------

@@ -5,10 +5,9 @@ import io
 import os
 
 import pytest
-from sqlalchemy import event
 
 import core
-from tests.helpers import blob_files, row_counts
+from tests.helpers import blob_files, row_counts, statements_sent
 
 
 def test_same_bytes_stored_twice_make_one_file_and_one_row(catalog: core.Services) -> None:
@@ -22,12 +21,7 @@ def test_same_bytes_stored_twice_make_one_file_and_one_row(catalog: core.Service
 
 
 def test_several_contents_are_recorded_together(catalog: core.Services) -> None:
-    sent: list[str] = []
-    event.listen(
-        catalog.database.engine,
-        "before_cursor_execute",
-        lambda _c, _cursor, statement, *_: sent.append(statement),
-    )
+    sent = statements_sent(catalog)
     items = [(b"a", "text/plain"), (b"b", "application/json"), (b"a", "text/plain")]
     ids = catalog.cas.store_contents(items)
     assert ids == [catalog.cas.compute_hash(content) for content, _ in items]

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
 
 import core
-from tests.helpers import DAG
+from tests.helpers import DAG, statements_sent
 
 PATCH_IN_ANOTHER_PROCESS = """
 import sys, core
@@ -33,17 +32,6 @@ def duckdb_catalog(tmp_path: Path) -> Iterator[core.Services]:
 
 def add_node(name: str) -> list[dict[str, object]]:
     return [{"op": "add", "path": f"/nodes/{name}", "value": {"deps": ["raw"]}}]
-
-
-def statements_sent(catalog: core.Services) -> list[str]:
-    """A list that fills with every statement the catalog sends from now on."""
-    sent: list[str] = []
-    event.listen(
-        catalog.database.engine,
-        "before_cursor_execute",
-        lambda _c, _cursor, statement, *_: sent.append(statement),
-    )
-    return sent
 
 
 def test_moving_a_tag_again_does_not_read_it_back(duckdb_catalog: core.Services) -> None:

@@ -10,10 +10,8 @@ On DuckDB the live tags this process read or moved are remembered in the lease's
 moves the same tag again skips reading it.
 """
 
-import dataclasses
 import uuid
 from collections.abc import Hashable
-from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -150,38 +148,13 @@ class TagRepository:
         }
         if expected_target_id is None:
             values["created_at"] = now
-        revision = self._session.scalar(
-            tags.update().where(*conditions).values(**values).returning(tags.c.revision)
-        )
-        moved = (
-            None
-            if revision is None  # lost: whatever we knew of the tag is stale
-            else self._moved(name, revision, new_target_id, new_target_kind, now, updated_by)
-        )
-        self._remember(name, moved)
-        return revision
-
-    def _moved(
-        self,
-        name: str,
-        revision: int,
-        target_id: uuid.UUID | None,
-        target_kind: ArtifactKind | None,
-        now: datetime,
-        updated_by: str | None,
-    ) -> Tag | None:
-        """The tag after a move, when it is live and known from before the move."""
-        before = None if self._memo is None else self._memo.get(("tag", name))
-        if before is None or target_id is None or target_kind is None:
-            return None
-        return dataclasses.replace(
-            before,
-            target_id=target_id,
-            target_kind=target_kind,
-            revision=revision,
-            updated_at=aware(now),
-            updated_by=updated_by,
-        )
+        row = self._session.execute(
+            tags.update().where(*conditions).values(**values).returning(*tags.c)
+        ).first()
+        # a lost swap means whatever we knew of the tag is stale; a deleted one is not live
+        live = row is not None and row.target_id is not None
+        self._remember(name, _to_tag(row) if live else None)
+        return None if row is None else row.revision
 
     @conflicts_on_integrity_errors
     def append_move(

@@ -40,13 +40,12 @@ class _LostRace(Exception):
 
 @dataclass(frozen=True)
 class Change:
-    """A new DAG document to commit, the patch that produced it (if any), whether it
-    differs from the current document, and blobs it names to store with it."""
+    """A new DAG document to commit, the patch that produced it (if any), and whether it
+    differs from the current document."""
 
     document: dict[str, Any]
     patch: list[dict[str, Any]] | None
     changed: bool
-    blobs: Sequence[tuple[bytes, str]] = ()
 
 
 def _differs(current: dict[str, Any] | None, document: dict[str, Any]) -> bool:
@@ -161,9 +160,9 @@ class WorkflowService:
         def change(current: dict[str, Any] | None) -> Change:
             document = validate_dag(update(EMPTY_DAG if current is None else current))
             if current is None:
-                return Change(document, None, changed=True, blobs=blobs)
+                return Change(document, None, changed=True)
             patch = make_patch(current, document)
-            return Change(document, patch, changed=bool(patch), blobs=blobs)
+            return Change(document, patch, changed=bool(patch))
 
         return self._commit(
             _Commit(
@@ -175,6 +174,7 @@ class WorkflowService:
                 message=message,
                 run_id=run_id,
                 must_exist=False,
+                blobs=blobs,
             )
         )
 
@@ -315,10 +315,10 @@ class WorkflowService:
                 document=planned.document,
                 created_by=commit.created_by,
                 metadata=metadata,
-                blobs=planned.blobs,
+                blobs=commit.blobs,
             )
         content = (canonical_json(planned.document), DAG_MEDIA_TYPE)
-        cas_id = self._cas.store_contents([content, *planned.blobs])[0]
+        cas_id = self._cas.store_contents([content, *commit.blobs])[0]
         return self._artifacts.create_dag_version(
             name, cas_id, parent_id=parent_id, created_by=commit.created_by, metadata=metadata
         )
@@ -337,3 +337,5 @@ class _Commit:
     message: str | None = None
     run_id: str | None = None
     must_exist: bool = True
+    blobs: Sequence[tuple[bytes, str]] = ()
+    """(content, media type) the new document names, stored with its own content."""
