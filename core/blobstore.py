@@ -2,18 +2,24 @@
 
 Writes go to ``<root>/tmp/`` first, are fsynced, then renamed into place (and the
 directory fsynced), so a reader never sees a partial blob and a crash leaves at worst
-an unreferenced temporary file. Callers validate ids before they reach this module.
+an unreferenced temporary file. ``put_later`` does the same on writer threads, so the
+fsyncs overlap the caller's other work. Callers validate ids before they reach this
+module.
 """
 
 import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
 CHUNK_SIZE = 1 << 20
+WRITER_THREADS = 4
+"""Blob files written at once by ``put_later`` (most of a write is waiting on fsync)."""
 
 
 class BlobStore:
@@ -43,6 +49,11 @@ class BlobStore:
             handle.write(content)
             self._publish(handle, temporary, target)
         return True
+
+    def put_later(self, blobs: Sequence[tuple[str, bytes]]) -> list["Future[bool]"]:
+        """Start ``put_bytes`` for each (cas id, content) on a writer thread."""
+        writers = _writers()
+        return [writers.submit(self.put_bytes, cas_id, content) for cas_id, content in blobs]
 
     def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
         """Hash and write ``stream`` in one pass, in bounded memory; return (cas_id, size)."""
@@ -166,3 +177,26 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _WriterPool:
+    """One thread pool per process, made on first use (a forked child makes its own)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __call__(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="blob-writer")
+            return self._pool
+
+    def forget(self) -> None:
+        """In a forked child: the parent's threads are not there."""
+        self._lock = threading.Lock()
+        self._pool = None
+
+
+_writers = _WriterPool()
+os.register_at_fork(after_in_child=_writers.forget)

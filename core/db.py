@@ -8,11 +8,16 @@ ordinary connection pool.
 On DuckDB a transaction's session carries the lease's memo as ``session.info[MEMO]``
 (absent on Postgres): repositories may keep there what they read or wrote, which stays
 true while this process holds the file. A rolled-back transaction empties it.
+
+Every transaction's session also carries ``session.info[SETTLE]``, the work started in
+the transaction that must be finished before it ends (blob files being written while the
+transaction's statements run): each is called with ``True`` just before the commit (an
+exception stops the commit) or with ``False`` after a rollback.
 """
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb_engine
@@ -39,6 +44,10 @@ sa.dialects.registry.register("duckdb.cached", __name__, "CachingDuckDBDialect")
 
 MEMO = "tenure_memo"
 """The ``session.info`` key of the DuckDB lease's memo."""
+SETTLE = "settle"
+"""The ``session.info`` key of the transaction's list of ``Settle`` calls."""
+Settle = Callable[[bool], None]
+"""Finishes work a transaction started: ``True`` before it commits, ``False`` after a rollback."""
 DEFAULT_BUSY_TIMEOUT = 60.0
 """Seconds a caller waits for a locked DuckDB file before ``StorageBusyError``."""
 DEFAULT_LINGER = 0.2
@@ -110,9 +119,13 @@ class Database:
         with self._connection() as connection, Session(bind=connection) as session:
             if self._lease is not None:
                 session.info[MEMO] = self._lease.memo
+            settles: list[Settle] = []
+            session.info[SETTLE] = settles
             self._local.session = session
             try:
                 yield session
+                for settle in settles:
+                    settle(True)
                 session.commit()
             except BaseException:
                 try:
@@ -120,6 +133,9 @@ class Database:
                 finally:
                     if self._lease is not None:  # the memo may hold what was undone
                         self._lease.memo.clear()
+                    for settle in settles:
+                        with contextlib.suppress(Exception):
+                            settle(False)
                 raise
             finally:
                 self._local.session = None

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 from sqlalchemy.orm import Session
 
-from core.db import Database
+from core.db import SETTLE, Database, Settle
 from core.repository import (
     ArtifactRepository,
     CasBlobRepository,
@@ -19,11 +19,17 @@ class UnitOfWork:
     """Repositories bound to one open transaction."""
 
     def __init__(self, session: Session) -> None:
+        self._session = session
         self.blobs = CasBlobRepository(session)
         self.artifacts = ArtifactRepository(session)
         self.tags = TagRepository(session)
         self.runs = RunRepository(session)
         self.run_io = RunIORepository(session)
+
+    def on_end(self, settle: Settle) -> None:
+        """Have the transaction call ``settle(True)`` before it commits (an exception
+        stops the commit) or ``settle(False)`` after it rolled back."""
+        self._session.info[SETTLE].append(settle)
 
 
 class UnitOfWorkFactory:

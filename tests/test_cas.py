@@ -3,10 +3,12 @@
 import hashlib
 import io
 import os
+import time
 
 import pytest
 
 import core
+from core.blobstore import BlobStore
 from tests.helpers import blob_files, row_counts, statements_sent
 
 
@@ -29,6 +31,38 @@ def test_several_contents_are_recorded_together(catalog: core.Services) -> None:
     assert row_counts(catalog)["cas_blobs"] == 2 and len(blob_files(catalog)) == 2
     assert catalog.cas.get_blob(ids[1]).media_type == "application/json"
     assert catalog.cas.get_content(ids[0]) == b"a"
+
+
+def test_a_failed_blob_write_commits_no_row(
+    catalog: core.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_bytes = BlobStore.put_bytes
+
+    def fail_on_b(store: BlobStore, cas_id: str, content: bytes) -> bool:
+        if content == b"b":
+            raise OSError(28, "No space left on device")
+        return put_bytes(store, cas_id, content)
+
+    monkeypatch.setattr(BlobStore, "put_bytes", fail_on_b)
+    with pytest.raises(OSError, match="No space left"):
+        catalog.cas.store_contents([(b"a", "text/plain"), (b"b", "text/plain")])
+    assert row_counts(catalog)["cas_blobs"] == 0
+    assert list((catalog.blob_root / "tmp").iterdir()) == []
+
+
+def test_content_stored_in_a_transaction_reads_back_before_it_commits(
+    catalog: core.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_bytes = BlobStore.put_bytes
+
+    def slow(store: BlobStore, cas_id: str, content: bytes) -> bool:
+        time.sleep(0.2)  # still writing when the read comes
+        return put_bytes(store, cas_id, content)
+
+    monkeypatch.setattr(BlobStore, "put_bytes", slow)
+    with catalog.database.transaction():
+        cas_id = catalog.cas.store_content(b"written meanwhile")
+        assert catalog.cas.get_content(cas_id) == b"written meanwhile"
 
 
 def test_empty_content_round_trips(catalog: core.Services) -> None:

@@ -2,7 +2,10 @@
 
 import hashlib
 import io
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
+from functools import partial
 from typing import BinaryIO
 
 from core.blobstore import BlobStore
@@ -14,12 +17,42 @@ from core.uow import UnitOfWorkFactory
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 
+class _InFlight:
+    """Blob files being written for transactions still open, so a read can wait for one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._writes: dict[str, Future[bool]] = {}
+
+    def add(self, cas_ids: list[str], writes: list["Future[bool]"]) -> None:
+        with self._lock:
+            self._writes.update(zip(cas_ids, writes, strict=True))
+
+    def wait_for(self, cas_id: str) -> None:
+        with self._lock:
+            write = self._writes.get(cas_id)
+        if write is not None:
+            write.result()
+
+    def finish(self, cas_ids: list[str], writes: list["Future[bool]"]) -> None:
+        """Wait for ``writes`` (raising the first failure) and forget them."""
+        try:
+            for write in writes:
+                write.result()
+        finally:
+            with self._lock:
+                for cas_id, write in zip(cas_ids, writes, strict=True):
+                    if self._writes.get(cas_id) is write:
+                        del self._writes[cas_id]
+
+
 class CasService:
     """Stores and returns bytes by their sha256; every read is verified."""
 
     def __init__(self, uow: UnitOfWorkFactory, blobs: BlobStore) -> None:
         self._uow = uow
         self._blobs = blobs
+        self._in_flight = _InFlight()
 
     @staticmethod
     def compute_hash(content: bytes) -> str:
@@ -32,23 +65,39 @@ class CasService:
 
     def store_contents(self, items: Sequence[tuple[bytes, str]]) -> list[str]:
         """Store each (content, media type) as ``store_content`` does, recording them in
-        the catalog together; returns their cas ids in order."""
+        the catalog together; returns their cas ids in order.
+
+        The files are written while the transaction goes on and are durable before it
+        commits (a failed write rolls it back): a row is never committed without its bytes.
+        """
         for content, media_type in items:
             check_content(content)
             check_media_type(media_type)
         stored = [
             (self.compute_hash(content), content, media_type) for content, media_type in items
         ]
-        for cas_id, content, _ in stored:
-            self._blobs.put_bytes(cas_id, content)
+        cas_ids = [cas_id for cas_id, _, _ in stored]
         with self._uow() as uow:
+            writes = self._blobs.put_later([(cas_id, content) for cas_id, content, _ in stored])
+            self._in_flight.add(cas_ids, writes)
+            uow.on_end(partial(self._settle, stored, writes))
             uow.blobs.add(
                 [(cas_id, len(content), media_type) for cas_id, content, media_type in stored]
             )
+        return cas_ids
+
+    def _settle(
+        self,
+        stored: list[tuple[str, bytes, str]],
+        writes: list["Future[bool]"],
+        committing: bool,
+    ) -> None:
+        """Wait for the files; before a commit, write again any that gc took meanwhile."""
+        self._in_flight.finish([cas_id for cas_id, _, _ in stored], writes)
+        if committing:
             for cas_id, content, _ in stored:
                 if not self._blobs.exists(cas_id):  # gc took it between our write and our row
                     self._blobs.put_bytes(cas_id, content)
-        return [cas_id for cas_id, _, _ in stored]
 
     def store_stream(self, stream: BinaryIO, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
         """Store a binary file-like object of any size in bounded memory."""
@@ -69,6 +118,7 @@ class CasService:
     def get_content(self, cas_id: str) -> bytes:
         """The bytes stored under ``cas_id``, verified against it."""
         check_cas_id(cas_id)
+        self._in_flight.wait_for(cas_id)  # stored earlier in this transaction
         try:
             content = self._blobs.read(cas_id)
         except FileNotFoundError:
