@@ -38,39 +38,59 @@ def sha256_id(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def validate_dag(document: object) -> dict[str, Any]:
+def validate_dag(document: object, *, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Check that ``document`` is a DAG document and return it.
 
     A DAG document is ``{"nodes": {"<id>": {"deps": [...], ...}}}``: every dep names a
     node of the document, the graph is acyclic, and every value is plain JSON.
+
+    ``base`` is a valid document that ``document`` was made from without modifying it:
+    nodes the two share (the same objects) are not checked again, and cycles are looked
+    for only through the others, so changing one node of a large document costs little.
+    A document that dropped a node of ``base`` is checked whole.
     """
     if not isinstance(document, Mapping) or not isinstance(document.get("nodes"), Mapping):
         raise ValidationError("DAG document must be an object with a 'nodes' object")
     nodes = document["nodes"]
-    for node_id, node in nodes.items():
-        if not isinstance(node_id, str) or not node_id:
-            raise ValidationError(f"DAG node id {node_id!r} must be a non-empty string")
-        if not isinstance(node, Mapping):
-            raise ValidationError(f"DAG node {node_id!r} must be an object")
-        deps = node.get("deps", [])
-        if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-            raise ValidationError(f"DAG node {node_id!r}: 'deps' must be a list of node ids")
-        for dep in deps:
-            if dep not in nodes:
-                raise ValidationError(f"DAG node {node_id!r} depends on unknown node {dep!r}")
-        _check_plain_json(node, f"DAG node {node_id!r}")
-        partitions = node.get("partitions", {})
-        if not isinstance(partitions, Mapping):
-            raise ValidationError(f"DAG node {node_id!r}: 'partitions' must be an object")
-        for entry in [node, *partitions.values()]:
-            cas_id = entry.get("cas_id") if isinstance(entry, Mapping) else None
-            if cas_id is not None and (
-                not isinstance(cas_id, str) or CAS_ID.fullmatch(cas_id) is None
-            ):
-                raise ValidationError(f"DAG node {node_id!r}: invalid cas id {cas_id!r}")
-    _check_acyclic(nodes)
+    before = base.get("nodes", {}) if base is not None else {}
+    if before.keys() <= nodes.keys():
+        changed = [
+            node_id
+            for node_id, node in nodes.items()
+            if node_id not in before or before[node_id] is not node
+        ]
+    else:
+        changed = list(nodes)
+    for node_id in changed:
+        _check_node(nodes, node_id)
+    if len(changed) == len(nodes):
+        _check_acyclic(nodes)
+    else:
+        _check_no_cycle_through(nodes, changed)
     _check_plain_json({k: v for k, v in document.items() if k != "nodes"}, "DAG document")
     return dict(document)
+
+
+def _check_node(nodes: Mapping[Any, Any], node_id: object) -> None:
+    node = nodes[node_id]
+    if not isinstance(node_id, str) or not node_id:
+        raise ValidationError(f"DAG node id {node_id!r} must be a non-empty string")
+    if not isinstance(node, Mapping):
+        raise ValidationError(f"DAG node {node_id!r} must be an object")
+    deps = node.get("deps", [])
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise ValidationError(f"DAG node {node_id!r}: 'deps' must be a list of node ids")
+    for dep in deps:
+        if dep not in nodes:
+            raise ValidationError(f"DAG node {node_id!r} depends on unknown node {dep!r}")
+    _check_plain_json(node, f"DAG node {node_id!r}")
+    partitions = node.get("partitions", {})
+    if not isinstance(partitions, Mapping):
+        raise ValidationError(f"DAG node {node_id!r}: 'partitions' must be an object")
+    for entry in [node, *partitions.values()]:
+        cas_id = entry.get("cas_id") if isinstance(entry, Mapping) else None
+        if cas_id is not None and (not isinstance(cas_id, str) or CAS_ID.fullmatch(cas_id) is None):
+            raise ValidationError(f"DAG node {node_id!r}: invalid cas id {cas_id!r}")
 
 
 def _check_plain_json(value: Any, where: str) -> None:
@@ -112,6 +132,20 @@ def _check_acyclic(nodes: Mapping[str, Any]) -> None:
     on_cycle = sorted(node_id for node_id, degree in indegree.items() if degree > 0)
     if on_cycle:
         raise ValidationError(f"DAG has a cycle through node {on_cycle[0]!r}")
+
+
+def _check_no_cycle_through(nodes: Mapping[str, Any], starts: list[str]) -> None:
+    """Whether a node of ``starts`` reaches itself (every new cycle passes through one)."""
+    for start in starts:
+        seen: set[str] = set()
+        stack = list(nodes[start].get("deps", []))
+        while stack:
+            node_id = stack.pop()
+            if node_id == start:
+                raise ValidationError(f"DAG has a cycle through node {start!r}")
+            if node_id not in seen:
+                seen.add(node_id)
+                stack.extend(nodes[node_id].get("deps", []))
 
 
 def validate_patch(patch: object) -> list[dict[str, Any]]:
@@ -235,6 +269,24 @@ def referenced_cas_ids(content: Any) -> frozenset[str]:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
+    return frozenset(found)
+
+
+def added_cas_ids(before: dict[str, Any], after: dict[str, Any]) -> frozenset[str]:
+    """The cas ids ``after`` names where ``before`` did not name them.
+
+    Every id that ``after`` names and ``before`` does not is included (an id ``before``
+    names elsewhere may be too). Nodes and values the documents share (the same objects)
+    are skipped unread, so changing one node of a large document costs little.
+    """
+    found: set[str] = set()
+    old_nodes, new_nodes = before.get("nodes", {}), after.get("nodes", {})
+    for key, value in after.items():
+        if key != "nodes" and (key not in before or before[key] is not value):
+            found |= referenced_cas_ids(value) - referenced_cas_ids(before.get(key))
+    for node_id, node in new_nodes.items():
+        if node_id not in old_nodes or old_nodes[node_id] is not node:
+            found |= referenced_cas_ids(node) - referenced_cas_ids(old_nodes.get(node_id))
     return frozenset(found)
 
 

@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 import core
 from core.blobstore import BlobStore
-from core.dag import canonical_json, make_patch
+from core.dag import added_cas_ids, canonical_json, make_patch, referenced_cas_ids, validate_dag
 from tests.helpers import DAG, row_counts
 
 PROPERTY_SETTINGS = settings(
@@ -551,6 +551,68 @@ def test_dag_documents_round_trip_or_are_rejected(catalog: core.Services, dag: A
 def test_generated_dags_are_valid(dag: dict[str, Any]) -> None:
     """The generator of valid DAGs agrees with the oracle (so the property above bites)."""
     assert is_valid_dag(dag)
+
+
+@st.composite
+def edited_dags(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A valid DAG and an edit of it that shares the nodes it leaves alone (the same
+    objects): some nodes replaced by arbitrary ones (unknown deps, cycles, weird values
+    included), some added, maybe some dropped."""
+    base = draw(valid_dags())
+    nodes = dict(base["nodes"])
+    names = st.sampled_from([*nodes, "new0", "new1", "ghost"])
+    node_values = st.one_of(
+        st.builds(
+            lambda deps, attrs: {"deps": deps, **attrs}, st.lists(names, max_size=3), attributes
+        ),
+        weird_values,
+    )
+    for node_id in draw(st.lists(st.sampled_from([*nodes, "new0", "new1"]), max_size=3)):
+        nodes[node_id] = draw(node_values)
+    for node_id in draw(st.lists(st.sampled_from(sorted(base["nodes"]) or ["new0"]), max_size=1)):
+        nodes.pop(node_id, None)
+    return base, {**base, "nodes": nodes}
+
+
+@settings(PROPERTY_SETTINGS, max_examples=300)
+@given(edit=edited_dags())
+def test_validating_an_edit_against_its_base_agrees_with_validating_it_whole(
+    edit: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    """Only changed nodes are checked again, yet the verdict is the oracle's."""
+    base, document = edit
+    event("valid edit" if is_valid_dag(document) else "invalid edit")
+    if is_valid_dag(document):
+        assert validate_dag(document, base=base) == document
+    else:
+        with pytest.raises(core.ValidationError):
+            validate_dag(document, base=base)
+
+
+cas_ids = st.sampled_from(["sha256:" + c * 64 for c in "abcd"])
+valued_nodes = st.fixed_dictionaries(
+    {"deps": st.just([])},
+    optional={
+        "cas_id": cas_ids,
+        "partitions": st.dictionaries(
+            st.sampled_from("xy"), st.builds(lambda c: {"cas_id": c}, cas_ids)
+        ),
+    },
+)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=200)
+@given(
+    before=st.dictionaries(st.sampled_from("pqr"), valued_nodes),
+    changes=st.dictionaries(st.sampled_from("pqrs"), valued_nodes),
+)
+def test_added_cas_ids_cover_every_new_id_and_name_only_ids_of_the_new_document(
+    before: dict[str, Any], changes: dict[str, Any]
+) -> None:
+    """What a patch set records for gc: every id new to the document, nothing it lacks."""
+    old, new = {"nodes": before}, {"nodes": {**before, **changes}}
+    added = added_cas_ids(old, new)
+    assert referenced_cas_ids(new) - referenced_cas_ids(old) <= added <= referenced_cas_ids(new)
 
 
 # --- JSON patches ---

@@ -8,6 +8,7 @@ from typing import Any
 from core.cache import LRUCache
 from core.dag import (
     PATCH_MEDIA_TYPE,
+    added_cas_ids,
     apply_patch,
     canonical_json,
     referenced_cas_ids,
@@ -132,7 +133,7 @@ class ArtifactService:
             created_by,
             metadata,
             # the values this patch brings in (its ancestors hold the rest, and stay)
-            refs=referenced_cas_ids(document) - referenced_cas_ids(parent_document),
+            refs=added_cas_ids(parent_document, document),
         )
         self._resolved.put(artifact_id, canonical_json(document))  # what resolve() would say
         self._depths.put(artifact_id, depth)

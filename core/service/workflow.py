@@ -149,8 +149,9 @@ class WorkflowService:
         """Read-modify-write: commit ``update(document)`` as a patch on the tag's head.
 
         ``update`` sees the current document (an empty DAG if the tag does not exist),
-        returns a new one without modifying it, and is called again on the new head
-        whenever another writer moves the tag first. ``blobs`` (content, media type) that
+        returns a new one without modifying it (sharing the nodes it leaves alone, which
+        are not validated again), and is called again on the new head whenever another
+        writer moves the tag first. ``blobs`` (content, media type) that
         the new document names are stored with the new version, in the same catalog
         statement as its own content; a document equal to the current one stores nothing
         (the blobs it names are stored already).
@@ -158,7 +159,8 @@ class WorkflowService:
         check_tag_name(tag)
 
         def change(current: dict[str, Any] | None) -> Change:
-            document = validate_dag(update(EMPTY_DAG if current is None else current))
+            base = EMPTY_DAG if current is None else current
+            document = validate_dag(update(base), base=base)
             if current is None:
                 return Change(document, None, changed=True)
             patch = make_patch(current, document)
