@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import duckdb_engine
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session
@@ -29,18 +28,7 @@ from sqlalchemy.pool import NullPool
 from core.duckdb_lease import Backoff, DuckDBFileLock, DuckDBLease
 from core.errors import StorageBusyError, ValidationError
 
-
-class CachingDuckDBDialect(duckdb_engine.Dialect):
-    """duckdb-engine's dialect with SQLAlchemy's compiled-statement cache switched on.
-
-    duckdb-engine ships it switched off, so every statement would be compiled again
-    (about half a millisecond each); the whole suite runs on DuckDB with it on.
-    """
-
-    supports_statement_cache = True
-
-
-sa.dialects.registry.register("duckdb.cached", __name__, "CachingDuckDBDialect")
+sa.dialects.registry.register("duckdb.cached", "core.duckdb_dialect", "CachingDuckDBDialect")
 
 MEMO = "tenure_memo"
 """The ``session.info`` key of the DuckDB lease's memo."""
