@@ -76,26 +76,23 @@ class CasService:
         stored = [
             (self.compute_hash(content), content, media_type) for content, media_type in items
         ]
-        cas_ids = [cas_id for cas_id, _, _ in stored]
+        contents = {cas_id: content for cas_id, content, _ in stored}  # each file written once
         with self._uow() as uow:
-            writes = self._blobs.put_later([(cas_id, content) for cas_id, content, _ in stored])
-            self._in_flight.add(cas_ids, writes)
-            uow.on_end(partial(self._settle, stored, writes))
+            writes = self._blobs.put_later(list(contents.items()))
+            self._in_flight.add(list(contents), writes)
+            uow.on_end(partial(self._settle, contents, writes))
             uow.blobs.add(
                 [(cas_id, len(content), media_type) for cas_id, content, media_type in stored]
             )
-        return cas_ids
+        return [cas_id for cas_id, _, _ in stored]
 
     def _settle(
-        self,
-        stored: list[tuple[str, bytes, str]],
-        writes: list["Future[bool]"],
-        committing: bool,
+        self, contents: dict[str, bytes], writes: list["Future[bool]"], committing: bool
     ) -> None:
         """Wait for the files; before a commit, write again any that gc took meanwhile."""
-        self._in_flight.finish([cas_id for cas_id, _, _ in stored], writes)
+        self._in_flight.finish(list(contents), writes)
         if committing:
-            for cas_id, content, _ in stored:
+            for cas_id, content in contents.items():
                 if not self._blobs.exists(cas_id):  # gc took it between our write and our row
                     self._blobs.put_bytes(cas_id, content)
 
