@@ -3,6 +3,7 @@
 import pytest
 
 import core
+from core.blobstore import BlobStore
 from core.service.asset import LARGE_VALUE
 from tests.helpers import row_counts, statements_sent
 
@@ -64,6 +65,28 @@ def test_the_value_and_the_patch_are_recorded_together(catalog: core.Services) -
     assert catalog.cas.get_content(second.value.cas_id) == b"2"
     assert catalog.cas.get_blob(patch_id).media_type == "application/json-patch+json"
     assert catalog.maintenance.verify().problems == []
+
+
+def test_a_value_whose_file_cannot_be_written_moves_nothing(
+    catalog: core.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = commit(catalog, "a", b"1")
+    before = row_counts(catalog)
+    put_bytes = BlobStore.put_bytes
+
+    def disk_full_for_2(store: BlobStore, cas_id: str, content: bytes) -> bool:
+        if content == b"2":
+            raise OSError(28, "No space left on device")
+        return put_bytes(store, cas_id, content)
+
+    monkeypatch.setattr(BlobStore, "put_bytes", disk_full_for_2)
+    with pytest.raises(OSError, match="No space left"):
+        commit(catalog, "a", b"2")
+    assert row_counts(catalog) == before
+    assert catalog.tags.get_tag("main").target_id == first.artifact_id
+    monkeypatch.undo()
+    again = commit(catalog, "a", b"2")  # the same commit goes through once the disk has room
+    assert again.changed and again.revision == first.revision + 1
 
 
 def test_a_large_value_round_trips_and_equal_content_is_a_no_op(
