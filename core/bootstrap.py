@@ -84,8 +84,8 @@ def connect(
     cas = CasService(uow, blobs)
     artifacts = ArtifactService(uow, cas)
     tags = TagService(uow, artifacts)
-    workflows = WorkflowService(uow, cas, artifacts, tags, compaction_bound=compaction_bound)
-    runs = RunService(uow, cas, artifacts, tags)
+    workflows = WorkflowService(uow, artifacts, tags, compaction_bound=compaction_bound)
+    runs = RunService(uow, artifacts, tags)
     return Services(
         cas=cas,
         artifacts=artifacts,

@@ -1,13 +1,16 @@
 """Helpers shared by the tests (not fixtures)."""
 
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
 import core
+from core.blobstore import BlobStore
 
-TABLES = ("cas_blobs", "artifacts", "tags", "tag_moves", "runs")
+TABLES = ("cas_blobs", "artifacts", "blob_refs", "tags", "tag_moves", "runs", "run_io")
 
 
 def row_counts(catalog: core.Services) -> dict[str, int]:
@@ -38,3 +41,24 @@ DAG = {
         "report": {"deps": ["clean"], "owner": "analytics"},
     }
 }
+
+
+def before_blob_writes(monkeypatch: pytest.MonkeyPatch, before: Callable[[bytes], None]) -> None:
+    """Have every blob file write call ``before(content)`` first (to fail or slow it)."""
+    put_bytes = BlobStore.put_bytes
+
+    def put(store: BlobStore, cas_id: str, content: bytes) -> bool:
+        before(content)
+        return put_bytes(store, cas_id, content)
+
+    monkeypatch.setattr(BlobStore, "put_bytes", put)
+
+
+def disk_full_for(content: bytes) -> Callable[[bytes], None]:
+    """A ``before_blob_writes`` hook that fails the write of ``content`` as a full disk would."""
+
+    def check(written: bytes) -> None:
+        if written == content:
+            raise OSError(28, "No space left on device")
+
+    return check

@@ -3,9 +3,8 @@
 import pytest
 
 import core
-from core.blobstore import BlobStore
 from core.service.asset import LARGE_VALUE
-from tests.helpers import row_counts, statements_sent
+from tests.helpers import before_blob_writes, disk_full_for, row_counts, statements_sent
 
 JSON = "application/json"
 
@@ -72,14 +71,7 @@ def test_a_value_whose_file_cannot_be_written_moves_nothing(
 ) -> None:
     first = commit(catalog, "a", b"1")
     before = row_counts(catalog)
-    put_bytes = BlobStore.put_bytes
-
-    def disk_full_for_2(store: BlobStore, cas_id: str, content: bytes) -> bool:
-        if content == b"2":
-            raise OSError(28, "No space left on device")
-        return put_bytes(store, cas_id, content)
-
-    monkeypatch.setattr(BlobStore, "put_bytes", disk_full_for_2)
+    before_blob_writes(monkeypatch, disk_full_for(b"2"))
     with pytest.raises(OSError, match="No space left"):
         commit(catalog, "a", b"2")
     assert row_counts(catalog) == before

@@ -8,8 +8,13 @@ import time
 import pytest
 
 import core
-from core.blobstore import BlobStore
-from tests.helpers import blob_files, row_counts, statements_sent
+from tests.helpers import (
+    before_blob_writes,
+    blob_files,
+    disk_full_for,
+    row_counts,
+    statements_sent,
+)
 
 
 def test_same_bytes_stored_twice_make_one_file_and_one_row(catalog: core.Services) -> None:
@@ -36,14 +41,7 @@ def test_several_contents_are_recorded_together(catalog: core.Services) -> None:
 def test_a_failed_blob_write_commits_no_row(
     catalog: core.Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    put_bytes = BlobStore.put_bytes
-
-    def fail_on_b(store: BlobStore, cas_id: str, content: bytes) -> bool:
-        if content == b"b":
-            raise OSError(28, "No space left on device")
-        return put_bytes(store, cas_id, content)
-
-    monkeypatch.setattr(BlobStore, "put_bytes", fail_on_b)
+    before_blob_writes(monkeypatch, disk_full_for(b"b"))
     with pytest.raises(OSError, match="No space left"):
         catalog.cas.store_contents([(b"a", "text/plain"), (b"b", "text/plain")])
     assert row_counts(catalog)["cas_blobs"] == 0
@@ -53,13 +51,7 @@ def test_a_failed_blob_write_commits_no_row(
 def test_content_stored_in_a_transaction_reads_back_before_it_commits(
     catalog: core.Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    put_bytes = BlobStore.put_bytes
-
-    def slow(store: BlobStore, cas_id: str, content: bytes) -> bool:
-        time.sleep(0.2)  # still writing when the read comes
-        return put_bytes(store, cas_id, content)
-
-    monkeypatch.setattr(BlobStore, "put_bytes", slow)
+    before_blob_writes(monkeypatch, lambda _content: time.sleep(0.2))  # still writing
     with catalog.database.transaction():
         cas_id = catalog.cas.store_content(b"written meanwhile")
         assert catalog.cas.get_content(cas_id) == b"written meanwhile"

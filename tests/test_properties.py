@@ -616,10 +616,12 @@ valued_nodes = st.fixed_dictionaries(
 def test_added_cas_ids_cover_every_new_id_and_name_only_ids_of_the_new_document(
     before: dict[str, Any], changes: dict[str, Any]
 ) -> None:
-    """What a patch set records for gc: every id new to the document, nothing it lacks."""
+    """What a patch set records for gc: every id new to the document, and only ids of the
+    nodes that changed (the unchanged ones are not read)."""
     old, new = {"nodes": before}, {"nodes": {**before, **changes}}
     added = added_cas_ids(old, new)
-    assert referenced_cas_ids(new) - referenced_cas_ids(old) <= added <= referenced_cas_ids(new)
+    assert referenced_cas_ids(new) - referenced_cas_ids(old) <= added
+    assert added <= referenced_cas_ids(changes)
 
 
 # --- JSON patches ---

@@ -3,6 +3,7 @@
 import pytest
 
 import core
+from core.blobstore import BlobStore
 from tests.helpers import DAG, row_counts
 
 ADD_NODE = [{"op": "add", "path": "/nodes/extra", "value": {"deps": ["report"]}}]
@@ -10,6 +11,21 @@ ADD_NODE = [{"op": "add", "path": "/nodes/extra", "value": {"deps": ["report"]}}
 
 def request(dag: dict = DAG, **kwargs: object) -> core.CreateWorkflowRequest:
     return core.CreateWorkflowRequest("etl", dag, **kwargs)  # type: ignore[arg-type]
+
+
+def test_commits_and_run_pins_read_back_no_blob_they_stored(
+    catalog: core.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_reads(_store: BlobStore, cas_id: str) -> bytes:
+        raise AssertionError(f"read back blob {cas_id}")
+
+    monkeypatch.setattr(BlobStore, "read", no_reads)
+    catalog.workflows.create_workflow(request())  # a full version
+    catalog.runs.create_run("run-1", "main")  # a run snapshot
+    catalog.workflows.patch_workflow("main", ADD_NODE)  # a patch set on the version
+    monkeypatch.undo()
+    assert catalog.workflows.get_workflow_by_tag("main")["nodes"]["extra"] == {"deps": ["report"]}
+    assert catalog.maintenance.verify().problems == []
 
 
 def test_create_workflow_versions_and_moves_the_tag(catalog: core.Services) -> None:

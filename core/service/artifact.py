@@ -7,7 +7,9 @@ from typing import Any
 
 from core.cache import LRUCache
 from core.dag import (
+    DAG_MEDIA_TYPE,
     PATCH_MEDIA_TYPE,
+    SNAPSHOT_MEDIA_TYPE,
     added_cas_ids,
     apply_patch,
     canonical_json,
@@ -63,7 +65,35 @@ class ArtifactService:
     ) -> uuid.UUID:
         """Record the DAG document stored at ``cas_id`` as a version (validated first)."""
         document = validate_dag(self._load_json(cas_id))
-        return self._create(
+        return self._create_dag_version(name, cas_id, document, parent_id, created_by, metadata)
+
+    def add_dag_version(
+        self,
+        name: str,
+        document: dict[str, Any],
+        *,
+        parent_id: uuid.UUID | None = None,
+        created_by: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        blobs: Sequence[tuple[bytes, str]] = (),
+    ) -> uuid.UUID:
+        """Store ``document`` and record it as a version, for a caller that has already
+        validated it (nothing is read back). ``blobs`` (content, media type) that the
+        document names are stored with it."""
+        content = (canonical_json(document), DAG_MEDIA_TYPE)
+        cas_id = self._cas.store_contents([content, *blobs])[0]
+        return self._create_dag_version(name, cas_id, document, parent_id, created_by, metadata)
+
+    def _create_dag_version(
+        self,
+        name: str,
+        cas_id: str,
+        document: dict[str, Any],
+        parent_id: uuid.UUID | None,
+        created_by: str | None,
+        metadata: dict[str, Any] | None,
+    ) -> uuid.UUID:
+        artifact_id = self._create(
             ArtifactKind.DAG_VERSION,
             name,
             cas_id,
@@ -72,6 +102,9 @@ class ArtifactService:
             metadata,
             refs=referenced_cas_ids(document),
         )
+        self._resolved.put(artifact_id, canonical_json(document))  # what resolve() would say
+        self._depths.put(artifact_id, 0)
+        return artifact_id
 
     def create_patch_set(
         self,
@@ -154,6 +187,19 @@ class ArtifactService:
         return self._create(
             ArtifactKind.RUN_SNAPSHOT, name, cas_id, parent_id, created_by, metadata
         )
+
+    def add_run_snapshot(
+        self,
+        name: str,
+        snapshot: dict[str, Any],
+        *,
+        parent_id: uuid.UUID | None = None,
+        created_by: str | None = None,
+    ) -> uuid.UUID:
+        """Store the run snapshot document ``snapshot`` and record it, pinned to
+        ``parent_id`` (nothing is read back)."""
+        cas_id = self._cas.store_content(canonical_json(snapshot), SNAPSHOT_MEDIA_TYPE)
+        return self._create(ArtifactKind.RUN_SNAPSHOT, name, cas_id, parent_id, created_by, None)
 
     def get_by_id(self, artifact_id: uuid.UUID) -> Artifact:
         artifact_id = check_artifact_id(artifact_id)

@@ -5,12 +5,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from core.cache import LRUCache
-from core.dag import SNAPSHOT_MEDIA_TYPE, canonical_json
 from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import check_cas_id, check_run_id, check_tag_name
 from core.service.artifact import ArtifactService
-from core.service.cas import CasService
 from core.service.tag import TagService
 from core.uow import UnitOfWorkFactory
 
@@ -26,10 +24,9 @@ class RunService:
     """Records runs; ``create_run`` is idempotent per run id, across processes."""
 
     def __init__(
-        self, uow: UnitOfWorkFactory, cas: CasService, artifacts: ArtifactService, tags: TagService
+        self, uow: UnitOfWorkFactory, artifacts: ArtifactService, tags: TagService
     ) -> None:
         self._uow = uow
-        self._cas = cas
         self._artifacts = artifacts
         self._tags = tags
         self._pins = LRUCache[str, tuple[uuid.UUID, uuid.UUID | None]](PIN_CACHE_SIZE)
@@ -73,9 +70,8 @@ class RunService:
                     "job": job_name,
                     "started_at": datetime.now(UTC).isoformat(),
                 }
-                cas_id = self._cas.store_content(canonical_json(snapshot), SNAPSHOT_MEDIA_TYPE)
-                snapshot_id = self._artifacts.create_run_snapshot(
-                    run_id, cas_id, parent_id=base and base.id, created_by=job_name
+                snapshot_id = self._artifacts.add_run_snapshot(
+                    run_id, snapshot, parent_id=base and base.id, created_by=job_name
                 )
                 run = uow.runs.insert(
                     run_id,

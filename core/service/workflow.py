@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.dag import (
-    DAG_MEDIA_TYPE,
     EMPTY_DAG,
     apply_patch,
     canonical_json,
@@ -26,7 +25,6 @@ from core.domain import (
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import check_actor, check_tag_name, check_text
 from core.service.artifact import ArtifactService
-from core.service.cas import CasService
 from core.service.tag import MAX_SWAP_ATTEMPTS, TagService
 from core.uow import UnitOfWorkFactory
 
@@ -59,14 +57,12 @@ class WorkflowService:
     def __init__(
         self,
         uow: UnitOfWorkFactory,
-        cas: CasService,
         artifacts: ArtifactService,
         tags: TagService,
         *,
         compaction_bound: int = DEFAULT_COMPACTION_BOUND,
     ) -> None:
         self._uow = uow
-        self._cas = cas
         self._artifacts = artifacts
         self._tags = tags
         self._compaction_bound = compaction_bound
@@ -151,10 +147,10 @@ class WorkflowService:
         ``update`` sees the current document (an empty DAG if the tag does not exist),
         returns a new one without modifying it (sharing the nodes it leaves alone, which
         are not validated again), and is called again on the new head whenever another
-        writer moves the tag first. ``blobs`` (content, media type) that
-        the new document names are stored with the new version, in the same catalog
-        statement as its own content; a document equal to the current one stores nothing
-        (the blobs it names are stored already).
+        writer moves the tag first. ``blobs`` (content, media type) that the new document
+        names are stored with the new version, in the same catalog statement as its own
+        content; a document equal to the current one stores nothing (the blobs it names
+        are stored already).
         """
         check_tag_name(tag)
 
@@ -319,10 +315,13 @@ class WorkflowService:
                 metadata=metadata,
                 blobs=commit.blobs,
             )
-        content = (canonical_json(planned.document), DAG_MEDIA_TYPE)
-        cas_id = self._cas.store_contents([content, *commit.blobs])[0]
-        return self._artifacts.create_dag_version(
-            name, cas_id, parent_id=parent_id, created_by=commit.created_by, metadata=metadata
+        return self._artifacts.add_dag_version(
+            name,
+            planned.document,
+            parent_id=parent_id,
+            created_by=commit.created_by,
+            metadata=metadata,
+            blobs=commit.blobs,
         )
 
 
