@@ -134,6 +134,32 @@ def test_compaction_bounds_every_chain(database_url: str, blob_root: object) -> 
         assert kinds.count(core.ArtifactKind.DAG_VERSION) == 3
 
 
+def test_patch_depth_stays_true_when_the_cache_is_shared_with_other_tags(
+    database_url: str, blob_root: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-lived process resolves other versions between commits; the depth that
+    decides compaction must still count every patch of the chain (this interleaving once
+    made it count 2 of 4)."""
+    monkeypatch.setattr(core.service.artifact, "RESOLVED_CACHE_SIZE", 3)
+    with core.connect(database_url, blob_root) as catalog:  # type: ignore[arg-type]
+        versions = [
+            catalog.workflows.create_workflow(request(tag=tag)).artifact_id
+            for tag in ("main", "other")
+        ]
+
+        # a tag name commits a patch on it; a number resolves that older version, as a
+        # sensor or a diff in the same process would
+        for step in [1, "main", 0, "main", "other", "main", 3, "other", 4, "main"]:
+            if isinstance(step, int):
+                catalog.artifacts.resolve(versions[step])
+            else:
+                patch = [{"op": "add", "path": f"/nodes/n{len(versions)}", "value": {"deps": []}}]
+                versions.append(catalog.workflows.patch_workflow(step, patch).artifact_id)
+        head = versions[-1]
+        assert len(catalog.artifacts.get_patch_chain(head)) == 5
+        assert catalog.artifacts.patch_depth(head) == 4
+
+
 @pytest.mark.parametrize(
     ("bad", "error"),
     [

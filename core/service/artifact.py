@@ -3,7 +3,7 @@
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.cache import LRUCache
 from core.dag import (
@@ -36,6 +36,13 @@ def version_hash(kind: ArtifactKind, cas_id: str, parent_version_hash: str | Non
     )
 
 
+class _Resolved(NamedTuple):
+    """An artifact's document as canonical JSON, and its patch sets above the base."""
+
+    document: bytes
+    depth: int
+
+
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or not 0 < len(name) <= 255 or not name.isprintable():
         raise ValidationError(
@@ -50,8 +57,7 @@ class ArtifactService:
     def __init__(self, uow: UnitOfWorkFactory, cas: CasService) -> None:
         self._uow = uow
         self._cas = cas
-        self._resolved = LRUCache[uuid.UUID, bytes](RESOLVED_CACHE_SIZE)
-        self._depths = LRUCache[uuid.UUID, int](RESOLVED_CACHE_SIZE)
+        self._resolved = LRUCache[uuid.UUID, _Resolved](RESOLVED_CACHE_SIZE)
         self._by_id = LRUCache[uuid.UUID, Artifact](ARTIFACT_CACHE_SIZE)
 
     def create_dag_version(
@@ -102,8 +108,7 @@ class ArtifactService:
             metadata,
             refs=referenced_cas_ids(document),
         )
-        self._resolved.put(artifact_id, canonical_json(document))  # what resolve() would say
-        self._depths.put(artifact_id, 0)
+        self._resolved.put(artifact_id, _Resolved(canonical_json(document), 0))
         return artifact_id
 
     def create_patch_set(
@@ -168,8 +173,7 @@ class ArtifactService:
             # the values this patch brings in (its ancestors hold the rest, and stay)
             refs=added_cas_ids(parent_document, document),
         )
-        self._resolved.put(artifact_id, canonical_json(document))  # what resolve() would say
-        self._depths.put(artifact_id, depth)
+        self._resolved.put(artifact_id, _Resolved(canonical_json(document), depth))
         return artifact_id
 
     def create_run_snapshot(
@@ -239,31 +243,21 @@ class ArtifactService:
         callers get their own copy); a chain is replayed from its highest cached link.
         """
         artifact_id = check_artifact_id(artifact_id)
-        resolved = self._resolved.get(artifact_id)
-        if resolved is None:
-            resolved = self._replay(artifact_id)
-        return json.loads(resolved)
+        return json.loads((self._resolved.get(artifact_id) or self._replay(artifact_id)).document)
 
     def patch_depth(self, artifact_id: uuid.UUID) -> int:
         """How many patch sets lie between ``artifact_id`` and its nearest ``dag_version``."""
         artifact_id = check_artifact_id(artifact_id)
-        depth = self._depths.get(artifact_id)
-        if depth is None:
-            self._replay(artifact_id)
-            depth = self._depths.get(artifact_id)
-            assert depth is not None
-        return depth
+        return (self._resolved.get(artifact_id) or self._replay(artifact_id)).depth
 
-    def _replay(self, artifact_id: uuid.UUID) -> bytes:
+    def _replay(self, artifact_id: uuid.UUID) -> _Resolved:
         """Resolve ``artifact_id`` and cache its document and depth (and its chain's)."""
         with self._uow() as uow:
             head = self._get(uow, artifact_id)
-            parent_known = head.parent_id is not None and head.parent_id in self._resolved
-            chain = [head] if parent_known else self.get_patch_chain(artifact_id)
-        if parent_known:
-            assert head.parent_id is not None
-            document = json.loads(self._resolved.get(head.parent_id) or b"")
-            depth = self._depths.get(head.parent_id) or 0
+            parent = None if head.parent_id is None else self._resolved.get(head.parent_id)
+            chain = [head] if parent is not None else self.get_patch_chain(artifact_id)
+        if parent is not None:
+            document, depth = json.loads(parent.document), parent.depth
         elif chain[0].kind is ArtifactKind.DAG_VERSION:
             document, depth = None, 0
         else:
@@ -271,15 +265,14 @@ class ArtifactService:
                 f"artifact {artifact_id} does not descend from a dag_version "
                 f"(its chain starts at {chain[0].kind} {chain[0].id})"
             )
-        resolved = b""
+        resolved = _Resolved(b"", 0)
         for artifact in chain:
             if artifact.kind is ArtifactKind.DAG_VERSION:
                 document, depth = self._load_json(artifact.cas_id), 0
             elif artifact.kind is ArtifactKind.PATCH_SET:
                 document, depth = apply_patch(document, self._load_json(artifact.cas_id)), depth + 1
-            resolved = canonical_json(document)
+            resolved = _Resolved(canonical_json(document), depth)
             self._resolved.put(artifact.id, resolved)
-            self._depths.put(artifact.id, depth)
         return resolved
 
     def _create(
