@@ -85,7 +85,7 @@ def connect(
     artifacts = ArtifactService(uow, cas)
     tags = TagService(uow, artifacts)
     workflows = WorkflowService(uow, artifacts, tags, compaction_bound=compaction_bound)
-    runs = RunService(uow, artifacts, tags)
+    runs = RunService(uow, artifacts)
     return Services(
         cas=cas,
         artifacts=artifacts,

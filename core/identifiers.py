@@ -60,6 +60,24 @@ def check_run_id(run_id: object) -> str:
     return run_id
 
 
+def check_artifact_name(name: object) -> str:
+    """Return ``name`` if it is 1-255 printable characters."""
+    if not isinstance(name, str) or not 0 < len(name) <= 255 or not name.isprintable():
+        raise ValidationError(
+            f"invalid artifact name {name!r}: expected 1-255 printable characters"
+        )
+    return name
+
+
+def check_job_name(name: object) -> str | None:
+    """Return ``name`` if it is ``None`` or 1-255 printable characters."""
+    if name is not None and (
+        not isinstance(name, str) or not 0 < len(name) <= 255 or not name.isprintable()
+    ):
+        raise ValidationError(f"invalid job name {name!r}: expected 1-255 printable characters")
+    return name
+
+
 def check_text(value: object, field: str, limit: int) -> str | None:
     """``value`` if it is ``None`` or a string of at most ``limit`` characters with no NUL."""
     if value is not None and (not isinstance(value, str) or len(value) > limit or "\x00" in value):

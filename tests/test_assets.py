@@ -4,7 +4,13 @@ import pytest
 
 import core
 from core.service.asset import LARGE_VALUE
-from tests.helpers import before_blob_writes, disk_full_for, row_counts, statements_sent
+from tests.helpers import (
+    before_blob_writes,
+    blob_files,
+    disk_full_for,
+    row_counts,
+    statements_sent,
+)
 
 JSON = "application/json"
 
@@ -170,6 +176,24 @@ def test_a_commit_inside_a_callers_transaction_is_read_from_the_catalog(
     assert catalog.assets.locate_input("r", "main", "x") == inner
 
 
+def test_a_race_lost_inside_a_callers_transaction_is_the_callers_to_retry(
+    catalog: core.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit(catalog, "x", b"1")
+    swaps: list[str] = []
+
+    def lose(name: str, *args: object, **kwargs: object) -> bool:
+        swaps.append(name)
+        return False  # another writer moved the tag first
+
+    monkeypatch.setattr(catalog.tags, "compare_and_swap", lose)
+    before = row_counts(catalog)
+    with pytest.raises(core.ConflictError, match="'main' moved"), catalog.database.transaction():
+        commit(catalog, "x", b"2")
+    assert swaps == ["main"]  # one attempt: its writes are in the caller's transaction
+    assert row_counts(catalog) == before
+
+
 def test_reads_flushed_in_a_rolled_back_transaction_stay_noted(catalog: core.Services) -> None:
     orders = commit(catalog, "orders", b"[1]", run_id="setup").value
     catalog.runs.create_run("step", "main")
@@ -194,6 +218,18 @@ def test_missing_values_name_the_asset_and_tag(catalog: core.Services) -> None:
         catalog.assets.locate_input(None, "main", "x", pin_version="sha256:" + "0" * 64)
 
 
+def test_a_run_reads_and_writes_the_tag_it_is_pinned_to(catalog: core.Services) -> None:
+    commit(catalog, "orders", b"1")  # pins run-1 to main
+    before, files = row_counts(catalog), blob_files(catalog)
+    pinned = "run 'run-1' is pinned to tag 'main', so it cannot read or write tag 'staging'"
+    with pytest.raises(core.ConflictError, match=pinned):
+        catalog.assets.commit_output("run-1", "staging", "orders", b"2", media_type=JSON)
+    with pytest.raises(core.ConflictError, match=pinned):
+        catalog.assets.locate_input("run-1", "staging", "orders")
+    assert (row_counts(catalog), blob_files(catalog)) == (before, files)
+
+
+@pytest.mark.parametrize("size", [1, LARGE_VALUE], ids=["small", "large"])
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
@@ -203,10 +239,16 @@ def test_missing_values_name_the_asset_and_tag(catalog: core.Services) -> None:
         ({"run_id": ""}, "run id ''"),
         ({"media_type": "nope"}, "media type 'nope'"),
         ({"content": "text"}, "content must be bytes"),
+        ({"partition_key": ""}, "partition key ''"),
+        ({"partition_key": 2024}, "partition key 2024"),
+        ({"code_version": "v" * 256}, "code version 'vvv"),
+        ({"job_name": "nightly\n"}, "job name 'nightly"),
     ],
 )
-def test_bad_input_changes_nothing(catalog: core.Services, kwargs: dict, error: str) -> None:
-    call = {"run_id": "r", "tag": "main", "node": "n", "content": b"1", "media_type": JSON}
+def test_bad_input_changes_nothing(
+    catalog: core.Services, kwargs: dict, error: str, size: int
+) -> None:
+    call = {"run_id": "r", "tag": "main", "node": "n", "content": b"1" * size, "media_type": JSON}
     call.update(kwargs)
     before = row_counts(catalog)
     with pytest.raises(core.ValidationError, match=error):
@@ -214,6 +256,7 @@ def test_bad_input_changes_nothing(catalog: core.Services, kwargs: dict, error: 
             call.pop("run_id"), call.pop("tag"), call.pop("node"), call.pop("content"), **call
         )
     assert row_counts(catalog) == before
+    assert blob_files(catalog) == []
 
 
 def test_get_moves_pages_and_filters(catalog: core.Services) -> None:

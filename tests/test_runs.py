@@ -52,6 +52,25 @@ def test_the_pin_survives_later_moves(
     assert catalog.artifacts.resolve(again.snapshot_id) == DAG
 
 
+def test_a_run_is_pinned_to_one_tag(
+    catalog: core.Services, main_tag: core.CreateWorkflowResponse, database_url: str
+) -> None:
+    run = catalog.runs.create_run("run-1", "main")
+    before = row_counts(catalog)
+    message = "run 'run-1' is pinned to tag 'main', so it cannot read or write tag 'prod'"
+    with pytest.raises(core.ConflictError, match=message):
+        catalog.runs.create_run("run-1", "prod")
+    with pytest.raises(core.ConflictError, match=message):
+        catalog.runs.pin("run-1", "prod")  # answered from this process's memory
+    with (
+        core.connect(database_url, catalog.blob_root) as other_process,
+        pytest.raises(core.ConflictError, match=message),
+    ):
+        other_process.runs.pin("run-1", "prod")  # answered from the catalog
+    assert row_counts(catalog) == before
+    assert catalog.runs.get_run("run-1") == run
+
+
 def test_a_run_on_a_new_tag_is_pinned_to_nothing(catalog: core.Services) -> None:
     run = catalog.runs.create_run("first-run", "brand/new")
     assert (run.tag, run.base_id) == ("brand/new", None)

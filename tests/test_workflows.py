@@ -4,7 +4,7 @@ import pytest
 
 import core
 from core.blobstore import BlobStore
-from tests.helpers import DAG, row_counts
+from tests.helpers import DAG, blob_files, row_counts
 
 ADD_NODE = [{"op": "add", "path": "/nodes/extra", "value": {"deps": ["report"]}}]
 
@@ -165,6 +165,7 @@ def test_patch_depth_stays_true_when_the_cache_is_shared_with_other_tags(
     [
         (core.CreateWorkflowRequest("etl", DAG, tag="a//b"), "tag name 'a//b'"),
         (core.CreateWorkflowRequest("", DAG), "artifact name ''"),
+        (core.CreateWorkflowRequest(None, DAG), "artifact name None"),  # type: ignore[arg-type]
         (core.CreateWorkflowRequest("etl", {"nodes": {"a": {"deps": ["b"]}}}), "unknown node 'b'"),
         (core.CreateWorkflowRequest("etl", DAG, expected_revision=-3), "expected revision -3"),
         ("not a request", "CreateWorkflowRequest"),
@@ -174,5 +175,15 @@ def test_invalid_requests_change_nothing(catalog: core.Services, bad: object, er
     before = row_counts(catalog)
     with pytest.raises(core.ValidationError, match=error):
         catalog.workflows.create_workflow(bad)  # type: ignore[arg-type]
-    assert row_counts(catalog)["artifacts"] == before["artifacts"]
-    assert row_counts(catalog)["tags"] == before["tags"]
+    assert row_counts(catalog) == before
+    assert blob_files(catalog) == []
+
+
+def test_invalid_patch_arguments_change_nothing(catalog: core.Services) -> None:
+    catalog.workflows.create_workflow(request())
+    before, files = row_counts(catalog), blob_files(catalog)
+    with pytest.raises(core.ValidationError, match="invalid run id 'x"):
+        catalog.workflows.patch_workflow("main", ADD_NODE, run_id="x\n")
+    with pytest.raises(core.ValidationError, match="invalid created_by 'bbb"):
+        catalog.workflows.patch_workflow("main", ADD_NODE, created_by="b" * 300)
+    assert (row_counts(catalog), blob_files(catalog)) == (before, files)

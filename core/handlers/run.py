@@ -13,12 +13,11 @@ class RunHandler:
     def create(self, body: CreateRunIn, response: Response) -> RunOut:
         runs = self._catalog.runs
         try:
-            existing = runs.get_run(body.run_id)
+            runs.get_run(body.run_id)
+            response.status_code = 200
         except core.NotFoundError:
-            existing = None
-        run = existing or runs.create_run(body.run_id, body.tag, job_name=body.job_name)
-        response.status_code = 200 if existing else 201
-        return RunOut.of(run)
+            response.status_code = 201
+        return RunOut.of(runs.create_run(body.run_id, body.tag, job_name=body.job_name))
 
     def get(self, run_id: str) -> RunOut:
         return RunOut.of(self._catalog.runs.get_run(run_id))

@@ -20,7 +20,13 @@ from core.dag import (
 )
 from core.domain import Artifact, ArtifactKind
 from core.errors import IntegrityError, NotFoundError, ValidationError
-from core.identifiers import check_actor, check_artifact_id, check_cas_id, check_version_hash
+from core.identifiers import (
+    check_actor,
+    check_artifact_id,
+    check_artifact_name,
+    check_cas_id,
+    check_version_hash,
+)
 from core.service.cas import CasService
 from core.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -43,12 +49,13 @@ class _Resolved(NamedTuple):
     depth: int
 
 
-def _check_name(name: object) -> str:
-    if not isinstance(name, str) or not 0 < len(name) <= 255 or not name.isprintable():
-        raise ValidationError(
-            f"invalid artifact name {name!r}: expected 1-255 printable characters"
-        )
-    return name
+def _check_record(name: object, created_by: object, metadata: object) -> str:
+    """Check what an artifact row records besides its content; its metadata as JSON."""
+    check_artifact_name(name)
+    check_actor(created_by)
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValidationError(f"artifact metadata must be a JSON object, got {metadata!r}")
+    return canonical_json(metadata or {}).decode()
 
 
 class ArtifactService:
@@ -86,6 +93,7 @@ class ArtifactService:
         """Store ``document`` and record it as a version, for a caller that has already
         validated it (nothing is read back). ``blobs`` (content, media type) that the
         document names are stored with it."""
+        _check_record(name, created_by, metadata)  # before any file is written
         content = (canonical_json(document), DAG_MEDIA_TYPE)
         cas_id = self._cas.store_contents([content, *blobs])[0]
         return self._create_dag_version(name, cas_id, document, parent_id, created_by, metadata)
@@ -147,6 +155,7 @@ class ArtifactService:
         the valid DAG that ``patch`` makes of it. Nothing is read back or checked again.
         ``blobs`` (content, media type) that the patch names are stored with it.
         """
+        _check_record(name, created_by, metadata)  # before any file is written
         cas_id = self._cas.store_contents([(canonical_json(patch), PATCH_MEDIA_TYPE), *blobs])[0]
         return self._create_patch_set(
             name, cas_id, parent_id, parent_document, document, created_by, metadata
@@ -202,6 +211,7 @@ class ArtifactService:
     ) -> uuid.UUID:
         """Store the run snapshot document ``snapshot`` and record it, pinned to
         ``parent_id`` (nothing is read back)."""
+        _check_record(name, created_by, None)  # before the file is written
         cas_id = self._cas.store_content(canonical_json(snapshot), SNAPSHOT_MEDIA_TYPE)
         return self._create(ArtifactKind.RUN_SNAPSHOT, name, cas_id, parent_id, created_by, None)
 
@@ -286,11 +296,7 @@ class ArtifactService:
         *,
         refs: frozenset[str] = frozenset(),
     ) -> uuid.UUID:
-        _check_name(name)
-        check_actor(created_by)
-        if metadata is not None and not isinstance(metadata, dict):
-            raise ValidationError(f"artifact metadata must be a JSON object, got {metadata!r}")
-        metadata_json = canonical_json(metadata or {}).decode()
+        metadata_json = _check_record(name, created_by, metadata)
         with self._uow() as uow:
             missing = uow.blobs.missing(refs | {cas_id})
             if cas_id in missing:

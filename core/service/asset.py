@@ -12,7 +12,14 @@ from core.cache import LRUCache
 from core.dag import node_value, with_node_value
 from core.domain import NodeValue, OutputCommit
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.identifiers import check_content, check_media_type, check_run_id, check_tag_name
+from core.identifiers import (
+    check_content,
+    check_job_name,
+    check_media_type,
+    check_run_id,
+    check_tag_name,
+    check_text,
+)
 from core.service.artifact import ArtifactService
 from core.service.cas import CasService
 from core.service.run import RunService
@@ -30,6 +37,13 @@ def _check_node(node: object) -> str:
     if not isinstance(node, str) or not 0 < len(node) <= 1000 or not node.isprintable():
         raise ValidationError(f"invalid node id {node!r}: expected 1-1000 printable characters")
     return node
+
+
+def _check_partition_key(key: object) -> None:
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 1000 or "\x00" in key):
+        raise ValidationError(
+            f"invalid partition key {key!r}: expected 1-1000 characters and no NUL"
+        )
 
 
 def _as_value(node: str, partition_key: str | None, entry: dict[str, Any]) -> NodeValue:
@@ -117,6 +131,10 @@ class AssetService:
             _check_node(name)
         check_content(content)
         check_media_type(media_type)
+        _check_partition_key(partition_key)
+        check_text(code_version, "code version", 255)
+        check_job_name(job_name)
+        self._runs.pin(run_id, tag, job_name=job_name)  # before anything is stored
         if len(content) >= LARGE_VALUE:
             cas_id = self._cas.store_content(content, media_type)  # big: before the lock
             blobs: list[tuple[bytes, str]] = []
@@ -133,10 +151,12 @@ class AssetService:
             partition_key=partition_key,
             code_version=code_version,
         )
-        self._runs.pin(run_id, tag, job_name=job_name)
         message = f"materialize {node}" + (f" [{partition_key}]" if partition_key else "")
-        committing = not self._uow.nested  # inside a caller's transaction nothing is final yet
-        for attempt in range(1, MAX_SWAP_ATTEMPTS + 1):
+        # Inside a caller's transaction nothing is final yet, and a lost race cannot be
+        # rolled back here: the ConflictError goes to the caller, which retries the whole.
+        committing = not self._uow.nested
+        attempts = MAX_SWAP_ATTEMPTS if committing else 1
+        for attempt in range(1, attempts + 1):
             try:
                 with (
                     self._uow()
@@ -154,7 +174,7 @@ class AssetService:
                     self._runs.record_io(run_id, outputs=[value], inputs=reads)
                 break
             except ConflictError:
-                if attempt == MAX_SWAP_ATTEMPTS:
+                if attempt == attempts:
                     raise
         if committing:
             self._own_outputs.put((run_id, node, partition_key), value)

@@ -3,13 +3,13 @@
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from core.cache import LRUCache
 from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.identifiers import check_cas_id, check_run_id, check_tag_name
+from core.identifiers import check_cas_id, check_job_name, check_run_id, check_tag_name
 from core.service.artifact import ArtifactService
-from core.service.tag import TagService
 from core.uow import UnitOfWorkFactory
 
 FINAL_STATUSES = frozenset(RunStatus) - {RunStatus.STARTED}
@@ -20,16 +20,30 @@ class _RunExists(Exception):
     """Another caller recorded this run id first; our snapshot is rolled back."""
 
 
+class _Pin(NamedTuple):
+    tag: str
+    snapshot_id: uuid.UUID
+    base_id: uuid.UUID | None
+
+    @classmethod
+    def of(cls, run: Run) -> "_Pin":
+        return cls(run.tag, run.snapshot_id, run.base_id)
+
+    def check_tag(self, run_id: str, tag: str) -> None:
+        if tag != self.tag:
+            raise ConflictError(
+                f"run {run_id!r} is pinned to tag {self.tag!r}, so it cannot read or write "
+                f"tag {tag!r} as of its start: a run uses one tag"
+            )
+
+
 class RunService:
     """Records runs; ``create_run`` is idempotent per run id, across processes."""
 
-    def __init__(
-        self, uow: UnitOfWorkFactory, artifacts: ArtifactService, tags: TagService
-    ) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, artifacts: ArtifactService) -> None:
         self._uow = uow
         self._artifacts = artifacts
-        self._tags = tags
-        self._pins = LRUCache[str, tuple[uuid.UUID, uuid.UUID | None]](PIN_CACHE_SIZE)
+        self._pins = LRUCache[str, _Pin](PIN_CACHE_SIZE)
 
     def pin(
         self, run_id: str, tag: str = "main", *, job_name: str | None = None
@@ -41,25 +55,25 @@ class RunService:
         pinned = self._pins.get(run_id)
         if pinned is None:
             run = self.create_run(run_id, tag, job_name=job_name)
-            pinned = (run.snapshot_id, run.base_id)
-        return pinned
+            return run.snapshot_id, run.base_id
+        pinned.check_tag(run_id, tag)
+        return pinned.snapshot_id, pinned.base_id
 
     def create_run(self, run_id: str, tag: str = "main", *, job_name: str | None = None) -> Run:
-        """Pin ``run_id`` to ``tag``'s current target (once: later calls return that pin).
+        """Pin ``run_id`` to ``tag``'s current target (once: later calls return that pin,
+        and a call naming another tag is a ``ConflictError``).
 
         A run on a tag that does not exist yet (a pipeline's first run) is pinned to no
         base: it reads nothing it did not produce itself.
         """
         check_run_id(run_id)
         check_tag_name(tag)
-        if job_name is not None and (not isinstance(job_name, str) or len(job_name) > 255):
-            raise ValidationError(f"invalid job name {job_name!r}")
+        check_job_name(job_name)
         try:
             with self._uow() as uow:
                 run = uow.runs.get(run_id)
                 if run is not None:
-                    self._pins.put(run_id, (run.snapshot_id, run.base_id))
-                    return run
+                    return self._remember(run, tag)
                 head = uow.tags.get(tag)
                 base = None if head is None else self._artifacts.get_by_id(head.target_id)
                 snapshot = {
@@ -85,7 +99,12 @@ class RunService:
                     raise _RunExists
         except _RunExists:
             run = self.get_run(run_id)
-        self._pins.put(run_id, (run.snapshot_id, run.base_id))
+        return self._remember(run, tag)
+
+    def _remember(self, run: Run, tag: str) -> Run:
+        pin = _Pin.of(run)
+        self._pins.put(run.run_id, pin)
+        pin.check_tag(run.run_id, tag)
         return run
 
     def list_runs(self, *, limit: int = 50) -> list[Run]:

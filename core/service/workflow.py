@@ -23,7 +23,13 @@ from core.domain import (
     WorkflowMove,
 )
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.identifiers import check_actor, check_tag_name, check_text
+from core.identifiers import (
+    check_actor,
+    check_artifact_name,
+    check_run_id,
+    check_tag_name,
+    check_text,
+)
 from core.service.artifact import ArtifactService
 from core.service.tag import MAX_SWAP_ATTEMPTS, TagService
 from core.uow import UnitOfWorkFactory
@@ -75,6 +81,7 @@ class WorkflowService:
         if not isinstance(request, CreateWorkflowRequest):
             raise ValidationError(f"expected a CreateWorkflowRequest, got {request!r}")
         check_tag_name(request.tag)
+        check_artifact_name(request.name)
         document = validate_dag(request.dag)
 
         return self._commit(
@@ -221,6 +228,10 @@ class WorkflowService:
     def _commit(self, commit: "_Commit") -> CreateWorkflowResponse:
         check_actor(commit.created_by, "created_by")
         check_text(commit.message, "message", 10_000)
+        if commit.name is not None:
+            check_artifact_name(commit.name)
+        if commit.run_id is not None:
+            check_run_id(commit.run_id)
         if commit.expected_revision is not None and (
             type(commit.expected_revision) is not int or commit.expected_revision < 0
         ):
