@@ -105,20 +105,11 @@ def run_snapshot_sensor(
 ) -> dg.SensorResult:
     """Marks each finished Dagster run finished in the catalog (success, failure, canceled).
 
-    The cursor is the update time of the newest finished run seen. Runs the catalog never
-    recorded (they touched no versioned output) are skipped.
+    The cursor is the update time of the newest finished run seen; it never goes back.
+    Runs the catalog never recorded (they touched no versioned output) are skipped.
     """
-    after = (
-        datetime.fromtimestamp(float(context.cursor), UTC) - CURSOR_OVERLAP
-        if context.cursor
-        else None
-    )
-    records = context.instance.get_run_records(
-        filters=dg.RunsFilter(statuses=list(FINAL_STATUSES), updated_after=after),
-        order_by="update_timestamp",
-        ascending=True,
-        limit=RUNS_PER_TICK,
-    )
+    cursor = float(context.cursor) if context.cursor else None
+    records = _finished_runs_since(context.instance, cursor)
     runs = orchestrator.catalog.runs
     finished = 0
     for record in records:
@@ -128,6 +119,28 @@ def run_snapshot_sensor(
             finished += 1
         except (core.NotFoundError, core.ConflictError):
             continue
-    cursor = str(records[-1].update_timestamp.timestamp()) if records else context.cursor
+    newest = max([cursor or 0.0, *(r.update_timestamp.timestamp() for r in records)])
     skip = None if finished else "no finished runs to record"
-    return dg.SensorResult(skip_reason=skip, cursor=cursor)
+    return dg.SensorResult(skip_reason=skip, cursor=str(newest) if records else context.cursor)
+
+
+def _finished_runs_since(
+    instance: dg.DagsterInstance, cursor: float | None
+) -> Sequence[dg.RunRecord]:
+    """Finished runs updated after ``cursor`` less the overlap, oldest update first: a
+    page of ``RUNS_PER_TICK``, or more when a full page gets no further than the cursor
+    (more runs than that finished within the overlap, and would be read again forever)."""
+    after = None if cursor is None else datetime.fromtimestamp(cursor, UTC) - CURSOR_OVERLAP
+    limit = RUNS_PER_TICK
+    while True:
+        records = instance.get_run_records(
+            filters=dg.RunsFilter(statuses=list(FINAL_STATUSES), updated_after=after),
+            order_by="update_timestamp",
+            ascending=True,
+            limit=limit,
+        )
+        if len(records) < limit or cursor is None:
+            return records
+        if records[-1].update_timestamp.timestamp() > cursor:
+            return records
+        limit *= 2

@@ -11,6 +11,7 @@ from orchestrator_dagster import (
     OrchestratorResource,
     VersionedIOManager,
     run_snapshot_sensor,
+    sensors,
     tag_move_sensor,
 )
 
@@ -141,3 +142,26 @@ def test_run_snapshot_sensor_records_final_status(
     again = tick(run_snapshot_sensor, orchestrator, instance, result.cursor)
     assert again.cursor == result.cursor
     assert catalog.runs.get_run(ok.run_id).status == "success"
+
+
+def test_run_snapshot_sensor_gets_past_more_runs_than_a_page_finishing_together(
+    orchestrator: OrchestratorResource,
+    instance: dg.DagsterInstance,
+    catalog: core.Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sensors, "RUNS_PER_TICK", 2)
+    run_ids = [f"run-{i}" for i in range(5)]
+    for run_id in run_ids:  # five runs finishing within the cursor's overlap
+        catalog.runs.create_run(run_id)
+        instance.add_run(
+            dg.DagsterRun(job_name="job", run_id=run_id, status=dg.DagsterRunStatus.SUCCESS)
+        )
+    cursors: list[float] = []
+    cursor = None
+    for _ in range(4):
+        cursor = tick(run_snapshot_sensor, orchestrator, instance, cursor).cursor
+        assert cursor is not None
+        cursors.append(float(cursor))
+    assert [catalog.runs.get_run(run_id).status for run_id in run_ids] == ["success"] * 5
+    assert cursors == sorted(cursors)
