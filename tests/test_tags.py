@@ -50,6 +50,13 @@ def test_create_existing_tag_is_a_conflict(
     assert row_counts(catalog) == before
 
 
+def test_create_without_a_target_is_a_validation_error(catalog: core.Services) -> None:
+    before = row_counts(catalog)
+    with pytest.raises(core.ValidationError, match="artifact id None"):
+        catalog.tags.create_tag("main", None)  # type: ignore[arg-type]
+    assert row_counts(catalog) == before
+
+
 def test_create_or_move_to_the_current_target_records_nothing(
     catalog: core.Services, versions: list[uuid.UUID]
 ) -> None:

@@ -83,7 +83,7 @@ def cli(ctx: click.Context, database_url: str | None, blob_root: str | None) -> 
     """Inspect and steer the versioned DAG catalog.
 
     \b
-    Exit statuses: 0 success, 1 verify/gc found a problem, 2 usage or validation
+    Exit statuses: 0 success, 1 verify found a problem, 2 usage or validation
     error, 3 not found, 4 conflict (a compare-and-swap lost), 5 catalog busy.
 
     \b

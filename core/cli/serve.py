@@ -2,13 +2,14 @@
 
 import click
 
-from core.cli.app import EXIT_USAGE, CatalogContext, cli, pass_catalog
+from core.cli.app import EXIT_USAGE, CatalogContext, cli, domain_errors, pass_catalog
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @pass_catalog
+@domain_errors
 def serve(context: CatalogContext, host: str, port: int) -> None:
     """Serve the catalog over HTTP (OpenAPI at /openapi.json).
 

@@ -3,7 +3,6 @@
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -50,7 +49,6 @@ class ArtifactRepository:
         name: str,
         created_by: str | None,
         metadata_json: str,
-        created_at: datetime | None = None,
     ) -> Artifact | None:
         """Insert an artifact; ``None`` when one with this version hash exists already."""
         values = {
@@ -60,7 +58,7 @@ class ArtifactRepository:
             "cas_id": cas_id,
             "parent_id": parent_id,
             "name": name,
-            "created_at": created_at or utc_now(),
+            "created_at": utc_now(),
             "created_by": created_by,
             "metadata": metadata_json,
         }

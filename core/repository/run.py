@@ -73,11 +73,12 @@ class RunRepository:
         )
         return None if row is None else _to_run(row)
 
-    def set_status(self, run_id: str, status: str, *, finished: bool) -> Run | None:
+    def finish(self, run_id: str, status: str) -> Run | None:
+        """Record ``status`` as the run's final one, finished now."""
         row = self._session.execute(
             runs.update()
             .where(runs.c.run_id == run_id)
-            .values(status=status, finished_at=utc_now() if finished else None)
+            .values(status=status, finished_at=utc_now())
             .returning(*runs.c)
         ).first()
         return None if row is None else _to_run(row)

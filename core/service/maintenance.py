@@ -8,6 +8,7 @@ that lands while ``gc`` runs is never lost.
 """
 
 import contextlib
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,8 @@ Progress = Callable[[int, int], None]
 """Called with (done, total) as work advances."""
 
 ORPHAN_FILE_MIN_AGE = timedelta(hours=1)
+MAX_GRACE = timedelta(days=36525)
+"""The longest grace period ``gc`` takes (a century)."""
 """Files with no catalog entry are younger than this while their writer still records them."""
 
 
@@ -58,8 +61,10 @@ class MaintenanceService:
         progress: Progress = _no_progress,
     ) -> GcReport:
         """Remove unreferenced blobs older than ``grace`` (never one stored after ``gc`` began)."""
-        if not isinstance(grace, timedelta) or grace < timedelta(0):
-            raise ValidationError(f"invalid grace period {grace!r}: expected >= 0")
+        if not isinstance(grace, timedelta) or not timedelta(0) <= grace <= MAX_GRACE:
+            raise ValidationError(
+                f"invalid grace period {grace}: expected 0 to {MAX_GRACE.days} days"
+            )
         started = datetime.now(UTC)
         cutoff = started - grace
         stored = list(self._blobs.stored_ids())  # walk the disk before taking the lock
@@ -165,13 +170,16 @@ class MaintenanceService:
 
 
 def parse_duration(text: str) -> timedelta:
-    """``30s``, ``15m``, ``1h``, ``7d`` (or plain seconds) as a ``timedelta``."""
+    """``30s``, ``15m``, ``1h``, ``7d`` (or plain seconds), at most ``MAX_GRACE``."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
     try:
-        if text and text[-1] in units:
-            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-        return timedelta(seconds=float(text))
+        seconds = float(number) * unit
     except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_GRACE.total_seconds():  # NaN and infinities fail this too
         raise ValidationError(
-            f"invalid duration {text!r}: expected e.g. 30s, 15m, 1h or 7d"
-        ) from None
+            f"invalid duration {text!r}: expected e.g. 30s, 15m, 1h or 7d, "
+            f"at most {MAX_GRACE.days} days"
+        )
+    return timedelta(seconds=seconds)

@@ -10,8 +10,8 @@ from core.service.artifact import ArtifactService
 from core.uow import UnitOfWorkFactory
 
 REFLOG = re.compile(r"(?P<tag>.+)@\{(?P<position>\d+)\}")
-HASH_PREFIX = re.compile(r"(?:sha256:)?(?P<hex>[0-9a-f]{8,64})")
 MIN_PREFIX = 8
+HASH_PREFIX = re.compile(rf"(?:sha256:)?(?P<hex>[0-9a-f]{{{MIN_PREFIX},64}})")
 
 
 class RefService:

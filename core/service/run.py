@@ -173,6 +173,6 @@ class RunService:
                 return run
             if run.status != RunStatus.STARTED:
                 raise ConflictError(f"run {run_id!r} already finished as {run.status!r}")
-            finished = uow.runs.set_status(run_id, status, finished=True)
+            finished = uow.runs.finish(run_id, status)
             assert finished is not None
             return finished

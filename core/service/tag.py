@@ -47,6 +47,7 @@ class TagService:
         run_id: str | None = None,
     ) -> Tag:
         """Create ``name`` at ``target_id``; ``ConflictError`` if it exists."""
+        target_id = check_artifact_id(target_id)
         with self._uow() as uow:
             if not self.compare_and_swap(
                 name, None, target_id, moved_by=moved_by, reason=reason, run_id=run_id

@@ -226,7 +226,10 @@ def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no
 def test_usage_errors_exit_2(run) -> None:  # type: ignore[no-untyped-def]
     assert run("history").exit_code == 2
     assert run("nonsense").exit_code == 2
-    assert run("gc", "--grace", "soon").exit_code == 2
+    for grace in ("soon", "inf", "1e20s", "nan", "999999d"):
+        result = run("gc", "--grace", grace)
+        assert result.exit_code == 2, grace
+        assert "Traceback" not in result.output and repr(grace)[1:-1] in result.output, grace
 
 
 def test_gc_removes_only_unreferenced_old_blobs(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
