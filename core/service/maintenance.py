@@ -25,9 +25,9 @@ Progress = Callable[[int, int], None]
 """Called with (done, total) as work advances."""
 
 ORPHAN_FILE_MIN_AGE = timedelta(hours=1)
+"""Files with no catalog entry are younger than this while their writer still records them."""
 MAX_GRACE = timedelta(days=36525)
 """The longest grace period ``gc`` takes (a century)."""
-"""Files with no catalog entry are younger than this while their writer still records them."""
 
 
 class _StoredAgain(Exception):
@@ -79,12 +79,13 @@ class MaintenanceService:
         ]
         removed, removed_bytes, kept = [], 0, 0
         total = len(candidates) + len(orphans)
-        for done, (cas_id, size, created_at) in enumerate(
+        for done, (cas_id, size, recorded_at) in enumerate(
             [(blob.cas_id, blob.size, blob.created_at) for blob in candidates]
-            + [(cas_id, self._blobs.size(cas_id) or 0, orphan_cutoff) for cas_id in orphans],
+            + [(cas_id, self._blobs.size(cas_id) or 0, None) for cas_id in orphans],
             start=1,
-        ):
-            if created_at >= cutoff or not self._older(cas_id, cutoff):
+        ):  # an orphan has no row, and its file is older than ``orphan_cutoff`` already
+            recent = recorded_at is not None and recorded_at >= cutoff
+            if recent or not self._older(cas_id, cutoff):
                 kept += 1
             elif dry_run or self._collect(cas_id, cutoff):
                 removed.append(cas_id)

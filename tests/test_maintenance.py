@@ -1,0 +1,46 @@
+"""gc: what it removes and what it keeps, including files the catalog never recorded."""
+
+import os
+import time
+from datetime import timedelta
+
+import core
+from core.blobstore import BlobStore
+
+
+def backdate(path: os.PathLike[str], hours: float) -> None:
+    then = time.time() - hours * 3600
+    os.utime(path, (then, then))
+
+
+def test_gc_removes_old_orphan_files_at_the_default_grace(catalog: core.Services) -> None:
+    """A crash between a blob file's write and its row leaves an orphan file."""
+    blobs = BlobStore(catalog.blob_root)
+    old, young = b"written, then the writer crashed", b"written, its row not yet committed"
+    old_id, young_id = catalog.cas.compute_hash(old), catalog.cas.compute_hash(young)
+    blobs.put_bytes(old_id, old)
+    blobs.put_bytes(young_id, young)
+    backdate(blobs.path(old_id), hours=2)
+    kept_value = catalog.cas.store_content(b"recorded, unreferenced, recent")
+
+    report = catalog.maintenance.gc()  # grace: one hour
+
+    assert report.removed == [old_id]
+    assert report.removed_bytes == len(old)
+    assert report.kept_recent == 1  # the recorded blob (a young orphan is not looked at)
+    assert not blobs.path(old_id).exists()
+    assert blobs.path(young_id).exists()
+    assert catalog.cas.get_content(kept_value) == b"recorded, unreferenced, recent"
+
+
+def test_gc_keeps_orphans_younger_than_an_hour_even_with_no_grace(
+    catalog: core.Services,
+) -> None:
+    blobs = BlobStore(catalog.blob_root)
+    content = b"its writer may still record it"
+    cas_id = catalog.cas.compute_hash(content)
+    blobs.put_bytes(cas_id, content)
+    backdate(blobs.path(cas_id), hours=0.5)
+    assert catalog.maintenance.gc(timedelta(0)).removed == []
+    backdate(blobs.path(cas_id), hours=1.5)
+    assert catalog.maintenance.gc(timedelta(0)).removed == [cas_id]
