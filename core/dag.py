@@ -152,12 +152,13 @@ def validate_patch(patch: object) -> list[dict[str, Any]]:
     """Check that ``patch`` is an RFC 6902 JSON Patch (a list of operations)."""
     if not isinstance(patch, list) or not all(isinstance(op, Mapping) for op in patch):
         raise ValidationError("JSON Patch must be a list of operation objects")
-    for op in patch:
-        _check_plain_json(op, f"JSON Patch operation {op.get('op')!r}")
-    try:
-        jsonpatch.JsonPatch(patch)
-    except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError) as exc:
-        raise ValidationError(f"invalid JSON Patch: {exc}") from exc
+    for index, op in enumerate(patch):
+        where = f"JSON Patch operation {index} ({op.get('op')!r} at {op.get('path')!r})"
+        _check_plain_json(op, where)
+        try:
+            jsonpatch.JsonPatch([op])
+        except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError) as exc:
+            raise ValidationError(f"invalid {where}: {exc}") from exc
     return [dict(op) for op in patch]
 
 

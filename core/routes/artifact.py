@@ -11,11 +11,11 @@ def router(catalog: core.Services) -> APIRouter:
     handler = ArtifactHandler(catalog)
     routes = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=ERROR_RESPONSES)
 
-    @routes.get("/{ref}/chain", summary="The patch chain: base dag_version first")
+    @routes.get("/{ref:path}/chain", summary="The patch chain: base dag_version first")
     def get_chain(ref: str) -> list[ArtifactOut]:
         return handler.chain(ref)
 
-    @routes.get("/{ref}", summary="One artifact")
+    @routes.get("/{ref:path}", summary="One artifact")
     def get_artifact(ref: str) -> ArtifactOut:
         return handler.get(ref)
 

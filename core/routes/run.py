@@ -15,11 +15,11 @@ def router(catalog: core.Services) -> APIRouter:
     def create_run(body: CreateRunIn, response: Response) -> RunOut:
         return handler.create(body, response)
 
-    @routes.get("/{run_id}", summary="One run")
+    @routes.get("/{run_id:path}", summary="One run")
     def get_run(run_id: str) -> RunOut:
         return handler.get(run_id)
 
-    @routes.post("/{run_id}/finish", summary="Record a run's final status")
+    @routes.post("/{run_id:path}/finish", summary="Record a run's final status")
     def finish_run(run_id: str, body: FinishRunIn) -> RunOut:
         return handler.finish(run_id, body)
 
