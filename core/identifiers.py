@@ -78,6 +78,16 @@ def check_job_name(name: object) -> str | None:
     return name
 
 
+MAX_LIMIT = 1_000_000
+
+
+def check_limit(limit: object) -> int:
+    """Return ``limit`` if it is an int from 1 to ``MAX_LIMIT`` (how many rows to list)."""
+    if type(limit) is not int or not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError(f"invalid limit {limit!r}: expected 1 to {MAX_LIMIT}")
+    return limit
+
+
 def check_text(value: object, field: str, limit: int) -> str | None:
     """``value`` if it is ``None`` or a string of at most ``limit`` characters with no NUL."""
     if value is not None and (not isinstance(value, str) or len(value) > limit or "\x00" in value):

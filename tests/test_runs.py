@@ -100,6 +100,9 @@ def test_run_errors_change_nothing(
         catalog.runs.create_run("")
     with pytest.raises(core.NotFoundError, match="'nope'"):
         catalog.runs.get_run("nope")
+    for limit in (0, -1, 10**9, "5"):
+        with pytest.raises(core.ValidationError, match=f"invalid limit {limit!r}"):
+            catalog.runs.list_runs(limit=limit)  # type: ignore[arg-type]
     with pytest.raises(core.NotFoundError, match="'nope'"):
         catalog.runs.finish_run("nope", "success")
     catalog.runs.create_run("run-1")

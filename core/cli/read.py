@@ -136,7 +136,13 @@ def history(context: CatalogContext, tag: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
-@click.option("--limit", default=50, show_default=True, help="At most this many versions.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many versions.",
+)
 @json_option
 @pass_catalog
 @domain_errors
@@ -240,14 +246,18 @@ def cat(context: CatalogContext, node: str, ref: str, partition: str | None, dec
         sys.stdout.buffer.flush()
         return
     media_type = entry.get("media_type", "")
-    if media_type == "application/json" or media_type.endswith("+json"):
-        click.echo(json.dumps(json.loads(content), indent=2, ensure_ascii=False))
-    elif media_type.startswith("text/"):
-        click.echo(content.decode())
-    else:
+    try:
+        if media_type == "application/json" or media_type.endswith("+json"):
+            click.echo(json.dumps(json.loads(content), indent=2, ensure_ascii=False))
+        elif media_type.startswith("text/"):
+            click.echo(content.decode())
+        else:
+            raise ValueError("not a JSON or text media type")
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise core.ValidationError(
-            f"cannot decode {media_type!r} here: drop --decode for the raw bytes"
-        )
+            f"cannot decode node {node!r} ({media_type!r}) here: {exc}; drop --decode for "
+            "the raw bytes"
+        ) from None
 
 
 @cli.command()
@@ -295,7 +305,13 @@ def diff(context: CatalogContext, ref1: str, ref2: str, as_json: bool) -> None:
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--limit", default=50, show_default=True, help="At most this many runs.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many runs.",
+)
 @json_option
 @click.pass_context
 @domain_errors

@@ -25,6 +25,7 @@ from core.identifiers import (
     check_artifact_id,
     check_artifact_name,
     check_cas_id,
+    check_limit,
     check_version_hash,
 )
 from core.service.cas import CasService
@@ -240,6 +241,7 @@ class ArtifactService:
     def get_ancestry(self, artifact_id: uuid.UUID, *, limit: int = 1000) -> list[Artifact]:
         """``artifact_id`` and its parents, newest first, down to the first version."""
         artifact_id = check_artifact_id(artifact_id)
+        check_limit(limit)
         with self._uow() as uow:
             line = uow.artifacts.ancestry(artifact_id, limit)
         if not line:

@@ -1,5 +1,6 @@
 """Refs: the names users give versions on a command line or over HTTP."""
 
+import contextlib
 import re
 import uuid
 
@@ -10,6 +11,9 @@ from core.service.artifact import ArtifactService
 from core.uow import UnitOfWorkFactory
 
 REFLOG = re.compile(r"(?P<tag>.+)@\{(?P<position>\d+)\}")
+ARTIFACT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+"""An artifact id as ``str(uuid)`` spells it (32 bare hex digits are a hash prefix)."""
+MAX_POSITION = 2**31 - 1
 MIN_PREFIX = 8
 HASH_PREFIX = re.compile(rf"(?:sha256:)?(?P<hex>[0-9a-f]{{{MIN_PREFIX},64}})")
 
@@ -30,10 +34,9 @@ class RefService:
     def resolve(self, ref: str) -> Artifact:
         if not isinstance(ref, str) or not ref:
             raise ValidationError(f"invalid ref {ref!r}: expected a tag, hash or artifact id")
-        try:
-            return self._artifacts.get_by_id(uuid.UUID(ref))
-        except ValueError:
-            pass
+        if ARTIFACT_ID.fullmatch(ref):
+            with contextlib.suppress(NotFoundError):  # may still be a tag of that name
+                return self._artifacts.get_by_id(uuid.UUID(ref))
         if reflog := REFLOG.fullmatch(ref):
             return self._position(check_tag_name(reflog["tag"]), int(reflog["position"]))
         with self._uow() as uow:
@@ -53,7 +56,7 @@ class RefService:
 
     def _position(self, tag: str, position: int) -> Artifact:
         with self._uow() as uow:
-            move = uow.tags.move_at(tag, position)
+            move = uow.tags.move_at(tag, position) if position <= MAX_POSITION else None
         if move is None:
             raise NotFoundError(f"tag {tag!r} has no position @{{{position}}}")
         if move.to_target_id is None:

@@ -8,7 +8,13 @@ from typing import NamedTuple
 from core.cache import LRUCache
 from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.identifiers import check_cas_id, check_job_name, check_run_id, check_tag_name
+from core.identifiers import (
+    check_cas_id,
+    check_job_name,
+    check_limit,
+    check_run_id,
+    check_tag_name,
+)
 from core.service.artifact import ArtifactService
 from core.uow import UnitOfWorkFactory
 
@@ -109,6 +115,7 @@ class RunService:
 
     def list_runs(self, *, limit: int = 50) -> list[Run]:
         """The latest runs, newest first."""
+        check_limit(limit)
         with self._uow() as uow:
             return uow.runs.recent(limit)
 

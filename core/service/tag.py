@@ -7,6 +7,7 @@ from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import (
     check_actor,
     check_artifact_id,
+    check_limit,
     check_run_id,
     check_tag_name,
     check_text,
@@ -140,6 +141,7 @@ class TagService:
         check_tag_name(name)
         if not isinstance(after_move_id, int) or after_move_id < 0:
             raise ValidationError(f"invalid move id {after_move_id!r}: expected an int >= 0")
+        check_limit(limit)
         with self._uow() as uow:
             return uow.tags.moves_after(name, after_move_id, limit)
 

@@ -72,7 +72,9 @@ def test_refs_everywhere(run, populated: core.Services) -> None:  # type: ignore
         second.version_hash,
         second.version_hash[7:15],
         "sha256:" + second.version_hash[7:17],
+        second.version_hash[7:39],  # 32 hex digits: a prefix, though UUID() would take it
         str(second.id),
+        str(second.id).upper(),
     ]:
         shown = as_json(run("show", ref, "--json"))
         assert shown["artifact"]["id"] == str(second.id), ref
@@ -80,6 +82,7 @@ def test_refs_everywhere(run, populated: core.Services) -> None:  # type: ignore
     missing = run("show", "nope")
     assert missing.exit_code == 3 and "unknown ref 'nope'" in missing.output
     assert run("show", "main@{9}").exit_code == 3
+    assert run("show", "main@{99999999999999999999}").exit_code == 3
 
 
 def test_ambiguous_prefix_is_an_error(run, catalog: core.Services) -> None:  # type: ignore[no-untyped-def]
@@ -223,9 +226,24 @@ def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no
         assert "Example:" in result.output and "orchestrator " in result.output, command
 
 
+def test_values_that_cannot_be_decoded_are_named(run, catalog: core.Services) -> None:  # type: ignore[no-untyped-def]
+    commit = catalog.assets.commit_output
+    commit("run-1", "main", "notes", b"caf\xe9", media_type="text/plain")  # not UTF-8
+    commit("run-1", "main", "broken", b"{not json", media_type="application/json")
+    for node in ("notes", "broken"):
+        result = run("cat", node, "--decode")
+        assert result.exit_code == 2, result.output
+        assert f"cannot decode node {node!r}" in result.output
+        assert "Traceback" not in result.output
+        assert run("cat", node).exit_code == 0  # the raw bytes are still there
+
+
 def test_usage_errors_exit_2(run) -> None:  # type: ignore[no-untyped-def]
     assert run("history").exit_code == 2
     assert run("nonsense").exit_code == 2
+    for limit in ("0", "-1"):
+        assert run("runs", "--limit", limit).exit_code == 2
+        assert run("log", "main", "--limit", limit).exit_code == 2
     for grace in ("soon", "inf", "1e20s", "nan", "999999d"):
         result = run("gc", "--grace", grace)
         assert result.exit_code == 2, grace
