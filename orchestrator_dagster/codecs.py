@@ -72,7 +72,17 @@ class CodecRegistry:
         self._by_media_type: dict[str, Codec] = {c.media_type: c for c in (JSON, PICKLE, BYTES)}
 
     def register(self, value_type: type, codec: Codec) -> None:
-        """Use ``codec`` for instances of ``value_type`` (and its subclasses)."""
+        """Use ``codec`` for instances of ``value_type`` (and its subclasses).
+
+        Stored bytes are decoded by media type, so a media type belongs to one codec:
+        give a codec of your own its own media type (``application/vnd.my-type+json``).
+        """
+        taken = self._by_media_type.get(codec.media_type)
+        if taken is not None and taken is not codec:
+            raise core.ValidationError(
+                f"media type {codec.media_type!r} already decodes with another codec; "
+                "give this codec a media type of its own"
+            )
         self._by_type[value_type] = codec
         self._by_media_type[codec.media_type] = codec
 

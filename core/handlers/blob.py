@@ -7,7 +7,8 @@ from fastapi import Response
 import core
 
 IMMUTABLE = "public, max-age=31536000, immutable"
-RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.IGNORECASE)
+"""One byte range; other units and several ranges are ignored (RFC 9110 14.2): a 200."""
 
 
 class BlobHandler:
@@ -18,10 +19,10 @@ class BlobHandler:
         blob = self._catalog.cas.get_blob(cas_id)
         assert blob is not None
         headers = {"ETag": f'"{cas_id}"', "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
-        if if_none_match is not None and cas_id in if_none_match:
+        if if_none_match is not None and (if_none_match.strip() == "*" or cas_id in if_none_match):
             return Response(status_code=304, headers=headers)
         content = self._catalog.cas.get_content(cas_id)  # verified against its id
-        if range_header is None:
+        if range_header is None or not _single_byte_range(range_header):
             return Response(content, media_type=blob.media_type, headers=headers)
         span = _byte_range(range_header, len(content))
         if span is None:
@@ -30,6 +31,11 @@ class BlobHandler:
         start, end = span
         headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"
         return Response(content[start : end + 1], 206, headers, media_type=blob.media_type)
+
+
+def _single_byte_range(header: str) -> bool:
+    unit, _, ranges = header.strip().partition("=")
+    return unit.strip().lower() == "bytes" and "," not in ranges
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:

@@ -128,6 +128,11 @@ def test_blobs(client: TestClient, catalog: core.Services) -> None:
     tail = client.get(f"/blobs/{cas_id}", headers={"Range": "bytes=-4"})
     assert tail.content == payload[-4:]
     assert client.get(f"/blobs/{cas_id}", headers={"Range": "bytes=9999-"}).status_code == 416
+    assert client.get(f"/blobs/{cas_id}", headers={"Range": "Bytes=0-1"}).status_code == 206
+    for ignored in ("items=0-5", "bytes=0-1,5-6"):  # other units, several ranges: the whole
+        whole = client.get(f"/blobs/{cas_id}", headers={"Range": ignored})
+        assert whole.status_code == 200 and whole.content == payload, ignored
+    assert client.get(f"/blobs/{cas_id}", headers={"If-None-Match": "*"}).status_code == 304
     assert (
         client.get(f"/blobs/{cas_id}", headers={"If-None-Match": f'"{cas_id}"'}).status_code == 304
     )
