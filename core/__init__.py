@@ -29,6 +29,7 @@ from core.errors import (
     NotFoundError,
     OrchestratorError,
     StorageBusyError,
+    StorageUnavailableError,
     ValidationError,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "RunStatus",
     "Services",
     "StorageBusyError",
+    "StorageUnavailableError",
     "Tag",
     "TagMove",
     "ValidationError",

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from core.duckdb_lease import Backoff, DuckDBFileLock, DuckDBLease
-from core.errors import StorageBusyError, ValidationError
+from core.errors import StorageBusyError, StorageUnavailableError, ValidationError
 
 sa.dialects.registry.register("duckdb.cached", "core.duckdb_dialect", "CachingDuckDBDialect")
 
@@ -131,11 +131,21 @@ class Database:
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Connection]:
         if self._lease is None:
-            with self.engine.connect() as connection:
+            with self._connect_server() as connection:
                 yield connection
             return
         with self._lease.connection() as connection:
             yield connection
+
+    def _connect_server(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except sa.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StorageUnavailableError(
+                f"cannot reach the catalog database "
+                f"{self.url.render_as_string(hide_password=True)!r}: {reason}"
+            ) from exc
 
     def _connect_duckdb(self) -> Connection:
         """Connect, retrying while a process outside our lock holds DuckDB's own lock."""

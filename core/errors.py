@@ -7,7 +7,8 @@ Every error the core raises on purpose is an ``OrchestratorError``::
     ├── ConflictError        a compare-and-swap lost (or an expectation did not hold)
     ├── ValidationError      bad input, rejected before anything changed
     ├── IntegrityError       stored bytes do not match their content id
-    └── StorageBusyError     the database stayed locked past the retry budget
+    ├── StorageBusyError     the database stayed locked past the retry budget
+    └── StorageUnavailableError  the database server cannot be reached
 
 Messages always name the offending value, so adapters can show them as they are.
 """
@@ -35,3 +36,7 @@ class IntegrityError(OrchestratorError):
 
 class StorageBusyError(OrchestratorError):
     """The database stayed locked by other processes past the retry budget."""
+
+
+class StorageUnavailableError(OrchestratorError):
+    """The database server cannot be reached (down, a wrong address, refused credentials)."""

@@ -65,3 +65,12 @@ def test_defaults_come_from_the_environment(
 def test_unsupported_urls_are_rejected(url: str, tmp_path: Path) -> None:
     with pytest.raises(core.ValidationError, match=r"url|file path"):
         core.connect(url, tmp_path)
+
+
+def test_an_unreachable_server_is_a_clear_error() -> None:
+    url = "postgresql+psycopg://someone:secret@127.0.0.1:1/catalog"  # nothing listens on 1
+    with pytest.raises(core.StorageUnavailableError) as raised:
+        core.connect(url)
+    message = str(raised.value)
+    assert "cannot reach the catalog database" in message
+    assert "someone:***@127.0.0.1:1/catalog" in message and "secret" not in message

@@ -21,6 +21,7 @@ EXIT_STATUSES = {
     core.NotFoundError: EXIT_NOT_FOUND,
     core.ConflictError: EXIT_CONFLICT,
     core.StorageBusyError: EXIT_BUSY,
+    core.StorageUnavailableError: EXIT_BUSY,
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,7 +85,8 @@ def cli(ctx: click.Context, database_url: str | None, blob_root: str | None) -> 
 
     \b
     Exit statuses: 0 success, 1 verify found a problem, 2 usage or validation
-    error, 3 not found, 4 conflict (a compare-and-swap lost), 5 catalog busy.
+    error, 3 not found, 4 conflict (a compare-and-swap lost), 5 catalog busy or
+    unreachable.
 
     \b
     Example:

@@ -18,6 +18,7 @@ STATUSES: list[tuple[type[core.OrchestratorError], int, str]] = [
     (core.ConflictError, 409, "conflict"),
     (core.ValidationError, 422, "validation"),
     (core.StorageBusyError, 503, "busy"),
+    (core.StorageUnavailableError, 503, "unavailable"),
     (core.IntegrityError, 500, "integrity"),
 ]
 

@@ -238,6 +238,14 @@ def test_values_that_cannot_be_decoded_are_named(run, catalog: core.Services) ->
         assert run("cat", node).exit_code == 0  # the raw bytes are still there
 
 
+def test_an_unreachable_database_exits_5() -> None:
+    url = "postgresql+psycopg://someone@127.0.0.1:1/catalog"
+    result = CliRunner().invoke(cli, ["--database-url", url, "tags"])
+    assert result.exit_code == 5
+    assert "error: cannot reach the catalog database" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_usage_errors_exit_2(run) -> None:  # type: ignore[no-untyped-def]
     assert run("history").exit_code == 2
     assert run("nonsense").exit_code == 2
