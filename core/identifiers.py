@@ -53,29 +53,24 @@ def check_artifact_id(artifact_id: object) -> uuid.UUID:
     raise ValidationError(f"invalid artifact id {artifact_id!r}: expected a UUID")
 
 
+def check_name(value: object, field: str, limit: int = 255) -> str:
+    """``value`` if it is a string of 1 to ``limit`` printable characters."""
+    if not isinstance(value, str) or not 0 < len(value) <= limit or not value.isprintable():
+        raise ValidationError(f"invalid {field} {value!r}: expected 1-{limit} printable characters")
+    return value
+
+
 def check_run_id(run_id: object) -> str:
-    """Return ``run_id`` if it is a non-empty printable string of at most 200 characters."""
-    if not isinstance(run_id, str) or not run_id or len(run_id) > 200 or not run_id.isprintable():
-        raise ValidationError(f"invalid run id {run_id!r}: expected 1-200 printable characters")
-    return run_id
+    return check_name(run_id, "run id", 200)
 
 
 def check_artifact_name(name: object) -> str:
-    """Return ``name`` if it is 1-255 printable characters."""
-    if not isinstance(name, str) or not 0 < len(name) <= 255 or not name.isprintable():
-        raise ValidationError(
-            f"invalid artifact name {name!r}: expected 1-255 printable characters"
-        )
-    return name
+    return check_name(name, "artifact name")
 
 
 def check_job_name(name: object) -> str | None:
-    """Return ``name`` if it is ``None`` or 1-255 printable characters."""
-    if name is not None and (
-        not isinstance(name, str) or not 0 < len(name) <= 255 or not name.isprintable()
-    ):
-        raise ValidationError(f"invalid job name {name!r}: expected 1-255 printable characters")
-    return name
+    """``name`` if it is ``None`` or 1-255 printable characters."""
+    return None if name is None else check_name(name, "job name")
 
 
 MAX_LIMIT = 1_000_000

@@ -3,16 +3,28 @@
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 import core
-from core.cli.app import CatalogContext, cli, domain_errors, pass_catalog
+from core.cli.app import CatalogContext, F, cli, domain_errors, pass_catalog
 from core.cli.output import emit_json, short, table, when
 from core.dag import node_value
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (schema: README).")
+
+
+def limit_option(what: str) -> Callable[[F], F]:
+    """``--limit``: how many rows a listing shows (at least one)."""
+    return click.option(
+        "--limit",
+        default=50,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help=f"At most this many {what}.",
+    )
 
 
 def artifact_json(artifact: core.Artifact) -> dict[str, Any]:
@@ -136,13 +148,7 @@ def history(context: CatalogContext, tag: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
-@click.option(
-    "--limit",
-    default=50,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="At most this many versions.",
-)
+@limit_option("versions")
 @json_option
 @pass_catalog
 @domain_errors
@@ -305,13 +311,7 @@ def diff(context: CatalogContext, ref1: str, ref2: str, as_json: bool) -> None:
 
 
 @cli.group(invoke_without_command=True)
-@click.option(
-    "--limit",
-    default=50,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="At most this many runs.",
-)
+@limit_option("runs")
 @json_option
 @click.pass_context
 @domain_errors

@@ -78,8 +78,11 @@ class ArtifactService:
         metadata: dict[str, Any] | None = None,
     ) -> uuid.UUID:
         """Record the DAG document stored at ``cas_id`` as a version (validated first)."""
+        metadata_json = _check_record(name, created_by, metadata)
         document = validate_dag(self._load_json(cas_id))
-        return self._create_dag_version(name, cas_id, document, parent_id, created_by, metadata)
+        return self._create_dag_version(
+            name, cas_id, document, canonical_json(document), parent_id, created_by, metadata_json
+        )
 
     def add_dag_version(
         self,
@@ -94,30 +97,34 @@ class ArtifactService:
         """Store ``document`` and record it as a version, for a caller that has already
         validated it (nothing is read back). ``blobs`` (content, media type) that the
         document names are stored with it."""
-        _check_record(name, created_by, metadata)  # before any file is written
-        content = (canonical_json(document), DAG_MEDIA_TYPE)
-        cas_id = self._cas.store_contents([content, *blobs])[0]
-        return self._create_dag_version(name, cas_id, document, parent_id, created_by, metadata)
+        metadata_json = _check_record(name, created_by, metadata)  # before any file is written
+        content = canonical_json(document)
+        cas_id = self._cas.store_contents([(content, DAG_MEDIA_TYPE), *blobs])[0]
+        return self._create_dag_version(
+            name, cas_id, document, content, parent_id, created_by, metadata_json
+        )
 
     def _create_dag_version(
         self,
         name: str,
         cas_id: str,
         document: dict[str, Any],
+        content: bytes,
         parent_id: uuid.UUID | None,
         created_by: str | None,
-        metadata: dict[str, Any] | None,
+        metadata_json: str,
     ) -> uuid.UUID:
+        """Record ``document`` (``content`` is its canonical JSON) as a version."""
         artifact_id = self._create(
             ArtifactKind.DAG_VERSION,
             name,
             cas_id,
             parent_id,
             created_by,
-            metadata,
+            metadata_json,
             refs=referenced_cas_ids(document),
         )
-        self._resolved.put(artifact_id, _Resolved(canonical_json(document), 0))
+        self._resolved.put(artifact_id, _Resolved(content, 0))
         return artifact_id
 
     def create_patch_set(
@@ -132,11 +139,12 @@ class ArtifactService:
         """Record the JSON Patch at ``cas_id`` against ``parent_id``; it must yield a DAG."""
         if parent_id is None:
             raise ValidationError("a patch set needs a parent_id")
+        metadata_json = _check_record(name, created_by, metadata)
         patch = validate_patch(self._load_json(cas_id))
         parent_document = self.resolve(parent_id)
         document = validate_dag(apply_patch(parent_document, patch))
         return self._create_patch_set(
-            name, cas_id, parent_id, parent_document, document, created_by, metadata
+            name, cas_id, parent_id, parent_document, document, created_by, metadata_json
         )
 
     def add_patch_set(
@@ -156,10 +164,10 @@ class ArtifactService:
         the valid DAG that ``patch`` makes of it. Nothing is read back or checked again.
         ``blobs`` (content, media type) that the patch names are stored with it.
         """
-        _check_record(name, created_by, metadata)  # before any file is written
+        metadata_json = _check_record(name, created_by, metadata)  # before any file is written
         cas_id = self._cas.store_contents([(canonical_json(patch), PATCH_MEDIA_TYPE), *blobs])[0]
         return self._create_patch_set(
-            name, cas_id, parent_id, parent_document, document, created_by, metadata
+            name, cas_id, parent_id, parent_document, document, created_by, metadata_json
         )
 
     def _create_patch_set(
@@ -170,7 +178,7 @@ class ArtifactService:
         parent_document: dict[str, Any],
         document: dict[str, Any],
         created_by: str | None,
-        metadata: dict[str, Any] | None,
+        metadata_json: str,
     ) -> uuid.UUID:
         depth = self.patch_depth(parent_id) + 1
         artifact_id = self._create(
@@ -179,7 +187,7 @@ class ArtifactService:
             cas_id,
             parent_id,
             created_by,
-            metadata,
+            metadata_json,
             # the values this patch brings in (its ancestors hold the rest, and stay)
             refs=added_cas_ids(parent_document, document),
         )
@@ -196,10 +204,11 @@ class ArtifactService:
         metadata: dict[str, Any] | None = None,
     ) -> uuid.UUID:
         """Record the run snapshot document at ``cas_id``, pinned to ``parent_id``."""
+        metadata_json = _check_record(name, created_by, metadata)
         if not isinstance(self._load_json(cas_id), dict):
             raise ValidationError(f"run snapshot content {cas_id} must be a JSON object")
         return self._create(
-            ArtifactKind.RUN_SNAPSHOT, name, cas_id, parent_id, created_by, metadata
+            ArtifactKind.RUN_SNAPSHOT, name, cas_id, parent_id, created_by, metadata_json
         )
 
     def add_run_snapshot(
@@ -212,9 +221,11 @@ class ArtifactService:
     ) -> uuid.UUID:
         """Store the run snapshot document ``snapshot`` and record it, pinned to
         ``parent_id`` (nothing is read back)."""
-        _check_record(name, created_by, None)  # before the file is written
+        metadata_json = _check_record(name, created_by, None)  # before the file is written
         cas_id = self._cas.store_content(canonical_json(snapshot), SNAPSHOT_MEDIA_TYPE)
-        return self._create(ArtifactKind.RUN_SNAPSHOT, name, cas_id, parent_id, created_by, None)
+        return self._create(
+            ArtifactKind.RUN_SNAPSHOT, name, cas_id, parent_id, created_by, metadata_json
+        )
 
     def get_by_id(self, artifact_id: uuid.UUID) -> Artifact:
         artifact_id = check_artifact_id(artifact_id)
@@ -294,11 +305,11 @@ class ArtifactService:
         cas_id: str,
         parent_id: uuid.UUID | None,
         created_by: str | None,
-        metadata: dict[str, Any] | None,
+        metadata_json: str,
         *,
         refs: frozenset[str] = frozenset(),
     ) -> uuid.UUID:
-        metadata_json = _check_record(name, created_by, metadata)
+        """Insert the artifact row (name, actor and metadata checked by the caller)."""
         with self._uow() as uow:
             missing = uow.blobs.missing(refs | {cas_id})
             if cas_id in missing:

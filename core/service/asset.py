@@ -16,6 +16,7 @@ from core.identifiers import (
     check_content,
     check_job_name,
     check_media_type,
+    check_name,
     check_run_id,
     check_tag_name,
     check_text,
@@ -34,9 +35,7 @@ OWN_OUTPUTS_CACHE_SIZE = 4096
 
 
 def _check_node(node: object) -> str:
-    if not isinstance(node, str) or not 0 < len(node) <= 1000 or not node.isprintable():
-        raise ValidationError(f"invalid node id {node!r}: expected 1-1000 printable characters")
-    return node
+    return check_name(node, "node id", 1000)
 
 
 def _check_partition_key(key: object) -> None:
