@@ -73,17 +73,34 @@ class BlobStore:
                 self._publish(handle, temporary, target)
         return cas_id, size
 
-    def read(self, cas_id: str) -> bytes:
-        """The stored bytes (``FileNotFoundError`` if absent); the caller verifies them."""
-        return self.path(cas_id).read_bytes()
+    def open(self, cas_id: str) -> BinaryIO:
+        """The stored file, open for reading (``FileNotFoundError`` if absent); the caller
+        verifies its bytes and closes it."""
+        return self.path(cas_id).open("rb")
 
     def hash_file(self, cas_id: str) -> str:
         """Re-hash the stored file in bounded memory and return the id it really has."""
-        digest = hashlib.sha256()
-        with self.path(cas_id).open("rb") as handle:
-            while chunk := handle.read(CHUNK_SIZE):
-                digest.update(chunk)
-        return "sha256:" + digest.hexdigest()
+        with self.open(cas_id) as handle:
+            return hash_stream(handle)
+
+    def set_aside(self, cas_id: str, opened: BinaryIO) -> Path | None:
+        """Move the file ``opened`` reads (found corrupt) out of the store, so storing the
+        same bytes again writes a sound copy; returns where it went, or ``None`` if the
+        store no longer holds that file (it was stored again or collected meanwhile).
+
+        The file lands in the temporary folder, touched, so ``gc`` keeps it as long as
+        any other recent leftover there (an hour by default) before removing it.
+        """
+        aside = self._tmp / f"{cas_id.split(':', 1)[1]}.corrupt"
+        try:
+            os.replace(self.path(cas_id), aside)
+        except FileNotFoundError:
+            return None
+        if not os.path.samestat(os.fstat(opened.fileno()), aside.stat()):
+            self.restore(cas_id, aside)  # a sound copy replaced it after we read: keep it
+            return None
+        os.utime(aside)
+        return aside
 
     def _intact(self, target: Path, size: int) -> bool:
         """Whether ``target`` holds ``size`` bytes; touches it when it does."""
@@ -149,6 +166,14 @@ class BlobStore:
         os.replace(temporary, target)
         for directory in [target.parent, *created]:
             _fsync_dir(directory)
+
+
+def hash_stream(stream: BinaryIO) -> str:
+    """The cas id of everything ``stream`` has left to read, read in bounded memory."""
+    digest = hashlib.sha256()
+    while chunk := stream.read(CHUNK_SIZE):
+        digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
 
 
 def _read_into(stream: BinaryIO, buffer: bytearray, view: memoryview) -> int:

@@ -1,6 +1,7 @@
 """Read commands: tags, history, log, show, cat, diff, runs."""
 
 import json
+import shutil
 import sys
 import uuid
 from collections.abc import Callable
@@ -246,11 +247,12 @@ def cat(context: CatalogContext, node: str, ref: str, partition: str | None, dec
     if entry is None:
         part = f" partition {partition!r}" if partition is not None else ""
         raise core.NotFoundError(f"node {node!r}{part} has no stored value at {ref!r}")
-    content = catalog.cas.get_content(entry["cas_id"])
     if not decode:
-        sys.stdout.buffer.write(content)
+        with catalog.cas.open_content(entry["cas_id"]) as verified:
+            shutil.copyfileobj(verified, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return
+    content = catalog.cas.get_content(entry["cas_id"])
     media_type = entry.get("media_type", "")
     try:
         if media_type == "application/json" or media_type.endswith("+json"):

@@ -1,10 +1,15 @@
-"""HTTP handler for blobs: verified bytes, immutable caching, byte ranges."""
+"""HTTP handler for blobs: verified bytes streamed in bounded memory, immutable caching,
+byte ranges."""
 
 import re
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from fastapi import Response
+from fastapi.responses import StreamingResponse
 
 import core
+from core.blobstore import CHUNK_SIZE
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.IGNORECASE)
@@ -21,16 +26,28 @@ class BlobHandler:
         headers = {"ETag": f'"{cas_id}"', "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
         if if_none_match is not None and (if_none_match.strip() == "*" or cas_id in if_none_match):
             return Response(status_code=304, headers=headers)
-        content = self._catalog.cas.get_content(cas_id)  # verified against its id
-        if range_header is None or not _single_byte_range(range_header):
-            return Response(content, media_type=blob.media_type, headers=headers)
-        span = _byte_range(range_header, len(content))
-        if span is None:
-            headers["Content-Range"] = f"bytes */{len(content)}"
-            return Response(status_code=416, headers=headers)
-        start, end = span
-        headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"
-        return Response(content[start : end + 1], 206, headers, media_type=blob.media_type)
+        span = 0, blob.size - 1
+        status = 200
+        if range_header is not None and _single_byte_range(range_header):
+            if (requested := _byte_range(range_header, blob.size)) is None:
+                headers["Content-Range"] = f"bytes */{blob.size}"
+                return Response(status_code=416, headers=headers)
+            span, status = requested, 206
+            headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{blob.size}"
+        handle = self._catalog.cas.open_content(cas_id)  # verified against its id
+        headers["Content-Length"] = str(span[1] - span[0] + 1)
+        body = _read_span(handle, *span)
+        return StreamingResponse(body, status, headers, media_type=blob.media_type)
+
+
+def _read_span(handle: BinaryIO, first: int, last: int) -> Iterator[bytes]:
+    """Bytes ``first`` to ``last`` of ``handle`` in chunks; closes it at the end."""
+    with handle:
+        handle.seek(first)
+        left = last - first + 1
+        while left > 0 and (chunk := handle.read(min(CHUNK_SIZE, left))):
+            left -= len(chunk)
+            yield chunk
 
 
 def _single_byte_range(header: str) -> bool:

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from functools import partial
 from typing import BinaryIO
 
-from core.blobstore import BlobStore
+from core.blobstore import BlobStore, hash_stream
 from core.domain import Blob
 from core.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from core.identifiers import check_cas_id, check_content, check_media_type
@@ -114,24 +114,47 @@ class CasService:
 
     def get_content(self, cas_id: str) -> bytes:
         """The bytes stored under ``cas_id``, verified against it."""
+        with self._open(cas_id) as handle:
+            content = handle.read()
+            self._verify(cas_id, self.compute_hash(content), handle)
+        return content
+
+    def open_content(self, cas_id: str) -> BinaryIO:
+        """The stored file of ``cas_id``, verified against it in bounded memory and open
+        at its start: ``get_content`` for blobs too big to hold. The caller closes it."""
+        handle = self._open(cas_id)
+        try:
+            self._verify(cas_id, hash_stream(handle), handle)
+            handle.seek(0)
+        except BaseException:
+            handle.close()
+            raise
+        return handle
+
+    def _open(self, cas_id: str) -> BinaryIO:
         check_cas_id(cas_id)
         self._in_flight.wait_for(cas_id)  # stored earlier in this transaction
         try:
-            content = self._blobs.read(cas_id)
+            return self._blobs.open(cas_id)
         except FileNotFoundError:
             if self.get_blob(cas_id, missing_ok=True) is not None:
                 raise IntegrityError(
                     f"blob {cas_id} is in the catalog but its bytes are missing "
-                    f"from {self._blobs.path(cas_id)}"
+                    f"from {self._blobs.path(cas_id)}; store the same bytes again to repair it"
                 ) from None
             raise NotFoundError(f"blob {cas_id} not found") from None
-        actual = self.compute_hash(content)
-        if actual != cas_id:
-            raise IntegrityError(
-                f"blob {cas_id} is corrupt: its bytes at {self._blobs.path(cas_id)} "
-                f"hash to {actual}"
-            )
-        return content
+
+    def _verify(self, cas_id: str, actual: str, handle: BinaryIO) -> None:
+        """Raise if the bytes read from ``handle`` hash to ``actual``, not ``cas_id``; the
+        corrupt file is set aside so that storing the same bytes again repairs the blob."""
+        if actual == cas_id:
+            return
+        aside = self._blobs.set_aside(cas_id, handle)
+        moved = f"; moved to {aside}, store the same bytes again to repair it" if aside else ""
+        raise IntegrityError(
+            f"blob {cas_id} is corrupt: its bytes at {self._blobs.path(cas_id)} hash to "
+            f"{actual}{moved}"
+        )
 
     def get_blob(self, cas_id: str, *, missing_ok: bool = False) -> Blob | None:
         """The catalog entry of ``cas_id`` (size, media type)."""

@@ -291,7 +291,9 @@ def test_verify_reports_missing_and_corrupt_blobs(run, populated: core.Services)
     assert problems[latest]["tags"] == ["main"]
     assert problems[first]["tags"] == ["prod"]  # main's document no longer holds it
     assert problems[first]["artifact_ids"]
-    assert run("cat", "orders").exit_code == 1
+    corrupt = run("cat", "orders")  # verified before its first byte is written
+    assert corrupt.exit_code == 1 and "tampered" not in corrupt.output
+    assert "corrupt" in corrupt.output and "store the same bytes again" in corrupt.output
     assert run("verify").exit_code == 1
 
 

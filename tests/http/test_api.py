@@ -1,5 +1,9 @@
 """The HTTP API through the framework's test client, on DuckDB and Postgres."""
 
+import io
+import os
+import tracemalloc
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -139,6 +143,26 @@ def test_blobs(client: TestClient, catalog: core.Services) -> None:
     assert client.get("/blobs/sha256:" + "0" * 64).status_code == 404
     bad = client.get("/blobs/sha256:zz")
     assert bad.status_code == 422 and "'sha256:zz'" in bad.json()["error"]["message"]
+
+
+def test_big_blobs_stream_in_bounded_memory(client: TestClient, catalog: core.Services) -> None:
+    payload = os.urandom(32 << 20)
+    cas_id = catalog.cas.store_stream(io.BytesIO(payload))
+    span = "bytes=1048570-3145737"  # crosses the 1 MiB chunks it is read in
+    whole = client.get(f"/blobs/{cas_id}")
+    assert whole.content == payload and whole.headers["Content-Length"] == str(len(payload))
+    part = client.get(f"/blobs/{cas_id}", headers={"Range": span})
+    assert part.status_code == 206 and part.content == payload[1048570:3145738]
+    assert part.headers["Content-Length"] == str(3145738 - 1048570)
+    del whole, part
+    tracemalloc.start()
+    try:
+        tail = client.get(f"/blobs/{cas_id}", headers={"Range": "bytes=-100"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert tail.content == payload[-100:]
+    assert peak < len(payload) // 4, f"serving 100 bytes of a 32 MiB blob took {peak} bytes"
 
 
 def test_corrupt_blob_is_a_500_without_traceback(
