@@ -47,14 +47,21 @@ class TagHandler:
         response.headers["ETag"] = revision_etag(tag.revision)
         return TagOut.of(tag)
 
-    def delete(self, name: str, if_match: str | None) -> Response:
+    def delete(
+        self, name: str, if_match: str | None, *, moved_by: str | None, reason: str | None
+    ) -> Response:
         revision = expected_revision(if_match)
         if revision is None:
-            self._catalog.tags.delete_tag(name)
+            self._catalog.tags.delete_tag(name, moved_by=moved_by, reason=reason)
         else:
             current = self._catalog.tags.get_tag(name)
             if not self._catalog.tags.compare_and_swap(
-                name, current.target_id, None, expected_revision=revision
+                name,
+                current.target_id,
+                None,
+                moved_by=moved_by,
+                reason=reason,
+                expected_revision=revision,
             ):
                 raise TagConflict(
                     f"tag {name!r} is not at revision {revision}", self._current(name)

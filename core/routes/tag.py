@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
 
 import core
 from core.handlers.schemas import ERROR_RESPONSES, MoveTagIn, TagMoveOut, TagOut
@@ -36,7 +36,12 @@ def router(catalog: core.Services) -> APIRouter:
         return handler.put(name, body, if_match, response)
 
     @routes.delete("/{name:path}", status_code=204, summary="Delete a tag (history stays)")
-    def delete_tag(name: str, if_match: Annotated[str | None, if_match] = None) -> Response:
-        return handler.delete(name, if_match)
+    def delete_tag(
+        name: str,
+        if_match: Annotated[str | None, if_match] = None,
+        moved_by: Annotated[str | None, Query(description="Who deletes it (history)")] = None,
+        reason: Annotated[str | None, Query(description="Why (history)")] = None,
+    ) -> Response:
+        return handler.delete(name, if_match, moved_by=moved_by, reason=reason)
 
     return routes

@@ -84,9 +84,20 @@ def test_put_tag_compare_and_swap(client: TestClient) -> None:
     assert lost.json()["error"]["current_target"] == second["artifact_id"]
     assert client.get("/tags/prod/history").json()[-1]["reason"] == "promote"
     assert client.delete("/tags/prod", headers={"If-Match": "1"}).status_code == 409
-    assert client.delete("/tags/prod", headers={"If-Match": "2"}).status_code == 204
+    deleted = client.delete(
+        "/tags/prod", params={"moved_by": "ops", "reason": "retired"}, headers={"If-Match": "2"}
+    )
+    assert deleted.status_code == 204
     assert client.get("/tags/prod").status_code == 404
-    assert len(client.get("/tags/prod/history").json()) == 3  # history survives
+    history = client.get("/tags/prod/history").json()
+    assert len(history) == 3  # history survives, naming who deleted it and why
+    assert history[-1]["to_target_id"] is None
+    assert (history[-1]["moved_by"], history[-1]["reason"]) == ("ops", "retired")
+    client.put("/tags/scratch", json={"target": "main"})
+    client.delete("/tags/scratch", params={"moved_by": "ci", "reason": "done"})
+    assert client.get("/tags/scratch/history").json()[-1]["reason"] == "done"
+    bad = client.delete("/tags/main", params={"moved_by": "x" * 300})
+    assert bad.status_code == 422 and client.get("/tags/main").status_code == 200
 
 
 def test_runs(client: TestClient, catalog: core.Services) -> None:
