@@ -188,6 +188,8 @@ class GcReport:
     removed: list[str]
     removed_bytes: int
     kept_recent: int
+    """Unreferenced blobs kept because they were stored within the grace period (files
+    with no catalog row: within the last hour, at least)."""
     dry_run: bool
 
 

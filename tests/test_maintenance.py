@@ -27,7 +27,7 @@ def test_gc_removes_old_orphan_files_at_the_default_grace(catalog: core.Services
 
     assert report.removed == [old_id]
     assert report.removed_bytes == len(old)
-    assert report.kept_recent == 1  # the recorded blob (a young orphan is not looked at)
+    assert report.kept_recent == 2  # the recorded blob and the young orphan
     assert not blobs.path(old_id).exists()
     assert blobs.path(young_id).exists()
     assert catalog.cas.get_content(kept_value) == b"recorded, unreferenced, recent"
@@ -41,6 +41,7 @@ def test_gc_keeps_orphans_younger_than_an_hour_even_with_no_grace(
     cas_id = catalog.cas.compute_hash(content)
     blobs.put_bytes(cas_id, content)
     backdate(blobs.path(cas_id), hours=0.5)
-    assert catalog.maintenance.gc(timedelta(0)).removed == []
+    kept = catalog.maintenance.gc(timedelta(0))
+    assert (kept.removed, kept.kept_recent) == ([], 1)
     backdate(blobs.path(cas_id), hours=1.5)
     assert catalog.maintenance.gc(timedelta(0)).removed == [cas_id]

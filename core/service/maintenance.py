@@ -72,12 +72,10 @@ class MaintenanceService:
             candidates = uow.blobs.unreferenced()
             cataloged = uow.blobs.known(stored)
         orphan_cutoff = started - max(grace, ORPHAN_FILE_MIN_AGE)
-        orphans = [
-            cas_id
-            for cas_id in stored
-            if cas_id not in cataloged and self._older(cas_id, orphan_cutoff)
-        ]
-        removed, removed_bytes, kept = [], 0, 0
+        files_without_row = [cas_id for cas_id in stored if cas_id not in cataloged]
+        orphans = [cas_id for cas_id in files_without_row if self._older(cas_id, orphan_cutoff)]
+        removed, removed_bytes = [], 0
+        kept = len(files_without_row) - len(orphans)  # young: their writers may record them
         total = len(candidates) + len(orphans)
         for done, (cas_id, size, recorded_at) in enumerate(
             [(blob.cas_id, blob.size, blob.created_at) for blob in candidates]
