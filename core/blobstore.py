@@ -17,6 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
+from core.identifiers import CAS_ID_PATTERN
+
 CHUNK_SIZE = 1 << 20
 WRITER_THREADS = 4
 """Blob files written at once by ``put_later`` (most of a write is waiting on fsync)."""
@@ -78,11 +80,6 @@ class BlobStore:
         verifies its bytes and closes it."""
         return self.path(cas_id).open("rb")
 
-    def hash_file(self, cas_id: str) -> str:
-        """Re-hash the stored file in bounded memory and return the id it really has."""
-        with self.open(cas_id) as handle:
-            return hash_stream(handle)
-
     def set_aside(self, cas_id: str, opened: BinaryIO) -> Path | None:
         """Move the file ``opened`` reads (found corrupt) out of the store, so storing the
         same bytes again writes a sound copy; returns where it went, or ``None`` if the
@@ -140,10 +137,11 @@ class BlobStore:
             os.replace(quarantined, self.path(cas_id))
 
     def stored_ids(self) -> Iterator[str]:
-        """The ids of every blob file in the store."""
-        for algorithm in sorted(p for p in self.root.iterdir() if p.name != "tmp"):
-            for path in sorted(algorithm.glob("*/*/*")):
-                yield f"{algorithm.name}:{path.name}"
+        """The ids of every blob file in the store (other files are not blobs: skipped)."""
+        for path in sorted((self.root / "sha256").glob("*/*/*")):
+            cas_id = f"sha256:{path.name}"
+            if CAS_ID_PATTERN.fullmatch(cas_id) and self.path(cas_id) == path and path.is_file():
+                yield cas_id
 
     def temporary_files(self) -> list[Path]:
         """Leftovers in the temporary folder (crashed writes, interrupted collections)."""

@@ -3,6 +3,7 @@
 import pytest
 
 import core
+from core.blobstore import BlobStore
 from core.service.asset import LARGE_VALUE
 from tests.helpers import (
     before_blob_writes,
@@ -59,6 +60,20 @@ def test_equal_content_is_a_no_op(catalog: core.Services) -> None:
     after = row_counts(catalog)
     assert after["tag_moves"] == before["tag_moves"]
     assert after["artifacts"] == before["artifacts"] + 1  # run-2's snapshot only
+
+
+def test_materialising_the_same_value_again_repairs_its_lost_file(
+    catalog: core.Services,
+) -> None:
+    first = commit(catalog, "orders", b"[1, 2]")
+    path = BlobStore(catalog.blob_root).path(first.value.cas_id)
+    path.write_bytes(b"[1, 3]")  # rot: the next read sets the file aside
+    with pytest.raises(core.IntegrityError, match="corrupt"):
+        catalog.assets.read(first.value)
+    again = commit(catalog, "orders", b"[1, 2]", run_id="run-2")
+    assert not again.changed
+    assert catalog.assets.read(again.value) == b"[1, 2]"
+    assert catalog.maintenance.verify().problems == []
 
 
 def test_the_value_and_the_patch_are_recorded_together(catalog: core.Services) -> None:

@@ -45,3 +45,36 @@ def test_gc_keeps_orphans_younger_than_an_hour_even_with_no_grace(
     assert (kept.removed, kept.kept_recent) == ([], 1)
     backdate(blobs.path(cas_id), hours=1.5)
     assert catalog.maintenance.gc(timedelta(0)).removed == [cas_id]
+
+
+def test_verify_sets_a_corrupt_file_aside_so_storing_again_repairs_it(
+    catalog: core.Services,
+) -> None:
+    result = catalog.assets.commit_output(
+        "run-1", "main", "orders", b"[1, 2]", media_type="application/json"
+    )
+    blobs = BlobStore(catalog.blob_root)
+    blobs.path(result.value.cas_id).write_bytes(b"[1, 3]")  # same size: bit rot
+    (problem,) = catalog.maintenance.verify().problems
+    assert (problem.cas_id, problem.problem, problem.tags) == (
+        result.value.cas_id,
+        "corrupt",
+        ["main"],
+    )
+    assert (blobs.root / "tmp" / f"{result.value.cas_id[7:]}.corrupt").read_bytes() == b"[1, 3]"
+    catalog.cas.store_content(b"[1, 2]", "application/json")
+    assert catalog.maintenance.verify().problems == []
+
+
+def test_gc_leaves_files_that_are_not_blobs_alone(catalog: core.Services) -> None:
+    stray = catalog.blob_root / "sha256" / "aa" / "cc" / "notes.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("not a blob")
+    misplaced = catalog.cas.compute_hash(b"misplaced")
+    elsewhere = catalog.blob_root / "sha256" / "aa" / "cc" / misplaced[7:]
+    elsewhere.write_bytes(b"misplaced")
+    for path in (stray, elsewhere):
+        backdate(path, hours=48)
+    report = catalog.maintenance.gc(timedelta(0))
+    assert (report.removed, report.kept_recent) == ([], 0)
+    assert stray.exists() and elsewhere.exists()

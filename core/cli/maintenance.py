@@ -46,6 +46,9 @@ def gc(context: CatalogContext, grace: str, dry_run: bool, as_json: bool) -> Non
 def verify(context: CatalogContext, as_json: bool) -> None:
     """Re-hash every referenced blob; exit 1 if any is missing or corrupt.
 
+    A corrupt file is moved to the blob folder's tmp/ so that storing the same bytes
+    again (or materialising the asset again) repairs the blob.
+
     \b
     Example:
       orchestrator verify --json

@@ -169,6 +169,8 @@ class AssetService:
                         run_id=run_id,
                         blobs=blobs,
                     )
+                    if not response.changed:  # the value is stored: unless its file is gone
+                        self._cas.store_missing(blobs)
                     reads = self._reads.of(run_id)
                     self._runs.record_io(run_id, outputs=[value], inputs=reads)
                 break

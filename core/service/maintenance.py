@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.blobstore import BlobStore
+from core.blobstore import BlobStore, hash_stream
 from core.dag import referenced_cas_ids
 from core.domain import BlobProblem, GcReport, VerifyReport
 from core.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
@@ -94,18 +94,22 @@ class MaintenanceService:
         return GcReport(removed, removed_bytes, kept, dry_run)
 
     def verify(self, *, progress: Progress = _no_progress) -> VerifyReport:
-        """Re-hash every referenced blob; report the missing and corrupt ones."""
+        """Re-hash every referenced blob; report the missing and corrupt ones.
+
+        A corrupt file is set aside (as a read does), so that storing the same bytes
+        again repairs the blob.
+        """
         with self._uow() as uow:
             referenced = list(uow.blobs.referenced())
         problems: dict[str, str] = {}
         for done, blob in enumerate(referenced, start=1):
             try:
-                actual = self._blobs.hash_file(blob.cas_id)
+                with self._blobs.open(blob.cas_id) as handle:
+                    if hash_stream(handle) != blob.cas_id:
+                        problems[blob.cas_id] = "corrupt"
+                        self._blobs.set_aside(blob.cas_id, handle)
             except FileNotFoundError:
                 problems[blob.cas_id] = "missing"
-            else:
-                if actual != blob.cas_id:
-                    problems[blob.cas_id] = "corrupt"
             progress(done, len(referenced))
         if not problems:
             return VerifyReport(len(referenced), [])
