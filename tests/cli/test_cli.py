@@ -278,6 +278,14 @@ def test_gc_removes_only_unreferenced_old_blobs(run, populated: core.Services) -
 def test_verify_reports_missing_and_corrupt_blobs(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
     ok = run("verify")
     assert ok.exit_code == 0 and "0 problems" in ok.output
+    revenue = populated.cas.compute_hash(b"42")
+    (populated.blob_root / "sha256" / revenue[7:9] / revenue[9:11] / revenue[7:]).write_bytes(
+        b"43"
+    )
+    corrupt = run("cat", "revenue", "--partition", "2026-01-01")  # verified before writing
+    assert (corrupt.exit_code, corrupt.stdout) == (1, "")
+    assert "corrupt" in corrupt.stderr and "store the same bytes again" in corrupt.stderr
+    populated.cas.store_content(b"42")
     latest = populated.cas.compute_hash(b'[{"id": 1}, {"id": 2}]')
     first = populated.cas.compute_hash(b'[{"id": 1}]')
     root = populated.blob_root / "sha256"
@@ -291,9 +299,10 @@ def test_verify_reports_missing_and_corrupt_blobs(run, populated: core.Services)
     assert problems[latest]["tags"] == ["main"]
     assert problems[first]["tags"] == ["prod"]  # main's document no longer holds it
     assert problems[first]["artifact_ids"]
-    corrupt = run("cat", "orders")  # verified before its first byte is written
-    assert corrupt.exit_code == 1 and "tampered" not in corrupt.output
-    assert "corrupt" in corrupt.output and "store the same bytes again" in corrupt.output
+    assert (populated.blob_root / "tmp" / f"{latest[7:]}.corrupt").read_bytes() == b"tampered"
+    unreadable = run("cat", "orders")  # verify set the corrupt file aside
+    assert (unreadable.exit_code, unreadable.stdout) == (1, "")
+    assert "missing" in unreadable.stderr and "store the same bytes again" in unreadable.stderr
     assert run("verify").exit_code == 1
 
 
