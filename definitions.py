@@ -168,7 +168,8 @@ def main() -> None:
         print("\nmain's history (oldest first):")
         for move in catalog.tags.get_history("main"):
             status = catalog.runs.get_run(move.run_id).status if move.run_id else "-"
-            print(f"  r{move.revision:<3} {move.moved_at:%H:%M:%S}  {move.reason:<40} run {status}")
+            reason = move.reason or "-"
+            print(f"  r{move.revision:<3} {move.moved_at:%H:%M:%S}  {reason:<40} run {status}")
         nodes = catalog.workflows.get_workflow_by_tag("main")["nodes"]
         print(f"\nmain holds {len(nodes)} nodes: {', '.join(sorted(nodes))}")
 

@@ -17,12 +17,34 @@ PREVIEW_LIMIT = 2048
 
 
 def node_id(context: dg.OutputContext | dg.InputContext) -> str:
-    """The DAG node of an output: its asset key (``sales/orders``) or ``step.output``."""
+    """The node of an output: its asset key (``sales/orders``), else the op output's
+    ``step.output`` (``emit.result[a]`` for a dynamic output mapped to ``a``)."""
     if context.has_asset_key:
         return context.asset_key.to_user_string()
     output = context if isinstance(context, dg.OutputContext) else context.upstream_output
     assert output is not None, "an input without an asset key always has an upstream output"
-    return f"{output.step_key}.{output.name}"
+    if output.has_asset_key:  # e.g. a result loading an asset's value for ``output_for_node``
+        return output.asset_key.to_user_string()
+    node = f"{output.step_key}.{output.name}"
+    return f"{node}[{output.mapping_key}]" if output.mapping_key else node
+
+
+def _is_op_output(context: dg.OutputContext | dg.InputContext) -> bool:
+    """Whether the value is an op's output (no asset): kept for its run, not on the tag."""
+    if isinstance(context, dg.OutputContext):
+        return not context.has_asset_key
+    upstream = context.upstream_output
+    return not context.has_asset_key and upstream is not None and not upstream.has_asset_key
+
+
+def _pins(context: dg.InputContext) -> dict[str, Any]:
+    """The metadata holding the input's pin: the input's own (``AssetIn``), else the
+    upstream asset's definition (a ``SourceAsset`` or ``AssetSpec`` pinned to a tag)."""
+    upstream = context.upstream_output
+    for metadata in (context.definition_metadata, upstream and upstream.definition_metadata):
+        if metadata and (PIN_TAG_KEY in metadata or PIN_VERSION_KEY in metadata):
+            return metadata
+    return {}
 
 
 def _current_run_id(context: dg.InputContext) -> str | None:
@@ -83,6 +105,18 @@ class VersionedIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         node = node_id(context)
+        if _is_op_output(context):
+            data, media_type = default_registry.encode(obj, what=f"the output {node!r}")
+            value = self.orchestrator.catalog.assets.commit_step_output(
+                context.run_id,
+                self.tag,
+                node,
+                data,
+                media_type=media_type,
+                job_name=context.job_name,
+            )
+            context.add_output_metadata(_value_metadata(value, obj))
+            return
         data, media_type = default_registry.encode(obj, what=f"the output of asset {node!r}")
         commit = self.orchestrator.catalog.assets.commit_output(
             context.run_id,
@@ -107,19 +141,28 @@ class VersionedIOManager(dg.ConfigurableIOManager):
         return values
 
     def _load(self, context: dg.InputContext, node: str, partition_key: str | None) -> Any:
-        pins = context.definition_metadata or {}
+        pins = _pins(context)
         assets = self.orchestrator.catalog.assets
-        value = assets.locate_input(
-            _current_run_id(context),
-            self.tag,
-            node,
-            partition_key=partition_key,
-            pin_tag=pins.get(PIN_TAG_KEY),
-            pin_version=pins.get(PIN_VERSION_KEY),
-        )
-        return default_registry.decode(
-            assets.read(value), value.media_type, what=f"asset {node!r} ({value.cas_id})"
-        )
+        run_id = _current_run_id(context)
+        upstream = context.upstream_output
+        if _is_op_output(context) and not pins:
+            assert upstream is not None
+            producer = upstream.run_id or run_id  # the re-executed run, for a step not rerun
+            if producer is None:
+                raise core.ValidationError(f"the output {node!r} is read outside a run")
+            value = assets.locate_step_output(run_id, self.tag, producer, node)
+            what = f"the output {node!r} ({value.cas_id})"
+        else:
+            value = assets.locate_input(
+                run_id,
+                self.tag,
+                node,
+                partition_key=partition_key,
+                pin_tag=pins.get(PIN_TAG_KEY),
+                pin_version=pins.get(PIN_VERSION_KEY),
+            )
+            what = f"asset {node!r} ({value.cas_id})"
+        return default_registry.decode(assets.read(value), value.media_type, what=what)
 
     @staticmethod
     def _deps(context: dg.OutputContext) -> list[str]:
@@ -135,27 +178,35 @@ class VersionedIOManager(dg.ConfigurableIOManager):
         if len(keys) != 1:
             raise core.ValidationError(
                 f"VersionedIOManager stores one partition per output; asset "
-                f"{node_id(context)!r} produced {len(keys)} partitions in one step"
+                f"{node_id(context)!r} produced {len(keys)} partitions in one step: give it "
+                "backfill_policy=BackfillPolicy.multi_run(1) to run one partition a step"
             )
         return keys[0]
 
     def _metadata(self, commit: core.OutputCommit, obj: Any) -> dict[str, Any]:
-        value = commit.value
-        metadata: dict[str, Any] = {
-            "orchestrator/cas_id": value.cas_id,
+        return {
+            "orchestrator/cas_id": commit.value.cas_id,
             "orchestrator/version_hash": commit.version_hash,
             "orchestrator/tag": commit.tag,
             "orchestrator/from": str(commit.from_target_id) if commit.from_target_id else "",
             "orchestrator/to": str(commit.artifact_id),
             "orchestrator/revision": commit.revision,
             "orchestrator/unchanged": not commit.changed,
-            "orchestrator/size": dg.MetadataValue.int(value.size),
-            "orchestrator/media_type": value.media_type,
+            **_value_metadata(commit.value, obj),
         }
-        if value.partition_key is not None:
-            metadata["orchestrator/partition"] = value.partition_key
-        if value.media_type == JSON_MEDIA_TYPE and value.size <= PREVIEW_LIMIT:
-            metadata["orchestrator/preview"] = dg.MetadataValue.json(
-                obj if isinstance(obj, dict | list) else {"value": obj}
-            )
-        return metadata
+
+
+def _value_metadata(value: core.NodeValue, obj: Any) -> dict[str, Any]:
+    """What the UI shows of any stored value: where, how big, which type, a preview."""
+    metadata: dict[str, Any] = {
+        "orchestrator/cas_id": value.cas_id,
+        "orchestrator/size": dg.MetadataValue.int(value.size),
+        "orchestrator/media_type": value.media_type,
+    }
+    if value.partition_key is not None:
+        metadata["orchestrator/partition"] = value.partition_key
+    if value.media_type == JSON_MEDIA_TYPE and value.size <= PREVIEW_LIMIT:
+        metadata["orchestrator/preview"] = dg.MetadataValue.json(
+            obj if isinstance(obj, dict | list) else {"value": obj}
+        )
+    return metadata

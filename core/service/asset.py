@@ -177,11 +177,7 @@ class AssetService:
             except ConflictError:
                 if attempt == attempts:
                     raise
-        if committing:
-            self._own_outputs.put((run_id, node, partition_key), value)
-            self._reads.written(run_id, reads)
-        else:  # the caller's transaction may still roll back: read it from the catalog
-            self._own_outputs.discard((run_id, node, partition_key))
+        self._committed(run_id, value, reads, committing)
         return OutputCommit(
             value=value,
             tag=tag,
@@ -191,6 +187,55 @@ class AssetService:
             revision=response.revision,
             changed=response.changed,
         )
+
+    def commit_step_output(
+        self,
+        run_id: str,
+        tag: str,
+        node: str,
+        content: bytes,
+        *,
+        media_type: str,
+        job_name: str | None = None,
+    ) -> NodeValue:
+        """Store the output of an op (a value that is no asset) for its run alone.
+
+        It moves no tag and joins no DAG version: the run's later steps, and re-executions
+        of the run, read it back with ``locate_step_output``. ``tag`` is the run's pin.
+        """
+        check_run_id(run_id)
+        check_tag_name(tag)
+        _check_node(node)
+        check_content(content)
+        check_media_type(media_type)
+        check_job_name(job_name)
+        self._runs.pin(run_id, tag, job_name=job_name)
+        committing = not self._uow.nested
+        with self._uow():
+            cas_id = self._cas.store_content(content, media_type)
+            value = NodeValue(node, None, cas_id, media_type, len(content))
+            reads = self._reads.of(run_id)
+            self._runs.record_io(run_id, outputs=[value], inputs=reads)
+        self._committed(run_id, value, reads, committing)
+        return value
+
+    def locate_step_output(
+        self, run_id: str | None, tag: str, producer: str, node: str
+    ) -> NodeValue:
+        """Where the op output ``node`` of run ``producer`` is stored (the run itself, or
+        the run it re-executes); the read is noted for ``run_id``."""
+        _check_node(node)
+        check_run_id(producer)
+        if run_id is not None:
+            self._runs.pin(run_id, tag)
+        value = self._own_outputs.get((producer, node, None)) or self._runs.get_output(
+            producer, node, None
+        )
+        if value is None:
+            raise NotFoundError(f"output {node!r} of run {producer!r} has no stored value")
+        if run_id is not None:
+            self._reads.add(run_id, value)
+        return value
 
     def locate_input(
         self,
@@ -238,6 +283,19 @@ class AssetService:
                     self._reads.written(run, reads)
                 written += len(reads)
         return written
+
+    def _committed(
+        self, run_id: str, value: NodeValue, reads: list[NodeValue], committing: bool
+    ) -> None:
+        """After ``value`` and ``reads`` were written for ``run_id``: remember the value
+        for the run's downstream reads, forget the reads (unless a caller's transaction
+        may still roll them back)."""
+        key = (run_id, value.node, value.partition_key)
+        if committing:
+            self._own_outputs.put(key, value)
+            self._reads.written(run_id, reads)
+        else:  # the caller's transaction may still roll back: read it from the catalog
+            self._own_outputs.discard(key)
 
     def _locate(
         self,

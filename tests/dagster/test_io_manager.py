@@ -138,6 +138,38 @@ def test_partitions_keep_one_entry_each(
     assert result.output_for_node("combined") == ["eu", "us"]
 
 
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-04")
+
+
+@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def daily(context: dg.AssetExecutionContext) -> dict:
+    return {key: f"value {key}" for key in context.partition_keys}
+
+
+def test_several_partitions_in_one_step_fail_saying_what_to_do(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    result = dg.materialize(
+        [daily],
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+        tags={
+            "dagster/asset_partition_range_start": "2026-01-01",
+            "dagster/asset_partition_range_end": "2026-01-03",
+        },
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    error = failure.step_failure_data.error
+    messages = []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    assert any("3 partitions in one step" in m and "multi_run(1)" in m for m in messages)
+    assert catalog.tags.list_tags() == []
+
+
 class Point:
     def __init__(self, x: int) -> None:
         self.x = x
@@ -280,6 +312,10 @@ def test_an_explicit_pin_wins(
         [orders, revenue], selection=[revenue], resources=resources, instance=instance
     )
     assert result.output_for_node("revenue") == 1.0
+
+    prod_orders = dg.AssetSpec("orders", metadata={"orchestrator/tag": "prod"})  # external
+    result = dg.materialize([prod_orders, revenue], resources=resources, instance=instance)
+    assert result.output_for_node("revenue") == 42.5
 
 
 @dg.asset
