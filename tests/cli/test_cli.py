@@ -279,9 +279,7 @@ def test_verify_reports_missing_and_corrupt_blobs(run, populated: core.Services)
     ok = run("verify")
     assert ok.exit_code == 0 and "0 problems" in ok.output
     revenue = populated.cas.compute_hash(b"42")
-    (populated.blob_root / "sha256" / revenue[7:9] / revenue[9:11] / revenue[7:]).write_bytes(
-        b"43"
-    )
+    (populated.blob_root / "sha256" / revenue[7:9] / revenue[9:11] / revenue[7:]).write_bytes(b"43")
     corrupt = run("cat", "revenue", "--partition", "2026-01-01")  # verified before writing
     assert (corrupt.exit_code, corrupt.stdout) == (1, "")
     assert "corrupt" in corrupt.stderr and "store the same bytes again" in corrupt.stderr
