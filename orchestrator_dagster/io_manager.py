@@ -9,6 +9,7 @@ import core
 from orchestrator_dagster.codecs import JSON_MEDIA_TYPE, default_registry
 from orchestrator_dagster.data_version import set_content_data_version
 from orchestrator_dagster.resource import OrchestratorResource
+from orchestrator_dagster.sensors import MOVED_TAG_KEY, MOVED_VERSION_KEY
 
 PIN_TAG_KEY = "orchestrator/tag"
 PIN_VERSION_KEY = "orchestrator/version"
@@ -45,6 +46,15 @@ def _pins(context: dg.InputContext) -> dict[str, Any]:
         if metadata and (PIN_TAG_KEY in metadata or PIN_VERSION_KEY in metadata):
             return metadata
     return {}
+
+
+def _producer(context: dg.InputContext) -> str | None:
+    """The run that produced the input's value: this run, or the run a re-execution
+    re-executes for a step it did not run again (``None`` outside a real run)."""
+    try:
+        return context.upstream_output.run_id if context.upstream_output else None
+    except dg.DagsterInvariantViolationError:  # unit-test contexts have no run id
+        return None
 
 
 def _current_run_id(context: dg.InputContext) -> str | None:
@@ -93,10 +103,17 @@ class VersionedIOManager(dg.ConfigurableIOManager):
     tag: str = Field(default="main", description="The tag that materialisations move.")
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Pin the run to the tag's current version (the first step process to get here wins)."""
+        """Pin the run to the tag's current version (the first step process to get here
+        wins), or to the version a ``tag_move_sensor`` run request names."""
         run = context.run
         if run is not None:
-            self.orchestrator.catalog.runs.pin(run.run_id, self.tag, job_name=run.job_name)
+            moved = run.tags.get(MOVED_TAG_KEY) == self.tag
+            self.orchestrator.catalog.runs.pin(
+                run.run_id,
+                self.tag,
+                job_name=run.job_name,
+                at_version=(run.tags.get(MOVED_VERSION_KEY) or None) if moved else None,
+            )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Write the reads of this run's steps that no output commit has carried."""
@@ -144,10 +161,8 @@ class VersionedIOManager(dg.ConfigurableIOManager):
         pins = _pins(context)
         assets = self.orchestrator.catalog.assets
         run_id = _current_run_id(context)
-        upstream = context.upstream_output
         if _is_op_output(context) and not pins:
-            assert upstream is not None
-            producer = upstream.run_id or run_id  # the re-executed run, for a step not rerun
+            producer = _producer(context) or run_id
             if producer is None:
                 raise core.ValidationError(f"the output {node!r} is read outside a run")
             value = assets.locate_step_output(run_id, self.tag, producer, node)
@@ -160,6 +175,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
                 partition_key=partition_key,
                 pin_tag=pins.get(PIN_TAG_KEY),
                 pin_version=pins.get(PIN_VERSION_KEY),
+                producer=_producer(context),
             )
             what = f"asset {node!r} ({value.cas_id})"
         return default_registry.decode(assets.read(value), value.media_type, what=what)

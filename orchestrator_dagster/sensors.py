@@ -11,6 +11,10 @@ import core
 from core.identifiers import check_tag_name
 from orchestrator_dagster.resource import OrchestratorResource
 
+MOVED_TAG_KEY = "orchestrator/tag"
+MOVED_VERSION_KEY = "orchestrator/version_hash"
+"""Tags of a ``tag_move_sensor`` run: the tag that moved and the version it landed on
+(the run is pinned to that version)."""
 FINAL_STATUSES = {
     dg.DagsterRunStatus.SUCCESS: core.RunStatus.SUCCESS,
     dg.DagsterRunStatus.FAILURE: core.RunStatus.FAILURE,
@@ -34,8 +38,9 @@ def tag_move_sensor(
 
     The cursor is the last move id seen; on its first tick the sensor looks at the latest
     move only. Each run request has ``run_key=f"{tag}:{move_id}"`` and tags naming the
-    move and the version it landed on. With ``asset_keys``, only moves that changed one
-    of those assets' nodes request a run. Needs the ``orchestrator`` resource.
+    move and the version it landed on; ``VersionedIOManager`` pins such a run to that
+    version, so it builds what the move published. With ``asset_keys``, only moves that
+    changed one of those assets' nodes request a run. Needs the ``orchestrator`` resource.
 
     Examples:
         .. code-block:: python
@@ -80,10 +85,10 @@ def tag_move_sensor(
             dg.RunRequest(
                 run_key=f"{tag}:{item.move.id}",
                 tags={
-                    "orchestrator/tag": tag,
+                    MOVED_TAG_KEY: tag,
                     "orchestrator/move_id": str(item.move.id),
                     "orchestrator/revision": str(item.move.revision),
-                    "orchestrator/version_hash": item.version_hash or "",
+                    MOVED_VERSION_KEY: item.version_hash or "",
                 },
             )
             for item in page.moves

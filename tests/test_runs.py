@@ -52,6 +52,22 @@ def test_the_pin_survives_later_moves(
     assert catalog.artifacts.resolve(again.snapshot_id) == DAG
 
 
+def test_a_run_can_be_pinned_at_an_earlier_version(
+    catalog: core.Services, main_tag: core.CreateWorkflowResponse
+) -> None:
+    catalog.workflows.patch_workflow(
+        "main", [{"op": "add", "path": "/nodes/late", "value": {"deps": []}}]
+    )
+    run = catalog.runs.create_run("run-1", at_version=main_tag.version_hash)
+    assert run.base_id == main_tag.artifact_id
+    assert catalog.artifacts.resolve(run.snapshot_id) == DAG
+    before = row_counts(catalog)
+    for bad, error in [("sha256:" + "0" * 64, core.NotFoundError), ("v1", core.ValidationError)]:
+        with pytest.raises(error, match=bad):
+            catalog.runs.create_run("run-2", at_version=bad)
+    assert row_counts(catalog) == before
+
+
 def test_a_run_is_pinned_to_one_tag(
     catalog: core.Services, main_tag: core.CreateWorkflowResponse, database_url: str
 ) -> None:

@@ -246,15 +246,19 @@ class AssetService:
         partition_key: str | None = None,
         pin_tag: str | None = None,
         pin_version: str | None = None,
+        producer: str | None = None,
     ) -> NodeValue:
         """Where the value ``node`` reads is stored; the read is noted for the run.
 
         An explicit pin wins (``pin_version``, a version hash, or ``pin_tag``); otherwise
-        the value this run produced; otherwise the value in the run's pinned snapshot (or,
-        with no run, on the tag now).
+        the value this run produced, or that run ``producer`` did (the run a re-execution
+        re-executes); otherwise the value in the run's pinned snapshot (or, with no run,
+        on the tag now).
         """
         _check_node(node)
         check_tag_name(tag)
+        if producer is not None:
+            check_run_id(producer)
         if run_id is None:
             with self._uow():
                 return self._locate(run_id, tag, node, partition_key, pin_tag, pin_version)
@@ -262,6 +266,9 @@ class AssetService:
         value = None
         if pin_tag is None and pin_version is None:
             value = self._own_outputs.get((run_id, node, partition_key))
+            if value is None and producer not in (None, run_id):  # a step not re-executed
+                value = self._own_outputs.get((producer, node, partition_key))
+                value = value or self._runs.get_output(producer, node, partition_key)
         if value is None:
             with self._uow():
                 value = self._locate(run_id, tag, node, partition_key, pin_tag, pin_version)

@@ -52,7 +52,12 @@ class RunService:
         self._pins = LRUCache[str, _Pin](PIN_CACHE_SIZE)
 
     def pin(
-        self, run_id: str, tag: str = "main", *, job_name: str | None = None
+        self,
+        run_id: str,
+        tag: str = "main",
+        *,
+        job_name: str | None = None,
+        at_version: str | None = None,
     ) -> tuple[uuid.UUID, uuid.UUID | None]:
         """Make sure ``run_id`` is recorded (``create_run``); return its snapshot and base.
 
@@ -60,14 +65,22 @@ class RunService:
         """
         pinned = self._pins.get(run_id)
         if pinned is None:
-            run = self.create_run(run_id, tag, job_name=job_name)
+            run = self.create_run(run_id, tag, job_name=job_name, at_version=at_version)
             return run.snapshot_id, run.base_id
         pinned.check_tag(run_id, tag)
         return pinned.snapshot_id, pinned.base_id
 
-    def create_run(self, run_id: str, tag: str = "main", *, job_name: str | None = None) -> Run:
-        """Pin ``run_id`` to ``tag``'s current target (once: later calls return that pin,
-        and a call naming another tag is a ``ConflictError``).
+    def create_run(
+        self,
+        run_id: str,
+        tag: str = "main",
+        *,
+        job_name: str | None = None,
+        at_version: str | None = None,
+    ) -> Run:
+        """Pin ``run_id`` to ``tag``'s current target, or to the version ``at_version``
+        (a version hash: the run of a tag move builds what the move published). Once:
+        later calls return that pin, and a call naming another tag is a ``ConflictError``.
 
         A run on a tag that does not exist yet (a pipeline's first run) is pinned to no
         base: it reads nothing it did not produce itself.
@@ -80,8 +93,11 @@ class RunService:
                 run = uow.runs.get(run_id)
                 if run is not None:
                     return self._remember(run, tag)
-                head = uow.tags.get(tag)
-                base = None if head is None else self._artifacts.get_by_id(head.target_id)
+                if at_version is not None:
+                    base = self._artifacts.get_by_version_hash(at_version)
+                else:
+                    head = uow.tags.get(tag)
+                    base = None if head is None else self._artifacts.get_by_id(head.target_id)
                 snapshot = {
                     "run_id": run_id,
                     "tag": tag,

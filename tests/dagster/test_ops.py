@@ -1,4 +1,5 @@
-"""Op outputs (values that are no asset) belong to their run; re-executions read them."""
+"""Op outputs (values that are no asset) belong to their run; a re-execution reads what
+the run it re-executes produced, op outputs and asset values alike."""
 
 from pathlib import Path
 
@@ -95,3 +96,30 @@ def test_a_re_execution_reads_the_op_outputs_of_the_run_it_re_executes(
         ) as again:
             assert again.success
             assert again.output_for_node("use") == "used the failed run's value"
+
+
+@pytest.mark.slow
+def test_a_re_execution_reads_the_asset_values_its_parent_run_produced(
+    database_url: str, blob_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", database_url)
+    monkeypatch.setenv("ORCHESTRATOR_BLOB_ROOT", str(blob_root))
+    monkeypatch.setenv("ORCHESTRATOR_TEST_FAIL", str(tmp_path / "fail"))
+    (tmp_path / "fail").touch()
+    job = dg.reconstructable(rerun_defs.get_asset_job)
+    with dg.instance_for_test() as instance:
+        monkeypatch.setenv("ORCHESTRATOR_TEST_VALUE", "up as the failed run made it")
+        failed = dg.execute_job(job, instance, run_config=IN_PROCESS)
+        assert not failed.success
+        monkeypatch.setenv("ORCHESTRATOR_TEST_VALUE", "up as a later run made it")
+        later = dg.execute_job(
+            job, instance, run_config=IN_PROCESS, asset_selection=[dg.AssetKey("up")]
+        )
+        assert later.success
+        (tmp_path / "fail").unlink()
+        options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
+        with dg.execute_job(
+            job, instance, run_config=IN_PROCESS, reexecution_options=options
+        ) as again:
+            assert again.success
+            assert again.output_for_node("down") == "down saw up as the failed run made it"

@@ -93,6 +93,36 @@ def test_one_run_request_per_move(
     assert tick(sensor, orchestrator, instance, later.cursor).run_requests == []
 
 
+def test_a_requested_run_reads_the_version_its_move_published(
+    orchestrator: OrchestratorResource, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    sensor = tag_move_sensor("main", downstream)
+    commit(catalog, "source", b"10")
+    (request,) = tick(sensor, orchestrator, instance, None).run_requests
+    commit(catalog, "source", b"20")  # main moves on before the requested run starts
+    resources = {
+        "orchestrator": orchestrator,
+        "io_manager": VersionedIOManager(orchestrator=orchestrator),
+    }
+    result = dg.materialize(
+        [source, sink], selection=[sink], resources=resources, instance=instance, tags=request.tags
+    )
+    assert result.output_for_node("sink") == 11  # source as of the move, not main's 20
+    run = catalog.runs.get_run(result.run_id)
+    assert (
+        run.base_id
+        == catalog.artifacts.get_by_version_hash(request.tags["orchestrator/version_hash"]).id
+    )
+    other = dg.materialize(
+        [source, sink],
+        selection=[sink],
+        resources=resources,
+        instance=instance,
+        tags={**request.tags, "orchestrator/tag": "prod"},  # another tag's move: not pinned
+    )
+    assert other.output_for_node("sink") == 21
+
+
 def test_asset_keys_filter_moves(
     orchestrator: OrchestratorResource, instance: dg.DagsterInstance, catalog: core.Services
 ) -> None:
