@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
+from core.errors import StorageUnavailableError
 from core.identifiers import CAS_ID_PATTERN
 
 CHUNK_SIZE = 1 << 20
@@ -30,7 +31,12 @@ class BlobStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
         self._tmp = self.root / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            self._tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailableError(
+                f"cannot use blob folder {str(self.root)!r}: {exc.strerror}"
+            ) from exc
 
     def path(self, cas_id: str) -> Path:
         algorithm, digest = cas_id.split(":", 1)

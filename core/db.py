@@ -61,7 +61,13 @@ class Database:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         linger: float = DEFAULT_LINGER,
     ) -> None:
-        self.url = make_url(url)
+        try:
+            self.url = make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise ValidationError(
+                f"invalid database url {url!r}: expected duckdb:///<file> or "
+                "postgresql+psycopg://..."
+            ) from exc
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         if self.url.get_backend_name() == "duckdb":
@@ -69,7 +75,12 @@ class Database:
             if not database or database == ":memory:":
                 raise ValidationError(f"DuckDB catalog needs a file path, got {str(self.url)!r}")
             path = Path(database).expanduser().resolve()
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageUnavailableError(
+                    f"cannot create the folder of DuckDB catalog {str(path)!r}: {exc.strerror}"
+                ) from exc
             self.url = self.url.set(database=str(path))
             self.engine: Engine = sa.create_engine(
                 self.url.set(drivername="duckdb+cached"), poolclass=NullPool
@@ -155,7 +166,10 @@ class Database:
                 return self.engine.connect()
             except sa.exc.DBAPIError as exc:
                 if not _is_duckdb_lock_error(exc):
-                    raise
+                    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                    raise StorageUnavailableError(
+                        f"cannot open DuckDB catalog {self.url.database!r}: {reason}"
+                    ) from exc
                 if not backoff.sleep_or_give_up():
                     raise StorageBusyError(
                         f"DuckDB catalog {self.url.database} stayed locked for more than "

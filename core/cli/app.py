@@ -2,10 +2,14 @@
 
 Exit statuses: 0 success; 1 ``verify`` or ``gc`` found a problem (or a blob is corrupt);
 2 usage or validation error; 3 not found; 4 conflict (a compare-and-swap lost);
-5 the catalog stayed busy (DuckDB locked by other processes).
+5 the catalog stayed busy (DuckDB locked by other processes) or is unreachable;
+141 the reader of the output went away (``| head``), as for any piped Unix tool.
 """
 
+import contextlib
 import functools
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,6 +19,7 @@ import core
 from core.bootstrap import BLOB_ROOT_ENV, DATABASE_URL_ENV
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_BUSY = 1, 2, 3, 4, 5
+EXIT_PIPE_CLOSED = 128 + 13  # SIGPIPE
 EXIT_STATUSES = {
     core.IntegrityError: EXIT_PROBLEM,
     core.ValidationError: EXIT_USAGE,
@@ -60,6 +65,10 @@ def domain_errors(command: F) -> F:
             )
             click.echo(f"error: {error}", err=True)
             raise SystemExit(status) from None
+        except BrokenPipeError:  # nobody reads the rest: stop quietly
+            with contextlib.suppress(OSError, ValueError):  # no real stdout under test
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(EXIT_PIPE_CLOSED) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -86,7 +95,7 @@ def cli(ctx: click.Context, database_url: str | None, blob_root: str | None) -> 
     \b
     Exit statuses: 0 success, 1 verify found a problem, 2 usage or validation
     error, 3 not found, 4 conflict (a compare-and-swap lost), 5 catalog busy or
-    unreachable.
+    unreachable, 141 the reader of the output went away.
 
     \b
     Example:

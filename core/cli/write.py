@@ -16,7 +16,7 @@ by_option = click.option("--by", "moved_by", default=None, help="Who makes the m
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise core.ValidationError(f"cannot read JSON from {str(path)!r}: {exc}") from exc
 
 
@@ -91,14 +91,9 @@ def tag_move(
     if expect is None:
         moved = catalog.tags.move_tag(name, target.id, moved_by=moved_by, reason=reason)
     else:
-        expected = catalog.refs.resolve(expect)
-        if not catalog.tags.compare_and_swap(
-            name, expected.id, target.id, moved_by=moved_by, reason=reason
-        ):
-            raise core.ConflictError(
-                f"tag {name!r} no longer points at {expected.version_hash}: not moved"
-            )
-        moved = catalog.tags.get_tag(name)
+        expected = catalog.refs.resolve(expect).id
+        moved = catalog.tags.move_if_at(name, expected, target.id, moved_by=moved_by, reason=reason)
+        assert moved is not None
     emit_json(tag_json(moved, catalog))
 
 
@@ -126,13 +121,8 @@ def tag_delete(
     if expect is None:
         catalog.tags.delete_tag(name, moved_by=moved_by, reason=reason)
     else:
-        expected = catalog.refs.resolve(expect)
-        if not catalog.tags.compare_and_swap(
-            name, expected.id, None, moved_by=moved_by, reason=reason
-        ):
-            raise core.ConflictError(
-                f"tag {name!r} no longer points at {expected.version_hash}: not deleted"
-            )
+        expected = catalog.refs.resolve(expect).id
+        catalog.tags.move_if_at(name, expected, None, moved_by=moved_by, reason=reason)
     emit_json({"name": name, "deleted": True})
 
 

@@ -88,6 +88,31 @@ class TagService:
         """Delete ``name``: a move to no target, so its history and revision survive."""
         self._force(name, None, moved_by, reason, None, must_exist=True)
 
+    def move_if_at(
+        self,
+        name: str,
+        expected_id: uuid.UUID,
+        target_id: uuid.UUID | None,
+        *,
+        moved_by: str | None = None,
+        reason: str | None = None,
+    ) -> Tag | None:
+        """Move ``name`` to ``target_id`` (``None`` deletes it) only if it points at
+        ``expected_id``: ``NotFoundError`` if there is no such tag, ``ConflictError`` if
+        it points elsewhere. Returns the moved tag."""
+        check_tag_name(name)
+        expected_id = check_artifact_id(expected_id)
+        if target_id is not None:
+            target_id = check_artifact_id(target_id)
+        with self._uow() as uow:
+            self._live(uow, name)
+            if not self.compare_and_swap(
+                name, expected_id, target_id, moved_by=moved_by, reason=reason
+            ):
+                expected = self._artifacts.get_by_id(expected_id).version_hash
+                raise ConflictError(f"tag {name!r} no longer points at {expected}: not moved")
+            return None if target_id is None else self._live(uow, name)
+
     def rollback(
         self,
         name: str,
@@ -107,7 +132,9 @@ class TagService:
                 last = uow.tags.last_move(name)
                 to_target_id = last and last.from_target_id
                 if to_target_id is None:
-                    raise ConflictError(f"tag {name!r} has no previous target to roll back to")
+                    raise NotFoundError(
+                        f"tag {name!r} has no previous target to roll back to ({name}@{{1}})"
+                    )
             if not self.compare_and_swap(
                 name,
                 current.target_id,

@@ -1,6 +1,9 @@
 """The orchestrator command line, driven through click's runner on both backends."""
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -159,6 +162,9 @@ def test_tag_writes_and_compare_and_swap(run, populated: core.Services) -> None:
     assert run("tag", "delete", "v1").exit_code == 3
     assert run("tag", "create", "a//b", "main").exit_code == 2
     assert run("tag", "move", "ghost", "main").exit_code == 3
+    for expecting in (["move", "ghost", "main"], ["delete", "ghost"]):
+        missing = run("tag", *expecting, "--expect", "main")
+        assert missing.exit_code == 3 and "'ghost' not found" in missing.output
 
 
 def test_rollback(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
@@ -171,7 +177,7 @@ def test_rollback(run, populated: core.Services) -> None:  # type: ignore[no-unt
     as_json(run("rollback", "main", "--to", "prod"))
     assert populated.tags.get_tag("main").target_id == populated.tags.get_tag("prod").target_id
     populated.tags.create_tag("fresh", populated.tags.get_tag("prod").target_id)
-    assert run("rollback", "fresh").exit_code == 4  # nothing before its creation
+    assert run("rollback", "fresh").exit_code == 3  # nothing before its creation: no fresh@{1}
 
 
 def test_workflow_commands(run, tmp_path: Path, catalog: core.Services) -> None:  # type: ignore[no-untyped-def]
@@ -307,3 +313,38 @@ def test_verify_reports_missing_and_corrupt_blobs(run, populated: core.Services)
 def test_unknown_catalog_url_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--database-url", "sqlite:///x", "tags"])
     assert result.exit_code == 2 and "unsupported database url" in result.output
+
+
+def test_unusable_catalog_locations_and_files_are_one_line_errors(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a DuckDB file")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    catalog = ["--database-url", f"duckdb:///{tmp_path / 'c.duckdb'}"]
+    blobs = ["--blob-root", str(tmp_path / "blobs")]
+    cases = [
+        (["--database-url", "not a url", "tags"], 2, "invalid database url 'not a url'"),
+        (["--database-url", f"duckdb:///{tmp_path / 'notes.txt'}", *blobs, "tags"], 5, "notes.txt"),
+        ([*catalog, "--blob-root", str(tmp_path / "notes.txt"), "tags"], 5, "blob folder"),
+        ([*catalog, *blobs, "workflow", "create", str(deep), "--name", "x"], 2, "deep.json"),
+    ]
+    for args, status, named in cases:
+        result = CliRunner().invoke(cli, args)
+        assert (result.exit_code, result.exception.__class__) == (status, SystemExit), args
+        assert named in result.output and "Traceback" not in result.output, result.output
+
+
+def test_a_reader_that_goes_away_ends_cat_quietly(database_url: str, blob_root: Path) -> None:
+    with core.connect(database_url, blob_root) as catalog:
+        big = os.urandom(8 << 20)  # more than a pipe holds
+        catalog.assets.commit_output("r", "main", "big", big, media_type="application/x-big")
+    command = [str(Path(sys.executable).with_name("orchestrator")), "--database-url", database_url]
+    cat = subprocess.Popen(
+        [*command, "--blob-root", str(blob_root), "cat", "big"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert cat.stdout is not None and cat.stderr is not None
+    assert cat.stdout.read(10) == big[:10]
+    cat.stdout.close()  # like `| head -c 10`
+    assert cat.wait(timeout=60) == 141
+    assert cat.stderr.read() == b""
