@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import core
 from core.handlers.schemas import ErrorBody, ErrorDetail
+from core.identifiers import CAS_ID_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,13 @@ def install(app: FastAPI) -> None:
         if isinstance(error, TagConflict) and error.current is not None:
             detail.current_target = str(error.current.target_id)
             detail.current_revision = error.current.revision
-        if isinstance(error, core.IntegrityError):
+        if isinstance(error, core.IntegrityError):  # its message names server paths: log it
             log.error("integrity failure serving %s: %s", request.url.path, error)
+            blobs = ", ".join(dict.fromkeys(CAS_ID_PATTERN.findall(str(error)))) or "a blob"
+            detail.message = (
+                f"stored bytes of {blobs} failed verification on the server (see its log; "
+                "`orchestrator verify` lists every problem)"
+            )
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
         return error_response(status, detail, headers)
 

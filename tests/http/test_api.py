@@ -185,8 +185,10 @@ def test_corrupt_blob_is_a_500_without_traceback(
     response = client.get(f"/blobs/{cas_id}")
     assert response.status_code == 500
     assert response.json()["error"]["type"] == "integrity"
+    assert cas_id in response.json()["error"]["message"]
+    assert str(catalog.blob_root) not in response.text  # server paths stay in its log
     assert "Traceback" not in response.text
-    assert cas_id in caplog.text
+    assert cas_id in caplog.text and str(catalog.blob_root) in caplog.text
 
 
 @pytest.mark.parametrize(
