@@ -143,7 +143,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
             media_type=media_type,
             deps=self._deps(context),
             partition_key=self._partition(context),
-            code_version=context.asset_spec.code_version if context.has_asset_key else None,
+            code_version=context.asset_spec.code_version,
             job_name=context.job_name,
         )
         context.add_output_metadata(self._metadata(commit, obj))
@@ -158,16 +158,16 @@ class VersionedIOManager(dg.ConfigurableIOManager):
         return values
 
     def _load(self, context: dg.InputContext, node: str, partition_key: str | None) -> Any:
-        pins = _pins(context)
         assets = self.orchestrator.catalog.assets
         run_id = _current_run_id(context)
-        if _is_op_output(context) and not pins:
+        if _is_op_output(context):  # on no tag: a pin has nothing to name
             producer = _producer(context) or run_id
             if producer is None:
                 raise core.ValidationError(f"the output {node!r} is read outside a run")
             value = assets.locate_step_output(run_id, self.tag, producer, node)
             what = f"the output {node!r} ({value.cas_id})"
         else:
+            pins = _pins(context)
             value = assets.locate_input(
                 run_id,
                 self.tag,
@@ -182,8 +182,6 @@ class VersionedIOManager(dg.ConfigurableIOManager):
 
     @staticmethod
     def _deps(context: dg.OutputContext) -> list[str]:
-        if not context.has_asset_key:
-            return []
         return sorted(dep.asset_key.to_user_string() for dep in context.asset_spec.deps)
 
     @staticmethod

@@ -45,6 +45,24 @@ def _check_partition_key(key: object) -> None:
         )
 
 
+def _check_output(
+    run_id: object,
+    tag: object,
+    nodes: tuple[object, ...],
+    content: object,
+    media_type: object,
+    job_name: object,
+) -> None:
+    """What every output commit checks before anything is stored."""
+    check_run_id(run_id)
+    check_tag_name(tag)
+    for node in nodes:
+        _check_node(node)
+    check_content(content)
+    check_media_type(media_type)
+    check_job_name(job_name)
+
+
 def _as_value(node: str, partition_key: str | None, entry: dict[str, Any]) -> NodeValue:
     return NodeValue(node, partition_key, entry["cas_id"], entry["media_type"], entry["size"])
 
@@ -124,15 +142,9 @@ class AssetService:
         The run is pinned first (if it is not already). A value equal to the tag's current
         one changes nothing (``changed=False``); a lost race is retried on the new head.
         """
-        check_run_id(run_id)
-        check_tag_name(tag)
-        for name in (node, *deps):
-            _check_node(name)
-        check_content(content)
-        check_media_type(media_type)
+        _check_output(run_id, tag, (node, *deps), content, media_type, job_name)
         _check_partition_key(partition_key)
         check_text(code_version, "code version", 255)
-        check_job_name(job_name)
         self._runs.pin(run_id, tag, job_name=job_name)  # before anything is stored
         if len(content) >= LARGE_VALUE:
             cas_id = self._cas.store_content(content, media_type)  # big: before the lock
@@ -169,8 +181,8 @@ class AssetService:
                         run_id=run_id,
                         blobs=blobs,
                     )
-                    if not response.changed:  # the value is stored: unless its file is gone
-                        self._cas.store_missing(blobs)
+                    if blobs and not response.changed:  # stored already, unless its file is gone
+                        self._cas.store_if_missing(cas_id, content, media_type)
                     reads = self._reads.of(run_id)
                     self._runs.record_io(run_id, outputs=[value], inputs=reads)
                 break
@@ -203,12 +215,7 @@ class AssetService:
         It moves no tag and joins no DAG version: the run's later steps, and re-executions
         of the run, read it back with ``locate_step_output``. ``tag`` is the run's pin.
         """
-        check_run_id(run_id)
-        check_tag_name(tag)
-        _check_node(node)
-        check_content(content)
-        check_media_type(media_type)
-        check_job_name(job_name)
+        _check_output(run_id, tag, (node,), content, media_type, job_name)
         self._runs.pin(run_id, tag, job_name=job_name)
         committing = not self._uow.nested
         with self._uow():
@@ -228,9 +235,7 @@ class AssetService:
         check_run_id(producer)
         if run_id is not None:
             self._runs.pin(run_id, tag)
-        value = self._own_outputs.get((producer, node, None)) or self._runs.get_output(
-            producer, node, None
-        )
+        value = self._output_of(producer, node, None)
         if value is None:
             raise NotFoundError(f"output {node!r} of run {producer!r} has no stored value")
         if run_id is not None:
@@ -267,8 +272,7 @@ class AssetService:
         if pin_tag is None and pin_version is None:
             value = self._own_outputs.get((run_id, node, partition_key))
             if value is None and producer not in (None, run_id):  # a step not re-executed
-                value = self._own_outputs.get((producer, node, partition_key))
-                value = value or self._runs.get_output(producer, node, partition_key)
+                value = self._output_of(producer, node, partition_key)
         if value is None:
             with self._uow():
                 value = self._locate(run_id, tag, node, partition_key, pin_tag, pin_version)
@@ -290,6 +294,13 @@ class AssetService:
                     self._reads.written(run, reads)
                 written += len(reads)
         return written
+
+    def _output_of(self, run_id: str, node: str, partition_key: str | None) -> NodeValue | None:
+        """The value ``run_id`` produced for ``node``: from memory if this process
+        committed it, else from the catalog."""
+        return self._own_outputs.get((run_id, node, partition_key)) or self._runs.get_output(
+            run_id, node, partition_key
+        )
 
     def _committed(
         self, run_id: str, value: NodeValue, reads: list[NodeValue], committing: bool

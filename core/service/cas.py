@@ -86,12 +86,12 @@ class CasService:
             )
         return [cas_id for cas_id, _, _ in stored]
 
-    def store_missing(self, items: Sequence[tuple[bytes, str]]) -> None:
-        """Store again those of ``items`` whose files are gone (lost, or set aside as
-        corrupt): a commit that changes nothing still repairs the values it names."""
-        missing = [item for item in items if not self._blobs.exists(self.compute_hash(item[0]))]
-        if missing:
-            self.store_contents(missing)
+    def store_if_missing(self, cas_id: str, content: bytes, media_type: str) -> None:
+        """Store ``content`` (whose id ``cas_id`` the caller computed) again if its file is
+        gone (lost, or set aside as corrupt): a commit that changes nothing still repairs
+        the value it names."""
+        if not self._blobs.exists(cas_id):
+            self.store_contents([(content, media_type)])
 
     def _settle(
         self, contents: dict[str, bytes], writes: list["Future[bool]"], committing: bool

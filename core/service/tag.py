@@ -101,11 +101,8 @@ class TagService:
         ``expected_id``: ``NotFoundError`` if there is no such tag, ``ConflictError`` if
         it points elsewhere. Returns the moved tag."""
         check_tag_name(name)
-        expected_id = check_artifact_id(expected_id)
-        if target_id is not None:
-            target_id = check_artifact_id(target_id)
         with self._uow() as uow:
-            self._live(uow, name)
+            self._live(uow, name)  # compare_and_swap checks the ids
             if not self.compare_and_swap(
                 name, expected_id, target_id, moved_by=moved_by, reason=reason
             ):

@@ -1,30 +1,12 @@
 """VersionedIOManager in real in-process Dagster runs, on DuckDB and Postgres."""
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
-import pytest
 
 import core
-from orchestrator_dagster import OrchestratorResource, VersionedIOManager
+from orchestrator_dagster import OrchestratorResource
 from tests.helpers import row_counts
-
-
-@pytest.fixture
-def resources(database_url: str, blob_root: Path) -> dict[str, object]:
-    orchestrator = OrchestratorResource(database_url=database_url, blob_root=str(blob_root))
-    return {
-        "orchestrator": orchestrator,
-        "io_manager": VersionedIOManager(orchestrator=orchestrator),
-    }
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 @dg.asset(code_version="v1")

@@ -1,6 +1,5 @@
 """tag_move_sensor and run_snapshot_sensor over real catalog moves and real runs."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -37,12 +36,6 @@ downstream = dg.define_asset_job("downstream", selection=[sink])
 @pytest.fixture
 def orchestrator(database_url: str, blob_root: Path) -> OrchestratorResource:
     return OrchestratorResource(database_url=database_url, blob_root=str(blob_root))
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 def tick(
@@ -94,16 +87,15 @@ def test_one_run_request_per_move(
 
 
 def test_a_requested_run_reads_the_version_its_move_published(
-    orchestrator: OrchestratorResource, instance: dg.DagsterInstance, catalog: core.Services
+    orchestrator: OrchestratorResource,
+    resources: dict,
+    instance: dg.DagsterInstance,
+    catalog: core.Services,
 ) -> None:
     sensor = tag_move_sensor("main", downstream)
     commit(catalog, "source", b"10")
     (request,) = tick(sensor, orchestrator, instance, None).run_requests
     commit(catalog, "source", b"20")  # main moves on before the requested run starts
-    resources = {
-        "orchestrator": orchestrator,
-        "io_manager": VersionedIOManager(orchestrator=orchestrator),
-    }
     result = dg.materialize(
         [source, sink], selection=[sink], resources=resources, instance=instance, tags=request.tags
     )
