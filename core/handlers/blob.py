@@ -21,23 +21,37 @@ class BlobHandler:
         self._catalog = catalog
 
     def get(self, cas_id: str, range_header: str | None, if_none_match: str | None) -> Response:
+        status, headers, span = self._answer(cas_id, range_header, if_none_match)
+        if status not in (200, 206):
+            return Response(status_code=status, headers=headers)
+        handle = self._catalog.cas.open_content(cas_id)  # verified against its id
+        return StreamingResponse(_read_span(handle, *span), status, headers)
+
+    def head(self, cas_id: str, range_header: str | None, if_none_match: str | None) -> Response:
+        """What ``get`` would answer, without the body (from the catalog entry, no re-hash)."""
+        status, headers, _ = self._answer(cas_id, range_header, if_none_match)
+        return Response(status_code=status, headers=headers)
+
+    def _answer(
+        self, cas_id: str, range_header: str | None, if_none_match: str | None
+    ) -> tuple[int, dict[str, str], tuple[int, int]]:
+        """Status, headers and byte span of the answer to a request for a blob."""
         blob = self._catalog.cas.get_blob(cas_id)
         assert blob is not None
         headers = {"ETag": f'"{cas_id}"', "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
-        if if_none_match is not None and (if_none_match.strip() == "*" or cas_id in if_none_match):
-            return Response(status_code=304, headers=headers)
         span = 0, blob.size - 1
+        if if_none_match is not None and (if_none_match.strip() == "*" or cas_id in if_none_match):
+            return 304, headers, span
         status = 200
         if range_header is not None and _single_byte_range(range_header):
             if (requested := _byte_range(range_header, blob.size)) is None:
                 headers["Content-Range"] = f"bytes */{blob.size}"
-                return Response(status_code=416, headers=headers)
+                return 416, headers, span
             span, status = requested, 206
             headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{blob.size}"
-        handle = self._catalog.cas.open_content(cas_id)  # verified against its id
         headers["Content-Length"] = str(span[1] - span[0] + 1)
-        body = _read_span(handle, *span)
-        return StreamingResponse(body, status, headers, media_type=blob.media_type)
+        headers["Content-Type"] = blob.media_type
+        return status, headers, span
 
 
 def _read_span(handle: BinaryIO, first: int, last: int) -> Iterator[bytes]:

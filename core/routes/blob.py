@@ -31,4 +31,17 @@ def router(catalog: core.Services) -> APIRouter:
     ) -> Response:
         return handler.get(cas_id, range_header, if_none_match)
 
+    @routes.head(
+        "/{cas_id}",
+        summary="The headers a GET would answer with (size, ETag, range), without the bytes",
+        response_class=Response,
+        responses={206: {"description": "A byte range"}, 304: {"description": "Not modified"}},
+    )
+    def head_blob(
+        cas_id: str,
+        range_header: Annotated[str | None, Header(alias="Range")] = None,
+        if_none_match: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        return handler.head(cas_id, range_header, if_none_match)
+
     return routes

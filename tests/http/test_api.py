@@ -156,6 +156,25 @@ def test_blobs(client: TestClient, catalog: core.Services) -> None:
     assert bad.status_code == 422 and "'sha256:zz'" in bad.json()["error"]["message"]
 
 
+def test_head_of_a_blob_answers_like_get_without_the_bytes(
+    client: TestClient, catalog: core.Services
+) -> None:
+    payload = bytes(range(256)) * 4
+    cas_id = catalog.cas.store_content(payload, "application/x-test")
+    for headers in ({}, {"Range": "bytes=10-19"}, {"Range": "bytes=9999-"}, {"If-None-Match": "*"}):
+        got, head = (
+            client.get(f"/blobs/{cas_id}", headers=headers),
+            client.head(f"/blobs/{cas_id}", headers=headers),
+        )
+        assert head.status_code == got.status_code, headers
+        assert head.content == b""
+        for name in ("ETag", "Content-Length", "Content-Range", "Content-Type", "Accept-Ranges"):
+            assert head.headers.get(name) == got.headers.get(name), (headers, name)
+    assert client.head(f"/blobs/{cas_id}").headers["Content-Length"] == str(len(payload))
+    assert client.head("/blobs/sha256:" + "0" * 64).status_code == 404
+    assert client.head("/blobs/sha256:zz").status_code == 422
+
+
 def test_big_blobs_stream_in_bounded_memory(client: TestClient, catalog: core.Services) -> None:
     payload = os.urandom(32 << 20)
     cas_id = catalog.cas.store_stream(io.BytesIO(payload))
