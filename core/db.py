@@ -12,13 +12,16 @@ true while this process holds the file. A rolled-back transaction empties it.
 Every transaction's session also carries ``session.info[SETTLE]``, the work started in
 the transaction that must be finished before it ends (blob files being written while the
 transaction's statements run): each is called with ``True`` just before the commit (an
-exception stops the commit) or with ``False`` after a rollback.
+exception stops the commit) or with ``False`` after a rollback. And
+``session.info[AFTER_COMMIT]`` lists the calls to make once it has committed (what
+caches may learn from it).
 """
 
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -36,6 +39,8 @@ SETTLE = "settle"
 """The ``session.info`` key of the transaction's list of ``Settle`` calls."""
 Settle = Callable[[bool], None]
 """Finishes work a transaction started: ``True`` before it commits, ``False`` after a rollback."""
+AFTER_COMMIT = "after_commit"
+"""The ``session.info`` key of the calls to make once the transaction has committed."""
 DEFAULT_BUSY_TIMEOUT = 60.0
 """Seconds a caller waits for a locked DuckDB file before ``StorageBusyError``."""
 DEFAULT_LINGER = 0.2
@@ -108,6 +113,11 @@ class Database:
         """Whether this thread is inside ``transaction()`` (so a new block would join it)."""
         return getattr(self._local, "session", None) is not None
 
+    def transaction_info(self) -> dict[str, Any] | None:
+        """The ``session.info`` of this thread's open transaction (``None`` outside one)."""
+        session: Session | None = getattr(self._local, "session", None)
+        return None if session is None else session.info
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
         """One transaction: committed when the outermost block exits cleanly."""
@@ -120,6 +130,8 @@ class Database:
                 session.info[MEMO] = self._lease.memo
             settles: list[Settle] = []
             session.info[SETTLE] = settles
+            committed: list[Callable[[], None]] = []
+            session.info[AFTER_COMMIT] = committed
             self._local.session = session
             try:
                 yield session
@@ -138,6 +150,8 @@ class Database:
                 raise
             finally:
                 self._local.session = None
+        for call in committed:
+            call()
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Connection]:

@@ -1,11 +1,12 @@
 """The unit of work: one transaction and the repositories that share it."""
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from core.db import SETTLE, Database, Settle
+from core.db import AFTER_COMMIT, SETTLE, Database, Settle
 from core.repository import (
     ArtifactRepository,
     CasBlobRepository,
@@ -32,6 +33,16 @@ class UnitOfWork:
         self._session.info[SETTLE].append(settle)
 
 
+STAGED = "staged_cache_entries"
+"""The ``session.info`` key of the cache entries a transaction made, by cache."""
+
+
+class Publishes(Protocol):
+    """A cache that takes the entries a transaction staged once it commits."""
+
+    def publish(self, entries: dict[Any, Any]) -> None: ...
+
+
 class UnitOfWorkFactory:
     """``with uow() as work: ...`` commits when the outermost block exits cleanly and
     rolls back on any exception. Nested blocks in one thread join the outer transaction,
@@ -44,6 +55,29 @@ class UnitOfWorkFactory:
     def nested(self) -> bool:
         """Whether a block opened now would join an enclosing transaction."""
         return self._db.in_transaction
+
+    def after_commit(self, call: Callable[[], None]) -> None:
+        """Call ``call`` once this thread's open transaction commits (now, outside one);
+        never, if it rolls back."""
+        info = self._db.transaction_info()
+        if info is None:
+            call()
+        else:
+            info[AFTER_COMMIT].append(call)
+
+    def staged(self, cache: Publishes, *, create: bool = False) -> dict[Any, Any] | None:
+        """The entries ``cache`` holds for this thread's open transaction, handed to
+        ``cache.publish`` when it commits (``None`` outside a transaction, or when it
+        holds none and ``create`` is false)."""
+        info = self._db.transaction_info()
+        if info is None:
+            return None
+        by_cache: dict[int, dict[Any, Any]] = info.setdefault(STAGED, {})
+        entries = by_cache.get(id(cache))
+        if entries is None and create:
+            entries = by_cache[id(cache)] = {}
+            info[AFTER_COMMIT].append(lambda: cache.publish(entries))
+        return entries
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[UnitOfWork]:

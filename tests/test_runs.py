@@ -1,6 +1,7 @@
 """Runs: pinned snapshots, idempotent creation across processes, final status."""
 
 import json
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -106,6 +107,40 @@ def test_finish_run(catalog: core.Services, main_tag: core.CreateWorkflowRespons
     assert catalog.runs.get_run("run-1") == finished
 
 
+def finish_at_once(catalog: core.Services, run_id: str, statuses: tuple[str, ...]) -> dict:
+    """Finish ``run_id`` with each of ``statuses`` from its own thread, all at once; what
+    each caller was told (the status, or the conflict's message)."""
+    barrier = threading.Barrier(len(statuses))
+    told: dict[str, str] = {}
+
+    def finish(status: str) -> None:
+        barrier.wait()
+        try:
+            told[status] = catalog.runs.finish_run(run_id, status).status
+        except core.ConflictError as error:
+            told[status] = str(error)
+
+    threads = [threading.Thread(target=finish, args=(status,)) for status in statuses]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return told
+
+
+def test_concurrent_finishes_with_different_statuses_have_one_winner(
+    catalog: core.Services, main_tag: core.CreateWorkflowResponse
+) -> None:
+    for index in range(20):
+        run_id = f"run-{index}"
+        catalog.runs.create_run(run_id)
+        told = finish_at_once(catalog, run_id, ("success", "failure"))
+        stored = catalog.runs.get_run(run_id).status
+        loser = "failure" if stored == "success" else "success"
+        assert told[stored] == stored, told
+        assert told[loser] == f"run {run_id!r} already finished as {stored!r}", told
+
+
 def test_run_errors_change_nothing(
     catalog: core.Services, main_tag: core.CreateWorkflowResponse
 ) -> None:
@@ -126,6 +161,8 @@ def test_run_errors_change_nothing(
         catalog.runs.finish_run("run-1", "done")
     with pytest.raises(core.ValidationError, match="'started'"):
         catalog.runs.finish_run("run-1", "started")
+    with pytest.raises(core.ValidationError, match=r"\['success'\]"):
+        catalog.runs.finish_run("run-1", ["success"])  # type: ignore[arg-type]
     assert row_counts(catalog)["runs"] == before["runs"] + 1
 
 

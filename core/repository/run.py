@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
-from core.domain import Direction, NodeValue, Run, RunIO
+from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
 from core.models import RunIORow, RunRow
 from core.repository.clock import aware, aware_or_none, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
@@ -74,10 +74,11 @@ class RunRepository:
         return None if row is None else _to_run(row)
 
     def finish(self, run_id: str, status: str) -> Run | None:
-        """Record ``status`` as the run's final one, finished now."""
+        """Record ``status`` as the final one of the run if it is still started, finished
+        now; ``None`` if it is not (a concurrent caller finished it first)."""
         row = self._session.execute(
             runs.update()
-            .where(runs.c.run_id == run_id)
+            .where(runs.c.run_id == run_id, runs.c.status == RunStatus.STARTED.value)
             .values(status=status, finished_at=utc_now())
             .returning(*runs.c)
         ).first()

@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from core.cache import LRUCache
+from core.committed_cache import CommittedCache
 from core.dag import (
     DAG_MEDIA_TYPE,
     PATCH_MEDIA_TYPE,
@@ -65,8 +65,8 @@ class ArtifactService:
     def __init__(self, uow: UnitOfWorkFactory, cas: CasService) -> None:
         self._uow = uow
         self._cas = cas
-        self._resolved = LRUCache[uuid.UUID, _Resolved](RESOLVED_CACHE_SIZE)
-        self._by_id = LRUCache[uuid.UUID, Artifact](ARTIFACT_CACHE_SIZE)
+        self._resolved = CommittedCache[uuid.UUID, _Resolved](uow, RESOLVED_CACHE_SIZE)
+        self._by_id = CommittedCache[uuid.UUID, Artifact](uow, ARTIFACT_CACHE_SIZE)
 
     def create_dag_version(
         self,

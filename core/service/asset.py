@@ -8,7 +8,7 @@ import threading
 from functools import partial
 from typing import Any
 
-from core.cache import LRUCache
+from core.committed_cache import CommittedCache
 from core.dag import node_value, with_node_value
 from core.domain import NodeValue, OutputCommit
 from core.errors import ConflictError, NotFoundError, ValidationError
@@ -121,7 +121,9 @@ class AssetService:
         self._artifacts = artifacts
         self._workflows = workflows
         self._runs = runs
-        self._own_outputs = LRUCache[tuple[str, str, str | None], NodeValue](OWN_OUTPUTS_CACHE_SIZE)
+        self._own_outputs = CommittedCache[tuple[str, str, str | None], NodeValue](
+            uow, OWN_OUTPUTS_CACHE_SIZE
+        )
         self._reads = _PendingReads()
 
     def commit_output(
@@ -169,9 +171,8 @@ class AssetService:
         attempts = MAX_SWAP_ATTEMPTS if committing else 1
         for attempt in range(1, attempts + 1):
             try:
-                with (
-                    self._uow()
-                ):  # the value, the new version, the move, the lineage: all or nothing
+                # the value, the new version, the move, the lineage: all or nothing
+                with self._uow():
                     response = self._workflows.update_workflow(
                         tag,
                         update,
@@ -189,7 +190,7 @@ class AssetService:
             except ConflictError:
                 if attempt == attempts:
                     raise
-        self._committed(run_id, value, reads, committing)
+        self._committed(run_id, value, reads)
         return OutputCommit(
             value=value,
             tag=tag,
@@ -217,13 +218,12 @@ class AssetService:
         """
         _check_output(run_id, tag, (node,), content, media_type, job_name)
         self._runs.pin(run_id, tag, job_name=job_name)
-        committing = not self._uow.nested
         with self._uow():
             cas_id = self._cas.store_content(content, media_type)
             value = NodeValue(node, None, cas_id, media_type, len(content))
             reads = self._reads.of(run_id)
             self._runs.record_io(run_id, outputs=[value], inputs=reads)
-        self._committed(run_id, value, reads, committing)
+        self._committed(run_id, value, reads)
         return value
 
     def locate_step_output(
@@ -283,15 +283,13 @@ class AssetService:
         """Write the reads noted for ``run_id`` (default: every run) that are not written
         yet; returns how many were written. Inside a caller's transaction they stay noted
         until a flush of their own commits."""
-        committing = not self._uow.nested
         written = 0
         for run in [run_id] if run_id is not None else self._reads.run_ids():
             reads = self._reads.of(run)
             if reads:
                 with self._uow():
                     self._runs.record_io(run, inputs=reads)
-                if committing:
-                    self._reads.written(run, reads)
+                self._uow.after_commit(partial(self._reads.written, run, reads))
                 written += len(reads)
         return written
 
@@ -302,18 +300,12 @@ class AssetService:
             run_id, node, partition_key
         )
 
-    def _committed(
-        self, run_id: str, value: NodeValue, reads: list[NodeValue], committing: bool
-    ) -> None:
+    def _committed(self, run_id: str, value: NodeValue, reads: list[NodeValue]) -> None:
         """After ``value`` and ``reads`` were written for ``run_id``: remember the value
-        for the run's downstream reads, forget the reads (unless a caller's transaction
-        may still roll them back)."""
-        key = (run_id, value.node, value.partition_key)
-        if committing:
-            self._own_outputs.put(key, value)
-            self._reads.written(run_id, reads)
-        else:  # the caller's transaction may still roll back: read it from the catalog
-            self._own_outputs.discard(key)
+        for the run's downstream reads and forget the reads, once the transaction
+        (a caller's, if there is one) commits."""
+        self._own_outputs.put((run_id, value.node, value.partition_key), value)
+        self._uow.after_commit(partial(self._reads.written, run_id, reads))
 
     def _locate(
         self,

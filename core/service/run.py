@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from core.cache import LRUCache
+from core.committed_cache import CommittedCache
 from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import (
@@ -49,7 +49,7 @@ class RunService:
     def __init__(self, uow: UnitOfWorkFactory, artifacts: ArtifactService) -> None:
         self._uow = uow
         self._artifacts = artifacts
-        self._pins = LRUCache[str, _Pin](PIN_CACHE_SIZE)
+        self._pins = CommittedCache[str, _Pin](uow, PIN_CACHE_SIZE)
 
     def pin(
         self,
@@ -184,18 +184,14 @@ class RunService:
     def finish_run(self, run_id: str, status: str) -> Run:
         """Record a final status; finishing again with the same status changes nothing."""
         check_run_id(run_id)
-        if status not in FINAL_STATUSES:
+        if not isinstance(status, str) or status not in FINAL_STATUSES:
             raise ValidationError(
                 f"invalid run status {status!r}: expected one of {sorted(FINAL_STATUSES)}"
             )
         with self._uow() as uow:
-            run = uow.runs.get(run_id)
-            if run is None:
-                raise NotFoundError(f"run {run_id!r} not found")
-            if run.status == status:
-                return run
-            if run.status != RunStatus.STARTED:
-                raise ConflictError(f"run {run_id!r} already finished as {run.status!r}")
-            finished = uow.runs.finish(run_id, status)
-            assert finished is not None
-            return finished
+            run = uow.runs.finish(run_id, status) or uow.runs.get(run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id!r} not found")
+        if run.status != status:
+            raise ConflictError(f"run {run_id!r} already finished as {run.status!r}")
+        return run
