@@ -54,7 +54,7 @@ class BlobStore:
         if self._intact(target, len(content)):
             return False
         with self._temporary() as (handle, temporary):
-            handle.write(content)
+            _write(handle, content, temporary)
             self._publish(handle, temporary, target)
         return True
 
@@ -73,7 +73,7 @@ class BlobStore:
             while read := _read_into(stream, buffer, view):
                 chunk = view[:read]
                 digest.update(chunk)
-                handle.write(chunk)
+                _write(handle, chunk, temporary)
                 size += read
             cas_id = "sha256:" + digest.hexdigest()
             target = self.path(cas_id)
@@ -84,7 +84,13 @@ class BlobStore:
     def open(self, cas_id: str) -> BinaryIO:
         """The stored file, open for reading (``FileNotFoundError`` if absent); the caller
         verifies its bytes and closes it."""
-        return self.path(cas_id).open("rb")
+        path = self.path(cas_id)
+        try:
+            return path.open("rb")
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise _unavailable("read", path, exc) from exc
 
     def set_aside(self, cas_id: str, opened: BinaryIO) -> Path | None:
         """Move the file ``opened`` reads (found corrupt) out of the store, so storing the
@@ -110,7 +116,7 @@ class BlobStore:
         try:
             os.utime(target)
             return target.stat().st_size == size
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # absent, or in the way of a write
             return False
 
     def modified_at(self, cas_id: str) -> float | None:
@@ -155,7 +161,14 @@ class BlobStore:
 
     @contextlib.contextmanager
     def _temporary(self) -> Iterator[tuple[BinaryIO, Path]]:
-        fd, name = tempfile.mkstemp(dir=self._tmp, suffix=".part")
+        try:
+            try:
+                fd, name = tempfile.mkstemp(dir=self._tmp, suffix=".part")
+            except FileNotFoundError:  # the temporary folder was removed: make it again
+                self._tmp.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(dir=self._tmp, suffix=".part")
+        except OSError as exc:
+            raise _unavailable("write", self._tmp, exc) from exc
         temporary = Path(name)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -164,12 +177,27 @@ class BlobStore:
             temporary.unlink(missing_ok=True)
 
     def _publish(self, handle: BinaryIO, temporary: Path, target: Path) -> None:
-        handle.flush()
-        os.fsync(handle.fileno())
-        created = _make_dirs(target.parent)
-        os.replace(temporary, target)
-        for directory in [target.parent, *created]:
-            _fsync_dir(directory)
+        try:
+            handle.flush()
+            os.fsync(handle.fileno())
+            created = _make_dirs(target.parent)
+            os.replace(temporary, target)
+            for directory in [target.parent, *created]:
+                _fsync_dir(directory)
+        except OSError as exc:
+            raise _unavailable("write", target, exc) from exc
+
+
+def _write(handle: BinaryIO, chunk: bytes | memoryview, temporary: Path) -> None:
+    try:
+        handle.write(chunk)
+    except OSError as exc:
+        raise _unavailable("write", temporary, exc) from exc
+
+
+def _unavailable(action: str, path: Path, exc: OSError) -> StorageUnavailableError:
+    reason = exc.strerror or exc
+    return StorageUnavailableError(f"cannot {action} blob file {str(path)!r}: {reason}")
 
 
 def hash_stream(stream: BinaryIO) -> str:

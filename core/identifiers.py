@@ -64,6 +64,28 @@ def check_run_id(run_id: object) -> str:
     return check_name(run_id, "run id", 200)
 
 
+def check_node_id(node: object) -> str:
+    return check_name(node, "node id", 1000)
+
+
+def check_partition_key(key: object) -> str | None:
+    """``key`` if it is ``None`` or 1-1000 characters with no NUL."""
+    if key is not None and (
+        not isinstance(key, str) or not 0 < len(key) <= 1000 or "\x00" in key or not _utf8(key)
+    ):
+        raise ValidationError(
+            f"invalid partition key {key!r}: expected 1-1000 characters and no NUL"
+        )
+    return key
+
+
+def check_size(size: object) -> int:
+    """``size`` if it is an int >= 0 (a byte count)."""
+    if type(size) is not int or size < 0:
+        raise ValidationError(f"invalid size {size!r}: expected an int >= 0")
+    return size
+
+
 def check_artifact_name(name: object) -> str:
     return check_name(name, "artifact name")
 
@@ -84,12 +106,24 @@ def check_limit(limit: object) -> int:
 
 
 def check_text(value: object, field: str, limit: int) -> str | None:
-    """``value`` if it is ``None`` or a string of at most ``limit`` characters with no NUL."""
-    if value is not None and (not isinstance(value, str) or len(value) > limit or "\x00" in value):
+    """``value`` if it is ``None`` or a string of at most ``limit`` characters with no NUL
+    (and no lone surrogate, which no database can store)."""
+    if value is not None and (
+        not isinstance(value, str) or len(value) > limit or "\x00" in value or not _utf8(value)
+    ):
         raise ValidationError(
-            f"invalid {field} {value!r}: expected at most {limit} characters and no NUL"
+            f"invalid {field} {value!r}: expected at most {limit} characters of UTF-8 text "
+            "and no NUL"
         )
     return value
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_actor(value: object, field: str = "created_by") -> str | None:

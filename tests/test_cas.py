@@ -50,6 +50,33 @@ def test_a_failed_blob_write_commits_no_row(
     assert list((catalog.blob_root / "tmp").iterdir()) == []
 
 
+def test_a_removed_temporary_folder_is_made_again(catalog: core.Services) -> None:
+    (catalog.blob_root / "tmp").rmdir()
+    cas_id = catalog.cas.store_content(b"hello")
+    assert catalog.cas.get_content(cas_id) == b"hello"
+    assert catalog.cas.store_stream(io.BytesIO(b"again")) == catalog.cas.compute_hash(b"again")
+
+
+def test_an_unreadable_blob_file_is_a_storage_error_naming_it(catalog: core.Services) -> None:
+    cas_id = catalog.cas.store_content(b"hello")
+    path = BlobStore(catalog.blob_root).path(cas_id)
+    path.unlink()
+    path.mkdir()  # something that cannot be read as a file
+    with pytest.raises(core.StorageUnavailableError, match=f"cannot read blob file '{path}'"):
+        catalog.cas.get_content(cas_id)
+
+
+def test_an_unwritable_blob_folder_is_a_storage_error_naming_it(catalog: core.Services) -> None:
+    cas_id = catalog.cas.compute_hash(b"hello")
+    target = BlobStore(catalog.blob_root).path(cas_id)
+    target.parent.parent.mkdir(parents=True)
+    target.parent.write_bytes(b"")  # a file where the blob's folder should be
+    before = row_counts(catalog)
+    with pytest.raises(core.StorageUnavailableError, match=f"cannot write blob file '{target}'"):
+        catalog.cas.store_content(b"hello")
+    assert row_counts(catalog) == before
+
+
 def test_content_stored_in_a_transaction_reads_back_before_it_commits(
     catalog: core.Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:

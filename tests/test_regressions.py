@@ -110,3 +110,69 @@ def test_compare_and_swap_onto_the_current_target_records_nothing(
     assert not catalog.tags.compare_and_swap("main", target, target, expected_revision=2)
     assert len(catalog.tags.get_history("main")) == 1
     assert catalog.tags.get_tag("main").revision == 1
+
+
+def test_an_output_that_cannot_be_committed_leaves_no_pin(
+    catalog: core.Services, main: core.CreateWorkflowResponse
+) -> None:
+    before = row_counts(catalog)
+    with pytest.raises(core.ValidationError, match="cycle"):
+        catalog.assets.commit_output(
+            "run-x", "main", "b", b"1", media_type="application/json", deps=["b"]
+        )
+    assert row_counts(catalog) == before  # no run row, no snapshot
+
+
+def test_a_version_with_a_bad_parent_stores_nothing(
+    catalog: core.Services, main: core.CreateWorkflowResponse
+) -> None:
+    before = row_counts(catalog)
+    with pytest.raises(core.ValidationError, match="'not-a-uuid'"):
+        catalog.artifacts.add_dag_version("etl", {"nodes": {}}, parent_id="not-a-uuid")  # type: ignore[arg-type]
+    assert row_counts(catalog) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "named"),
+    [
+        ({"cas_id": "sha256:" + "0" * 64}, core.NotFoundError, "sha256:" + "0" * 64),
+        ({"media_type": None}, core.ValidationError, "media type None"),
+        ({"node": None}, core.ValidationError, "node id None"),
+        ({"size": "big"}, core.ValidationError, "size 'big'"),
+        ({"size": True}, core.ValidationError, "size True"),
+        ({"partition_key": "\ud800"}, core.ValidationError, "partition key"),
+    ],
+)
+def test_bad_lineage_is_rejected_by_name(
+    catalog: core.Services,
+    main: core.CreateWorkflowResponse,
+    change: dict,
+    error: type[core.OrchestratorError],
+    named: str,
+) -> None:
+    catalog.runs.create_run("run-1")
+    cas_id = catalog.cas.store_content(b"1", "application/json")
+    good = {"node": "a", "partition_key": None, "cas_id": cas_id, "media_type": "a/b", "size": 1}
+    before = row_counts(catalog)
+    with pytest.raises(error, match=named.replace("(", r"\(")):
+        catalog.runs.record_io("run-1", outputs=[core.NodeValue(**{**good, **change})])
+    assert row_counts(catalog) == before
+
+
+def test_text_that_no_database_can_store_is_a_validation_error(
+    catalog: core.Services, main: core.CreateWorkflowResponse
+) -> None:
+    before = row_counts(catalog)
+    with pytest.raises(core.ValidationError, match="reason"):
+        catalog.tags.create_tag("t", main.artifact_id, reason="\ud800")
+    with pytest.raises(core.ValidationError, match="moved_by"):
+        catalog.tags.create_or_move_tag("main", main.artifact_id, moved_by="\udcff")
+    with pytest.raises(core.ValidationError, match="created_by"):
+        catalog.workflows.create_workflow(
+            core.CreateWorkflowRequest("x", BASE, tag="other", created_by="\ud800")
+        )
+    with pytest.raises(core.ValidationError, match="move id True"):
+        catalog.tags.get_moves_after("main", True)  # type: ignore[arg-type]
+    with pytest.raises(core.ValidationError, match="run id 123"):
+        catalog.tags.move_tag("main", main.artifact_id, run_id=123)  # type: ignore[arg-type]
+    assert row_counts(catalog) == before

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
 from core.models import RunIORow, RunRow
 from core.repository.clock import aware, aware_or_none, utc_now
-from core.repository.errors import conflicts_on_integrity_errors
+from core.repository.errors import conflicts_on_integrity_errors, missing_rows_not_found
 from core.repository.inserts import insert_if_absent, upsert
 
 runs = RunRow.__table__
@@ -104,7 +104,7 @@ class RunIORepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    @conflicts_on_integrity_errors
+    @missing_rows_not_found
     def record(self, run_id: str, entries: Sequence[tuple[Direction, NodeValue]]) -> None:
         """Record each (direction, value) of ``run_id``; the last entry for a direction,
         node and partition wins, here and over earlier records (see ``upsert`` for the

@@ -99,10 +99,11 @@ class ArtifactService:
         document names are stored with it."""
         metadata_json = _check_record(name, created_by, metadata)  # before any file is written
         content = canonical_json(document)
-        cas_id = self._cas.store_contents([(content, DAG_MEDIA_TYPE), *blobs])[0]
-        return self._create_dag_version(
-            name, cas_id, document, content, parent_id, created_by, metadata_json
-        )
+        with self._uow():  # the blobs and the version: all or nothing
+            cas_id = self._cas.store_contents([(content, DAG_MEDIA_TYPE), *blobs])[0]
+            return self._create_dag_version(
+                name, cas_id, document, content, parent_id, created_by, metadata_json
+            )
 
     def _create_dag_version(
         self,
@@ -165,10 +166,11 @@ class ArtifactService:
         ``blobs`` (content, media type) that the patch names are stored with it.
         """
         metadata_json = _check_record(name, created_by, metadata)  # before any file is written
-        cas_id = self._cas.store_contents([(canonical_json(patch), PATCH_MEDIA_TYPE), *blobs])[0]
-        return self._create_patch_set(
-            name, cas_id, parent_id, parent_document, document, created_by, metadata_json
-        )
+        with self._uow():  # the blobs and the patch set: all or nothing
+            cas_id = self._cas.store_contents([(canonical_json(patch), PATCH_MEDIA_TYPE), *blobs])
+            return self._create_patch_set(
+                name, cas_id[0], parent_id, parent_document, document, created_by, metadata_json
+            )
 
     def _create_patch_set(
         self,
@@ -222,10 +224,11 @@ class ArtifactService:
         """Store the run snapshot document ``snapshot`` and record it, pinned to
         ``parent_id`` (nothing is read back)."""
         metadata_json = _check_record(name, created_by, None)  # before the file is written
-        cas_id = self._cas.store_content(canonical_json(snapshot), SNAPSHOT_MEDIA_TYPE)
-        return self._create(
-            ArtifactKind.RUN_SNAPSHOT, name, cas_id, parent_id, created_by, metadata_json
-        )
+        with self._uow():  # the blob and the snapshot: all or nothing
+            cas_id = self._cas.store_content(canonical_json(snapshot), SNAPSHOT_MEDIA_TYPE)
+            return self._create(
+                ArtifactKind.RUN_SNAPSHOT, name, cas_id, parent_id, created_by, metadata_json
+            )
 
     def get_by_id(self, artifact_id: uuid.UUID) -> Artifact:
         artifact_id = check_artifact_id(artifact_id)

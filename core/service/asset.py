@@ -11,12 +11,13 @@ from typing import Any
 from core.committed_cache import CommittedCache
 from core.dag import node_value, with_node_value
 from core.domain import NodeValue, OutputCommit
-from core.errors import ConflictError, NotFoundError, ValidationError
+from core.errors import ConflictError, NotFoundError
 from core.identifiers import (
     check_content,
     check_job_name,
     check_media_type,
-    check_name,
+    check_node_id,
+    check_partition_key,
     check_run_id,
     check_tag_name,
     check_text,
@@ -34,17 +35,6 @@ OWN_OUTPUTS_CACHE_SIZE = 4096
 """Values this process committed for its runs, kept to answer their downstream reads."""
 
 
-def _check_node(node: object) -> str:
-    return check_name(node, "node id", 1000)
-
-
-def _check_partition_key(key: object) -> None:
-    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 1000 or "\x00" in key):
-        raise ValidationError(
-            f"invalid partition key {key!r}: expected 1-1000 characters and no NUL"
-        )
-
-
 def _check_output(
     run_id: object,
     tag: object,
@@ -57,7 +47,7 @@ def _check_output(
     check_run_id(run_id)
     check_tag_name(tag)
     for node in nodes:
-        _check_node(node)
+        check_node_id(node)
     check_content(content)
     check_media_type(media_type)
     check_job_name(job_name)
@@ -141,13 +131,13 @@ class AssetService:
     ) -> OutputCommit:
         """Store ``content`` as ``node``'s value and move ``tag`` to a version holding it.
 
-        The run is pinned first (if it is not already). A value equal to the tag's current
+        The run is pinned first (if it is not already), in the same transaction: a value
+        that cannot be committed leaves no pin either. A value equal to the tag's current
         one changes nothing (``changed=False``); a lost race is retried on the new head.
         """
         _check_output(run_id, tag, (node, *deps), content, media_type, job_name)
-        _check_partition_key(partition_key)
+        check_partition_key(partition_key)
         check_text(code_version, "code version", 255)
-        self._runs.pin(run_id, tag, job_name=job_name)  # before anything is stored
         if len(content) >= LARGE_VALUE:
             cas_id = self._cas.store_content(content, media_type)  # big: before the lock
             blobs: list[tuple[bytes, str]] = []
@@ -171,8 +161,9 @@ class AssetService:
         attempts = MAX_SWAP_ATTEMPTS if committing else 1
         for attempt in range(1, attempts + 1):
             try:
-                # the value, the new version, the move, the lineage: all or nothing
+                # the pin, the value, the new version, the move, the lineage: all or nothing
                 with self._uow():
+                    self._runs.pin(run_id, tag, job_name=job_name)
                     response = self._workflows.update_workflow(
                         tag,
                         update,
@@ -217,8 +208,8 @@ class AssetService:
         of the run, read it back with ``locate_step_output``. ``tag`` is the run's pin.
         """
         _check_output(run_id, tag, (node,), content, media_type, job_name)
-        self._runs.pin(run_id, tag, job_name=job_name)
         with self._uow():
+            self._runs.pin(run_id, tag, job_name=job_name)
             cas_id = self._cas.store_content(content, media_type)
             value = NodeValue(node, None, cas_id, media_type, len(content))
             reads = self._reads.of(run_id)
@@ -231,7 +222,7 @@ class AssetService:
     ) -> NodeValue:
         """Where the op output ``node`` of run ``producer`` is stored (the run itself, or
         the run it re-executes); the read is noted for ``run_id``."""
-        _check_node(node)
+        check_node_id(node)
         check_run_id(producer)
         if run_id is not None:
             self._runs.pin(run_id, tag)
@@ -260,7 +251,7 @@ class AssetService:
         re-executes); otherwise the value in the run's pinned snapshot (or, with no run,
         on the tag now).
         """
-        _check_node(node)
+        check_node_id(node)
         check_tag_name(tag)
         if producer is not None:
             check_run_id(producer)

@@ -12,7 +12,11 @@ from core.identifiers import (
     check_cas_id,
     check_job_name,
     check_limit,
+    check_media_type,
+    check_node_id,
+    check_partition_key,
     check_run_id,
+    check_size,
     check_tag_name,
 )
 from core.service.artifact import ArtifactService
@@ -158,7 +162,11 @@ class RunService:
         if not entries:
             return
         for _, value in entries:
+            check_node_id(value.node)
+            check_partition_key(value.partition_key)
             check_cas_id(value.cas_id)
+            check_media_type(value.media_type)
+            check_size(value.size)
         with self._uow() as uow:
             if run_id not in self._pins and uow.runs.get(run_id) is None:
                 raise NotFoundError(f"run {run_id!r} not found")

@@ -163,7 +163,7 @@ class TagService:
     ) -> list[TagMove]:
         """Moves of ``name`` newer than ``after_move_id``, oldest first: a sensor's poll."""
         check_tag_name(name)
-        if not isinstance(after_move_id, int) or after_move_id < 0:
+        if type(after_move_id) is not int or after_move_id < 0:
             raise ValidationError(f"invalid move id {after_move_id!r}: expected an int >= 0")
         check_limit(limit)
         with self._uow() as uow:
@@ -241,6 +241,7 @@ class TagService:
     ) -> Tag | None:
         """Swap from whatever the tag points at now, retrying when another writer wins."""
         check_tag_name(name)
+        _check_move_fields(moved_by, reason, run_id)
         for _ in range(MAX_SWAP_ATTEMPTS):
             with self._uow() as uow:
                 current = uow.tags.get(name)
