@@ -191,6 +191,49 @@ def test_a_commit_inside_a_callers_transaction_is_read_from_the_catalog(
     assert catalog.assets.locate_input("r", "main", "x") == inner
 
 
+def lose_the_first_swaps(
+    catalog: core.Services, monkeypatch: pytest.MonkeyPatch, losses: int
+) -> list[bool]:
+    """Have the first ``losses`` compare-and-swaps of ``main`` lose, as when another writer
+    moved the tag first; returns what each swap answered."""
+    swap = catalog.tags.compare_and_swap
+    answers: list[bool] = []
+
+    def racing(name: str, *args: object, **kwargs: object) -> bool:
+        won = len(answers) >= losses and swap(name, *args, **kwargs)  # type: ignore[arg-type]
+        answers.append(won)
+        return won
+
+    monkeypatch.setattr(catalog.tags, "compare_and_swap", racing)
+    return answers
+
+
+def test_a_lost_race_is_retried_on_the_new_head(
+    catalog: core.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit(catalog, "x", b"1")
+    moves = len(catalog.tags.get_history("main"))
+    answers = lose_the_first_swaps(catalog, monkeypatch, losses=3)
+    result = commit(catalog, "y", b"2")
+    assert answers == [False, False, False, True]
+    assert result.changed and result.revision == moves + 1
+    history = catalog.tags.get_history("main")
+    assert len(history) == moves + 1 and history[-1].from_target_id == history[-2].to_target_id
+    assert set(catalog.workflows.get_workflow_by_tag("main")["nodes"]) == {"x", "y"}
+
+
+def test_a_patch_that_lost_a_race_is_retried(
+    catalog: core.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit(catalog, "x", b"1")
+    answers = lose_the_first_swaps(catalog, monkeypatch, losses=2)
+    catalog.workflows.patch_workflow(
+        "main", [{"op": "add", "path": "/nodes/z", "value": {"deps": []}}]
+    )
+    assert answers == [False, False, True]
+    assert set(catalog.workflows.get_workflow_by_tag("main")["nodes"]) == {"x", "z"}
+
+
 def test_a_race_lost_inside_a_callers_transaction_is_the_callers_to_retry(
     catalog: core.Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:

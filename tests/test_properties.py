@@ -596,13 +596,13 @@ def test_validating_an_edit_against_its_base_agrees_with_validating_it_whole(
         assert whole == "accepted"
 
 
-cas_ids = st.sampled_from(["sha256:" + c * 64 for c in "abcd"])
+stored_cas_ids = st.sampled_from(["sha256:" + c * 64 for c in "abcd"])
 valued_nodes = st.fixed_dictionaries(
     {"deps": st.just([])},
     optional={
-        "cas_id": cas_ids,
+        "cas_id": stored_cas_ids,
         "partitions": st.dictionaries(
-            st.sampled_from("xy"), st.builds(lambda c: {"cas_id": c}, cas_ids)
+            st.sampled_from("xy"), st.builds(lambda c: {"cas_id": c}, stored_cas_ids)
         ),
     },
 )
@@ -627,14 +627,14 @@ def test_added_cas_ids_cover_every_new_id_and_name_only_ids_of_the_new_document(
 # --- JSON patches ---
 
 json_keys = st.text(alphabet="ab~/0", max_size=3)
-json_values = st.recursive(
+patch_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2, 2) | st.sampled_from([1.0, 0.0, -2.5]) | json_keys,
     lambda children: (
         st.lists(children, max_size=3) | st.dictionaries(json_keys, children, max_size=3)
     ),
     max_leaves=12,
 )
-json_objects = st.dictionaries(json_keys, json_values, max_size=4)
+json_objects = st.dictionaries(json_keys, patch_values, max_size=4)
 
 
 @settings(PROPERTY_SETTINGS, max_examples=200)

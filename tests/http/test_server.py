@@ -70,4 +70,3 @@ def test_round_trip_over_real_http(database_url: str, blob_root: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    assert server.returncode is not None
