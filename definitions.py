@@ -143,6 +143,7 @@ def main() -> None:
     """Materialise the pipeline with the multiprocess executor, then print main's history."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".orchestrator/dagster").resolve())))
     home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").touch()  # Dagster's defaults, without its warning about no file
     with dg.DagsterInstance.get() as instance:
         runs = [
             (f"ingest_orders [{region}]", ingest_orders_job, {"dagster/partition": region})

@@ -95,9 +95,15 @@ class Database:
             )
         elif self.url.get_backend_name() == "postgresql":
             self._lease = None
-            self.engine = sa.create_engine(
-                self.url, pool_pre_ping=True, pool_size=5, max_overflow=10
-            )
+            try:
+                self.engine = sa.create_engine(
+                    self.url, pool_pre_ping=True, pool_size=5, max_overflow=10
+                )
+            except ModuleNotFoundError as exc:
+                raise StorageUnavailableError(
+                    f"a Postgres catalog needs {exc.name!r}, which is not installed: "
+                    "pip install 'orchestrator-catalog[postgres]'"
+                ) from exc
         else:
             raise ValidationError(
                 f"unsupported database url {self.url.render_as_string(hide_password=True)!r}: "

@@ -231,7 +231,11 @@ def show(context: CatalogContext, ref: str, as_json: bool) -> None:
 @click.argument("node")
 @click.option("--ref", default="main", show_default=True, help="The version to read from.")
 @click.option("--partition", default=None, help="The partition key, for partitioned nodes.")
-@click.option("--decode", is_flag=True, help="Print JSON values pretty-printed, text as text.")
+@click.option(
+    "--decode",
+    is_flag=True,
+    help="Print JSON pretty-printed (a JSON string as its text), text as text.",
+)
 @pass_catalog
 @domain_errors
 def cat(context: CatalogContext, node: str, ref: str, partition: str | None, decode: bool) -> None:
@@ -243,10 +247,10 @@ def cat(context: CatalogContext, node: str, ref: str, partition: str | None, dec
     """
     catalog = context.catalog
     artifact = catalog.refs.resolve(ref)
-    entry = node_value(catalog.artifacts.resolve(artifact.id), node, partition)
+    document = catalog.artifacts.resolve(artifact.id)
+    entry = node_value(document, node, partition)
     if entry is None:
-        part = f" partition {partition!r}" if partition is not None else ""
-        raise core.NotFoundError(f"node {node!r}{part} has no stored value at {ref!r}")
+        raise core.NotFoundError(_no_value(document, node, partition, ref))
     if not decode:
         with catalog.cas.open_content(entry["cas_id"]) as verified:
             shutil.copyfileobj(verified, sys.stdout.buffer)
@@ -256,7 +260,10 @@ def cat(context: CatalogContext, node: str, ref: str, partition: str | None, dec
     media_type = entry.get("media_type", "")
     try:
         if media_type == "application/json" or media_type.endswith("+json"):
-            click.echo(json.dumps(json.loads(content), indent=2, ensure_ascii=False))
+            value = json.loads(content)
+            if not isinstance(value, str):
+                value = json.dumps(value, indent=2, ensure_ascii=False)
+            click.echo(value)
         elif media_type.startswith("text/"):
             click.echo(content.decode())
         else:
@@ -266,6 +273,18 @@ def cat(context: CatalogContext, node: str, ref: str, partition: str | None, dec
             f"cannot decode node {node!r} ({media_type!r}) here: {exc}; drop --decode for "
             "the raw bytes"
         ) from None
+
+
+def _no_value(document: dict[str, Any], node: str, partition: str | None, ref: str) -> str:
+    """Why ``node`` (``partition``) has no value at ``ref``, and what to ask for instead."""
+    spec = document.get("nodes", {}).get(node)
+    if spec is None:
+        return f"no node {node!r} at {ref!r}"
+    partitions = sorted(spec.get("partitions", {}))
+    if partition is None and partitions:
+        return f"node {node!r} is partitioned: pass --partition (one of {', '.join(partitions)})"
+    part = f" partition {partition!r}" if partition is not None else ""
+    return f"node {node!r}{part} has no stored value at {ref!r}"
 
 
 @cli.command()

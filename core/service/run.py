@@ -194,7 +194,8 @@ class RunService:
         check_run_id(run_id)
         if not isinstance(status, str) or status not in FINAL_STATUSES:
             raise ValidationError(
-                f"invalid run status {status!r}: expected one of {sorted(FINAL_STATUSES)}"
+                f"invalid run status {status!r}: expected one of "
+                + ", ".join(sorted(final.value for final in FINAL_STATUSES))
             )
         with self._uow() as uow:
             run = uow.runs.finish(run_id, status) or uow.runs.get(run_id)

@@ -232,6 +232,27 @@ def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no
         assert "Example:" in result.output and "orchestrator " in result.output, command
 
 
+def test_cat_decodes_a_json_string_to_its_text(run, catalog: core.Services) -> None:  # type: ignore[no-untyped-def]
+    report = "# Sales\n\n| region | revenue |"
+    catalog.assets.commit_output(
+        "run-1", "main", "report", json.dumps(report).encode(), media_type="application/json"
+    )
+    assert run("cat", "report", "--decode").output == report + "\n"
+
+
+def test_cat_says_which_partition_to_ask_for(run, catalog: core.Services) -> None:  # type: ignore[no-untyped-def]
+    for region in ("emea", "amer"):
+        catalog.assets.commit_output(
+            "run-1", "main", "orders", b"[]", media_type="application/json", partition_key=region
+        )
+    result = run("cat", "orders")
+    assert result.exit_code == 3
+    assert "node 'orders' is partitioned: pass --partition (one of amer, emea)" in result.output
+    result = run("cat", "nope")
+    assert result.exit_code == 3 and "no node 'nope' at 'main'" in result.output
+    assert run("cat", "orders", "--partition", "amer").output == "[]"
+
+
 def test_values_that_cannot_be_decoded_are_named(run, catalog: core.Services) -> None:  # type: ignore[no-untyped-def]
     commit = catalog.assets.commit_output
     commit("run-1", "main", "notes", b"caf\xe9", media_type="text/plain")  # not UTF-8
@@ -242,6 +263,17 @@ def test_values_that_cannot_be_decoded_are_named(run, catalog: core.Services) ->
         assert f"cannot decode node {node!r}" in result.output
         assert "Traceback" not in result.output
         assert run("cat", node).exit_code == 0  # the raw bytes are still there
+
+
+def test_a_postgres_url_without_the_driver_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    url = "postgresql+psycopg://someone@127.0.0.1:1/catalog"
+    result = CliRunner().invoke(cli, ["--database-url", url, "tags"])
+    assert result.exit_code == 5, result.output
+    assert "pip install 'orchestrator-catalog[postgres]'" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_an_unreachable_database_exits_5() -> None:
