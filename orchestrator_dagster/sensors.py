@@ -120,7 +120,8 @@ def run_snapshot_sensor(
     for record in records:
         run = record.dagster_run
         try:
-            runs.finish_run(run.run_id, FINAL_STATUSES[run.status].value)
+            ended = datetime.fromtimestamp(record.end_time, UTC) if record.end_time else None
+            runs.finish_run(run.run_id, FINAL_STATUSES[run.status].value, finished_at=ended)
             finished += 1
         except (core.NotFoundError, core.ConflictError):
             continue

@@ -4,6 +4,7 @@ import json
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timedelta, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -126,6 +127,19 @@ def finish_at_once(catalog: core.Services, run_id: str, statuses: tuple[str, ...
     for thread in threads:
         thread.join()
     return told
+
+
+def test_a_run_finishes_at_the_time_given(
+    catalog: core.Services, main_tag: core.CreateWorkflowResponse
+) -> None:
+    catalog.runs.create_run("run-1")
+    ended = datetime(2026, 11, 26, 21, 0, 0, 123000, tzinfo=timezone(timedelta(hours=1)))
+    before = row_counts(catalog)
+    with pytest.raises(core.ValidationError, match="finish time"):
+        catalog.runs.finish_run("run-1", "success", finished_at=ended.replace(tzinfo=None))
+    assert catalog.runs.get_run("run-1").status == "started" and row_counts(catalog) == before
+    finished = catalog.runs.finish_run("run-1", "success", finished_at=ended)
+    assert finished.finished_at == ended and catalog.runs.get_run("run-1") == finished
 
 
 def test_concurrent_finishes_with_different_statuses_have_one_winner(

@@ -8,6 +8,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def stored(value: datetime) -> datetime:
+    """An aware ``datetime`` as the naive UTC value the tables store."""
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
 def aware(value: datetime) -> datetime:
     """A stored naive UTC timestamp as an aware ``datetime``."""
     return value.replace(tzinfo=UTC)

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
 from core.models import RunIORow, RunRow
-from core.repository.clock import aware, aware_or_none, utc_now
+from core.repository.clock import aware, aware_or_none, stored, utc_now
 from core.repository.errors import conflicts_on_integrity_errors, missing_rows_not_found
 from core.repository.inserts import insert_if_absent, upsert
 
@@ -73,13 +74,14 @@ class RunRepository:
         )
         return None if row is None else _to_run(row)
 
-    def finish(self, run_id: str, status: str) -> Run | None:
+    def finish(self, run_id: str, status: str, finished_at: datetime | None) -> Run | None:
         """Record ``status`` as the final one of the run if it is still started, finished
-        now; ``None`` if it is not (a concurrent caller finished it first)."""
+        at ``finished_at`` (default: now); ``None`` if it is not (a concurrent caller
+        finished it first)."""
         row = self._session.execute(
             runs.update()
             .where(runs.c.run_id == run_id, runs.c.status == RunStatus.STARTED.value)
-            .values(status=status, finished_at=utc_now())
+            .values(status=status, finished_at=stored(finished_at) if finished_at else utc_now())
             .returning(*runs.c)
         ).first()
         return None if row is None else _to_run(row)

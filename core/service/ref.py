@@ -49,6 +49,11 @@ class RefService:
                     return matches[0]
                 if len(matches) > 1:
                     raise ValidationError(f"ambiguous ref {ref!r}: several versions start so")
+        if not TAG_NAME_PATTERN.fullmatch(ref) and not HASH_PREFIX.fullmatch(ref):
+            raise ValidationError(
+                f"invalid ref {ref!r}: expected a tag, TAG@{{N}}, a version hash (or its first "
+                f"{MIN_PREFIX}+ hex characters) or an artifact id"
+            )
         raise NotFoundError(
             f"unknown ref {ref!r}: no tag, version hash (at least {MIN_PREFIX} hex characters) "
             "or artifact id matches"

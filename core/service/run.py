@@ -189,16 +189,23 @@ class RunService:
         with self._uow() as uow:
             return uow.run_io.for_run(run_id)
 
-    def finish_run(self, run_id: str, status: str) -> Run:
-        """Record a final status; finishing again with the same status changes nothing."""
+    def finish_run(self, run_id: str, status: str, *, finished_at: datetime | None = None) -> Run:
+        """Record a final status, reached at ``finished_at`` (a time-zone aware time;
+        default: now); finishing again with the same status changes nothing."""
         check_run_id(run_id)
+        if finished_at is not None and (
+            not isinstance(finished_at, datetime) or finished_at.utcoffset() is None
+        ):
+            raise ValidationError(
+                f"invalid finish time {finished_at!r}: expected a time-zone aware datetime"
+            )
         if not isinstance(status, str) or status not in FINAL_STATUSES:
             raise ValidationError(
                 f"invalid run status {status!r}: expected one of "
                 + ", ".join(sorted(final.value for final in FINAL_STATUSES))
             )
         with self._uow() as uow:
-            run = uow.runs.finish(run_id, status) or uow.runs.get(run_id)
+            run = uow.runs.finish(run_id, status, finished_at) or uow.runs.get(run_id)
         if run is None:
             raise NotFoundError(f"run {run_id!r} not found")
         if run.status != status:

@@ -81,7 +81,9 @@ def test_refs_everywhere(run, populated: core.Services) -> None:  # type: ignore
     ]:
         shown = as_json(run("show", ref, "--json"))
         assert shown["artifact"]["id"] == str(second.id), ref
-    assert run("show", "sha256:1234").exit_code == 3  # too short to be a prefix
+    for malformed in ("sha256:1234", "sha256:zzzzzzzz", "main@{x}", "main@{-1}"):
+        result = run("show", malformed)  # "sha256:1234" is too short to be a prefix
+        assert result.exit_code == 2 and f"invalid ref {malformed!r}" in result.output, malformed
     missing = run("show", "nope")
     assert missing.exit_code == 3 and "unknown ref 'nope'" in missing.output
     assert run("show", "main@{9}").exit_code == 3

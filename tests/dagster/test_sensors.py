@@ -1,5 +1,6 @@
 """tag_move_sensor and run_snapshot_sensor over real catalog moves and real runs."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -156,7 +157,11 @@ def test_run_snapshot_sensor_records_final_status(
     result = tick(run_snapshot_sensor, orchestrator, instance, None)
     assert catalog.runs.get_run(ok.run_id).status == "success"
     assert catalog.runs.get_run(failed.run_id).status == "failure"
-    assert catalog.runs.get_run(ok.run_id).finished_at is not None
+    for run in (ok, failed):  # when the run ended in Dagster, not when the sensor ticked
+        record = instance.get_run_record_by_id(run.run_id)
+        assert record is not None and record.end_time is not None
+        finished_at = catalog.runs.get_run(run.run_id).finished_at
+        assert finished_at == datetime.fromtimestamp(record.end_time, UTC)
     with pytest.raises(core.NotFoundError):
         catalog.runs.get_run(unknown.run_id)
     assert result.cursor is not None
