@@ -3,6 +3,9 @@
 import os
 import time
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 import core
 from core.blobstore import BlobStore
@@ -78,3 +81,38 @@ def test_gc_leaves_files_that_are_not_blobs_alone(catalog: core.Services) -> Non
     report = catalog.maintenance.gc(timedelta(0))
     assert (report.removed, report.kept_recent) == ([], 0)
     assert stray.exists() and elsewhere.exists()
+
+
+def test_gc_puts_back_a_file_stored_again_while_it_was_being_deleted(
+    catalog: core.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blobs = BlobStore(catalog.blob_root)
+    content = b"an old orphan, about to be stored again"
+    cas_id = catalog.cas.compute_hash(content)
+    blobs.put_bytes(cas_id, content)
+    backdate(blobs.path(cas_id), hours=2)
+    quarantine = BlobStore.quarantine
+
+    def stored_again_first(store: BlobStore, stored_id: str) -> Path | None:
+        assert store.put_bytes(stored_id, content) is False  # present: only touched
+        return quarantine(store, stored_id)
+
+    monkeypatch.setattr(BlobStore, "quarantine", stored_again_first)
+    report = catalog.maintenance.gc()
+    assert (report.removed, report.kept_recent) == ([], 0)
+    assert blobs.path(cas_id).read_bytes() == content
+    assert list((catalog.blob_root / "tmp").iterdir()) == []
+
+
+def test_gc_sweeps_old_leftovers_of_the_temporary_folder(catalog: core.Services) -> None:
+    tmp = catalog.blob_root / "tmp"
+    old_corrupt, old_part = tmp / f"{'a' * 64}.corrupt", tmp / "crashed-write.part"
+    young_corrupt = tmp / f"{'b' * 64}.corrupt"
+    for path in (old_corrupt, old_part, young_corrupt):
+        path.write_bytes(b"leftover")
+    backdate(old_corrupt, hours=2)
+    backdate(old_part, hours=2)
+    assert catalog.maintenance.gc(dry_run=True).removed == []
+    assert sorted(tmp.iterdir()) == sorted([old_corrupt, old_part, young_corrupt])
+    catalog.maintenance.gc()
+    assert list(tmp.iterdir()) == [young_corrupt]

@@ -43,7 +43,12 @@ def test_parallel_steps_with_a_ticking_sensor(
             result = dg.execute_job(dg.reconstructable(contention_defs.contention_job), instance)
         failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         assert result.success and failures == []
-        time.sleep(2.5)  # let the sensor tick past the last move
+        with core.connect(url, tmp_path / "blobs") as catalog:
+            last_move = catalog.tags.get_history("main")[-1].id
+        deadline = time.monotonic() + 60  # the sensor ticks about once a second
+        while sensor_cursor(ticks) != str(last_move):
+            assert ticker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
     finally:
         stop.touch()
         ticker.wait(60)
@@ -54,3 +59,9 @@ def test_parallel_steps_with_a_ticking_sensor(
         history = catalog.tags.get_history("main")
         assert len(history) == contention_defs.WIDTH
         assert int(cursor) == history[-1].id  # the sensor saw the last move
+
+
+def sensor_cursor(ticks: Path) -> str | None:
+    """The cursor the ticker last wrote (``None`` if the file was caught mid-write)."""
+    fields = ticks.read_text().split()
+    return fields[1] if len(fields) == 2 else None
