@@ -25,18 +25,11 @@ class CommittedCache(Generic[K, V]):
         return self._committed.get(key)
 
     def put(self, key: K, value: V) -> None:
-        if self._uow.nested:
-            staged = self._uow.staged(self, create=True)
-            assert staged is not None
-            staged[key] = value
-        else:
+        staged = self._uow.staged(self, create=True)
+        if staged is None:  # outside a transaction
             self._committed.put(key, value)
-
-    def discard(self, key: K) -> None:
-        staged = self._uow.staged(self)
-        if staged:
-            staged.pop(key, None)
-        self._committed.discard(key)
+        else:
+            staged[key] = value
 
     def __contains__(self, key: object) -> bool:
         staged = self._uow.staged(self)

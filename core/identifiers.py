@@ -69,14 +69,10 @@ def check_node_id(node: object) -> str:
 
 
 def check_partition_key(key: object) -> str | None:
-    """``key`` if it is ``None`` or 1-1000 characters with no NUL."""
-    if key is not None and (
-        not isinstance(key, str) or not 0 < len(key) <= 1000 or "\x00" in key or not _utf8(key)
-    ):
-        raise ValidationError(
-            f"invalid partition key {key!r}: expected 1-1000 characters and no NUL"
-        )
-    return key
+    """``key`` if it is ``None`` or text as ``check_text`` takes it, not empty."""
+    if key == "":
+        raise ValidationError("invalid partition key '': expected at least one character")
+    return check_text(key, "partition key", 1000)
 
 
 def check_size(size: object) -> int:

@@ -16,6 +16,16 @@ def backdate(path: os.PathLike[str], hours: float) -> None:
     os.utime(path, (then, then))
 
 
+def orphan_file(catalog: core.Services, content: bytes, hours: float) -> Path:
+    """A blob file with no catalog row (its writer crashed, or has not committed yet),
+    last stored ``hours`` ago."""
+    blobs = BlobStore(catalog.blob_root)
+    cas_id = catalog.cas.compute_hash(content)
+    blobs.put_bytes(cas_id, content)
+    backdate(blobs.path(cas_id), hours=hours)
+    return blobs.path(cas_id)
+
+
 def test_gc_removes_old_orphan_files_at_the_default_grace(catalog: core.Services) -> None:
     """A crash between a blob file's write and its row leaves an orphan file."""
     blobs = BlobStore(catalog.blob_root)
@@ -39,15 +49,11 @@ def test_gc_removes_old_orphan_files_at_the_default_grace(catalog: core.Services
 def test_gc_keeps_orphans_younger_than_an_hour_even_with_no_grace(
     catalog: core.Services,
 ) -> None:
-    blobs = BlobStore(catalog.blob_root)
-    content = b"its writer may still record it"
-    cas_id = catalog.cas.compute_hash(content)
-    blobs.put_bytes(cas_id, content)
-    backdate(blobs.path(cas_id), hours=0.5)
+    path = orphan_file(catalog, b"its writer may still record it", hours=0.5)
     kept = catalog.maintenance.gc(timedelta(0))
     assert (kept.removed, kept.kept_recent) == ([], 1)
-    backdate(blobs.path(cas_id), hours=1.5)
-    assert catalog.maintenance.gc(timedelta(0)).removed == [cas_id]
+    backdate(path, hours=1.5)
+    assert catalog.maintenance.gc(timedelta(0)).removed == [f"sha256:{path.name}"]
 
 
 def test_verify_sets_a_corrupt_file_aside_so_storing_again_repairs_it(
@@ -86,11 +92,8 @@ def test_gc_leaves_files_that_are_not_blobs_alone(catalog: core.Services) -> Non
 def test_gc_puts_back_a_file_stored_again_while_it_was_being_deleted(
     catalog: core.Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    blobs = BlobStore(catalog.blob_root)
     content = b"an old orphan, about to be stored again"
-    cas_id = catalog.cas.compute_hash(content)
-    blobs.put_bytes(cas_id, content)
-    backdate(blobs.path(cas_id), hours=2)
+    path = orphan_file(catalog, content, hours=2)
     quarantine = BlobStore.quarantine
 
     def stored_again_first(store: BlobStore, stored_id: str) -> Path | None:
@@ -100,7 +103,7 @@ def test_gc_puts_back_a_file_stored_again_while_it_was_being_deleted(
     monkeypatch.setattr(BlobStore, "quarantine", stored_again_first)
     report = catalog.maintenance.gc()
     assert (report.removed, report.kept_recent) == ([], 0)
-    assert blobs.path(cas_id).read_bytes() == content
+    assert path.read_bytes() == content
     assert list((catalog.blob_root / "tmp").iterdir()) == []
 
 

@@ -9,6 +9,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 import core
 from tests import workers
@@ -153,6 +154,35 @@ def test_concurrent_finishes_with_different_statuses_have_one_winner(
         loser = "failure" if stored == "success" else "success"
         assert told[stored] == stored, told
         assert told[loser] == f"run {run_id!r} already finished as {stored!r}", told
+
+
+def test_concurrent_first_outputs_of_a_run_leave_one_snapshot(
+    catalog: core.Services, main_tag: core.CreateWorkflowResponse
+) -> None:
+    """Steps of one run committing their first outputs at once pin the run once: no
+    snapshot is left behind by the step that lost the race to record the run."""
+    for index in range(10):
+        run_id = f"run-{index}"
+        barrier = threading.Barrier(2)
+
+        def first_output(
+            node: str, run_id: str = run_id, barrier: threading.Barrier = barrier
+        ) -> None:
+            barrier.wait()
+            catalog.assets.commit_output(run_id, "main", node, b"1", media_type="a/b")
+
+        threads = [threading.Thread(target=first_output, args=(n,)) for n in ("x", "y")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with catalog.database.transaction() as session:
+            snapshots = session.scalar(
+                sa.text("SELECT count(*) FROM artifacts WHERE kind = 'run_snapshot' AND name = :r"),
+                {"r": run_id},
+            )
+        assert snapshots == 1, run_id
+        assert {io.node for io in catalog.runs.get_run_io(run_id)} == {"x", "y"}
 
 
 def test_run_errors_change_nothing(

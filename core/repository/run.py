@@ -1,11 +1,12 @@
 """SQL for run records."""
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
@@ -73,6 +74,14 @@ class RunRepository:
             self._session, runs, values, ("run_id",), returning=tuple(runs.c.keys())
         )
         return None if row is None else _to_run(row)
+
+    def lock(self, run_id: str) -> None:
+        """Hold ``run_id`` until this transaction ends, so that concurrent first touches of
+        one run take turns (Postgres; on DuckDB one process at a time holds the file)."""
+        if self._session.get_bind().dialect.name != "postgresql":
+            return
+        key = int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big", signed=True)
+        self._session.execute(select(func.pg_advisory_xact_lock(key)))
 
     def finish(self, run_id: str, status: str, finished_at: datetime | None) -> Run | None:
         """Record ``status`` as the final one of the run if it is still started, finished

@@ -167,9 +167,10 @@ class ArtifactService:
         """
         metadata_json = _check_record(name, created_by, metadata)  # before any file is written
         with self._uow():  # the blobs and the patch set: all or nothing
-            cas_id = self._cas.store_contents([(canonical_json(patch), PATCH_MEDIA_TYPE), *blobs])
+            content = canonical_json(patch)
+            cas_id = self._cas.store_contents([(content, PATCH_MEDIA_TYPE), *blobs])[0]
             return self._create_patch_set(
-                name, cas_id[0], parent_id, parent_document, document, created_by, metadata_json
+                name, cas_id, parent_id, parent_document, document, created_by, metadata_json
             )
 
     def _create_patch_set(

@@ -27,7 +27,8 @@ PIN_CACHE_SIZE = 1024
 
 
 class _RunExists(Exception):
-    """Another caller recorded this run id first; our snapshot is rolled back."""
+    """Another caller recorded this run id first without taking its lock (``create_run``
+    always does); a snapshot made in our own transaction is rolled back."""
 
 
 class _Pin(NamedTuple):
@@ -94,6 +95,7 @@ class RunService:
         check_job_name(job_name)
         try:
             with self._uow() as uow:
+                uow.runs.lock(run_id)  # a concurrent first touch finishes, or waits for us
                 run = uow.runs.get(run_id)
                 if run is not None:
                     return self._remember(run, tag)
