@@ -12,7 +12,7 @@ a diagnostic for ``bench/dagster_overhead.py``.
 The replay runs twice a round: back to back, and with ``--gap-ms`` of Python work before
 each transaction (as Dagster does between two steps; the time excludes the gap). The
 ratio of the two is what DuckDB's statements cost in a Dagster run over what they cost in
-a tight loop: after other work their code and data are out of the CPU's caches.
+a tight loop (most likely their code and data leave the CPU's caches meanwhile).
 
 Run from the project root::
 
