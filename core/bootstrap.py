@@ -61,8 +61,10 @@ def connect(
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     linger: float = DEFAULT_LINGER,
     compaction_bound: int = DEFAULT_COMPACTION_BOUND,
+    create: bool = True,
 ) -> Services:
-    """Open the catalog, creating its schema on first use.
+    """Open the catalog, creating its schema on first use (with ``create=False``, a
+    catalog that does not exist yet is a ``NotFoundError`` and nothing is created).
 
     Defaults: ``$ORCHESTRATOR_DATABASE_URL`` else ``duckdb:///.orchestrator/catalog.duckdb``,
     and ``$ORCHESTRATOR_BLOB_ROOT`` else ``.orchestrator/blobs``. On DuckDB, ``busy_timeout``
@@ -73,9 +75,10 @@ def connect(
         database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL,
         busy_timeout=busy_timeout,
         linger=linger,
+        create=create,
     )
     try:
-        ensure_schema(database)
+        ensure_schema(database, create=create)
         blobs = BlobStore(blob_root or os.environ.get(BLOB_ROOT_ENV) or DEFAULT_BLOB_ROOT)
     except BaseException:
         database.dispose()

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from core.duckdb_lease import Backoff, DuckDBFileLock, DuckDBLease
-from core.errors import StorageBusyError, StorageUnavailableError, ValidationError
+from core.errors import NotFoundError, StorageBusyError, StorageUnavailableError, ValidationError
 
 sa.dialects.registry.register("duckdb.cached", "core.duckdb_dialect", "CachingDuckDBDialect")
 
@@ -65,7 +65,10 @@ class Database:
         *,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         linger: float = DEFAULT_LINGER,
+        create: bool = True,
     ) -> None:
+        """``create=False`` refuses a DuckDB file that does not exist (``NotFoundError``)
+        instead of creating it and its folder."""
         try:
             self.url = make_url(url)
         except sa.exc.ArgumentError as exc:
@@ -80,6 +83,8 @@ class Database:
             if not database or database == ":memory:":
                 raise ValidationError(f"DuckDB catalog needs a file path, got {str(self.url)!r}")
             path = Path(database).expanduser().resolve()
+            if not create and not path.is_file():
+                raise NotFoundError(f"no catalog at {str(path)!r}: nothing has been stored there")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core.db import Database
-from core.errors import OrchestratorError
+from core.errors import NotFoundError, OrchestratorError
 from core.models import SCHEMA_VERSION, Base, SchemaVersion
 
 _SCHEMA_LOCK_KEY = 0x6F72636863617401
@@ -23,14 +23,22 @@ Migration = Callable[[Session], None]
 MIGRATIONS: dict[int, Migration] = {}
 
 
-def ensure_schema(db: Database) -> int:
-    """Create or migrate the catalog's schema; return its version."""
+def ensure_schema(db: Database, *, create: bool = True) -> int:
+    """Create or migrate the catalog's schema; return its version.
+
+    With ``create=False`` a database that holds no catalog is a ``NotFoundError``.
+    """
     with db.transaction() as session:
         if db.dialect == "postgresql":
             session.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
         version = _current_version(session)
         if version == SCHEMA_VERSION:
             return version
+        if version is None and not create:
+            raise NotFoundError(
+                f"no catalog in {db.url.render_as_string(hide_password=True)!r}: "
+                "nothing has been stored there"
+            )
         if version is None:
             Base.metadata.create_all(session.connection())
         elif version > SCHEMA_VERSION:

@@ -1,5 +1,6 @@
 """Schema creation on first connect: idempotent, versioned, safe under concurrency."""
 
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -25,6 +26,26 @@ def test_schema_is_created_once_and_versioned(database_url: str, blob_root: Path
     with core.connect(database_url, blob_root) as again:
         assert again.workflows.get_workflow_by_tag("main") == DAG
         assert schema_versions(again) == [SCHEMA_VERSION]
+
+
+def test_opening_only_an_existing_catalog_creates_nothing(
+    database_url: str, blob_root: Path
+) -> None:
+    with pytest.raises(core.NotFoundError, match=r"no catalog (at|in) '.*': nothing has been"):
+        core.connect(database_url, blob_root, create=False)
+    with core.connect(database_url, blob_root) as catalog:  # nothing was made: a fresh one
+        with catalog.database.transaction() as session:
+            assert session.scalar(sa.text("SELECT count(*) FROM artifacts")) == 0
+        catalog.workflows.create_workflow(core.CreateWorkflowRequest("etl", DAG))
+    with core.connect(database_url, blob_root, create=False) as existing:
+        assert existing.workflows.get_workflow_by_tag("main") == DAG
+
+
+def test_an_existing_catalog_is_not_made_in_a_missing_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "catalog.duckdb"
+    with pytest.raises(core.NotFoundError, match=re.escape(f"no catalog at '{missing}'")):
+        core.connect(f"duckdb:///{missing}", tmp_path / "blobs", create=False)
+    assert not missing.parent.exists()
 
 
 def test_a_newer_catalog_is_refused(database_url: str, blob_root: Path) -> None:

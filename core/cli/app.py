@@ -42,8 +42,18 @@ class CatalogContext:
 
     @property
     def catalog(self) -> core.Services:
+        """The catalog, created where the options point if it does not exist yet."""
+        return self._open(create=True)
+
+    @property
+    def existing(self) -> core.Services:
+        """The catalog for commands that only read it (or, like ``gc``, must find it): a
+        mistyped location is an error, not a new empty catalog."""
+        return self._open(create=False)
+
+    def _open(self, *, create: bool) -> core.Services:
         if self._catalog is None:
-            self._catalog = core.connect(self.database_url, self.blob_root)
+            self._catalog = core.connect(self.database_url, self.blob_root, create=create)
         return self._catalog
 
     def close(self) -> None:

@@ -25,9 +25,10 @@ def gc(context: CatalogContext, grace: str, dry_run: bool, as_json: bool) -> Non
     Example:
       orchestrator gc --grace 1h --dry-run
     """
+    grace_seconds = parse_duration(grace)  # a usage error before the catalog is opened
     with progress("collecting") as report_progress:
-        report = context.catalog.maintenance.gc(
-            parse_duration(grace), dry_run=dry_run, progress=report_progress
+        report = context.existing.maintenance.gc(
+            grace_seconds, dry_run=dry_run, progress=report_progress
         )
     if as_json:
         emit_json(report)
@@ -54,7 +55,7 @@ def verify(context: CatalogContext, as_json: bool) -> None:
       orchestrator verify --json
     """
     with progress("verifying") as report_progress:
-        report = context.catalog.maintenance.verify(progress=report_progress)
+        report = context.existing.maintenance.verify(progress=report_progress)
     if as_json:
         emit_json(report)
     else:

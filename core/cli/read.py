@@ -53,7 +53,7 @@ def tags(context: CatalogContext, as_json: bool) -> None:
     Example:
       orchestrator tags --json
     """
-    catalog = context.catalog
+    catalog = context.existing
     listed = [(tag, catalog.artifacts.get_by_id(tag.target_id)) for tag in catalog.tags.list_tags()]
     if as_json:
         emit_json(
@@ -100,7 +100,7 @@ def history(context: CatalogContext, tag: str, as_json: bool) -> None:
     Example:
       orchestrator history main       # main@{1} is the target before the last move
     """
-    catalog = context.catalog
+    catalog = context.existing
     moves = list(reversed(catalog.tags.get_history(tag)))
     if not moves:
         raise core.NotFoundError(f"tag {tag!r} has no history")
@@ -160,7 +160,7 @@ def log(context: CatalogContext, ref: str, limit: int, as_json: bool) -> None:
     Example:
       orchestrator log main --limit 10
     """
-    catalog = context.catalog
+    catalog = context.existing
     line = catalog.artifacts.get_ancestry(catalog.refs.resolve(ref).id, limit=limit)
     if as_json:
         emit_json([artifact_json(artifact) for artifact in line])
@@ -194,7 +194,7 @@ def show(context: CatalogContext, ref: str, as_json: bool) -> None:
     Example:
       orchestrator show main@{1}
     """
-    catalog = context.catalog
+    catalog = context.existing
     artifact = catalog.refs.resolve(ref)
     document = catalog.artifacts.resolve(artifact.id)
     nodes = document.get("nodes", {})
@@ -245,7 +245,7 @@ def cat(context: CatalogContext, node: str, ref: str, partition: str | None, dec
     Example:
       orchestrator cat sales/orders --ref prod --decode
     """
-    catalog = context.catalog
+    catalog = context.existing
     artifact = catalog.refs.resolve(ref)
     document = catalog.artifacts.resolve(artifact.id)
     entry = node_value(document, node, partition)
@@ -300,7 +300,7 @@ def diff(context: CatalogContext, ref1: str, ref2: str, as_json: bool) -> None:
     Example:
       orchestrator diff main@{1} main
     """
-    catalog = context.catalog
+    catalog = context.existing
     before, after = catalog.refs.resolve(ref1), catalog.refs.resolve(ref2)
     changes = catalog.workflows.diff(before.id, after.id)
     if as_json:
@@ -345,7 +345,7 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    listed = ctx.ensure_object(CatalogContext).catalog.runs.list_runs(limit=limit)
+    listed = ctx.ensure_object(CatalogContext).existing.runs.list_runs(limit=limit)
     if as_json:
         emit_json(listed)
         return
@@ -370,7 +370,7 @@ def runs_show(context: CatalogContext, run_id: str, as_json: bool) -> None:
     Example:
       orchestrator runs show 6f1c2a9e-...
     """
-    catalog = context.catalog
+    catalog = context.existing
     run = catalog.runs.get_run(run_id)
     base = catalog.artifacts.get_by_id(run.base_id) if run.base_id else None
     lineage = catalog.runs.get_run_io(run_id)

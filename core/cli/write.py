@@ -55,7 +55,7 @@ def tag_create(
     Example:
       orchestrator tag create v1.4 main
     """
-    catalog = context.catalog
+    catalog = context.existing
     target = catalog.refs.resolve(ref)
     emit_json(
         tag_json(
@@ -86,7 +86,7 @@ def tag_move(
     Example:
       orchestrator tag move prod main --expect sha256:3f2a9c1e
     """
-    catalog = context.catalog
+    catalog = context.existing
     target = catalog.refs.resolve(ref)
     if expect is None:
         moved = catalog.tags.move_tag(name, target.id, moved_by=moved_by, reason=reason)
@@ -117,7 +117,7 @@ def tag_delete(
     Example:
       orchestrator tag delete scratch/try-1
     """
-    catalog = context.catalog
+    catalog = context.existing
     if expect is None:
         catalog.tags.delete_tag(name, moved_by=moved_by, reason=reason)
     else:
@@ -144,7 +144,7 @@ def rollback(
       orchestrator rollback main            # undo the last move of main
       orchestrator rollback prod --to v1.3
     """
-    catalog = context.catalog
+    catalog = context.existing
     target = None if to_ref is None else catalog.refs.resolve(to_ref).id
     emit_json(tag_json(catalog.tags.rollback(tag_name, target, moved_by=moved_by), catalog))
 
@@ -205,7 +205,7 @@ def workflow_get(context: CatalogContext, tag_name: str) -> None:
     Example:
       orchestrator workflow get main > dag.json
     """
-    emit_json(context.catalog.workflows.get_workflow_by_tag(tag_name))
+    emit_json(context.existing.workflows.get_workflow_by_tag(tag_name))
 
 
 @workflow.command("patch")
@@ -231,7 +231,7 @@ def workflow_patch(
       orchestrator workflow patch main add-node.json --expect-revision 7
     """
     emit_json(
-        context.catalog.workflows.patch_workflow(
+        context.existing.workflows.patch_workflow(
             tag_name,
             read_json(patch_file),
             expected_revision=expect_revision,

@@ -355,6 +355,7 @@ def test_unusable_catalog_locations_and_files_are_one_line_errors(tmp_path: Path
     deep.write_text("[" * 100_000 + "]" * 100_000)
     catalog = ["--database-url", f"duckdb:///{tmp_path / 'c.duckdb'}"]
     blobs = ["--blob-root", str(tmp_path / "blobs")]
+    core.connect(f"duckdb:///{tmp_path / 'c.duckdb'}", tmp_path / "blobs").close()
     cases = [
         (["--database-url", "not a url", "tags"], 2, "invalid database url 'not a url'"),
         (["--database-url", f"duckdb:///{tmp_path / 'notes.txt'}", *blobs, "tags"], 5, "notes.txt"),
@@ -365,6 +366,46 @@ def test_unusable_catalog_locations_and_files_are_one_line_errors(tmp_path: Path
         result = CliRunner().invoke(cli, args)
         assert (result.exit_code, result.exception.__class__) == (status, SystemExit), args
         assert named in result.output and "Traceback" not in result.output, result.output
+
+
+def test_commands_that_need_a_catalog_do_not_create_one(
+    run, populated: core.Services, blob_root: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A mistyped location is an error, never a new empty catalog: ``gc`` over one would
+    find every blob of the real catalog unreferenced."""
+    stored = sorted(p for p in blob_root.rglob("*") if p.is_file() and p.parent.name != "tmp")
+    missing = tmp_path / "typo" / "catalog.duckdb"
+    version = populated.tags.get_tag("main").target_id
+    commands = [
+        ["tags"],
+        ["history", "main"],
+        ["log", "main"],
+        ["show", "main"],
+        ["cat", "orders"],
+        ["diff", "main", "prod"],
+        ["runs"],
+        ["runs", "show", "run-1"],
+        ["workflow", "get", "main"],
+        ["workflow", "patch", "main", str(tmp_path / "patch.json")],
+        ["tag", "create", "qa", str(version)],
+        ["tag", "move", "prod", str(version)],
+        ["tag", "delete", "prod"],
+        ["rollback", "main"],
+        ["verify"],
+        ["gc", "--grace", "0s"],
+    ]
+    (tmp_path / "patch.json").write_text("[]")
+    for args in commands:
+        result = CliRunner().invoke(
+            cli, ["--database-url", f"duckdb:///{missing}", "--blob-root", str(blob_root), *args]
+        )
+        assert result.exit_code == 3, (args, result.output)
+        assert f"no catalog at '{missing}'" in result.output, args
+    assert not missing.parent.exists()
+    assert sorted(p for p in blob_root.rglob("*") if p.is_file() and p.parent.name != "tmp") == (
+        stored
+    )
+    assert stored and as_json(run("tags", "--json"))  # the real catalog is untouched
 
 
 def test_a_reader_that_goes_away_ends_cat_quietly(database_url: str, blob_root: Path) -> None:
