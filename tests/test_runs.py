@@ -98,6 +98,20 @@ def test_a_run_on_a_new_tag_is_pinned_to_nothing(catalog: core.Services) -> None
     assert json.loads(catalog.cas.get_content(snapshot.cas_id))["base_version_hash"] is None
 
 
+def test_find_run_takes_an_id_or_a_unique_prefix(catalog: core.Services) -> None:
+    for run_id in ("6f1c2a9e-0000-4000-8000-000000000001", "6f1c2a9e-1111", "a_b%c-run"):
+        catalog.runs.create_run(run_id, "main")
+    assert catalog.runs.find_run("6f1c2a9e-1111").run_id == "6f1c2a9e-1111"  # exact wins
+    assert catalog.runs.find_run("6f1c2a9e-0").run_id.endswith("0001")
+    assert catalog.runs.find_run("a_b%c-ru").run_id == "a_b%c-run"  # no wildcards
+    with pytest.raises(core.ValidationError, match="ambiguous run id prefix '6f1c2a9e'"):
+        catalog.runs.find_run("6f1c2a9e")
+    with pytest.raises(core.NotFoundError, match="run 'a_b_c-ru' not found"):
+        catalog.runs.find_run("a_b_c-ru")
+    with pytest.raises(core.NotFoundError, match="run '6f1c' not found"):
+        catalog.runs.find_run("6f1c")  # shorter than a prefix may be
+
+
 def test_finish_run(catalog: core.Services, main_tag: core.CreateWorkflowResponse) -> None:
     catalog.runs.create_run("run-1")
     finished = catalog.runs.finish_run("run-1", "success")

@@ -366,14 +366,17 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
 def runs_show(context: CatalogContext, run_id: str, as_json: bool) -> None:
     """Show a run: its pinned base, status, and the values it produced and read.
 
+    RUN_ID is a run's id or the first 8 or more characters of one, as the Dagster UI
+    shows them.
+
     \b
     Example:
-      orchestrator runs show 6f1c2a9e-...
+      orchestrator runs show 6f1c2a9e
     """
     catalog = context.existing
-    run = catalog.runs.get_run(run_id)
+    run = catalog.runs.find_run(run_id)
     base = catalog.artifacts.get_by_id(run.base_id) if run.base_id else None
-    lineage = catalog.runs.get_run_io(run_id)
+    lineage = catalog.runs.get_run_io(run.run_id)
     outputs = [io for io in lineage if io.direction is core.Direction.OUTPUT]
     inputs = [io for io in lineage if io.direction is core.Direction.INPUT]
     if as_json:

@@ -41,6 +41,16 @@ class RunRepository:
         row = self._session.execute(select(runs).where(runs.c.run_id == run_id)).first()
         return None if row is None else _to_run(row)
 
+    def find_by_prefix(self, prefix: str, limit: int) -> list[Run]:
+        """Runs whose id starts with ``prefix`` (at most ``limit``)."""
+        rows = self._session.execute(
+            select(runs)
+            .where(runs.c.run_id.startswith(prefix, autoescape=True))
+            .order_by(runs.c.run_id)
+            .limit(limit)
+        ).all()
+        return [_to_run(row) for row in rows]
+
     def recent(self, limit: int) -> list[Run]:
         """The latest runs, newest first."""
         rows = self._session.execute(

@@ -24,6 +24,8 @@ from core.uow import UnitOfWorkFactory
 
 FINAL_STATUSES = frozenset(RunStatus) - {RunStatus.STARTED}
 PIN_CACHE_SIZE = 1024
+MIN_RUN_PREFIX = 8
+"""The shortest run id prefix ``find_run`` resolves (the Dagster UI shows eight)."""
 
 
 class _RunExists(Exception):
@@ -148,6 +150,24 @@ class RunService:
         if run is None:
             raise NotFoundError(f"run {run_id!r} not found")
         return run
+
+    def find_run(self, run_id: str) -> Run:
+        """The run with this id, else the one run whose id starts with it (at least
+        ``MIN_RUN_PREFIX`` characters, as the Dagster UI shows ids)."""
+        check_run_id(run_id)
+        with self._uow() as uow:
+            run = uow.runs.get(run_id)
+            matches = [] if run else uow.runs.find_by_prefix(run_id, 2)
+        if run is not None:
+            return run
+        if len(run_id) >= MIN_RUN_PREFIX and len(matches) == 1:
+            return matches[0]
+        if len(run_id) >= MIN_RUN_PREFIX and matches:
+            raise ValidationError(f"ambiguous run id prefix {run_id!r}: several runs start so")
+        raise NotFoundError(
+            f"run {run_id!r} not found (nor one run whose id starts so, with at least "
+            f"{MIN_RUN_PREFIX} characters)"
+        )
 
     def record_io(
         self,

@@ -147,6 +147,8 @@ def test_runs(run, populated: core.Services) -> None:  # type: ignore[no-untyped
     assert [i["node"] for i in shown["inputs"]] == ["orders"]
     assert shown["base_version"] is not None
     assert run("runs", "show", "ghost").exit_code == 3
+    populated.runs.create_run("6f1c2a9e-0000-4000-8000-000000000001", "main")
+    assert as_json(run("runs", "show", "6f1c2a9e", "--json"))["run"]["run_id"].endswith("0001")
     assert "outputs:" in run("runs", "show", "run-2").output
 
 
