@@ -299,3 +299,21 @@ def diff_nodes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[
         change = "added" if node not in old else "removed" if node not in new else "changed"
         diff[node] = {"change": change, "before": old.get(node), "after": new.get(node)}
     return diff
+
+
+def value_changes(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> list[tuple[str | None, str | None, str | None]]:
+    """The stored values that differ between two states of one node, as
+    ``(partition_key, before_cas_id, after_cas_id)``: ``None`` for the node's own value,
+    else each partition's, in key order."""
+
+    def values(node: Mapping[str, Any] | None) -> dict[str | None, str | None]:
+        if node is None:
+            return {}
+        found = {key: entry.get("cas_id") for key, entry in node.get("partitions", {}).items()}
+        return {None: node["cas_id"], **found} if node.get("cas_id") else found
+
+    old, new = values(before), values(after)
+    keys = sorted(old.keys() | new.keys(), key=lambda key: (key is not None, key or ""))
+    return [(key, old.get(key), new.get(key)) for key in keys if old.get(key) != new.get(key)]

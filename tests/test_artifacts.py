@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 import core
-from core.dag import canonical_json
+from core.dag import canonical_json, value_changes
 from tests.helpers import DAG, row_counts
 
 
@@ -202,3 +202,17 @@ def test_metadata_is_stored_as_json(catalog: core.Services) -> None:
         "etl", store_json(catalog, DAG), metadata=meta
     )
     assert catalog.artifacts.get_by_id(artifact_id).metadata == json.loads(json.dumps(meta))
+
+
+def test_value_changes_lists_each_stored_value_that_differs() -> None:
+    a, b, c = ("sha256:" + digit * 64 for digit in "abc")
+    before = {"deps": [], "cas_id": a, "partitions": {"2026-01": {"cas_id": b}}}
+    after = {
+        "deps": ["x"],
+        "cas_id": a,
+        "partitions": {"2026-01": {"cas_id": c}, "2026-02": {"cas_id": a}},
+    }
+    assert value_changes(before, after) == [("2026-01", b, c), ("2026-02", None, a)]
+    assert value_changes(None, {"deps": [], "cas_id": a}) == [(None, None, a)]
+    assert value_changes({"deps": [], "cas_id": a}, None) == [(None, a, None)]
+    assert value_changes({"deps": []}, {"deps": ["x"]}) == []

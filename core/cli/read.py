@@ -12,7 +12,7 @@ import click
 import core
 from core.cli.app import CatalogContext, F, cli, domain_errors, pass_catalog
 from core.cli.output import emit_json, short, table, when
-from core.dag import node_value
+from core.dag import node_value, value_changes
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (schema: README).")
 
@@ -313,6 +313,10 @@ def diff(context: CatalogContext, ref1: str, ref2: str, as_json: bool) -> None:
                         "change": change["change"],
                         "before_cas_id": (change["before"] or {}).get("cas_id"),
                         "after_cas_id": (change["after"] or {}).get("cas_id"),
+                        "values": [
+                            {"partition_key": key, "before_cas_id": old, "after_cas_id": new}
+                            for key, old, new in value_changes(change["before"], change["after"])
+                        ],
                         "before": change["before"],
                         "after": change["after"],
                     }
@@ -324,11 +328,14 @@ def diff(context: CatalogContext, ref1: str, ref2: str, as_json: bool) -> None:
     signs = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
     for node, change in changes.items():
         sign, colour = signs[change["change"]]
-        cas = (
-            f"{short((change['before'] or {}).get('cas_id'))} -> "
-            f"{short((change['after'] or {}).get('cas_id'))}"
-        )
-        click.echo(click.style(f"{sign} {node}", fg=colour) + f"  {cas}")
+        values = value_changes(change["before"], change["after"])
+        if not values:  # a node without values, or only its dependencies changed
+            note = "  (no stored value changed)" if change["change"] == "changed" else ""
+            click.echo(click.style(f"{sign} {node}", fg=colour) + note)
+        for partition, before_cas, after_cas in values:
+            name = node if partition is None else f"{node} [{partition}]"
+            cas = f"{short(before_cas)} -> {short(after_cas)}"
+            click.echo(click.style(f"{sign} {name}", fg=colour) + f"  {cas}")
 
 
 @cli.group(invoke_without_command=True)

@@ -133,7 +133,13 @@ def test_log_show_cat_diff(run, populated: core.Services) -> None:  # type: igno
     assert diff["nodes"]["orders"]["after_cas_id"] == populated.cas.compute_hash(
         b'[{"id": 1}, {"id": 2}]'
     )
-    assert "+ revenue" in run("diff", "prod", "main").output
+    revenue = populated.cas.compute_hash(b"42")
+    assert diff["nodes"]["revenue"]["values"] == [
+        {"partition_key": "2026-01-01", "before_cas_id": None, "after_cas_id": revenue}
+    ]
+    human = run("diff", "prod", "main").output.splitlines()
+    assert f"+ revenue [2026-01-01]  - -> {revenue[:19]}" in human, human
+    assert any(line.startswith("~ orders  ") for line in human), human
 
 
 def test_runs(run, populated: core.Services) -> None:  # type: ignore[no-untyped-def]
