@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
+import core
 import orchestrator_dagster
 from orchestrator_dagster.data_version import set_content_data_version
 
@@ -46,6 +47,20 @@ def test_docstring_example_runs(
         with dg.instance_for_test() as instance:
             result = dg.materialize(assets, resources=defs.resources, instance=instance)
         assert result.success
+    for sensor in defs.sensors or []:  # a move of the node the example watches starts a run
+        with core.connect() as catalog:
+            catalog.assets.commit_output(
+                "docs", "main", "sales_report", b"1", media_type="application/json"
+            )
+            move = catalog.tags.get_history("main")[-1]
+        with (
+            dg.instance_for_test() as instance,
+            dg.build_sensor_context(instance=instance, resources=defs.resources) as context,
+        ):
+            tick = sensor(context)
+        (request,) = tick.run_requests  # type: ignore[union-attr]
+        assert request.run_key == f"main:{move.id}"
+    assert assets or defs.sensors, "the example defines nothing that runs"
 
 
 def test_data_version_degrades_to_metadata_only() -> None:
