@@ -1,6 +1,10 @@
 """Helpers shared by the tests (not fixtures)."""
 
-from collections.abc import Callable
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
@@ -9,6 +13,7 @@ from sqlalchemy import event
 
 import core
 from core.blobstore import BlobStore
+from tests import workers
 
 TABLES = ("cas_blobs", "artifacts", "blob_refs", "tags", "tag_moves", "runs", "run_io")
 
@@ -62,3 +67,24 @@ def disk_full_for(content: bytes) -> Callable[[bytes], None]:
             raise OSError(28, "No space left on device")
 
     return check
+
+
+@contextlib.contextmanager
+def started_pool(
+    processes: int, margin: float = 0.5
+) -> Iterator[tuple[ProcessPoolExecutor, float]]:
+    """A pool of ``processes`` spawned processes that have all started and imported the
+    catalog, and a wall-clock instant ``margin`` seconds away for their work to start at
+    (``workers.wait_until``): however slow spawning is, the workers race for real."""
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+        deadline = time.monotonic() + 60
+        while len(_holders(pool, processes)) < processes:  # one process held two: again
+            assert time.monotonic() < deadline, "the pool's processes did not start in 60 s"
+        yield pool, time.time() + margin
+
+
+def _holders(pool: ProcessPoolExecutor, processes: int) -> set[int]:
+    """The pids of the processes that ran ``processes`` half-second holds at once."""
+    return {
+        future.result() for future in [pool.submit(workers.warm_up, 0.5) for _ in range(processes)]
+    }

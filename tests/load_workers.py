@@ -6,7 +6,6 @@ does its work and returns plain data (latencies in seconds, error tracebacks) to
 
 import json
 import math
-import os
 import random
 import time
 import traceback
@@ -34,12 +33,6 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def warm_up(seconds: float) -> int:
-    """Hold a pool process for ``seconds`` (its imports are done by now); return its pid."""
-    time.sleep(seconds)
-    return os.getpid()
 
 
 def storm_worker(

@@ -1,8 +1,5 @@
 """No lost updates: processes racing compare-and-swap moves of one tag."""
 
-import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
@@ -10,6 +7,7 @@ import pytest
 import core
 from core.dag import canonical_json
 from tests import workers
+from tests.helpers import started_pool
 
 PROCESSES = 4
 MOVES_EACH = 50
@@ -27,8 +25,7 @@ def test_racing_compare_and_swap_loses_nothing(
     start = catalog.tags.get_tag("main").revision
     history_before = len(catalog.tags.get_history("main"))
 
-    start_at = time.time() + 2.0
-    with ProcessPoolExecutor(PROCESSES, mp_context=get_context("spawn")) as pool:
+    with started_pool(PROCESSES) as (pool, start_at):
         futures = [
             pool.submit(
                 workers.swap_loop,

@@ -3,15 +3,13 @@
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
 
 import core
 from tests import workers
-from tests.helpers import DAG
+from tests.helpers import DAG, started_pool
 
 
 @pytest.fixture
@@ -117,8 +115,7 @@ def test_no_committed_row_is_lost_across_processes(duckdb_catalog: core.Services
     processes, rows = 4, 60
     target = str(duckdb_catalog.tags.get_tag("main").target_id)
     url = str(duckdb_catalog.database.url)
-    start_at = time.time() + 2.0
-    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+    with started_pool(processes) as (pool, start_at):
         futures = [
             pool.submit(
                 workers.write_and_read_back,

@@ -15,7 +15,7 @@ import pytest
 
 import core
 from core.dag import canonical_json
-from tests import load_workers
+from tests import load_workers, workers
 
 WORKERS = 8
 DURATION = 20.0
@@ -56,7 +56,7 @@ def test_lock_storm_on_one_duckdb_file(tmp_path: Path) -> None:
     stop_file = tmp_path / "stop"
 
     with ProcessPoolExecutor(WORKERS + 1, mp_context=get_context("spawn")) as pool:
-        warm = [pool.submit(load_workers.warm_up, 1.0) for _ in range(WORKERS + 1)]
+        warm = [pool.submit(workers.warm_up, 1.0) for _ in range(WORKERS + 1)]
         pids = {future.result() for future in warm}
         start_at = time.time() + START_MARGIN
         stop_at = start_at + DURATION

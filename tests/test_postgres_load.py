@@ -15,7 +15,7 @@ import pytest
 
 import core
 from core.dag import canonical_json
-from tests import load_workers
+from tests import load_workers, workers
 
 PROCESSES = 16
 MOVES_EACH = 25
@@ -88,7 +88,7 @@ def test_postgres_compare_and_swap_load_loses_nothing(
             catalog.tags.create_tag(tag, targets[0])
 
         with ProcessPoolExecutor(PROCESSES, mp_context=get_context("spawn")) as pool:
-            for future in [pool.submit(load_workers.warm_up, 1.0) for _ in range(PROCESSES)]:
+            for future in [pool.submit(workers.warm_up, 1.0) for _ in range(PROCESSES)]:
                 future.result()
             args = (pool, catalog, postgres_schema_url, blob_root)
             shared = run_scenario(*args, ["load/shared"] * PROCESSES, targets)

@@ -2,10 +2,7 @@
 
 import json
 import threading
-import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta, timezone
-from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ import sqlalchemy as sa
 
 import core
 from tests import workers
-from tests.helpers import DAG, row_counts
+from tests.helpers import DAG, row_counts, started_pool
 
 
 @pytest.fixture
@@ -231,8 +228,7 @@ def test_concurrent_create_run_returns_one_snapshot(
     database_url: str,
     blob_root: Path,
 ) -> None:
-    start_at = time.time() + 2.0
-    with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
+    with started_pool(4) as (pool, start_at):
         futures = [
             pool.submit(workers.create_run, database_url, str(blob_root), "run-x", start_at)
             for _ in range(4)

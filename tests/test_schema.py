@@ -1,9 +1,6 @@
 """Schema creation on first connect: idempotent, versioned, safe under concurrency."""
 
 import re
-import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
@@ -12,7 +9,7 @@ import sqlalchemy as sa
 import core
 from core.models import SCHEMA_VERSION
 from tests import workers
-from tests.helpers import DAG
+from tests.helpers import DAG, started_pool
 
 
 def schema_versions(catalog: core.Services) -> list[int]:
@@ -57,8 +54,7 @@ def test_a_newer_catalog_is_refused(database_url: str, blob_root: Path) -> None:
 
 @pytest.mark.slow
 def test_concurrent_first_connects(database_url: str, blob_root: Path) -> None:
-    start_at = time.time() + 2.0
-    with ProcessPoolExecutor(3, mp_context=get_context("spawn")) as pool:
+    with started_pool(3) as (pool, start_at):
         futures = [
             pool.submit(workers.first_connect, database_url, str(blob_root), start_at)
             for _ in range(3)

@@ -1,11 +1,18 @@
 """Functions run in child processes by the multi-process tests (importable under spawn)."""
 
+import os
 import time
 import uuid
 
 from sqlalchemy import text
 
 import core
+
+
+def warm_up(seconds: float) -> int:
+    """Hold a pool process for ``seconds`` (its imports are done by now); return its pid."""
+    time.sleep(seconds)
+    return os.getpid()
 
 
 def wait_until(start_at: float) -> None:

@@ -5,14 +5,13 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
 
 import core
 from tests import workers
+from tests.helpers import started_pool
 
 ORCHESTRATOR = str(Path(sys.executable).parent / "orchestrator")
 
@@ -27,8 +26,7 @@ def test_gc_during_commits_loses_nothing(
         "ORCHESTRATOR_DATABASE_URL": database_url,
         "ORCHESTRATOR_BLOB_ROOT": str(blob_root),
     }
-    start_at = time.time() + 2.0
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+    with started_pool(1) as (pool, start_at):
         writer = pool.submit(workers.store_then_commit, database_url, str(blob_root), 40, start_at)
         time.sleep(max(0.0, start_at - time.time()))
         removed: list[str] = []
