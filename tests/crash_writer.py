@@ -1,6 +1,9 @@
 """A writer that never stops: the crash-safety test kills it with SIGKILL at random moments.
 
-Run as ``python -m tests.crash_writer URL BLOB_ROOT SEED``; prints ``ready`` once connected.
+Run as ``python -m tests.crash_writer URL BLOB_ROOT SEED``; prints ``ready`` once connected,
+then a line for each write once it has returned (committed): ``artifact <id>``,
+``blob <cas id>``, ``move <tag> <move id>`` or ``run <run id>``. The test checks that each
+is still there after the kill.
 """
 
 import contextlib
@@ -23,7 +26,7 @@ def write_forever(url: str, blob_root: str, seed: int) -> None:
             action = rng.random()
             content = f'{{"seed": {seed}, "step": {step}, "nonce": "{uuid.uuid4()}"}}'.encode()
             if action < 0.45:
-                catalog.assets.commit_output(
+                commit = catalog.assets.commit_output(
                     f"crash-{seed}",
                     "main",
                     f"node{step % 7}",
@@ -31,22 +34,32 @@ def write_forever(url: str, blob_root: str, seed: int) -> None:
                     media_type="application/json",
                     deps=[f"node{(step + 1) % 7}"] if step % 7 < 6 else [],
                 )
+                committed("artifact", commit.artifact_id)
+                committed("blob", commit.value.cas_id)
             elif action < 0.6:
-                catalog.cas.store_stream(_Chunks(content * 2000))
+                committed("blob", catalog.cas.store_stream(_Chunks(content * 2000)))
             elif action < 0.75:
                 head = catalog.tags.get_tag("main")
-                catalog.tags.create_or_move_tag(rng.choice(TAGS[1:]), head.target_id)
+                tag = rng.choice(TAGS[1:])
+                catalog.tags.create_or_move_tag(tag, head.target_id)
+                committed("move", tag, catalog.tags.get_history(tag)[-1].id)
             elif action < 0.85:
-                catalog.workflows.create_workflow(
+                created = catalog.workflows.create_workflow(
                     core.CreateWorkflowRequest(
                         "crash", {"nodes": {f"w{step}": {"deps": []}}}, tag="scratch"
                     )
                 )
+                committed("artifact", created.artifact_id)
             elif action < 0.95:
-                catalog.runs.create_run(f"run-{seed}-{step}", "main")
+                committed("run", catalog.runs.create_run(f"run-{seed}-{step}", "main").run_id)
             else:
                 with contextlib.suppress(core.NotFoundError):
                     catalog.tags.delete_tag("scratch")
+
+
+def committed(*fields: object) -> None:
+    """Report a write that has returned, so the test can look for it after the kill."""
+    print(*fields, flush=True)
 
 
 class _Chunks:

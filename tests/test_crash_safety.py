@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -52,6 +53,23 @@ def check_invariants(catalog: core.Services) -> None:
             assert catalog.cas.compute_hash(path.read_bytes()) == f"sha256:{path.name}", path
 
 
+def check_reported_writes(catalog: core.Services, reported: str) -> int:
+    """Every write the killed writer reported as returned is in the catalog; how many."""
+    lines = [line.split() for line in reported.splitlines()]
+    for kind, *fields in lines:
+        if kind == "artifact":
+            catalog.artifacts.get_by_id(uuid.UUID(fields[0]))
+        elif kind == "blob":
+            catalog.cas.get_content(fields[0])
+        elif kind == "move":
+            tag, move_id = fields
+            assert int(move_id) in {move.id for move in catalog.tags.get_history(tag)}, fields
+        else:
+            assert kind == "run", kind
+            catalog.runs.get_run(fields[0])
+    return len(lines)
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing(
     catalog: core.Services, database_url: str, blob_root: Path
@@ -59,13 +77,16 @@ def test_sigkill_at_random_moments_loses_nothing(
     rng = random.Random(20261126)
     catalog.assets.commit_output("seed", "main", "node0", b"0", media_type="application/json")
     catalog.database.dispose()  # let the writers have the file
+    reports = 0
     for kill in range(KILLS):
         writer = start_writer(database_url, blob_root, seed=kill)
         time.sleep(rng.uniform(0.05, 0.6))
         os.kill(writer.pid, signal.SIGKILL)
-        writer.wait(30)
-        assert writer.returncode == -signal.SIGKILL, writer.stderr.read() if writer.stderr else ""
+        reported, errors = writer.communicate(timeout=30)
+        assert writer.returncode == -signal.SIGKILL, errors
         check_invariants(catalog)
+        reports += check_reported_writes(catalog, reported)
         catalog.database.dispose()
     history = catalog.tags.get_history("main")
     assert len(history) > KILLS  # the writers did commit between kills
+    assert reports > KILLS  # and reported what they committed
