@@ -38,6 +38,13 @@ def _is_op_output(context: dg.OutputContext | dg.InputContext) -> bool:
     return not context.has_asset_key and upstream is not None and not upstream.has_asset_key
 
 
+def _job_name(name: str | None) -> str | None:
+    """The job to record: none for the jobs Dagster names itself (``__ASSET_JOB`` when
+    assets are materialised from the UI, ``__ephemeral_asset_job__`` for ``materialize``),
+    whose names tell a reader of the catalog nothing."""
+    return None if name is None or name.startswith("__") else name
+
+
 def _pins(context: dg.InputContext) -> dict[str, Any]:
     """The metadata holding the input's pin: the input's own (``AssetIn``), else the
     upstream asset's definition (a ``SourceAsset`` or ``AssetSpec`` pinned to a tag)."""
@@ -111,7 +118,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
             self.orchestrator.catalog.runs.pin(
                 run.run_id,
                 self.tag,
-                job_name=run.job_name,
+                job_name=_job_name(run.job_name),
                 at_version=(run.tags.get(MOVED_VERSION_KEY) or None) if moved else None,
             )
 
@@ -130,7 +137,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
                 node,
                 data,
                 media_type=media_type,
-                job_name=context.job_name,
+                job_name=_job_name(context.job_name),
             )
             context.add_output_metadata(_value_metadata(value, obj))
             return
@@ -144,7 +151,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
             deps=self._deps(context),
             partition_key=self._partition(context),
             code_version=context.asset_spec.code_version,
-            job_name=context.job_name,
+            job_name=_job_name(context.job_name),
         )
         context.add_output_metadata(self._metadata(commit, obj))
         set_content_data_version(context, commit.value.cas_id)

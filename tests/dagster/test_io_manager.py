@@ -24,6 +24,22 @@ def summary(orders: list[dict], revenue: float) -> dict:
     return {"orders": len(orders), "revenue": revenue}
 
 
+def test_jobs_dagster_names_itself_are_not_recorded(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    adhoc = dg.materialize([orders], resources=resources, instance=instance)
+    named = (
+        dg.Definitions(assets=[orders], jobs=[dg.define_asset_job("nightly")], resources=resources)
+        .get_job_def("nightly")
+        .execute_in_process(instance=instance)
+    )
+    assert adhoc.dagster_run.job_name.startswith("__")
+    assert catalog.runs.get_run(adhoc.run_id).job_name is None
+    assert catalog.runs.get_run(named.run_id).job_name == "nightly"
+    (move,) = catalog.tags.get_history("main")  # the named run stored the same value
+    assert catalog.artifacts.get_by_id(move.to_target_id).created_by is None
+
+
 def materialisations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     return {
         event.asset_key.to_user_string(): event.materialization.metadata
