@@ -58,8 +58,10 @@ def write_forever(url: str, blob_root: str, seed: int) -> None:
 
 
 def committed(*fields: object) -> None:
-    """Report a write that has returned, so the test can look for it after the kill."""
-    print(*fields, flush=True)
+    """Report a write that has returned, so the test can look for it after the kill (one
+    line in one write: a kill can still cut it, so only whole lines count)."""
+    sys.stdout.write(" ".join(map(str, fields)) + "\n")
+    sys.stdout.flush()
 
 
 class _Chunks:

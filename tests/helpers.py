@@ -71,7 +71,7 @@ def disk_full_for(content: bytes) -> Callable[[bytes], None]:
 
 @contextlib.contextmanager
 def started_pool(
-    processes: int, margin: float = 0.5
+    processes: int, margin: float = 1.0
 ) -> Iterator[tuple[ProcessPoolExecutor, float]]:
     """A pool of ``processes`` spawned processes that have all started and imported the
     catalog, and a wall-clock instant ``margin`` seconds away for their work to start at

@@ -47,8 +47,8 @@ class CatalogContext:
 
     @property
     def existing(self) -> core.Services:
-        """The catalog for commands that only read it (or, like ``gc``, must find it): a
-        mistyped location is an error, not a new empty catalog."""
+        """The catalog for every command but those that may start one (``workflow
+        create``, ``serve``): a mistyped location is an error, not a new empty catalog."""
         return self._open(create=False)
 
     def _open(self, *, create: bool) -> core.Services:

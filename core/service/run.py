@@ -157,13 +157,15 @@ class RunService:
         check_run_id(run_id)
         with self._uow() as uow:
             run = uow.runs.get(run_id)
-            matches = [] if run else uow.runs.find_by_prefix(run_id, 2)
+            if run is None and len(run_id) >= MIN_RUN_PREFIX:
+                matches = uow.runs.find_by_prefix(run_id, 2)
+                if len(matches) > 1:
+                    raise ValidationError(
+                        f"ambiguous run id prefix {run_id!r}: several runs start so"
+                    )
+                run = matches[0] if matches else None
         if run is not None:
             return run
-        if len(run_id) >= MIN_RUN_PREFIX and len(matches) == 1:
-            return matches[0]
-        if len(run_id) >= MIN_RUN_PREFIX and matches:
-            raise ValidationError(f"ambiguous run id prefix {run_id!r}: several runs start so")
         raise NotFoundError(
             f"run {run_id!r} not found (nor one run whose id starts so, with at least "
             f"{MIN_RUN_PREFIX} characters)"
