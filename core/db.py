@@ -5,16 +5,20 @@ process, only ever open under the cross-process file lock, given up as soon as a
 process queues for the file and after a short linger when idle. Postgres uses an
 ordinary connection pool.
 
-On DuckDB a transaction's session carries the lease's memo as ``session.info[MEMO]``
-(absent on Postgres): repositories may keep there what they read or wrote, which stays
-true while this process holds the file. A rolled-back transaction empties it.
+A session carries what ``core.session_info`` names: on DuckDB the lease's memo (facts
+that stay true while this process holds the file; a rolled-back transaction empties it),
+the ``SETTLE`` calls that finish work started in the transaction (blob files being
+written while its statements run: each is called with ``True`` just before the commit,
+where an exception stops the commit, or with ``False`` after a rollback), and the
+``AFTER_COMMIT`` calls that let caches learn from it once it has committed.
 
-Every transaction's session also carries ``session.info[SETTLE]``, the work started in
-the transaction that must be finished before it ends (blob files being written while the
-transaction's statements run): each is called with ``True`` just before the commit (an
-exception stops the commit) or with ``False`` after a rollback. And
-``session.info[AFTER_COMMIT]`` lists the calls to make once it has committed (what
-caches may learn from it).
+A deferred transaction (``transaction(deferred=True)``, used for output commits) runs
+while this process already holds the DuckDB file: its repositories stage their writes in
+``PENDING`` instead of running statements, and it commits by journaling them
+(``core.journal``); the lease folds the journal into the file before any ordinary
+transaction, before it gives the file up, and when a process takes the file after one
+died holding it. A deferred transaction that meets anything it cannot serve raises
+``NotDeferrable`` before anything is kept. On Postgres every transaction is ordinary.
 """
 
 import contextlib
@@ -24,23 +28,25 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import NullPool
 
 from core.duckdb_lease import Backoff, DuckDBFileLock, DuckDBLease
-from core.errors import NotFoundError, StorageBusyError, StorageUnavailableError, ValidationError
+from core.errors import (
+    NotDeferrable,
+    NotFoundError,
+    StorageBusyError,
+    StorageUnavailableError,
+    ValidationError,
+)
+from core.journal import Journal
+from core.repository.pending import FOLD_AT, PendingWrites, fold
+from core.session_info import AFTER_COMMIT, MEMO, PENDING, PENDING_AWARE, SETTLE, Settle
 
 sa.dialects.registry.register("duckdb.cached", "core.duckdb_dialect", "CachingDuckDBDialect")
 
-MEMO = "tenure_memo"
-"""The ``session.info`` key of the DuckDB lease's memo."""
-SETTLE = "settle"
-"""The ``session.info`` key of the transaction's list of ``Settle`` calls."""
-Settle = Callable[[bool], None]
-"""Finishes work a transaction started: ``True`` before it commits, ``False`` after a rollback."""
-AFTER_COMMIT = "after_commit"
-"""The ``session.info`` key of the calls to make once the transaction has committed."""
 DEFAULT_BUSY_TIMEOUT = 60.0
 """Seconds a caller waits for a locked DuckDB file before ``StorageBusyError``."""
 DEFAULT_LINGER = 0.2
@@ -95,8 +101,14 @@ class Database:
             self.engine: Engine = sa.create_engine(
                 self.url.set(drivername="duckdb+cached"), poolclass=NullPool
             )
+            self._journal = Journal(path.with_name(path.name + ".journal"))
+            self._pending = PendingWrites()
             self._lease: DuckDBLease | None = DuckDBLease(
-                self._connect_duckdb, DuckDBFileLock(path, busy_timeout), linger=linger
+                self._connect_duckdb,
+                DuckDBFileLock(path, busy_timeout),
+                linger=linger,
+                on_open=self._recover,
+                settle=self._fold,
             )
         elif self.url.get_backend_name() == "postgresql":
             self._lease = None
@@ -130,15 +142,25 @@ class Database:
         return None if session is None else session.info
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One transaction: committed when the outermost block exits cleanly."""
+    def transaction(self, *, deferred: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the outermost block exits cleanly.
+
+        ``deferred=True`` asks for a deferred transaction (see the module doc); it is an
+        ordinary one on Postgres, and ``NotDeferrable`` on DuckDB when this process does
+        not hold the file now.
+        """
         current: Session | None = getattr(self._local, "session", None)
         if current is not None:
             yield current
             return
-        with self._connection() as connection, Session(bind=connection) as session:
+        deferred = deferred and self._lease is not None
+        lent = self._held() if deferred else self._connection()
+        with lent as connection, Session(bind=connection) as session:
             if self._lease is not None:
                 session.info[MEMO] = self._lease.memo
+            if deferred:
+                session.info[PENDING] = self._pending
+                event.listen(session, "do_orm_execute", _only_pending_aware)
             settles: list[Settle] = []
             session.info[SETTLE] = settles
             committed: list[Callable[[], None]] = []
@@ -148,11 +170,17 @@ class Database:
                 yield session
                 for settle in settles:
                     settle(True)
-                session.commit()
+                if deferred:
+                    session.rollback()  # it only read
+                    self._pending.commit(self._journal)
+                else:
+                    session.commit()
             except BaseException:
                 try:
                     session.rollback()
                 finally:
+                    if deferred:
+                        self._pending.discard()
                     if self._lease is not None:  # the memo may hold what was undone
                         self._lease.memo.clear()
                     for settle in settles:
@@ -163,6 +191,25 @@ class Database:
                 self._local.session = None
         for call in committed:
             call()
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[Connection]:
+        """The connection of this process's tenure of the DuckDB file, with the journal
+        folded first once it has grown long."""
+        assert self._lease is not None
+        with self._lease.held() as connection:
+            if len(self._pending) >= FOLD_AT:
+                self._fold(connection)
+            yield connection
+
+    def _recover(self, connection: Connection) -> None:
+        """A new tenure: fold what a process that died holding the file journaled."""
+        self._pending.load(self._journal.records())
+        fold(connection, self._pending, self._journal)
+
+    def _fold(self, connection: Connection) -> None:
+        if len(self._pending):
+            fold(connection, self._pending, self._journal)
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -206,3 +253,9 @@ class Database:
         if self._lease is not None:
             self._lease.close()
         self.engine.dispose()
+
+
+def _only_pending_aware(state: ORMExecuteState) -> None:
+    """In a deferred transaction, refuse every statement not marked ``PENDING_AWARE``."""
+    if not state.execution_options.get(PENDING_AWARE):
+        raise NotDeferrable(f"a deferred transaction cannot run {type(state.statement).__name__}")

@@ -10,12 +10,16 @@ milliseconds. An idle process holds nothing once ``linger`` has passed.
 
 While the lock is held no other process can write the file, so what this process read or
 wrote stays current until it gives the lock up: ``DuckDBLease.memo`` keeps such facts
-for one tenure and is emptied whenever the lock is taken or given up.
+for one tenure and is emptied whenever the lock is taken or given up. For the same
+reason writes may wait in a journal while the lock is held (``core.db``): the lease calls
+``on_open`` when a tenure starts, and ``settle`` before it lends the connection to an
+ordinary transaction and before it gives the file up.
 """
 
 import atexit
 import contextlib
 import fcntl
+import logging
 import os
 import random
 import threading
@@ -28,7 +32,9 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from core.cache import LRUCache
-from core.errors import StorageBusyError
+from core.errors import NotDeferrable, StorageBusyError
+
+log = logging.getLogger(__name__)
 
 MEMO_SIZE = 4096
 """How many facts a lease's memo keeps (the least recently used go first)."""
@@ -109,11 +115,19 @@ class DuckDBLease:
     """Lends this process's DuckDB connection to one transaction at a time."""
 
     def __init__(
-        self, connect: Callable[[], Connection], lock: DuckDBFileLock, *, linger: float
+        self,
+        connect: Callable[[], Connection],
+        lock: DuckDBFileLock,
+        *,
+        linger: float,
+        on_open: Callable[[Connection], None] = lambda _connection: None,
+        settle: Callable[[Connection], None] = lambda _connection: None,
     ) -> None:
         self._connect = connect
         self._lock = lock
         self._linger = linger
+        self._on_open = on_open
+        self._settle = settle
         self._mutex = threading.Lock()
         self._connection: Connection | None = None
         self._lock_fd: int | None = None
@@ -126,13 +140,29 @@ class DuckDBLease:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Connection]:
-        """The connection, opened (under the file lock) if this process holds none."""
+        """The connection, opened (under the file lock) if this process holds none, and
+        settled (``settle``) before it is lent."""
+        with self._lent(opening=True) as connection:
+            self._settle(connection)
+            yield connection
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[Connection]:
+        """The connection of a tenure under way, lent as it is; ``NotDeferrable`` when
+        this process does not hold the file now."""
+        with self._lent(opening=False) as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def _lent(self, *, opening: bool) -> Iterator[Connection]:
         if not self._mutex.acquire(timeout=self._lock.budget):
             raise StorageBusyError(
                 f"DuckDB catalog {self._lock.database_path} stayed busy in this process for "
                 f"more than {self._lock.budget:g}s"
             )
         try:
+            if not opening and (self._connection is None or self._pid != os.getpid()):
+                raise NotDeferrable("this process does not hold the DuckDB file")
             connection = self._open()
             try:
                 yield connection
@@ -161,7 +191,11 @@ class DuckDBLease:
             self._lock_fd = self._lock.acquire()
             try:
                 self._connection = self._connect()
+                self._on_open(self._connection)
             except BaseException:
+                if self._connection is not None:
+                    self._connection.close()
+                    self._connection = None
                 self._lock.release(self._lock_fd)
                 self._lock_fd = None
                 raise
@@ -174,6 +208,11 @@ class DuckDBLease:
         connection, self._connection = self._connection, None
         self.memo.clear()
         try:
+            if connection is not None and not (connection.invalidated or connection.closed):
+                try:
+                    self._settle(connection)
+                except Exception:  # the journal stays: whoever takes the file next folds it
+                    log.exception("could not fold the journal of %s", self._lock.database_path)
             if connection is not None:
                 connection.close()
         finally:

@@ -40,3 +40,8 @@ class StorageBusyError(OrchestratorError):
 
 class StorageUnavailableError(OrchestratorError):
     """The database server cannot be reached (down, a wrong address, refused credentials)."""
+
+
+class NotDeferrable(Exception):
+    """Not a domain error: a deferred transaction (``core.db``) met a read or write that
+    it cannot serve from the journal; its caller runs the work again as an ordinary one."""

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from core.db import AFTER_COMMIT, SETTLE, Database, Settle
+from core.db import Database
 from core.repository import (
     ArtifactRepository,
     CasBlobRepository,
@@ -14,6 +14,7 @@ from core.repository import (
     RunRepository,
     TagRepository,
 )
+from core.session_info import AFTER_COMMIT, SETTLE, Settle
 
 
 class UnitOfWork:
@@ -80,6 +81,7 @@ class UnitOfWorkFactory:
         return entries
 
     @contextlib.contextmanager
-    def __call__(self) -> Iterator[UnitOfWork]:
-        with self._db.transaction() as session:
+    def __call__(self, *, deferred: bool = False) -> Iterator[UnitOfWork]:
+        """A unit of work; ``deferred`` as in ``Database.transaction``."""
+        with self._db.transaction(deferred=deferred) as session:
             yield UnitOfWork(session)

@@ -11,6 +11,8 @@ from core.models import ArtifactRow, BlobRefRow, CasBlob, RunIORow
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.repository.inserts import insert_rows_if_absent
+from core.repository.pending import PendingWrites
+from core.session_info import PENDING, PENDING_AWARE
 
 blobs = CasBlob.__table__
 artifacts = ArtifactRow.__table__
@@ -35,6 +37,7 @@ class CasBlobRepository:
         self._session = session
         # entries this transaction wrote (or found) exist until it ends: no need to look
         self._recorded: set[str] = session.info.setdefault("recorded_blobs", set())
+        self._pending: PendingWrites | None = session.info.get(PENDING)
 
     def add(self, entries: Sequence[tuple[str, int, str]]) -> None:
         """Record blobs given as (cas id, size, media type), in one statement; a blob
@@ -45,15 +48,24 @@ class CasBlobRepository:
             for cas_id, size, media_type in entries
             if cas_id not in self._recorded
         ]
-        insert_rows_if_absent(self._session, blobs, rows, ("cas_id",))
+        if self._pending is None:
+            insert_rows_if_absent(self._session, blobs, rows, ("cas_id",))
+        elif rows:  # a deferred transaction stages them (``core.repository.pending``)
+            self._pending.insert("cas_blobs", rows)
         self._recorded.update(row["cas_id"] for row in rows)
 
     def missing(self, cas_ids: frozenset[str]) -> frozenset[str]:
         """Those of ``cas_ids`` that have no catalog entry."""
         unknown = cas_ids - self._recorded
+        if self._pending is not None:
+            unknown = frozenset(cas_id for cas_id in unknown if not self._pending.has_blob(cas_id))
         if not unknown:
             return frozenset()
-        found = self._session.scalars(select(blobs.c.cas_id).where(blobs.c.cas_id.in_(unknown)))
+        found = self._session.scalars(
+            select(blobs.c.cas_id)
+            .where(blobs.c.cas_id.in_(unknown))
+            .execution_options(**{PENDING_AWARE: True})
+        )
         return unknown - set(found)
 
     def get(self, cas_id: str) -> Blob | None:

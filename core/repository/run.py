@@ -14,10 +14,12 @@ from core.models import RunIORow, RunRow
 from core.repository.clock import aware, aware_or_none, stored, utc_now
 from core.repository.errors import conflicts_on_integrity_errors, missing_rows_not_found
 from core.repository.inserts import insert_if_absent, upsert
+from core.repository.pending import KEYS, PendingWrites
+from core.session_info import PENDING
 
 runs = RunRow.__table__
 run_io = RunIORow.__table__
-IO_KEY = ("run_id", "direction", "node", "partition_key")
+IO_KEY = KEYS["run_io"]
 
 
 def _to_run(row: Row[Any]) -> Run:
@@ -124,6 +126,7 @@ class RunIORepository:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        self._pending: PendingWrites | None = session.info.get(PENDING)
 
     @missing_rows_not_found
     def record(self, run_id: str, entries: Sequence[tuple[Direction, NodeValue]]) -> None:
@@ -144,7 +147,10 @@ class RunIORepository:
             }
             for direction, value in entries
         ]
-        upsert(self._session, run_io, IO_KEY, rows)
+        if self._pending is not None:  # a deferred transaction stages them
+            self._pending.upsert("run_io", rows)
+        else:
+            upsert(self._session, run_io, IO_KEY, rows)
 
     def get(
         self, run_id: str, direction: Direction, node: str, partition_key: str | None

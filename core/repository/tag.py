@@ -6,8 +6,11 @@ lost. The history row is inserted after the tag row is written, so on Postgres t
 lock orders one tag's moves and their ids follow their commit order.
 
 On DuckDB the live tags this process read or moved are remembered in the lease's memo
-(``core.db.MEMO``): while it holds the file nobody else can move them, so a commit that
-moves the same tag again skips reading it.
+(``core.session_info.MEMO``): while it holds the file nobody else can move them, so a
+commit that moves the same tag again skips reading it. For the same reason a deferred
+transaction (``core.repository.pending``) decides a move of a live tag from the pending
+writes, or the file, and stages it with its history row; the history row gets its id when
+the journal is folded.
 """
 
 import uuid
@@ -20,18 +23,19 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.cache import LRUCache
-from core.db import MEMO
 from core.domain import ArtifactKind, Tag, TagMove
 from core.models import TagMoveRow, TagRow, tag_move_id_seq
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.repository.inserts import insert_if_absent
+from core.repository.pending import PendingWrites
+from core.session_info import MEMO, PENDING, PENDING_AWARE
 
 tags = TagRow.__table__
 moves = TagMoveRow.__table__
 
 
-def _to_tag(row: Row[Any]) -> Tag:
+def _to_tag(row: Row[Any] | SimpleNamespace) -> Tag:
     return Tag(
         name=row.name,
         target_kind=ArtifactKind(row.target_kind),
@@ -41,6 +45,11 @@ def _to_tag(row: Row[Any]) -> Tag:
         updated_at=aware(row.updated_at),
         updated_by=row.updated_by,
     )
+
+
+def _live(row: dict[str, Any]) -> Tag | None:
+    """The tag of a row as a dict, ``None`` if it is deleted."""
+    return None if row["target_id"] is None else _to_tag(SimpleNamespace(**row))
 
 
 def _to_move(row: Row[Any] | SimpleNamespace) -> TagMove:
@@ -61,17 +70,24 @@ class TagRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._memo: LRUCache[Hashable, Any] | None = session.info.get(MEMO)
+        self._pending: PendingWrites | None = session.info.get(PENDING)
 
     def get(self, name: str) -> Tag | None:
         """The live tag called ``name`` (``None`` if absent or deleted)."""
+        if self._pending is not None and (row := self._pending.tag(name)) is not None:
+            return _live(row)
         if self._memo is not None and (tag := self._memo.get(("tag", name))) is not None:
             return tag
-        row = self._session.execute(
-            select(tags).where(tags.c.name == name, tags.c.target_id.is_not(None))
-        ).first()
-        tag = None if row is None else _to_tag(row)
+        found = self._row(name)
+        tag = None if found is None else _live(found)
         self._remember(name, tag)
         return tag
+
+    def _row(self, name: str) -> dict[str, Any] | None:
+        """The row of ``name`` in the file, deleted or not."""
+        statement = select(tags).where(tags.c.name == name)
+        row = self._session.execute(statement.execution_options(**{PENDING_AWARE: True})).first()
+        return None if row is None else dict(row._mapping)
 
     def _remember(self, name: str, tag: Tag | None) -> None:
         if self._memo is None:
@@ -83,8 +99,8 @@ class TagRepository:
 
     def revision(self, name: str) -> int:
         """How many moves ``name`` has had (0 if never created), deleted or not."""
-        revision = self._session.scalar(select(tags.c.revision).where(tags.c.name == name))
-        return revision or 0
+        row = (self._pending and self._pending.tag(name)) or self._row(name)
+        return 0 if row is None else int(row["revision"])
 
     def list_live(self) -> list[Tag]:
         rows = self._session.execute(
@@ -148,6 +164,10 @@ class TagRepository:
         }
         if expected_target_id is None:
             values["created_at"] = now
+        elif self._pending is not None:
+            return self._stage_swap(
+                self._pending, name, expected_target_id, expected_revision, values
+            )
         row = self._session.execute(
             tags.update().where(*conditions).values(**values).returning(*tags.c)
         ).first()
@@ -155,6 +175,28 @@ class TagRepository:
         live = row is not None and row.target_id is not None
         self._remember(name, _to_tag(row) if live else None)
         return None if row is None else row.revision
+
+    def _stage_swap(
+        self,
+        pending: PendingWrites,
+        name: str,
+        expected_target_id: uuid.UUID,
+        expected_revision: int | None,
+        values: dict[str, Any],
+    ) -> int | None:
+        """``swap`` in a deferred transaction: decided here, staged as one ``swap`` write."""
+        current = pending.tag(name) or self._row(name)
+        if (
+            current is None
+            or current["target_id"] != expected_target_id
+            or expected_revision not in (None, current["revision"])
+        ):
+            self._remember(name, None)
+            return None
+        row = {**current, **values, "revision": current["revision"] + 1}
+        pending.swap(row, current["revision"])
+        self._remember(name, _live(row))
+        return int(row["revision"])
 
     @conflicts_on_integrity_errors
     def append_move(
@@ -167,7 +209,7 @@ class TagRepository:
         moved_by: str | None,
         reason: str | None,
         run_id: str | None,
-    ) -> TagMove:
+    ) -> None:
         values = {
             "tag_name": name,
             "from_target_id": from_target_id,
@@ -178,10 +220,10 @@ class TagRepository:
             "reason": reason,
             "run_id": run_id,
         }
-        move_id = self._session.scalar(
-            insert(moves).values(id=tag_move_id_seq.next_value(), **values).returning(moves.c.id)
-        )
-        return _to_move(SimpleNamespace(id=move_id, **values))
+        if self._pending is not None:  # numbered when the journal is folded
+            self._pending.insert("tag_moves", [values])
+        else:
+            self._session.execute(insert(moves).values(id=tag_move_id_seq.next_value(), **values))
 
     def history(self, name: str) -> list[TagMove]:
         """Every move of ``name``, oldest first."""

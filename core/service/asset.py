@@ -5,13 +5,14 @@ decodes Python values.
 """
 
 import threading
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from core.committed_cache import CommittedCache
 from core.dag import node_value, with_node_value
-from core.domain import NodeValue, OutputCommit
-from core.errors import ConflictError, NotFoundError
+from core.domain import CreateWorkflowResponse, NodeValue, OutputCommit
+from core.errors import ConflictError, NotDeferrable, NotFoundError
 from core.identifiers import (
     check_content,
     check_job_name,
@@ -31,6 +32,7 @@ from core.uow import UnitOfWorkFactory
 
 LARGE_VALUE = 1 << 20
 """Values at least this big are written to the blob store before the commit's transaction."""
+T = TypeVar("T")
 OWN_OUTPUTS_CACHE_SIZE = 4096
 """Values this process committed for its runs, kept to answer their downstream reads."""
 
@@ -157,26 +159,29 @@ class AssetService:
         message = f"materialize {node}" + (f" [{partition_key}]" if partition_key else "")
         # Inside a caller's transaction nothing is final yet, and a lost race cannot be
         # rolled back here: the ConflictError goes to the caller, which retries the whole.
-        committing = not self._uow.nested
-        attempts = MAX_SWAP_ATTEMPTS if committing else 1
+        attempts = 1 if self._uow.nested else MAX_SWAP_ATTEMPTS
+
+        def commit() -> tuple[CreateWorkflowResponse, list[NodeValue]]:
+            # the pin, the value, the new version, the move, the lineage: all or nothing
+            self._runs.pin(run_id, tag, job_name=job_name)
+            response = self._workflows.update_workflow(
+                tag,
+                update,
+                name=job_name or tag,
+                created_by=job_name,
+                message=message,
+                run_id=run_id,
+                blobs=blobs,
+            )
+            if blobs and not response.changed:  # stored already, unless its file is gone
+                self._cas.store_if_missing(cas_id, content, media_type)
+            reads = self._reads.of(run_id)
+            self._runs.record_io(run_id, outputs=[value], inputs=reads)
+            return response, reads
+
         for attempt in range(1, attempts + 1):
             try:
-                # the pin, the value, the new version, the move, the lineage: all or nothing
-                with self._uow():
-                    self._runs.pin(run_id, tag, job_name=job_name)
-                    response = self._workflows.update_workflow(
-                        tag,
-                        update,
-                        name=job_name or tag,
-                        created_by=job_name,
-                        message=message,
-                        run_id=run_id,
-                        blobs=blobs,
-                    )
-                    if blobs and not response.changed:  # stored already, unless its file is gone
-                        self._cas.store_if_missing(cas_id, content, media_type)
-                    reads = self._reads.of(run_id)
-                    self._runs.record_io(run_id, outputs=[value], inputs=reads)
+                response, reads = self._deferred_if_possible(commit)
                 break
             except ConflictError:
                 if attempt == attempts:
@@ -191,6 +196,16 @@ class AssetService:
             revision=response.revision,
             changed=response.changed,
         )
+
+    def _deferred_if_possible(self, work: Callable[[], T]) -> T:
+        """``work`` in a deferred transaction (journaled: see ``core.db``), or in an
+        ordinary one when it cannot be deferred (its first pin of a run, say)."""
+        try:
+            with self._uow(deferred=True):
+                return work()
+        except NotDeferrable:
+            with self._uow():
+                return work()
 
     def commit_step_output(
         self,

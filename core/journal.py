@@ -1,0 +1,103 @@
+"""The DuckDB catalog's journal: writes committed but not yet applied to the file.
+
+A deferred transaction (see ``core.db``) commits by appending one record to
+``<database>.journal`` and syncing it, which takes a fraction of a millisecond where the
+same writes as DuckDB statements take ten. The process holding the file applies the
+journal to it in one transaction ("folds" it) before anything else reads the file, before
+it gives the file up, and whenever the journal grows long; a process that finds a journal
+when it takes the file (its writer died holding it) folds it first.
+
+Each record is one line: the CRC-32 of its JSON text in hex, a space, the JSON text. A
+line cut short by a crash was never acknowledged to anyone and is ignored; a bad line
+before the last one is corruption.
+"""
+
+import json
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+from core.errors import IntegrityError, StorageUnavailableError
+
+Record = list[Any]
+"""One deferred transaction's writes, as JSON-able values."""
+
+
+class Journal:
+    """The append-only journal file of one DuckDB catalog; only the lock holder uses it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, record: Record) -> None:
+        """Add ``record`` durably (written and synced when this returns)."""
+        text = json.dumps(record, separators=(",", ":"), default=str)
+        line = f"{zlib.crc32(text.encode()):08x} {text}\n".encode()
+        created = not self.path.exists()
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                _sync_directory(self.path.parent)
+        except OSError as exc:
+            raise StorageUnavailableError(
+                f"cannot write the journal {str(self.path)!r}: {exc.strerror}"
+            ) from exc
+
+    def records(self) -> list[Record]:
+        """Every whole record, oldest first (a torn last line is left out)."""
+        try:
+            lines = self.path.read_bytes().split(b"\n")
+        except FileNotFoundError:
+            return []
+        lines.pop()  # b"" after a whole last record, or a line cut short (never acknowledged)
+        records = []
+        for number, line in enumerate(lines, 1):
+            record = _decode(line)
+            if record is None:
+                raise IntegrityError(f"journal {str(self.path)!r} is corrupt at line {number}")
+            records.append(record)
+        return records
+
+    def clear(self) -> None:
+        """Empty the journal (once its records are in the file)."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def is_empty(self) -> bool:
+        try:
+            return self.path.stat().st_size == 0
+        except FileNotFoundError:
+            return True
+
+
+def _decode(line: bytes) -> Record | None:
+    checksum, _, text = line.partition(b" ")
+    try:
+        if int(checksum, 16) != zlib.crc32(text):
+            return None
+        record: Record = json.loads(text)
+    except ValueError:
+        return None
+    return record
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
