@@ -42,7 +42,7 @@ from core.errors import (
     ValidationError,
 )
 from core.journal import Journal
-from core.repository.pending import FOLD_AT, PendingWrites, fold
+from core.repository.pending import FOLD_AT, PendingWrites, fold, recover
 from core.session_info import AFTER_COMMIT, MEMO, PENDING, PENDING_AWARE, SETTLE, Settle
 
 sa.dialects.registry.register("duckdb.cached", "core.duckdb_dialect", "CachingDuckDBDialect")
@@ -198,17 +198,18 @@ class Database:
         folded first once it has grown long."""
         assert self._lease is not None
         with self._lease.held() as connection:
+            if self._journal.damaged:
+                raise NotDeferrable("the journal must be folded and emptied first")
             if len(self._pending) >= FOLD_AT:
                 self._fold(connection)
             yield connection
 
     def _recover(self, connection: Connection) -> None:
-        """A new tenure: fold what a process that died holding the file journaled."""
-        self._pending.load(self._journal.records())
-        fold(connection, self._pending, self._journal)
+        """A new tenure: fold what the journal holds that is not in the file yet."""
+        recover(connection, self._pending, self._journal)
 
     def _fold(self, connection: Connection) -> None:
-        if len(self._pending):
+        if len(self._pending) or self._journal.damaged:
             fold(connection, self._pending, self._journal)
 
     @contextlib.contextmanager

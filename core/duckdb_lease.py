@@ -143,7 +143,11 @@ class DuckDBLease:
         """The connection, opened (under the file lock) if this process holds none, and
         settled (``settle``) before it is lent."""
         with self._lent(opening=True) as connection:
-            self._settle(connection)
+            try:
+                self._settle(connection)
+            except BaseException:
+                self._close(settle=False)  # the next tenure starts again from the journal
+                raise
             yield connection
 
     @contextlib.contextmanager
@@ -201,14 +205,19 @@ class DuckDBLease:
                 raise
         return self._connection
 
-    def _close(self) -> None:
-        """Close the connection, then release the file lock (in that order)."""
+    def _close(self, *, settle: bool = True) -> None:
+        """Settle (unless told not to), close the connection, then release the file lock
+        (in that order)."""
         if self._pid != os.getpid():
             return
         connection, self._connection = self._connection, None
         self.memo.clear()
         try:
-            if connection is not None and not (connection.invalidated or connection.closed):
+            if (
+                settle
+                and connection is not None
+                and not (connection.invalidated or connection.closed)
+            ):
                 try:
                     self._settle(connection)
                 except Exception:  # the journal stays: whoever takes the file next folds it

@@ -9,7 +9,8 @@ when it takes the file (its writer died holding it) folds it first.
 
 Each record is one line: the CRC-32 of its JSON text in hex, a space, the JSON text. A
 line cut short by a crash was never acknowledged to anyone and is ignored; a bad line
-before the last one is corruption.
+before the last one is corruption. A failed append is cut off again; when even that fails
+the journal is ``damaged`` and takes no more records until it has been emptied.
 """
 
 import json
@@ -29,27 +30,50 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.damaged = False
+        """A failed append may have left part of its line: append nothing until ``clear``."""
 
     def append(self, record: Record) -> None:
-        """Add ``record`` durably (written and synced when this returns)."""
+        """Add ``record`` durably (written and synced when this returns); on failure the
+        journal is as it was, or ``damaged``."""
+        if self.damaged:
+            raise StorageUnavailableError(f"the journal {str(self.path)!r} must be emptied first")
         text = json.dumps(record, separators=(",", ":"), default=str)
         line = f"{zlib.crc32(text.encode()):08x} {text}\n".encode()
         created = not self.path.exists()
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise self._unavailable("write", exc) from exc
+        try:
+            size = os.fstat(fd).st_size
             try:
                 view = memoryview(line)
                 while view:
                     view = view[os.write(fd, view) :]
                 os.fsync(fd)
-            finally:
-                os.close(fd)
-            if created:
-                _sync_directory(self.path.parent)
-        except OSError as exc:
-            raise StorageUnavailableError(
-                f"cannot write the journal {str(self.path)!r}: {exc.strerror}"
-            ) from exc
+                if created:
+                    _sync_directory(self.path.parent)
+            except BaseException as exc:
+                self._cut(fd, size)
+                if isinstance(exc, OSError):
+                    raise self._unavailable("write", exc) from exc
+                raise
+        finally:
+            os.close(fd)
+
+    def _cut(self, fd: int, size: int) -> None:
+        """Take a failed append's bytes off again (``damaged`` if that fails too)."""
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        except OSError:
+            self.damaged = True
+
+    def _unavailable(self, action: str, exc: OSError) -> StorageUnavailableError:
+        return StorageUnavailableError(
+            f"cannot {action} the journal {str(self.path)!r}: {exc.strerror or exc}"
+        )
 
     def records(self) -> list[Record]:
         """Every whole record, oldest first (a torn last line is left out)."""
@@ -62,7 +86,10 @@ class Journal:
         for number, line in enumerate(lines, 1):
             record = _decode(line)
             if record is None:
-                raise IntegrityError(f"journal {str(self.path)!r} is corrupt at line {number}")
+                raise IntegrityError(
+                    f"journal {str(self.path)!r} is corrupt at line {number}; move it aside "
+                    f"to open the catalog without its {len(lines)} records"
+                )
             records.append(record)
         return records
 
@@ -71,11 +98,17 @@ class Journal:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC)
         except FileNotFoundError:
+            self.damaged = False
             return
+        except OSError as exc:
+            raise self._unavailable("empty", exc) from exc
         try:
             os.fsync(fd)
+        except OSError as exc:
+            raise self._unavailable("empty", exc) from exc
         finally:
             os.close(fd)
+        self.damaged = False
 
     def is_empty(self) -> bool:
         try:

@@ -10,6 +10,7 @@ import pytest
 
 import core
 import core.db
+import core.journal
 from tests.helpers import statements_sent
 
 JSON = "application/json"
@@ -156,3 +157,96 @@ def _in_another_process(url: str, blob_root: Path) -> dict[str, int]:
     )
     seen: dict[str, int] = json.loads(result.stdout)
     return seen
+
+
+def test_a_journal_that_cannot_be_emptied_after_a_fold_loses_nothing(
+    url: str, tmp_path: Path, journal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_clear = core.journal.Journal.clear
+    failures = iter([OSError(24, "Too many open files")])
+
+    def clear_once_failing(self: core.journal.Journal) -> None:
+        if (failure := next(failures, None)) is not None:
+            raise core.StorageUnavailableError(str(failure))
+        real_clear(self)
+
+    monkeypatch.setattr(core.journal.Journal, "clear", clear_once_failing)
+    with core.connect(url, tmp_path / "blobs") as catalog:
+        commit(catalog, "a", b"1")
+        commit(catalog, "b", b"2")
+        with pytest.raises(core.StorageUnavailableError, match="Too many open files"):
+            catalog.tags.get_tag("main")  # folded, but the journal still holds record 1
+        assert lines(journal) == 1
+        later = [commit(catalog, node, b"3") for node in ("c", "d")]  # journaled behind it
+        assert later[-1].revision == 4
+        kept = journal.read_bytes()
+    journal.write_bytes(kept)  # as if the process had died before folding again
+    with core.connect(url, tmp_path / "blobs") as catalog:
+        assert [m.revision for m in catalog.tags.get_history("main")] == [1, 2, 3, 4]
+        assert sorted(catalog.workflows.get_workflow_by_tag("main")["nodes"]) == list("abcd")
+        assert catalog.maintenance.verify().problems == []
+
+
+@pytest.mark.parametrize("failing", ["write", "fsync"])
+def test_a_failed_append_leaves_no_trace_in_the_journal(
+    url: str, tmp_path: Path, journal: Path, failing: str
+) -> None:
+    writer = textwrap.dedent(
+        f"""
+        import errno, os, core, core.journal
+        catalog = core.connect({url!r}, {str(tmp_path / "blobs")!r})
+        run = lambda node, value: catalog.assets.commit_output(
+            "run-1", "main", node, value, media_type="x/y")
+        run("a", b"1"); run("b", b"2")
+        real_write, real_fsync = os.write, os.fsync
+        journal_writes = []
+        def journal(fd):
+            return os.readlink(f"/proc/self/fd/{{fd}}").endswith(".journal")
+        def write(fd, data):  # half the line reaches the file, then the disk is full
+            if not journal(fd):
+                return real_write(fd, data)
+            journal_writes.append(fd)
+            if len(journal_writes) > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(fd, bytes(data)[: len(data) // 2])
+        def fsync(fd):
+            if journal(fd):
+                raise OSError(errno.EIO, "Input/output error")
+            return real_fsync(fd)
+        if {failing!r} == "write":
+            os.write = write
+        else:
+            os.fsync = fsync
+        try:
+            run("c", b"3")
+        except core.StorageUnavailableError as exc:
+            print("failed:", exc)
+        os.write, os.fsync = real_write, real_fsync
+        print("revision", run("d", b"4").revision)
+        os._exit(0)  # no fold: as if killed
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", writer], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "failed: cannot write the journal" in result.stdout
+    assert "revision 3" in result.stdout
+    with core.connect(url, tmp_path / "blobs") as catalog:
+        assert catalog.tags.get_tag("main").revision == 3
+        assert sorted(catalog.workflows.get_workflow_by_tag("main")["nodes"]) == ["a", "b", "d"]
+        outputs = sorted(io.node for io in catalog.runs.get_run_io("run-1"))
+        assert outputs == ["a", "b", "d"]
+        assert catalog.maintenance.verify().problems == []
+
+
+def test_a_journal_left_beside_another_catalog_is_refused_by_name(
+    url: str, tmp_path: Path, journal: Path
+) -> None:
+    with core.connect(url, tmp_path / "blobs") as catalog:
+        commit(catalog, "a", b"1")
+        commit(catalog, "b", b"2")
+        kept = journal.read_bytes()
+    (tmp_path / "catalog.duckdb").unlink()
+    journal.write_bytes(kept)
+    with pytest.raises(core.IntegrityError, match=r"catalog.duckdb.journal.*move it aside"):
+        core.connect(url, tmp_path / "blobs")

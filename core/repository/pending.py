@@ -10,8 +10,9 @@ transaction makes from the pending writes first, then from the file.
 An operation is JSON-able: ``["insert", table, rows]`` (rows whose key is present are
 skipped), ``["upsert", table, rows]`` (the last row for a key wins) or
 ``["swap", tag_row, expected_revision]`` (the tag's compare-and-swap, decided when it was
-staged). Applying them again changes nothing, so a fold cut short by a crash is simply
-done again.
+staged). A fold is one transaction: when a crash (or a failure to empty the journal)
+comes after it, the records it applied are a prefix of the journal, which ``recover``
+finds by their tag moves and leaves out.
 """
 
 import uuid
@@ -147,24 +148,65 @@ class _Index:
 
 def fold(connection: Connection, pending: PendingWrites, journal: Journal) -> None:
     """Apply every pending write to the DuckDB file in one transaction, then empty the
-    journal and the pending writes."""
+    pending writes and the journal."""
     ops = list(pending.ops())
     if ops:
         with Session(bind=connection) as session:
             _apply(session, ops)
             session.commit()
-    if ops or not journal.is_empty():
-        journal.clear()
     pending.clear()
+    journal.clear()
+
+
+def recover(connection: Connection, pending: PendingWrites, journal: Journal) -> None:
+    """A tenure starts: fold the records of ``journal`` that are not in the file yet (a
+    process died holding the file, or could not empty the journal after a fold)."""
+    records = journal.records()
+    if not records:
+        pending.clear()
+        if not journal.is_empty():  # a line cut short
+            journal.clear()
+        return
+    try:
+        with Session(bind=connection) as session:
+            pending.load(records[_applied(session, records) :])
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise IntegrityError(
+            f"the journal {str(journal.path)!r} does not fit this catalog ({reason}); move "
+            f"it aside to open the catalog without its {len(records)} records"
+        ) from exc
+    fold(connection, pending, journal)
+
+
+def _applied(session: Session, records: list[Record]) -> int:
+    """How many of ``records`` (read back from a journal) a fold applied already: those
+    up to the last whose first move is in the tag's history."""
+    applied = 0
+    for number, record in enumerate(records, 1):
+        swap = next((_decoded(op) for op in record if op[0] == "swap"), None)
+        if swap is None:
+            continue
+        row = swap[1]
+        moves = TABLES["tag_moves"]
+        target = session.scalar(
+            select(moves.c.to_target_id).where(
+                moves.c.tag_name == row["name"], moves.c.revision == row["revision"]
+            )
+        )
+        if target is None:
+            break
+        if target != row["target_id"]:
+            raise IntegrityError(
+                f"record {number} moves tag {row['name']!r} to revision {row['revision']}, "
+                "which the catalog has at another version"
+            )
+        applied = number
+    return applied
 
 
 def _apply(session: Session, ops: list[Op]) -> None:
-    """Tables in the order their references need, a table's rows in one statement.
-
-    A fold is one transaction, so a journal is in the file whole or not at all: when its
-    first move is there already (a crash came between the fold and the emptying of the
-    journal), nothing is applied again.
-    """
+    """Tables in the order their references need, a table's rows in one statement."""
     inserts: dict[str, list[Row]] = {name: [] for name in KEYS}
     upserts: dict[str, list[Row]] = {name: [] for name in KEYS}
     swaps: dict[str, tuple[int, Row]] = {}
@@ -174,35 +216,21 @@ def _apply(session: Session, ops: list[Op]) -> None:
             swaps[op[1]["name"]] = (first_expected, op[1])
         else:
             (inserts if op[0] == "insert" else upserts)[op[1]].extend(op[2])
-    if swaps and _applied(session, *next(iter(swaps.items()))):
-        return
-    _write(session, "cas_blobs", inserts["cas_blobs"])
+    _write(session, "cas_blobs", inserts["cas_blobs"], on_conflict="DO NOTHING")
     _insert_one_by_one(session, "artifacts", inserts["artifacts"])
     _write(session, "blob_refs", inserts["blob_refs"])
     for name, (expected, row) in swaps.items():
         _swap(session, name, expected, row)
     _write(session, "tag_moves", _numbered(session, inserts["tag_moves"]))
-    _write(session, "run_io", upserts["run_io"], overwrite=True)
+    _write(session, "run_io", upserts["run_io"], on_conflict="DO UPDATE")
 
 
-def _applied(session: Session, name: str, move: tuple[int, Row]) -> bool:
-    """Whether the journal's moves of tag ``name`` (from revision ``move[0]`` to the
-    row ``move[1]``) are in the file already."""
-    tags = TABLES["tags"]
-    revision = session.scalar(select(tags.c.revision).where(tags.c.name == name))
-    if revision not in (move[0], move[1]["revision"]):
-        raise IntegrityError(
-            f"the journal moves tag {name!r} from revision {move[0]}, but the catalog has it "
-            f"at revision {revision}"
-        )
-    return bool(revision == move[1]["revision"])
-
-
-def _write(session: Session, table: str, rows: list[Row], *, overwrite: bool = False) -> None:
-    """Insert ``rows`` in one statement, each column sent as one list: a row whose key is
-    present is skipped (of rows with one key, the first is inserted), or with
-    ``overwrite`` it is updated (the last row of a key wins)."""
+def _write(session: Session, table: str, rows: list[Row], on_conflict: str = "") -> None:
+    """Insert ``rows`` in one statement, each column sent as one list. A row whose key is
+    present is an error, or with ``on_conflict="DO NOTHING"`` skipped (of rows with one
+    key, the first is inserted), or with ``"DO UPDATE"`` updated (the last row wins)."""
     key = KEYS[table]
+    overwrite = on_conflict == "DO UPDATE"
     by_key: dict[tuple[Any, ...], Row] = {}
     for row in rows:
         if overwrite or tuple(row[name] for name in key) not in by_key:
@@ -213,12 +241,13 @@ def _write(session: Session, table: str, rows: list[Row], *, overwrite: bool = F
     dialect = session.get_bind().dialect
     types = {name: TABLES[table].c[name].type.compile(dialect=dialect) for name in names}
     columns = ", ".join(f"unnest(CAST(:{name} AS {types[name]}[]))" for name in names)
-    updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in key)
-    statement = (
-        f"INSERT INTO {table} ({', '.join(names)}) SELECT {columns} "
-        f"ON CONFLICT ({', '.join(key)}) "
-        + (f"DO UPDATE SET {updates}" if overwrite else "DO NOTHING")
-    )
+    statement = f"INSERT INTO {table} ({', '.join(names)}) SELECT {columns}"
+    if on_conflict:
+        statement += f" ON CONFLICT ({', '.join(key)}) {on_conflict}"
+    if overwrite:
+        statement += " SET " + ", ".join(
+            f"{name} = excluded.{name}" for name in names if name not in key
+        )
     lists = {name: [_sent(row[name]) for row in by_key.values()] for name in names}
     session.execute(text(statement), lists)
 

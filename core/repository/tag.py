@@ -99,7 +99,7 @@ class TagRepository:
 
     def revision(self, name: str) -> int:
         """How many moves ``name`` has had (0 if never created), deleted or not."""
-        row = (self._pending and self._pending.tag(name)) or self._row(name)
+        row = (self._pending is not None and self._pending.tag(name)) or self._row(name)
         return 0 if row is None else int(row["revision"])
 
     def list_live(self) -> list[Tag]:
