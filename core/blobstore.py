@@ -183,7 +183,7 @@ class BlobStore:
             created = _make_dirs(target.parent)
             os.replace(temporary, target)
             for directory in [target.parent, *created]:
-                _fsync_dir(directory)
+                fsync_directory(directory)
         except OSError as exc:
             raise _unavailable("write", target, exc) from exc
 
@@ -228,7 +228,8 @@ def _make_dirs(directory: Path) -> list[Path]:
     return [path.parent for path in missing]
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make the entries of ``directory`` (a file created or renamed there) durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

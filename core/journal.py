@@ -19,6 +19,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from core.blobstore import fsync_directory
 from core.errors import IntegrityError, StorageUnavailableError
 
 Record = list[Any]
@@ -53,7 +54,7 @@ class Journal:
                     view = view[os.write(fd, view) :]
                 os.fsync(fd)
                 if created:
-                    _sync_directory(self.path.parent)
+                    fsync_directory(self.path.parent)
             except BaseException as exc:
                 self._cut(fd, size)
                 if isinstance(exc, OSError):
@@ -126,11 +127,3 @@ def _decode(line: bytes) -> Record | None:
     except ValueError:
         return None
     return record
-
-
-def _sync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
