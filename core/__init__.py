@@ -30,6 +30,7 @@ from core.errors import (
     OrchestratorError,
     StorageBusyError,
     StorageUnavailableError,
+    TransactionLostError,
     ValidationError,
 )
 
@@ -55,6 +56,7 @@ __all__ = [
     "StorageUnavailableError",
     "Tag",
     "TagMove",
+    "TransactionLostError",
     "ValidationError",
     "WorkflowMove",
     "connect",

@@ -4,7 +4,9 @@ Writes go to ``<root>/tmp/`` first, are fsynced, then renamed into place (and th
 directory fsynced), so a reader never sees a partial blob and a crash leaves at worst
 an unreferenced temporary file. ``put_later`` does the same on writer threads, so the
 fsyncs overlap the caller's other work. Callers validate ids before they reach this
-module.
+module. A failing filesystem (read-only, full, gone) raises ``StorageUnavailableError``
+naming the file, never a bare ``OSError``; an absent blob is ``FileNotFoundError`` from
+``open`` and ``None`` elsewhere.
 """
 
 import contextlib
@@ -12,12 +14,14 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
 from core.errors import StorageUnavailableError
+from core.files import open_regular
 from core.identifiers import CAS_ID_PATTERN
 
 CHUNK_SIZE = 1 << 20
@@ -85,8 +89,8 @@ class BlobStore:
         """The stored file, open for reading (``FileNotFoundError`` if absent); the caller
         verifies its bytes and closes it."""
         path = self.path(cas_id)
-        try:
-            return path.open("rb")
+        try:  # a pipe or a device there would block or never end: refused
+            return os.fdopen(open_regular(path, os.O_RDONLY, "blob file", action="read"), "rb")
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -99,16 +103,23 @@ class BlobStore:
 
         The file lands in the temporary folder, touched, so ``gc`` keeps it as long as
         any other recent leftover there (an hour by default) before removing it.
+        ``StorageUnavailableError`` if it cannot be moved (a read-only folder): the file
+        stays where it is, and every read of it still fails verification.
         """
         aside = self._tmp / f"{cas_id.split(':', 1)[1]}.corrupt"
         try:
             os.replace(self.path(cas_id), aside)
         except FileNotFoundError:
             return None
-        if not os.path.samestat(os.fstat(opened.fileno()), aside.stat()):
-            self.restore(cas_id, aside)  # a sound copy replaced it after we read: keep it
-            return None
-        os.utime(aside)
+        except OSError as exc:
+            raise self._unmovable(cas_id, exc) from exc
+        try:
+            if not os.path.samestat(os.fstat(opened.fileno()), aside.stat()):
+                self.restore(cas_id, aside)  # a sound copy replaced it after we read: keep it
+                return None
+            os.utime(aside)
+        except OSError as exc:
+            raise _unavailable("move", aside, exc) from exc
         return aside
 
     def _intact(self, target: Path, size: int) -> bool:
@@ -118,35 +129,58 @@ class BlobStore:
             return target.stat().st_size == size
         except (FileNotFoundError, NotADirectoryError):  # absent, or in the way of a write
             return False
+        except OSError as exc:  # present but cannot be touched: it could not be stored either
+            raise _unavailable("write", target, exc) from exc
 
     def modified_at(self, cas_id: str) -> float | None:
         """When the blob was last stored (or stored again), or ``None`` if absent."""
-        try:
-            return self.path(cas_id).stat().st_mtime
-        except FileNotFoundError:
-            return None
+        return _modified_at(self.path(cas_id))
 
     def size(self, cas_id: str) -> int | None:
-        try:
-            return self.path(cas_id).stat().st_size
-        except FileNotFoundError:
-            return None
+        status = _stat(self.path(cas_id))
+        return None if status is None else status.st_size
 
-    def quarantine(self, cas_id: str) -> Path | None:
-        """Move the blob out of the store (atomically); ``None`` if it was absent."""
+    def quarantine(self, cas_id: str) -> tuple[Path, float] | None:
+        """Move the blob out of the store (atomically); return where it went and when it
+        was last stored, or ``None`` if it was absent (another ``gc`` may have taken it).
+        """
         quarantined = self._tmp / f"{cas_id.split(':', 1)[1]}.gc"
         try:
             os.replace(self.path(cas_id), quarantined)
         except FileNotFoundError:
             return None
-        return quarantined
+        except OSError as exc:
+            raise self._unmovable(cas_id, exc) from exc
+        modified = _modified_at(quarantined)
+        return quarantined, time.time() if modified is None else modified
 
     def restore(self, cas_id: str, quarantined: Path) -> None:
         """Put a quarantined blob back (unless the blob was stored again meanwhile)."""
-        if self.path(cas_id).exists():
-            quarantined.unlink(missing_ok=True)
-        else:
-            os.replace(quarantined, self.path(cas_id))
+        try:
+            if self.path(cas_id).exists():
+                quarantined.unlink(missing_ok=True)
+            else:
+                os.replace(quarantined, self.path(cas_id))
+        except FileNotFoundError:  # nothing left to put back
+            return
+        except OSError as exc:
+            raise StorageUnavailableError(
+                f"cannot put blob {cas_id} back from {str(quarantined)!r} into blob folder "
+                f"{str(self.root)!r}: {exc.strerror or exc}; move it back by hand"
+            ) from exc
+
+    def discard(self, path: Path) -> None:
+        """Remove a file of the temporary folder (a collected blob, an old leftover)."""
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise _unavailable("remove", path, exc) from exc
+
+    def _unmovable(self, cas_id: str, exc: OSError) -> StorageUnavailableError:
+        return StorageUnavailableError(
+            f"cannot move blob {cas_id} out of blob folder {str(self.root)!r}: "
+            f"{exc.strerror or exc}"
+        )
 
     def stored_ids(self) -> Iterator[str]:
         """The ids of every blob file in the store (other files are not blobs: skipped)."""
@@ -155,9 +189,17 @@ class BlobStore:
             if CAS_ID_PATTERN.fullmatch(cas_id) and self.path(cas_id) == path and path.is_file():
                 yield cas_id
 
-    def temporary_files(self) -> list[Path]:
-        """Leftovers in the temporary folder (crashed writes, interrupted collections)."""
-        return sorted(self._tmp.iterdir())
+    def temporary_files(self) -> list[tuple[Path, float]]:
+        """Leftovers in the temporary folder (crashed writes, interrupted collections),
+        each with when it was last modified."""
+        try:
+            paths = sorted(self._tmp.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise _unavailable("list", self._tmp, exc) from exc
+        found = ((path, _modified_at(path)) for path in paths)
+        return [(path, modified) for path, modified in found if modified is not None]
 
     @contextlib.contextmanager
     def _temporary(self) -> Iterator[tuple[BinaryIO, Path]]:
@@ -171,10 +213,22 @@ class BlobStore:
             raise _unavailable("write", self._tmp, exc) from exc
         temporary = Path(name)
         try:
-            with os.fdopen(fd, "wb") as handle:
+            handle = os.fdopen(fd, "wb")
+            try:
                 yield handle, temporary
+            except BaseException:
+                # closing flushes what a failed write left buffered, which fails again
+                # (a full disk) and would hide the error being raised: drop it
+                with contextlib.suppress(OSError):
+                    handle.close()
+                raise
+            try:
+                handle.close()
+            except OSError as exc:
+                raise _unavailable("write", temporary, exc) from exc
         finally:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a temporary file nobody will take for a blob
+                temporary.unlink(missing_ok=True)
 
     def _publish(self, handle: BinaryIO, temporary: Path, target: Path) -> None:
         try:
@@ -193,6 +247,22 @@ def _write(handle: BinaryIO, chunk: bytes | memoryview, temporary: Path) -> None
         handle.write(chunk)
     except OSError as exc:
         raise _unavailable("write", temporary, exc) from exc
+
+
+def _modified_at(path: Path) -> float | None:
+    """When ``path`` was last modified, or ``None`` if it is absent."""
+    status = _stat(path)
+    return None if status is None else status.st_mtime
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    """``path``'s status, or ``None`` if it is absent."""
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _unavailable("read", path, exc) from exc
 
 
 def _unavailable(action: str, path: Path, exc: OSError) -> StorageUnavailableError:

@@ -9,7 +9,13 @@ from typing import Any
 import jsonpatch
 
 from core.errors import ValidationError
-from core.identifiers import CAS_ID_PATTERN as CAS_ID
+from core.identifiers import (
+    check_cas_id,
+    check_media_type,
+    check_node_id,
+    check_partition_key,
+    check_size,
+)
 
 DAG_MEDIA_TYPE = "application/vnd.orchestrator.dag+json"
 MAX_DEPTH = 100
@@ -72,25 +78,41 @@ def validate_dag(document: object, *, base: Mapping[str, Any] | None = None) -> 
 
 
 def _check_node(nodes: Mapping[Any, Any], node_id: object) -> None:
+    """One node: its id and its deps' are node ids as ``commit_output`` takes them, its
+    deps name nodes of the document, its partition keys are partition keys, its
+    partitions objects, its values plain JSON, and the stored values it names (its own,
+    each partition's) have a well-formed cas id, media type and size where given."""
     node = nodes[node_id]
-    if not isinstance(node_id, str) or not node_id:
-        raise ValidationError(f"DAG node id {node_id!r} must be a non-empty string")
+    check_node_id(node_id, "in nodes")
     if not isinstance(node, Mapping):
         raise ValidationError(f"DAG node {node_id!r} must be an object")
     deps = node.get("deps", [])
-    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+    if not isinstance(deps, list):
         raise ValidationError(f"DAG node {node_id!r}: 'deps' must be a list of node ids")
     for dep in deps:
+        check_node_id(dep, f"in deps of node {node_id!r}")
         if dep not in nodes:
             raise ValidationError(f"DAG node {node_id!r} depends on unknown node {dep!r}")
     _check_plain_json(node, f"DAG node {node_id!r}")
+    _check_value_fields(node, f"in node {node_id!r}")
     partitions = node.get("partitions", {})
     if not isinstance(partitions, Mapping):
         raise ValidationError(f"DAG node {node_id!r}: 'partitions' must be an object")
-    for entry in [node, *partitions.values()]:
-        cas_id = entry.get("cas_id") if isinstance(entry, Mapping) else None
-        if cas_id is not None and (not isinstance(cas_id, str) or CAS_ID.fullmatch(cas_id) is None):
-            raise ValidationError(f"DAG node {node_id!r}: invalid cas id {cas_id!r}")
+    for key, entry in partitions.items():
+        check_partition_key(key, f"in node {node_id!r}")
+        if not isinstance(entry, Mapping):
+            raise ValidationError(f"partition {key!r} of DAG node {node_id!r} must be an object")
+        _check_value_fields(entry, f"in partition {key!r} of node {node_id!r}")
+
+
+def _check_value_fields(entry: Mapping[str, Any], where: str) -> None:
+    """The fields of a stored value as ``commit_output`` writes them, where given."""
+    if entry.get("cas_id") is not None:
+        check_cas_id(entry["cas_id"], where)
+    if "media_type" in entry:
+        check_media_type(entry["media_type"], where)
+    if "size" in entry:
+        check_size(entry["size"], where)
 
 
 def _check_plain_json(value: Any, where: str) -> None:

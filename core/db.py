@@ -39,8 +39,10 @@ from core.errors import (
     NotFoundError,
     StorageBusyError,
     StorageUnavailableError,
+    TransactionLostError,
     ValidationError,
 )
+from core.files import check_regular
 from core.journal import Journal
 from core.repository.pending import FOLD_AT, PendingWrites, fold, recover
 from core.session_info import AFTER_COMMIT, MEMO, PENDING, PENDING_AWARE, SETTLE, Settle
@@ -88,6 +90,7 @@ class Database:
             database = self.url.database
             if not database or database == ":memory:":
                 raise ValidationError(f"DuckDB catalog needs a file path, got {str(self.url)!r}")
+            check_regular(Path(database).expanduser(), "the DuckDB catalog")
             path = Path(database).expanduser().resolve()
             if not create and not path.is_file():
                 raise NotFoundError(f"no catalog at {str(path)!r}: nothing has been stored there")
@@ -166,6 +169,7 @@ class Database:
             committed: list[Callable[[], None]] = []
             session.info[AFTER_COMMIT] = committed
             self._local.session = session
+            committing = False
             try:
                 yield session
                 for settle in settles:
@@ -174,10 +178,14 @@ class Database:
                     session.rollback()  # it only read
                     self._pending.commit(self._journal)
                 else:
+                    committing = True
                     session.commit()
-            except BaseException:
+            except BaseException as exc:
                 try:
                     session.rollback()
+                except sa.exc.DBAPIError as failed:
+                    if not failed.connection_invalidated:
+                        raise  # else the server dropped the transaction with the connection
                 finally:
                     if deferred:
                         self._pending.discard()
@@ -186,11 +194,35 @@ class Database:
                     for settle in settles:
                         with contextlib.suppress(Exception):
                             settle(False)
+                if (lost := self._dropped(exc, committing=committing)) is not None:
+                    raise lost from exc
                 raise
             finally:
                 self._local.session = None
         for call in committed:
             call()
+
+    def _dropped(self, exc: BaseException, *, committing: bool) -> StorageUnavailableError | None:
+        """The domain error for a Postgres transaction the server dropped (a broken
+        connection, a shutdown): ``TransactionLostError`` before its commit was sent (so
+        nothing was kept), else ``StorageUnavailableError`` (it may have committed)."""
+        if self._lease is not None or not isinstance(exc, sa.exc.DBAPIError):
+            return None
+        if not exc.connection_invalidated and not isinstance(
+            exc, sa.exc.OperationalError | sa.exc.InterfaceError
+        ):
+            return None
+        where = self.url.render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if committing:
+            return StorageUnavailableError(
+                f"the catalog database {where!r} dropped the transaction while it committed, "
+                f"so whether it was kept is unknown (read before retrying): {reason}"
+            )
+        return TransactionLostError(
+            f"the catalog database {where!r} dropped the transaction before it committed "
+            f"(nothing was kept): {reason}"
+        )
 
     @contextlib.contextmanager
     def _held(self) -> Iterator[Connection]:
@@ -233,6 +265,9 @@ class Database:
 
     def _connect_duckdb(self) -> Connection:
         """Connect, retrying while a process outside our lock holds DuckDB's own lock."""
+        database = Path(str(self.url.database))
+        check_regular(database, "the DuckDB catalog")  # a pipe or device: DuckDB would hang
+        check_regular(database.with_name(database.name + ".wal"), "the catalog's write-ahead log")
         backoff = Backoff(self.busy_timeout)
         while True:
             try:

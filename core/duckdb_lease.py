@@ -32,7 +32,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from core.cache import LRUCache
-from core.errors import NotDeferrable, StorageBusyError
+from core.errors import NotDeferrable, StorageBusyError, StorageUnavailableError
+from core.files import open_regular
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,12 @@ class DuckDBFileLock:
 
     def acquire(self) -> int:
         """Wait (queued, with jittered backoff) for the lock; return its descriptor."""
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        queue = os.open(self._queue_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open(self._lock_path, "the catalog's lock file")
+        try:
+            queue = self._open(self._queue_path, "the catalog's queue file")
+        except BaseException:
+            os.close(fd)
+            raise
         try:
             fcntl.flock(queue, fcntl.LOCK_SH)
             backoff = Backoff(self.budget)
@@ -99,9 +104,23 @@ class DuckDBFileLock:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
+    @staticmethod
+    def _open(path: Path, what: str) -> int:
+        """Open (or create) ``path``: a regular file, else ``StorageUnavailableError``."""
+        try:
+            return open_regular(path, os.O_RDWR | os.O_CREAT, what)
+        except OSError as exc:
+            raise StorageUnavailableError(
+                f"cannot use {what} {str(path)!r}: {exc.strerror or exc}"
+            ) from exc
+
     def others_waiting(self) -> bool:
-        """Whether another process (or lock object) is queued for the file right now."""
-        queue = os.open(self._queue_path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Whether another process (or lock object) is queued for the file right now
+        (``True`` when the queue file cannot be used: give the file up)."""
+        try:
+            queue = self._open(self._queue_path, "the catalog's queue file")
+        except StorageUnavailableError:
+            return True
         try:
             fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

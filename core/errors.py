@@ -8,7 +8,8 @@ Every error the core raises on purpose is an ``OrchestratorError``::
     ├── ValidationError      bad input, rejected before anything changed
     ├── IntegrityError       stored bytes do not match their content id
     ├── StorageBusyError     the database stayed locked past the retry budget
-    └── StorageUnavailableError  the database server cannot be reached
+    └── StorageUnavailableError  the database cannot be reached or its files used
+        └── TransactionLostError  a transaction dropped before its commit: run it again
 
 Messages always name the offending value, so adapters can show them as they are.
 """
@@ -39,7 +40,13 @@ class StorageBusyError(OrchestratorError):
 
 
 class StorageUnavailableError(OrchestratorError):
-    """The database server cannot be reached (down, a wrong address, refused credentials)."""
+    """The database server cannot be reached (down, a wrong address, refused credentials),
+    or the catalog's files cannot be used (not regular files, a journal that does not fit)."""
+
+
+class TransactionLostError(StorageUnavailableError):
+    """The database server dropped a transaction before its commit was sent (a broken
+    connection, a server shutting down): nothing of it was kept, so it can run again."""
 
 
 class NotDeferrable(Exception):

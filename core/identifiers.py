@@ -1,4 +1,10 @@
-"""Validation of the identifiers users hand us: tag names, content ids, artifact ids."""
+"""Validation of the identifiers users hand us: tag names, content ids, artifact ids.
+
+Each rule lives in one function here, and every entry point that takes such a value
+(the services, and through them HTTP, the CLI and Dagster; a DAG document's node ids,
+deps and partition keys) calls it, so a value one of them refuses, all of them refuse.
+``where`` (``"in nodes"``, ``"in deps of node 'x'"``) says where a value was found.
+"""
 
 import re
 import uuid
@@ -25,10 +31,17 @@ def check_tag_name(name: object) -> str:
     return name
 
 
-def check_cas_id(cas_id: object) -> str:
+def _at(where: str | None) -> str:
+    """The part of a message that says where a value was found (`` in nodes``), if known."""
+    return f" {where}" if where else ""
+
+
+def check_cas_id(cas_id: object, where: str | None = None) -> str:
     """Return ``cas_id`` if it has the form ``sha256:<64 lowercase hex>``."""
     if not isinstance(cas_id, str) or CAS_ID_PATTERN.fullmatch(cas_id) is None:
-        raise ValidationError(f"invalid cas id {cas_id!r}: expected 'sha256:<64 lowercase hex>'")
+        raise ValidationError(
+            f"invalid cas id {cas_id!r}{_at(where)}: expected 'sha256:<64 lowercase hex>'"
+        )
     return cas_id
 
 
@@ -53,10 +66,12 @@ def check_artifact_id(artifact_id: object) -> uuid.UUID:
     raise ValidationError(f"invalid artifact id {artifact_id!r}: expected a UUID")
 
 
-def check_name(value: object, field: str, limit: int = 255) -> str:
+def check_name(value: object, field: str, limit: int = 255, where: str | None = None) -> str:
     """``value`` if it is a string of 1 to ``limit`` printable characters."""
     if not isinstance(value, str) or not 0 < len(value) <= limit or not value.isprintable():
-        raise ValidationError(f"invalid {field} {value!r}: expected 1-{limit} printable characters")
+        raise ValidationError(
+            f"invalid {field} {value!r}{_at(where)}: expected 1-{limit} printable characters"
+        )
     return value
 
 
@@ -64,21 +79,25 @@ def check_run_id(run_id: object) -> str:
     return check_name(run_id, "run id", 200)
 
 
-def check_node_id(node: object) -> str:
-    return check_name(node, "node id", 1000)
+def check_node_id(node: object, where: str | None = None) -> str:
+    """``node`` if it is a node id (an asset's key, a key of a DAG document's ``nodes``,
+    an entry of a node's ``deps``): 1 to 1000 printable characters."""
+    return check_name(node, "node id", 1000, where)
 
 
-def check_partition_key(key: object) -> str | None:
+def check_partition_key(key: object, where: str | None = None) -> str | None:
     """``key`` if it is ``None`` or text as ``check_text`` takes it, not empty."""
     if key == "":
-        raise ValidationError("invalid partition key '': expected at least one character")
-    return check_text(key, "partition key", 1000)
+        raise ValidationError(
+            f"invalid partition key ''{_at(where)}: expected at least one character"
+        )
+    return check_text(key, "partition key", 1000, where)
 
 
-def check_size(size: object) -> int:
+def check_size(size: object, where: str | None = None) -> int:
     """``size`` if it is an int >= 0 (a byte count)."""
     if type(size) is not int or size < 0:
-        raise ValidationError(f"invalid size {size!r}: expected an int >= 0")
+        raise ValidationError(f"invalid size {size!r}{_at(where)}: expected an int >= 0")
     return size
 
 
@@ -101,15 +120,15 @@ def check_limit(limit: object) -> int:
     return limit
 
 
-def check_text(value: object, field: str, limit: int) -> str | None:
+def check_text(value: object, field: str, limit: int, where: str | None = None) -> str | None:
     """``value`` if it is ``None`` or a string of at most ``limit`` characters with no NUL
     (and no lone surrogate, which no database can store)."""
     if value is not None and (
         not isinstance(value, str) or len(value) > limit or "\x00" in value or not _utf8(value)
     ):
         raise ValidationError(
-            f"invalid {field} {value!r}: expected at most {limit} characters of UTF-8 text "
-            "and no NUL"
+            f"invalid {field} {value!r}{_at(where)}: expected at most {limit} characters of "
+            "UTF-8 text and no NUL"
         )
     return value
 
@@ -123,11 +142,34 @@ def _utf8(text: str) -> bool:
 
 
 def check_actor(value: object, field: str = "created_by") -> str | None:
-    """Who did something: ``None`` or a short string."""
+    """Who did something (``created_by``, ``moved_by``): ``None`` or a short string."""
     return check_text(value, field, 255)
 
 
-def check_media_type(media_type: object) -> str:
+MAX_REASON = 10_000
+
+
+def check_reason(value: object, field: str = "reason") -> str | None:
+    """Why something moved (a tag move's ``reason``, a commit's ``message``): ``None`` or
+    text of at most ``MAX_REASON`` characters."""
+    return check_text(value, field, MAX_REASON)
+
+
+MAX_REVISION = 2**31 - 1
+"""The largest revision a tag can have (the catalog stores it as a 32-bit integer)."""
+
+
+def check_revision(revision: object, field: str = "expected revision") -> int | None:
+    """``revision`` if it is ``None`` or a real int from 0 to ``MAX_REVISION`` (a tag's
+    revision: ``True``, ``1.0`` and ``"1"`` are not ``1``)."""
+    if revision is not None and (type(revision) is not int or not 0 <= revision <= MAX_REVISION):
+        raise ValidationError(
+            f"invalid {field} {revision!r}: expected an int from 0 to {MAX_REVISION}"
+        )
+    return revision
+
+
+def check_media_type(media_type: object, where: str | None = None) -> str:
     """``media_type`` if it looks like ``type/subtype``."""
     if (
         not isinstance(media_type, str)
@@ -135,7 +177,9 @@ def check_media_type(media_type: object) -> str:
         or "/" not in media_type
         or not media_type.isprintable()
     ):
-        raise ValidationError(f"invalid media type {media_type!r}: expected 'type/subtype'")
+        raise ValidationError(
+            f"invalid media type {media_type!r}{_at(where)}: expected 'type/subtype'"
+        )
     return media_type
 
 

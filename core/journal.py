@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from core.blobstore import fsync_directory
-from core.errors import IntegrityError, StorageUnavailableError
+from core.errors import StorageUnavailableError
+from core.files import open_regular
 
 Record = list[Any]
 """One deferred transaction's writes, as JSON-able values."""
@@ -28,6 +29,8 @@ Record = list[Any]
 
 class Journal:
     """The append-only journal file of one DuckDB catalog; only the lock holder uses it."""
+
+    WHAT = "the catalog's journal"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -43,7 +46,7 @@ class Journal:
         line = f"{zlib.crc32(text.encode()):08x} {text}\n".encode()
         created = not self.path.exists()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self.WHAT)
         except OSError as exc:
             raise self._unavailable("write", exc) from exc
         try:
@@ -77,27 +80,41 @@ class Journal:
         )
 
     def records(self) -> list[Record]:
-        """Every whole record, oldest first (a torn last line is left out)."""
-        try:
-            lines = self.path.read_bytes().split(b"\n")
-        except FileNotFoundError:
-            return []
+        """Every whole record, oldest first (a torn last line is left out); a bad line
+        before the last is ``StorageUnavailableError``."""
+        lines = self._read().split(b"\n")
         lines.pop()  # b"" after a whole last record, or a line cut short (never acknowledged)
         records = []
         for number, line in enumerate(lines, 1):
             record = _decode(line)
             if record is None:
-                raise IntegrityError(
+                raise StorageUnavailableError(
                     f"journal {str(self.path)!r} is corrupt at line {number}; move it aside "
                     f"to open the catalog without its {len(lines)} records"
                 )
             records.append(record)
         return records
 
+    def _read(self) -> bytes:
+        """The journal's bytes (none when it does not exist)."""
+        try:
+            fd = open_regular(self.path, os.O_RDONLY, self.WHAT)
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise self._unavailable("read", exc) from exc
+        try:
+            with os.fdopen(fd, "rb", closefd=False) as opened:
+                return opened.read()
+        except OSError as exc:
+            raise self._unavailable("read", exc) from exc
+        finally:
+            os.close(fd)
+
     def clear(self) -> None:
         """Empty the journal (once its records are in the file)."""
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC)
+            fd = open_regular(self.path, os.O_WRONLY | os.O_TRUNC, self.WHAT)
         except FileNotFoundError:
             self.damaged = False
             return

@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 
 import core
-from core.identifiers import check_tag_name
+from core.identifiers import check_node_id, check_tag_name
 from orchestrator_dagster.resource import OrchestratorResource
 
 MOVED_TAG_KEY = "orchestrator/tag"
@@ -64,7 +64,10 @@ def tag_move_sensor(
     nodes = (
         None
         if asset_keys is None
-        else frozenset(dg.AssetKey.from_coercible(key).to_user_string() for key in asset_keys)
+        else frozenset(
+            check_node_id(dg.AssetKey.from_coercible(key).to_user_string(), "in asset_keys")
+            for key in asset_keys
+        )
     )
     sensor_name = name or re.sub(r"[^A-Za-z0-9_]", "_", tag) + "_tag_move_sensor"
 

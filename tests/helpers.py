@@ -1,6 +1,8 @@
 """Helpers shared by the tests (not fixtures)."""
 
 import contextlib
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -88,3 +90,24 @@ def _holders(pool: ProcessPoolExecutor, processes: int) -> set[int]:
     return {
         future.result() for future in [pool.submit(workers.warm_up, 0.5) for _ in range(processes)]
     }
+
+
+ORCHESTRATOR = str(Path(sys.executable).with_name("orchestrator"))
+
+
+def run_orchestrator(
+    database_url: str, blob_root: Path, *args: str, timeout: float = 20.0
+) -> "subprocess.CompletedProcess[str]":
+    """``orchestrator --database-url ... --blob-root ... ARGS`` in a process of its own; a
+    run that has not ended within ``timeout`` seconds fails the test (it blocked)."""
+    command = [ORCHESTRATOR, "--database-url", database_url, "--blob-root", str(blob_root)]
+    try:
+        return subprocess.run(
+            [*command, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"orchestrator {' '.join(args)} still ran after {timeout:g}s: it blocked")

@@ -110,13 +110,13 @@ def test_a_journal_folded_already_is_not_applied_twice(
     assert lines(journal) == 0
 
 
-def test_a_corrupt_record_before_the_last_is_an_integrity_error(
+def test_a_corrupt_record_before_the_last_is_refused_by_name(
     url: str, tmp_path: Path, journal: Path
 ) -> None:
     with core.connect(url, tmp_path / "blobs") as catalog:
         commit(catalog, "a", b"1")
     journal.write_bytes(b"00000000 [] \n00000000 []\n")
-    with pytest.raises(core.IntegrityError, match=r"journal .* is corrupt at line 1"):
+    with pytest.raises(core.StorageUnavailableError, match=r"journal .* is corrupt at line 1"):
         core.connect(url, tmp_path / "blobs")
 
 
@@ -248,5 +248,7 @@ def test_a_journal_left_beside_another_catalog_is_refused_by_name(
         kept = journal.read_bytes()
     (tmp_path / "catalog.duckdb").unlink()
     journal.write_bytes(kept)
-    with pytest.raises(core.IntegrityError, match=r"catalog.duckdb.journal.*move it aside"):
+    with pytest.raises(
+        core.StorageUnavailableError, match=r"catalog.duckdb.journal.*move it aside"
+    ):
         core.connect(url, tmp_path / "blobs")

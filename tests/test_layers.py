@@ -46,26 +46,37 @@ def test_core_does_not_load_dagster() -> None:
 
 
 def test_public_names_are_exported() -> None:
-    for name in (
-        "connect",
-        "Services",
-        "Artifact",
-        "ArtifactKind",
-        "Tag",
-        "TagMove",
-        "Run",
-        "CreateWorkflowRequest",
-        "CreateWorkflowResponse",
-        "OrchestratorError",
-        "NotFoundError",
-        "ConflictError",
-        "ValidationError",
-        "IntegrityError",
-        "StorageBusyError",
-    ):
-        assert name in core.__all__
-        assert getattr(core, name) is not None
-    assert issubclass(core.ConflictError, core.OrchestratorError)
+    """The contract's names are exported from ``core`` as the objects their modules define,
+    and the error tree is the one DESIGN.md draws."""
+    from core import bootstrap, domain, errors
+
+    contract = {
+        "connect": bootstrap.connect,
+        "Services": bootstrap.Services,
+        "Artifact": domain.Artifact,
+        "ArtifactKind": domain.ArtifactKind,
+        "Tag": domain.Tag,
+        "TagMove": domain.TagMove,
+        "Run": domain.Run,
+        "CreateWorkflowRequest": domain.CreateWorkflowRequest,
+        "CreateWorkflowResponse": domain.CreateWorkflowResponse,
+        "OrchestratorError": errors.OrchestratorError,
+        "NotFoundError": errors.NotFoundError,
+        "ConflictError": errors.ConflictError,
+        "ValidationError": errors.ValidationError,
+        "IntegrityError": errors.IntegrityError,
+        "StorageBusyError": errors.StorageBusyError,
+        "StorageUnavailableError": errors.StorageUnavailableError,
+        "TransactionLostError": errors.TransactionLostError,
+    }
+    missing = sorted(set(contract) - set(core.__all__))
+    assert not missing, f"not in core.__all__: {missing}"
+    for name, defined in contract.items():
+        assert getattr(core, name) is defined, name
+    for error in ("NotFoundError", "ConflictError", "ValidationError", "IntegrityError"):
+        assert issubclass(contract[error], core.OrchestratorError), error
+    assert issubclass(core.StorageBusyError, core.OrchestratorError)
+    assert issubclass(core.TransactionLostError, core.StorageUnavailableError)
     assert {"cas", "artifacts", "tags", "workflows", "runs"} <= set(
         core.Services.__dataclass_fields__
     )

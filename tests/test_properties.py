@@ -112,18 +112,39 @@ def is_plain_json(value: object) -> bool:
     return False
 
 
+def is_node_id(value: object) -> bool:
+    """What ``commit_output`` takes as an asset's node: 1-1000 printable characters."""
+    return isinstance(value, str) and 0 < len(value) <= 1000 and value.isprintable()
+
+
+def has_valid_value_fields(node: dict[str, Any]) -> bool:
+    """A node's ``size`` and ``media_type``, where given, as ``commit_output`` writes them."""
+    size, media_type = node.get("size", 0), node.get("media_type", "a/b")
+    return (
+        type(size) is int
+        and size >= 0
+        and isinstance(media_type, str)
+        and "/" in media_type
+        and 0 < len(media_type) <= 255
+        and media_type.isprintable()
+    )
+
+
 def is_valid_dag(document: object) -> bool:
-    """``{"nodes": {id: {"deps": [ids]...}}}``: known deps, acyclic, plain JSON."""
+    """``{"nodes": {id: {"deps": [ids]...}}}``: node ids, known deps, acyclic, plain JSON,
+    value fields (sizes, media types) as an output commit writes them."""
     if not isinstance(document, dict) or not isinstance(document.get("nodes"), dict):
         return False
     if not is_plain_json(document):
         return False
     nodes: dict[Any, Any] = document["nodes"]
     for node_id, node in nodes.items():
-        if not node_id or not isinstance(node, dict):
+        if not is_node_id(node_id) or not isinstance(node, dict):
+            return False
+        if not has_valid_value_fields(node):
             return False
         deps = node.get("deps", [])
-        if not isinstance(deps, list) or not all(isinstance(d, str) and d in nodes for d in deps):
+        if not isinstance(deps, list) or not all(is_node_id(d) and d in nodes for d in deps):
             return False
     done: set[str] = set()
     for start in nodes:  # iterative depth-first search for a back edge
@@ -201,16 +222,25 @@ json_values = st.recursive(
     ),
     max_leaves=10,
 )
-RESERVED_KEYS = {"deps", "cas_id", "partitions"}  # cas ids must name stored blobs
+RESERVED_KEYS = {"deps", "cas_id", "partitions", "size", "media_type"}  # a stored value's fields
 attributes = st.dictionaries(
     st.text(max_size=8).filter(lambda k: k not in RESERVED_KEYS), json_values, max_size=3
 )
 
 
+node_ids = st.text(
+    st.characters(categories=["L", "M", "N", "P", "S"], include_characters=" "),
+    min_size=1,
+    max_size=8,
+)
+"""Printable text, as ``commit_output`` takes a node id."""
+
+
 @st.composite
-def valid_dags(draw: st.DrawFn) -> dict[str, Any]:
-    """A random acyclic graph: each node depends only on nodes drawn before it."""
-    ids = draw(st.lists(st.text(min_size=1, max_size=8), unique=True, max_size=7))
+def valid_dags(draw: st.DrawFn, ids_from: st.SearchStrategy[str] = node_ids) -> dict[str, Any]:
+    """A random acyclic graph: each node depends only on nodes drawn before it (valid when
+    ``ids_from`` draws node ids)."""
+    ids = draw(st.lists(ids_from, unique=True, max_size=7))
     nodes: dict[str, Any] = {}
     for index, node_id in enumerate(ids):
         node = draw(attributes)
@@ -297,7 +327,13 @@ def corrupted_dags(draw: st.DrawFn) -> Any:
 
 
 dag_candidates = st.one_of(
-    valid_dags(), valid_dags(), random_graphs(), cyclic_dags(), corrupted_dags(), weird_values
+    valid_dags(),
+    valid_dags(),
+    valid_dags(st.text(min_size=1, max_size=8)),  # control characters, NUL, surrogates too
+    random_graphs(),
+    cyclic_dags(),
+    corrupted_dags(),
+    weird_values,
 )
 
 PATCH_BASE: dict[str, Any] = copy.deepcopy(DAG)  # no numbers or booleans: == is JSON equality

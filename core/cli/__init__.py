@@ -1,5 +1,7 @@
 """The ``orchestrator`` command line: an adapter over the core services."""
 
+import signal
+
 from core.cli import maintenance, read, serve, write
 from core.cli.app import cli
 
@@ -7,4 +9,7 @@ __all__ = ["cli", "main", "maintenance", "read", "serve", "write"]
 
 
 def main() -> None:
-    cli(prog_name="orchestrator")
+    try:
+        cli(prog_name="orchestrator")
+    finally:  # the command has ended (status 130 if interrupted): a late Ctrl-C waits
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -2,15 +2,19 @@
 
 Exit statuses: 0 success; 1 ``verify`` or ``gc`` found a problem (or a blob is corrupt);
 2 usage or validation error; 3 not found; 4 conflict (a compare-and-swap lost);
-5 the catalog stayed busy (DuckDB locked by other processes) or is unreachable;
-141 the reader of the output went away (``| head``), as for any piped Unix tool.
+5 the catalog stayed busy (DuckDB locked by other processes) or is unreachable, or the
+blob folder cannot be used (read-only, full); 130 interrupted (Ctrl-C); 141 the reader
+of the output went away (``| head``), as for any piped Unix tool.
 """
 
 import contextlib
 import functools
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -20,6 +24,7 @@ from core.bootstrap import BLOB_ROOT_ENV, DATABASE_URL_ENV
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_BUSY = 1, 2, 3, 4, 5
 EXIT_PIPE_CLOSED = 128 + 13  # SIGPIPE
+EXIT_INTERRUPTED = 128 + 2  # SIGINT
 EXIT_STATUSES = {
     core.IntegrityError: EXIT_PROBLEM,
     core.ValidationError: EXIT_USAGE,
@@ -80,6 +85,62 @@ def domain_errors(command: F) -> F:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(EXIT_PIPE_CLOSED) from None
 
+    return _quiet_on_interrupt(wrapper)  # type: ignore[arg-type]
+
+
+class _Interrupts:
+    """Ctrl-C during a command. While the command's body runs, the first one raises
+    ``KeyboardInterrupt``, and the command ends with status 130 and no traceback, even
+    where a database driver turned it into an error of its own (DuckDB:
+    ``RuntimeError('Query interrupted')``); before the body, the body does not start.
+    Any other (a second, or one while the catalog closes) is only noted, so that the
+    clean-up finishes."""
+
+    def __init__(self) -> None:
+        self.noted = False
+        self.raising = False
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        first, self.noted = not self.noted, True
+        if first and self.raising:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def handled(self) -> Iterator[None]:
+        """Handle SIGINT until the command's context closes (in the main thread)."""
+        self.noted = self.raising = False
+        if threading.current_thread() is not threading.main_thread():  # no signals here
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self.handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+
+
+_interrupts = _Interrupts()
+
+
+def _quiet_on_interrupt(command: F) -> F:
+    """Ctrl-C ends the command with status 130 and no traceback, however it surfaced."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _interrupts.noted:  # before the command began
+            raise SystemExit(EXIT_INTERRUPTED)
+        _interrupts.raising = True
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise SystemExit(EXIT_INTERRUPTED) from None
+        except Exception:
+            if _interrupts.noted:
+                raise SystemExit(EXIT_INTERRUPTED) from None
+            raise
+        finally:
+            _interrupts.raising = False
+
     return wrapper  # type: ignore[return-value]
 
 
@@ -104,13 +165,15 @@ def cli(ctx: click.Context, database_url: str | None, blob_root: str | None) -> 
 
     \b
     Exit statuses: 0 success, 1 verify found a problem, 2 usage or validation
-    error, 3 not found, 4 conflict (a compare-and-swap lost), 5 catalog busy or
-    unreachable, 141 the reader of the output went away.
+    error, 3 not found, 4 conflict (a compare-and-swap lost), 5 catalog or blob
+    folder unusable now (busy, unreachable, read-only, full), 130 interrupted, 141
+    the reader of the output went away.
 
     \b
     Example:
       orchestrator history main
     """
+    ctx.with_resource(_interrupts.handled())  # left last: after the catalog has closed
     context = CatalogContext(database_url, blob_root)
     ctx.obj = context
     ctx.call_on_close(context.close)

@@ -1,5 +1,11 @@
 """Maintenance commands: gc and verify."""
 
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+
 import click
 
 from core.cli.app import EXIT_PROBLEM, CatalogContext, cli, domain_errors, pass_catalog
@@ -26,10 +32,8 @@ def gc(context: CatalogContext, grace: str, dry_run: bool, as_json: bool) -> Non
       orchestrator gc --grace 1h --dry-run
     """
     grace_seconds = parse_duration(grace)  # a usage error before the catalog is opened
-    with progress("collecting") as report_progress:
-        report = context.existing.maintenance.gc(
-            grace_seconds, dry_run=dry_run, progress=report_progress
-        )
+    with progress("collecting") as report_progress, stop_between_blobs(report_progress) as step:
+        report = context.existing.maintenance.gc(grace_seconds, dry_run=dry_run, progress=step)
     if as_json:
         emit_json(report)
         return
@@ -54,8 +58,8 @@ def verify(context: CatalogContext, as_json: bool) -> None:
     Example:
       orchestrator verify --json
     """
-    with progress("verifying") as report_progress:
-        report = context.existing.maintenance.verify(progress=report_progress)
+    with progress("verifying") as report_progress, stop_between_blobs(report_progress) as step:
+        report = context.existing.maintenance.verify(progress=step)
     if as_json:
         emit_json(report)
     else:
@@ -75,3 +79,38 @@ def verify(context: CatalogContext, as_json: bool) -> None:
         )
     if report.problems:
         raise SystemExit(EXIT_PROBLEM)
+
+
+Step = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def stop_between_blobs(report_progress: Step) -> Iterator[Step]:
+    """A progress callback that, after a Ctrl-C, stops the work at its next blob (between
+    two transactions) rather than in the middle of one; a second Ctrl-C stops at once.
+
+    The interrupt surfaces as ``KeyboardInterrupt`` (status 130, see ``domain_errors``).
+    """
+    if threading.current_thread() is not threading.main_thread():  # no signals here
+        yield report_progress
+        return
+    requested = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    restored = signal.SIG_DFL if previous is None else previous
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        requested.set()
+        signal.signal(signal.SIGINT, restored)
+
+    def step(done: int, total: int) -> None:
+        report_progress(done, total)
+        if requested.is_set():
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield step
+        if requested.is_set():  # there was no blob left to stop at
+            raise KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, restored)

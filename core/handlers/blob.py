@@ -10,10 +10,13 @@ from fastapi.responses import StreamingResponse
 
 import core
 from core.blobstore import CHUNK_SIZE
+from core.handlers.headers import none_match, parse_number
 
+LARGEST_POSITION = 2**63 - 1
 IMMUTABLE = "public, max-age=31536000, immutable"
-RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.IGNORECASE)
-"""One byte range; other units and several ranges are ignored (RFC 9110 14.2): a 200."""
+RANGE = re.compile(r"bytes=[ \t]*([0-9]*)-([0-9]*)[ \t]*", re.IGNORECASE)
+"""One byte range (RFC 9110 14.1.2); other units, several ranges and a malformed range
+are ignored (RFC 9110 14.2): a 200."""
 
 
 class BlobHandler:
@@ -40,14 +43,14 @@ class BlobHandler:
         assert blob is not None
         headers = {"ETag": f'"{cas_id}"', "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
         span = 0, blob.size - 1
-        if if_none_match is not None and (if_none_match.strip() == "*" or cas_id in if_none_match):
+        if none_match(if_none_match, headers["ETag"]):
             return 304, headers, span
         status = 200
-        if range_header is not None and _single_byte_range(range_header):
-            if (requested := _byte_range(range_header, blob.size)) is None:
+        if range_header is not None and (requested := _byte_range(range_header)) is not None:
+            if (satisfied := _satisfiable(*requested, blob.size)) is None:
                 headers["Content-Range"] = f"bytes */{blob.size}"
                 return 416, headers, span
-            span, status = requested, 206
+            span, status = satisfied, 206
             headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{blob.size}"
         headers["Content-Length"] = str(span[1] - span[0] + 1)
         headers["Content-Type"] = blob.media_type
@@ -64,24 +67,31 @@ def _read_span(handle: BinaryIO, first: int, last: int) -> Iterator[bytes]:
             yield chunk
 
 
-def _single_byte_range(header: str) -> bool:
-    unit, _, ranges = header.strip().partition("=")
-    return unit.strip().lower() == "bytes" and "," not in ranges
-
-
-def _byte_range(header: str, size: int) -> tuple[int, int] | None:
-    """The (first, last) byte of a single ``bytes=`` range, or ``None`` if unsatisfiable."""
-    match = RANGE.fullmatch(header.strip())
+def _byte_range(header: str) -> tuple[int | None, int | None] | None:
+    """The (first, last) positions of a single valid ``bytes=`` range (``None`` for an
+    absent one), or ``None`` if the header is no such range and so is ignored."""
+    match = RANGE.fullmatch(header.strip(" \t"))
     if match is None or match.groups() == ("", ""):
         return None
-    first, last = match.groups()
-    if first == "":
-        length = int(last)
-        if length == 0 or size == 0:
+    first, last = (None if text == "" else _position(text) for text in match.groups())
+    if first is not None and last is not None and last < first:
+        return None  # invalid (RFC 9110 14.1.1), not unsatisfiable
+    return first, last
+
+
+def _position(digits: str) -> int:
+    """A byte position; one too long to parse is past the end of any blob."""
+    number = parse_number(digits)
+    return LARGEST_POSITION if number is None else min(number, LARGEST_POSITION)
+
+
+def _satisfiable(first: int | None, last: int | None, size: int) -> tuple[int, int] | None:
+    """The (first, last) byte that a range selects in ``size`` bytes, or ``None``."""
+    if first is None:  # a suffix: the last ``last`` bytes
+        assert last is not None
+        if last == 0 or size == 0:
             return None
-        return max(0, size - length), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or start > end:
+        return max(0, size - last), size - 1
+    if first >= size:
         return None
-    return start, end
+    return first, size - 1 if last is None else min(last, size - 1)

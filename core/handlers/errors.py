@@ -1,19 +1,32 @@
-"""Domain errors as HTTP responses: a status, a JSON body, never a traceback."""
+"""Domain errors as HTTP responses: a status, a JSON body, never a traceback.
+
+Every request gets an answer: a request whose transaction the database dropped before it
+committed (``TransactionLostError``: nothing was kept) is served again, up to
+``TRANSACTION_ATTEMPTS`` times, then answered 503 with ``Retry-After``; an unexpected
+error is a 500 answered here, so the server keeps the client's connection open.
+"""
 
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import core
+from core.errors import TransactionLostError
 from core.handlers.schemas import ErrorBody, ErrorDetail
 from core.identifiers import CAS_ID_PATTERN
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
+TRANSACTION_ATTEMPTS = 3
+"""How often a request is served when the database drops its transaction before commit."""
 STATUSES: list[tuple[type[core.OrchestratorError], int, str]] = [
     (core.NotFoundError, 404, "not_found"),
     (core.ConflictError, 409, "conflict"),
@@ -80,7 +93,57 @@ def install(app: FastAPI) -> None:
             getattr(error, "headers", None),
         )
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error serving %s", request.url.path)
-        return error_response(500, ErrorDetail(type="internal", message="internal error"))
+    app.add_middleware(InternalErrors)
+
+
+class RetryingRoute(APIRoute):
+    """A route that serves a request again when the database dropped its transaction
+    before it committed (nothing was kept, so running it again is what the 503 would ask
+    the client to do); after ``TRANSACTION_ATTEMPTS`` the 503 is answered."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        serve = super().get_route_handler()
+
+        async def retrying(request: Request) -> Response:
+            for attempt in range(1, TRANSACTION_ATTEMPTS):
+                try:
+                    return await serve(request)
+                except TransactionLostError as error:
+                    log.warning(
+                        "serving %s again (attempt %d): %s", request.url.path, attempt, error
+                    )
+            return await serve(request)
+
+        return retrying
+
+
+class InternalErrors:
+    """Answers an unexpected error with a 500 JSON error, logged with its traceback.
+
+    Registered as the handler of ``Exception`` it would run in Starlette's outermost
+    middleware, which raises the error again after answering; uvicorn then closes the
+    connection, and the client's next request on it gets no answer at all.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if started:  # an answer cut short: only closing the connection can say so
+                raise
+            log.exception("unexpected error serving %s", scope.get("path"))
+            response = error_response(500, ErrorDetail(type="internal", message="internal error"))
+            await response(scope, receive, send)

@@ -1,18 +1,130 @@
-"""HTTP headers the handlers read: If-Match carries a tag's expected revision."""
+"""HTTP headers the handlers read, parsed strictly as RFC 9110 spells them.
+
+``If-Match`` carries a tag's expected revision: ``"3"`` (the ``ETag`` this server sends),
+a bare ``3``, a list, or ``*``. Entity tags are compared whole: under ``If-Match`` only a
+strong tag naming a revision can match (a weak tag, or a tag that is no revision this
+server could have sent, never does); under ``If-None-Match`` the weak comparison holds.
+Numbers are ASCII digits only, of bounded length.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import core
+from core.identifiers import MAX_REVISION
+
+MAX_DIGITS = 18
+"""Longer numbers are not parsed (each fits a 64-bit integer; Python's ``int`` stops at
+4300 digits with an error)."""
+
+ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
+"""``entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE`` (RFC 9110 8.8.3)."""
+DIGITS = re.compile(r"[0-9]+")
+"""ASCII digits: ``str.isdigit`` also accepts ``²`` and ``٣``, which ``int`` refuses."""
+LIST_SEPARATOR = re.compile(r"[ \t]*,[ \t]*")
 
 
-def expected_revision(if_match: str | None) -> int | None:
-    """The revision in an ``If-Match`` header (``3`` or ``"3"``); ``None`` without one."""
-    if if_match is None:
+@dataclass(frozen=True)
+class EntityTag:
+    """One entity tag of a header: its opaque text (without quotes) and whether it is weak."""
+
+    opaque: str
+    weak: bool = False
+
+
+@dataclass(frozen=True)
+class IfMatch:
+    """An ``If-Match`` header: ``any`` for ``*``, else the revisions its tags can match
+    (empty when none can: the precondition fails whatever the tag's revision)."""
+
+    any: bool
+    revisions: tuple[int, ...] = ()
+
+
+def entity_tags(header: str) -> list[EntityTag] | None:
+    """The entity tags of a list header (``None`` for ``*``); a bare number counts as
+    the strong tag of that number. ``ValueError`` names what is malformed."""
+    text = header.strip(" \t")
+    if text == "*":
         return None
-    text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    found: list[EntityTag] = []
+    position = 0
+    while position < len(text):
+        if separator := LIST_SEPARATOR.match(text, position):  # empty elements are allowed
+            position = separator.end()
+            continue
+        if (tag := ENTITY_TAG.match(text, position)) is not None:
+            found.append(EntityTag(tag[2], weak=tag[1] is not None))
+        elif (number := DIGITS.match(text, position)) is not None:
+            found.append(EntityTag(number[0]))
+            tag = number
+        else:
+            raise ValueError(f"not an entity tag at character {position + 1}")
+        position = tag.end()
+        if position < len(text) and not LIST_SEPARATOR.match(text, position):
+            raise ValueError(f"expected ',' at character {position + 1}")
+    if not found:
+        raise ValueError("no entity tag")
+    return found
+
+
+def parse_number(digits: str) -> int | None:
+    """``digits`` as an int if it is ASCII digits of bounded length, else ``None``."""
+    if len(digits) > MAX_DIGITS or DIGITS.fullmatch(digits) is None:
+        return None
+    return int(digits)
+
+
+def parse_if_match(header: str | None) -> IfMatch | None:
+    """The ``If-Match`` header (``None`` without one); ``ValidationError`` if malformed."""
+    if header is None:
+        return None
+    try:
+        tags = entity_tags(header)
+    except ValueError as error:
         raise core.ValidationError(
-            f"invalid If-Match header {if_match!r}: expected a tag revision such as '\"3\"'"
+            f"invalid If-Match header {header!r}: {error}; expected a tag revision such as "
+            "'\"3\"', a list of them, or '*'"
+        ) from None
+    if tags is None:
+        return IfMatch(any=True)
+    revisions = (None if tag.weak else parse_number(tag.opaque) for tag in tags)
+    return IfMatch(
+        any=False,
+        revisions=tuple(dict.fromkeys(r for r in revisions if r is not None and r <= MAX_REVISION)),
+    )
+
+
+def expected_revision(
+    if_match: IfMatch | None, current: Callable[[], int | None], describe: str
+) -> int | None:
+    """The revision to compare-and-swap on: ``None`` without a header or for ``*``; the
+    one the header lists, or, when it lists several, the tag's ``current()`` revision if
+    listed, else the first (that swap loses). A header that can match no revision is a
+    ``ConflictError`` naming ``describe``."""
+    if if_match is None or if_match.any:
+        return None
+    if not if_match.revisions:
+        raise core.ConflictError(
+            f"{describe}: If-Match names no revision this server sends (a strong tag such "
+            "as '\"3\"'; a weak tag never matches)"
         )
-    return int(text)
+    if len(if_match.revisions) > 1 and (now := current()) in if_match.revisions:
+        return now
+    return if_match.revisions[0]
+
+
+def none_match(header: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header matches the strong tag ``etag`` (weak
+    comparison: ``W/`` ignored; ``*`` matches); a malformed header matches nothing."""
+    if header is None:
+        return False
+    try:
+        tags = entity_tags(header)
+    except ValueError:
+        return False
+    return tags is None or any(f'"{tag.opaque}"' == etag for tag in tags)
 
 
 def revision_etag(revision: int) -> str:

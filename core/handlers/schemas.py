@@ -2,11 +2,16 @@
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 import core
+from core.identifiers import check_revision
+
+Revision = Annotated[int, BeforeValidator(check_revision)]
+"""A tag revision as the core takes it, checked on the raw JSON value: ``true``,
+``1.0`` and ``"1"`` are a 422 naming the field, never revision 1."""
 
 
 class ErrorDetail(BaseModel):
@@ -27,7 +32,7 @@ class CreateWorkflowIn(BaseModel):
     name: str = Field(description="The workflow's name.")
     dag: dict[str, Any] = Field(description='A DAG document: {"nodes": {"<id>": {"deps": []}}}.')
     tag: str = Field(default="main", description="The tag to move.")
-    expected_revision: int | None = Field(default=None, description="Compare-and-swap.")
+    expected_revision: Revision | None = Field(default=None, description="Compare-and-swap.")
     created_by: str | None = None
     message: str | None = None
 

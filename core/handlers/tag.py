@@ -1,11 +1,14 @@
 """HTTP handlers for tags: list, read, create or move (compare-and-swap), delete, history."""
 
+import uuid
+
 from fastapi import Response
 
 import core
 from core.handlers.errors import TagConflict
-from core.handlers.headers import expected_revision, revision_etag
+from core.handlers.headers import IfMatch, expected_revision, parse_if_match, revision_etag
 from core.handlers.schemas import MoveTagIn, TagMoveOut, TagOut
+from core.service.tag import TagWrite
 
 
 class TagHandler:
@@ -21,58 +24,55 @@ class TagHandler:
         return TagOut.of(tag)
 
     def put(self, name: str, body: MoveTagIn, if_match: str | None, response: Response) -> TagOut:
-        revision = expected_revision(if_match)
+        """Create or move the tag; answers with exactly the state this move left."""
+        precondition = parse_if_match(if_match)
         target = self._catalog.refs.resolve(body.target)
-        tags = self._catalog.tags
-        if revision is None:
-            existed = self._current(name) is not None
-            tag = tags.create_or_move_tag(
-                name, target.id, moved_by=body.moved_by, reason=body.reason
-            )
-            response.status_code = 200 if existed else 201
-        else:
-            current = self._current(name)
-            if not tags.compare_and_swap(
-                name,
-                current and current.target_id,
-                target.id,
-                moved_by=body.moved_by,
-                reason=body.reason,
-                expected_revision=revision,
-            ):
-                raise TagConflict(
-                    f"tag {name!r} is not at revision {revision}", self._current(name)
-                )
-            tag = tags.get_tag(name)
+        written = self._move(name, target.id, precondition, body.moved_by, body.reason)
+        tag = written.tag
+        assert tag is not None  # a move to a target leaves a live tag
+        response.status_code = 201 if written.created else 200
         response.headers["ETag"] = revision_etag(tag.revision)
         return TagOut.of(tag)
 
     def delete(
         self, name: str, if_match: str | None, *, moved_by: str | None, reason: str | None
     ) -> Response:
-        revision = expected_revision(if_match)
-        if revision is None:
-            self._catalog.tags.delete_tag(name, moved_by=moved_by, reason=reason)
-        else:
-            current = self._catalog.tags.get_tag(name)
-            if not self._catalog.tags.compare_and_swap(
+        self._move(name, None, parse_if_match(if_match), moved_by, reason)
+        return Response(status_code=204)
+
+    def _move(
+        self,
+        name: str,
+        target_id: uuid.UUID | None,
+        if_match: IfMatch | None,
+        moved_by: str | None,
+        reason: str | None,
+    ) -> TagWrite:
+        """One move in one transaction (``If-Match: *``: the tag must exist); a conflict
+        names the tag's current state."""
+        try:
+            return self._catalog.tags.move_to(
                 name,
-                current.target_id,
-                None,
+                target_id,
+                expected_revision=expected_revision(
+                    if_match, lambda: self._revision(name), f"tag {name!r}"
+                ),
+                must_exist=if_match is not None and if_match.any,
                 moved_by=moved_by,
                 reason=reason,
-                expected_revision=revision,
-            ):
-                raise TagConflict(
-                    f"tag {name!r} is not at revision {revision}", self._current(name)
-                )
-        return Response(status_code=204)
+            )
+        except core.ConflictError as error:
+            raise TagConflict(str(error), self._current(name)) from error
 
     def history(self, name: str) -> list[TagMoveOut]:
         moves = self._catalog.tags.get_history(name)
         if not moves:
             raise core.NotFoundError(f"tag {name!r} has no history")
         return [TagMoveOut.of(move) for move in moves]
+
+    def _revision(self, name: str) -> int | None:
+        current = self._current(name)
+        return None if current is None else current.revision
 
     def _current(self, name: str) -> core.Tag | None:
         try:

@@ -7,7 +7,7 @@ from fastapi import Response
 
 import core
 from core.handlers.errors import TagConflict
-from core.handlers.headers import expected_revision, revision_etag
+from core.handlers.headers import expected_revision, parse_if_match, revision_etag
 from core.handlers.schemas import CreateWorkflowIn, WorkflowCommitOut
 
 T = TypeVar("T")
@@ -34,13 +34,21 @@ class WorkflowHandler:
     def patch(
         self, tag: str, body: list[dict[str, Any]], if_match: str | None, response: Response
     ) -> WorkflowCommitOut:
-        revision = expected_revision(if_match)
-        result = self._conflicts_named(
-            tag,
-            lambda: self._catalog.workflows.patch_workflow(tag, body, expected_revision=revision),
-        )
+        precondition = parse_if_match(if_match)
+
+        def patch() -> core.CreateWorkflowResponse:
+            revision = expected_revision(precondition, lambda: self._revision(tag), f"tag {tag!r}")
+            return self._catalog.workflows.patch_workflow(tag, body, expected_revision=revision)
+
+        result = self._conflicts_named(tag, patch)
         response.headers["ETag"] = revision_etag(result.revision)
         return WorkflowCommitOut.of(result)
+
+    def _revision(self, tag: str) -> int | None:
+        try:
+            return self._catalog.tags.get_tag(tag).revision
+        except core.NotFoundError:
+            return None
 
     def _conflicts_named(self, tag: str, call: Callable[[], T]) -> T:
         """Run ``call``; a conflict names the tag's current target and revision."""

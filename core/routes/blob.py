@@ -6,12 +6,15 @@ from fastapi import APIRouter, Header, Response
 
 import core
 from core.handlers.blob import BlobHandler
+from core.handlers.errors import RetryingRoute
 from core.handlers.schemas import ERROR_RESPONSES
 
 
 def router(catalog: core.Services) -> APIRouter:
     handler = BlobHandler(catalog)
-    routes = APIRouter(prefix="/blobs", tags=["blobs"], responses=ERROR_RESPONSES)
+    routes = APIRouter(
+        prefix="/blobs", tags=["blobs"], responses=ERROR_RESPONSES, route_class=RetryingRoute
+    )
 
     @routes.get(
         "/{cas_id}",

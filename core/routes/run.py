@@ -3,13 +3,16 @@
 from fastapi import APIRouter, Response
 
 import core
+from core.handlers.errors import RetryingRoute
 from core.handlers.run import RunHandler
 from core.handlers.schemas import ERROR_RESPONSES, CreateRunIn, FinishRunIn, RunOut
 
 
 def router(catalog: core.Services) -> APIRouter:
     handler = RunHandler(catalog)
-    routes = APIRouter(prefix="/runs", tags=["runs"], responses=ERROR_RESPONSES)
+    routes = APIRouter(
+        prefix="/runs", tags=["runs"], responses=ERROR_RESPONSES, route_class=RetryingRoute
+    )
 
     @routes.post("", status_code=201, summary="Start a run pinned to a tag's current version")
     def create_run(body: CreateRunIn, response: Response) -> RunOut:

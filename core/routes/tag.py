@@ -5,13 +5,16 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 import core
+from core.handlers.errors import RetryingRoute
 from core.handlers.schemas import ERROR_RESPONSES, MoveTagIn, TagMoveOut, TagOut
 from core.handlers.tag import TagHandler
 
 
 def router(catalog: core.Services) -> APIRouter:
     handler = TagHandler(catalog)
-    routes = APIRouter(prefix="/tags", tags=["tags"], responses=ERROR_RESPONSES)
+    routes = APIRouter(
+        prefix="/tags", tags=["tags"], responses=ERROR_RESPONSES, route_class=RetryingRoute
+    )
     if_match = Header(description="Expected revision: compare-and-swap")
 
     @routes.get("", summary="Every tag")

@@ -5,13 +5,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Response
 
 import core
+from core.handlers.errors import RetryingRoute
 from core.handlers.schemas import ERROR_RESPONSES, CreateWorkflowIn, WorkflowCommitOut
 from core.handlers.workflow import WorkflowHandler
 
 
 def router(catalog: core.Services) -> APIRouter:
     handler = WorkflowHandler(catalog)
-    routes = APIRouter(prefix="/workflows", tags=["workflows"], responses=ERROR_RESPONSES)
+    routes = APIRouter(
+        prefix="/workflows",
+        tags=["workflows"],
+        responses=ERROR_RESPONSES,
+        route_class=RetryingRoute,
+    )
 
     @routes.post("", status_code=201, summary="Store a DAG as a new version and move its tag")
     def create_workflow(body: CreateWorkflowIn, response: Response) -> WorkflowCommitOut:

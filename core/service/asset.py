@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from core.committed_cache import CommittedCache
 from core.dag import node_value, with_node_value
 from core.domain import CreateWorkflowResponse, NodeValue, OutputCommit
-from core.errors import ConflictError, NotDeferrable, NotFoundError
+from core.errors import ConflictError, NotDeferrable, NotFoundError, ValidationError
 from core.identifiers import (
     check_content,
     check_job_name,
@@ -40,16 +40,21 @@ OWN_OUTPUTS_CACHE_SIZE = 4096
 def _check_output(
     run_id: object,
     tag: object,
-    nodes: tuple[object, ...],
+    node: object,
+    deps: object,
     content: object,
     media_type: object,
     job_name: object,
 ) -> None:
-    """What every output commit checks before anything is stored."""
+    """What every output commit checks before anything is stored (node ids by the rule
+    a DAG document's nodes and deps follow too)."""
     check_run_id(run_id)
     check_tag_name(tag)
-    for node in nodes:
-        check_node_id(node)
+    check_node_id(node)
+    if not isinstance(deps, list | tuple):
+        raise ValidationError(f"invalid deps {deps!r}: expected a list of node ids")
+    for dep in deps:
+        check_node_id(dep, "in deps")
     check_content(content)
     check_media_type(media_type)
     check_job_name(job_name)
@@ -137,7 +142,7 @@ class AssetService:
         that cannot be committed leaves no pin either. A value equal to the tag's current
         one changes nothing (``changed=False``); a lost race is retried on the new head.
         """
-        _check_output(run_id, tag, (node, *deps), content, media_type, job_name)
+        _check_output(run_id, tag, node, deps, content, media_type, job_name)
         check_partition_key(partition_key)
         check_text(code_version, "code version", 255)
         if len(content) >= LARGE_VALUE:
@@ -222,7 +227,7 @@ class AssetService:
         It moves no tag and joins no DAG version: the run's later steps, and re-executions
         of the run, read it back with ``locate_step_output``. ``tag`` is the run's pin.
         """
-        _check_output(run_id, tag, (node,), content, media_type, job_name)
+        _check_output(run_id, tag, node, (), content, media_type, job_name)
         with self._uow():
             self._runs.pin(run_id, tag, job_name=job_name)
             cas_id = self._cas.store_content(content, media_type)
@@ -358,4 +363,10 @@ class AssetService:
         self, document: dict[str, Any], node: str, partition_key: str | None
     ) -> NodeValue | None:
         entry = node_value(document, node, partition_key)
-        return None if entry is None else _as_value(node, partition_key, entry)
+        if entry is None:
+            return None
+        if "media_type" not in entry or "size" not in entry:  # a document written by hand
+            blob = self._cas.get_blob(entry["cas_id"])
+            assert blob is not None
+            entry = {"media_type": blob.media_type, "size": blob.size, **entry}
+        return _as_value(node, partition_key, entry)

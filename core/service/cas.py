@@ -10,7 +10,13 @@ from typing import BinaryIO
 
 from core.blobstore import BlobStore, hash_stream
 from core.domain import Blob
-from core.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
+from core.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    StorageUnavailableError,
+    ValidationError,
+)
 from core.identifiers import check_cas_id, check_content, check_media_type
 from core.uow import UnitOfWorkFactory
 
@@ -156,8 +162,12 @@ class CasService:
         corrupt file is set aside so that storing the same bytes again repairs the blob."""
         if actual == cas_id:
             return
-        aside = self._blobs.set_aside(cas_id, handle)
-        moved = f"; moved to {aside}, store the same bytes again to repair it" if aside else ""
+        try:
+            aside = self._blobs.set_aside(cas_id, handle)
+        except StorageUnavailableError as exc:  # a read-only folder: it stays, still corrupt
+            moved = f"; it could not be set aside: {exc}"
+        else:
+            moved = f"; moved to {aside}, store the same bytes again to repair it" if aside else ""
         raise IntegrityError(
             f"blob {cas_id} is corrupt: its bytes at {self._blobs.path(cas_id)} hash to "
             f"{actual}{moved}"

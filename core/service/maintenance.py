@@ -16,13 +16,20 @@ from pathlib import Path
 from core.blobstore import BlobStore, hash_stream
 from core.dag import referenced_cas_ids
 from core.domain import BlobProblem, GcReport, VerifyReport
-from core.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
+from core.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    StorageUnavailableError,
+    ValidationError,
+)
 from core.service.artifact import ArtifactService
 from core.service.tag import TagService
 from core.uow import UnitOfWorkFactory
 
 Progress = Callable[[int, int], None]
-"""Called with (done, total) as work advances."""
+"""Called with (done, total) as work advances, between two blobs: an exception it raises
+(``KeyboardInterrupt`` on Ctrl-C) stops the work there, with nothing half done."""
 
 ORPHAN_FILE_MIN_AGE = timedelta(hours=1)
 """Files with no catalog entry are younger than this while their writer still records them."""
@@ -107,7 +114,8 @@ class MaintenanceService:
                 with self._blobs.open(blob.cas_id) as handle:
                     if hash_stream(handle) != blob.cas_id:
                         problems[blob.cas_id] = "corrupt"
-                        self._blobs.set_aside(blob.cas_id, handle)
+                        with contextlib.suppress(StorageUnavailableError):  # read-only: stays
+                            self._blobs.set_aside(blob.cas_id, handle)
             except FileNotFoundError:
                 problems[blob.cas_id] = "missing"
             progress(done, len(referenced))
@@ -127,38 +135,45 @@ class MaintenanceService:
         return VerifyReport(len(referenced), report)
 
     def _collect(self, cas_id: str, cutoff: datetime) -> bool:
-        """Delete one blob if nothing references it and nobody stored it since ``cutoff``."""
+        """Delete one blob if nothing references it and nobody stored it since ``cutoff``;
+        whether this call removed it (its catalog entry or its file), so that concurrent
+        collections count each blob once.
+
+        The file is moved aside inside the transaction that deletes the entry, and put
+        back unless that transaction commits, whatever stops it (a read-only folder, a
+        lost race, an interrupt): never an entry without its bytes.
+        """
         quarantined: Path | None = None
         try:
             with self._uow() as uow:
-                if not uow.blobs.delete_if_unreferenced(cas_id) and uow.blobs.get(cas_id):
+                deleted = uow.blobs.delete_if_unreferenced(cas_id)
+                if not deleted and uow.blobs.get(cas_id):
                     return False  # referenced after all
-                quarantined = self._blobs.quarantine(cas_id)
-                if quarantined is not None and quarantined.stat().st_mtime >= cutoff.timestamp():
-                    raise _StoredAgain
-        except _StoredAgain:
-            assert quarantined is not None
-            self._blobs.restore(cas_id, quarantined)
-            return False
-        except ConflictError:  # a commit referenced it while we were deleting it
+                moved = self._blobs.quarantine(cas_id)  # None: gone (another gc took it)
+                if moved is not None:
+                    quarantined, modified = moved
+                    if modified >= cutoff.timestamp():
+                        raise _StoredAgain
+        except (_StoredAgain, ConflictError):  # stored again, or a commit referenced it
             if quarantined is not None:
                 self._blobs.restore(cas_id, quarantined)
             return False
+        except BaseException:
+            if quarantined is not None:
+                self._blobs.restore(cas_id, quarantined)
+            raise
         if quarantined is not None:
-            quarantined.unlink(missing_ok=True)
-        return True
+            self._blobs.discard(quarantined)
+        return deleted or quarantined is not None
 
     def _older(self, cas_id: str, cutoff: datetime) -> bool:
         modified = self._blobs.modified_at(cas_id)
         return modified is None or modified < cutoff.timestamp()
 
     def _sweep_temporary_files(self, cutoff: datetime) -> None:
-        for path in self._blobs.temporary_files():
-            try:
-                if path.stat().st_mtime < cutoff.timestamp():
-                    path.unlink()
-            except FileNotFoundError:
-                continue
+        for path, modified in self._blobs.temporary_files():
+            if modified < cutoff.timestamp():
+                self._blobs.discard(path)
 
     def _tag_reach(self) -> dict[str, set[str]]:
         """Per tag, the blobs it needs: its chain's contents and its document's values."""

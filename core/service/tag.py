@@ -1,6 +1,7 @@
 """Tags: named pointers with compare-and-swap moves and an append-only history."""
 
 import uuid
+from dataclasses import dataclass
 
 from core.domain import Tag, TagMove
 from core.errors import ConflictError, NotFoundError, ValidationError
@@ -8,9 +9,10 @@ from core.identifiers import (
     check_actor,
     check_artifact_id,
     check_limit,
+    check_reason,
+    check_revision,
     check_run_id,
     check_tag_name,
-    check_text,
 )
 from core.service.artifact import ArtifactService
 from core.uow import UnitOfWork, UnitOfWorkFactory
@@ -22,9 +24,18 @@ MAX_SWAP_ATTEMPTS = 100
 
 def _check_move_fields(moved_by: object, reason: object, run_id: object) -> None:
     check_actor(moved_by, "moved_by")
-    check_text(reason, "reason", 10_000)
+    check_reason(reason)
     if run_id is not None:
         check_run_id(run_id)
+
+
+@dataclass(frozen=True)
+class TagWrite:
+    """The state one call left a tag in, read in the transaction that made it: ``tag``
+    (``None`` once deleted) and whether this call created it."""
+
+    tag: Tag | None
+    created: bool
 
 
 class TagService:
@@ -67,7 +78,9 @@ class TagService:
     ) -> Tag:
         """Move the existing tag ``name`` to ``target_id`` (``NotFoundError`` if absent)."""
         target_id = check_artifact_id(target_id)
-        return self._force(name, target_id, moved_by, reason, run_id, must_exist=True)
+        moved = self._force(name, target_id, moved_by, reason, run_id, must_exist=True).tag
+        assert moved is not None  # a move to a target leaves a live tag
+        return moved
 
     def create_or_move_tag(
         self,
@@ -80,13 +93,56 @@ class TagService:
     ) -> Tag:
         """Point ``name`` at ``target_id``, creating it if needed."""
         target_id = check_artifact_id(target_id)
-        return self._force(name, target_id, moved_by, reason, run_id, must_exist=False)
+        moved = self._force(name, target_id, moved_by, reason, run_id, must_exist=False).tag
+        assert moved is not None  # a move to a target leaves a live tag
+        return moved
 
     def delete_tag(
         self, name: str, *, moved_by: str | None = None, reason: str | None = None
     ) -> None:
         """Delete ``name``: a move to no target, so its history and revision survive."""
         self._force(name, None, moved_by, reason, None, must_exist=True)
+
+    def move_to(
+        self,
+        name: str,
+        target_id: uuid.UUID | None,
+        *,
+        expected_revision: int | None = None,
+        must_exist: bool = False,
+        moved_by: str | None = None,
+        reason: str | None = None,
+        run_id: str | None = None,
+    ) -> TagWrite:
+        """Point ``name`` at ``target_id`` (``None`` deletes it); the state this call left.
+
+        With ``expected_revision``, a compare-and-swap: ``ConflictError`` unless the tag is
+        at that revision (a deleted tag keeps its revision, so it is re-created at it).
+        Without, a move from wherever it points now, creating it if needed. Deleting a
+        tag that does not exist (or moving one, with ``must_exist``) is ``NotFoundError``;
+        a move to where the tag already is records nothing and returns it as it is.
+        """
+        check_tag_name(name)
+        target_id = None if target_id is None else check_artifact_id(target_id)
+        _check_move_fields(moved_by, reason, run_id)
+        must_exist = must_exist or target_id is None
+        if expected_revision is None:
+            return self._force(name, target_id, moved_by, reason, run_id, must_exist=must_exist)
+        with self._uow() as uow:
+            current = uow.tags.get(name)
+            if current is None and must_exist:
+                raise NotFoundError(f"tag {name!r} not found")
+            if not self.compare_and_swap(
+                name,
+                current and current.target_id,
+                target_id,
+                moved_by=moved_by,
+                reason=reason,
+                run_id=run_id,
+                expected_revision=expected_revision,
+            ):
+                raise ConflictError(f"tag {name!r} is not at revision {expected_revision}")
+            return self._written(uow, name, target_id, created=current is None)
 
     def move_if_at(
         self,
@@ -188,10 +244,7 @@ class TagService:
         check_tag_name(name)
         expected = None if expected_target_id is None else check_artifact_id(expected_target_id)
         new = None if new_target_id is None else check_artifact_id(new_target_id)
-        if expected_revision is not None and (
-            type(expected_revision) is not int or expected_revision < 0
-        ):
-            raise ValidationError(f"invalid expected revision {expected_revision!r}")
+        check_revision(expected_revision)
         _check_move_fields(moved_by, reason, run_id)
         if expected is None and new is None:
             return False
@@ -238,7 +291,7 @@ class TagService:
         run_id: str | None,
         *,
         must_exist: bool,
-    ) -> Tag | None:
+    ) -> TagWrite:
         """Swap from whatever the tag points at now, retrying when another writer wins."""
         check_tag_name(name)
         _check_move_fields(moved_by, reason, run_id)
@@ -248,15 +301,22 @@ class TagService:
                 if current is None and must_exist:
                     raise NotFoundError(f"tag {name!r} not found")
                 if current is not None and current.target_id == target_id:
-                    return current
+                    return TagWrite(current, created=False)
                 expected = None if current is None else current.target_id
                 if self.compare_and_swap(
                     name, expected, target_id, moved_by=moved_by, reason=reason, run_id=run_id
                 ):
-                    return None if target_id is None else self._live(uow, name)
+                    return self._written(uow, name, target_id, created=current is None)
         raise ConflictError(
             f"tag {name!r} kept moving under {MAX_SWAP_ATTEMPTS} attempts to move it"
         )
+
+    def _written(
+        self, uow: UnitOfWork, name: str, target_id: uuid.UUID | None, *, created: bool
+    ) -> TagWrite:
+        """The tag as a move that just won left it, read in the move's own transaction
+        (which holds the tag's row until it commits, so no later move shows)."""
+        return TagWrite(None if target_id is None else self._live(uow, name), created)
 
     def _live(self, uow: UnitOfWork, name: str) -> Tag:
         tag = uow.tags.get(name)

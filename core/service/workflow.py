@@ -26,9 +26,11 @@ from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import (
     check_actor,
     check_artifact_name,
+    check_node_id,
+    check_reason,
+    check_revision,
     check_run_id,
     check_tag_name,
-    check_text,
 )
 from core.service.artifact import ArtifactService
 from core.service.tag import MAX_SWAP_ATTEMPTS, TagService
@@ -201,6 +203,8 @@ class WorkflowService:
         changed one of them (deletes never do); the cursor still passes the others.
         """
         check_tag_name(tag)
+        for node in nodes or ():
+            check_node_id(node, "in the nodes to watch")
         with self._uow() as uow:
             if after_move_id is None:
                 last = uow.tags.last_move(tag)
@@ -227,15 +231,12 @@ class WorkflowService:
 
     def _commit(self, commit: "_Commit") -> CreateWorkflowResponse:
         check_actor(commit.created_by, "created_by")
-        check_text(commit.message, "message", 10_000)
+        check_reason(commit.message, "message")
         if commit.name is not None:
             check_artifact_name(commit.name)
         if commit.run_id is not None:
             check_run_id(commit.run_id)
-        if commit.expected_revision is not None and (
-            type(commit.expected_revision) is not int or commit.expected_revision < 0
-        ):
-            raise ValidationError(f"invalid expected revision {commit.expected_revision!r}")
+        check_revision(commit.expected_revision)
         # Inside an enclosing transaction a lost race cannot be rolled back here: the
         # ConflictError goes to the transaction's owner, which retries the whole of it.
         retry = commit.expected_revision is None and not self._uow.nested

@@ -1,52 +1,16 @@
 """The real server: `orchestrator serve` in a subprocess, driven over loopback HTTP."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-ORCHESTRATOR = str(Path(sys.executable).parent / "orchestrator")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.http.server import serve
 
 
 @pytest.mark.slow
-def test_round_trip_over_real_http(database_url: str, blob_root: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "ORCHESTRATOR_DATABASE_URL": database_url,
-        "ORCHESTRATOR_BLOB_ROOT": str(blob_root),
-    }
-    server = subprocess.Popen(
-        [ORCHESTRATOR, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-
+def test_round_trip_over_real_http(database_url: str, blob_root: Path, tmp_path: Path) -> None:
+    with serve(database_url, blob_root, tmp_path / "server.log") as base:
         dag = {"nodes": {"orders": {"deps": []}}}
         created = httpx.post(
             f"{base}/workflows", json={"name": "sales", "dag": dag, "tag": "team/main"}
@@ -63,10 +27,18 @@ def test_round_trip_over_real_http(database_url: str, blob_root: Path) -> None:
         history = httpx.get(f"{base}/tags/team/prod/history").json()
         assert [(m["revision"], m["reason"]) for m in history] == [(1, "promote")]
         assert history[0]["to_target_id"] == created.json()["artifact_id"]
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+
+
+@pytest.mark.slow
+def test_header_octets_over_real_http(database_url: str, blob_root: Path, tmp_path: Path) -> None:
+    """Header bytes as they reach the server: ``\\xb2`` is ``²``, which ``str.isdigit``
+    calls a digit and ``int`` refuses."""
+    with serve(database_url, blob_root, tmp_path / "server.log") as base:
+        dag = {"nodes": {"orders": {"deps": []}}}
+        assert httpx.post(f"{base}/workflows", json={"name": "s", "dag": dag}).status_code == 201
+        add = [{"op": "add", "path": "/nodes/more", "value": {"deps": []}}]
+        for octets, status in ((b'"\xb2"', 409), (b"\xb2", 422), (b'W/"1"', 409)):
+            answer = httpx.patch(f"{base}/workflows/main", json=add, headers={"If-Match": octets})
+            assert answer.status_code == status, (octets, answer.text)
+            assert answer.json()["error"]["type"] in ("conflict", "validation")
+        assert httpx.get(f"{base}/tags/main").json()["revision"] == 1

@@ -1,0 +1,261 @@
+"""A journal that does not fit its catalog is refused by name, and nothing of it applied.
+
+The journals are real: a writer commits outputs of a pinned run and dies holding the file
+(``os._exit``: no fold, no close), as a killed one would. The tests then tamper with the
+journal, rewriting it with the journal module's own encoder (so every checksum is valid),
+or place it beside another catalog.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import core
+import core.repository.pending
+from core.journal import Journal
+from tests.helpers import row_counts, run_orchestrator
+
+pytestmark = pytest.mark.faults
+
+OUTPUTS = 6
+"""Outputs the dead writer commits: the first pins the run, the other five are journaled."""
+
+
+def die_holding_the_file(folder: Path, run_id: str = "run-1") -> None:
+    """A catalog in ``folder`` whose writer journaled outputs and died holding the file."""
+    database_url, blob_root = url(folder), str(folder / "blobs")
+    writer = textwrap.dedent(
+        f"""
+        import os, core
+        catalog = core.connect({database_url!r}, {blob_root!r})
+        for i in range({OUTPUTS}):
+            catalog.assets.commit_output({run_id!r}, "main", f"n{{i}}", b"%d" % i, media_type="x/y")
+        os._exit(0)  # no fold, no close: as if killed
+        """
+    )
+    subprocess.run([sys.executable, "-c", writer], check=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def dead_writer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("dead-writer")
+    die_holding_the_file(folder)
+    assert len(Journal(folder / "catalog.duckdb.journal").records()) == OUTPUTS - 1
+    return folder
+
+
+@pytest.fixture
+def folder(dead_writer: Path, tmp_path: Path) -> Path:
+    """A copy of the dead writer's catalog, journal and blobs."""
+    copy = tmp_path / "catalog"
+    shutil.copytree(dead_writer, copy)
+    return copy
+
+
+def url(folder: Path) -> str:
+    return f"duckdb:///{folder / 'catalog.duckdb'}"
+
+
+def journal_of(folder: Path) -> Path:
+    return folder / "catalog.duckdb.journal"
+
+
+def counts_without_journal(folder: Path) -> dict[str, int]:
+    """The catalog's rows with its journal set aside (and put back)."""
+    journal, aside = journal_of(folder), folder / "journal.aside"
+    journal.rename(aside)
+    try:
+        with core.connect(url(folder), folder / "blobs", create=False) as catalog:
+            return row_counts(catalog)
+    finally:
+        aside.rename(journal)
+
+
+def rewrite(journal: Path, records: list[Any]) -> None:
+    """Write ``records`` as the journal, each line with its valid checksum."""
+    journal.unlink()
+    written = Journal(journal)
+    for record in records:
+        written.append(record)
+
+
+def op(record: list[Any], table: str) -> list[Any]:
+    return next(o for o in record if o[0] != "swap" and o[1] == table)
+
+
+def swap(record: list[Any]) -> list[Any]:
+    return next(o for o in record if o[0] == "swap")
+
+
+def removed(records: list[Any]) -> None:
+    del records[1]
+
+
+def removed_last_but_one(records: list[Any]) -> None:
+    del records[-2]
+
+
+def duplicated(records: list[Any]) -> None:
+    records.insert(3, records[2])
+
+
+def duplicated_at_the_end(records: list[Any]) -> None:
+    records.append(records[1])
+
+
+def reordered(records: list[Any]) -> None:
+    records[1], records[2] = records[2], records[1]
+
+
+def unknown_op(records: list[Any]) -> None:
+    records.append([["rename", "tags", [{"name": "main"}]]])
+
+
+def unknown_table(records: list[Any]) -> None:
+    records[-1].append(["insert", "runs", [{"run_id": "run-9"}]])
+
+
+def missing_column(records: list[Any]) -> None:
+    del op(records[0], "artifacts")[2][0]["version_hash"]
+
+
+def wrong_type(records: list[Any]) -> None:
+    swap(records[2])[2] = "2"
+
+
+def bad_uuid(records: list[Any]) -> None:
+    op(records[1], "artifacts")[2][0]["parent_id"] = "not-a-uuid"
+
+
+def not_a_list(records: list[Any]) -> None:
+    records.insert(2, {"insert": "cas_blobs"})
+
+
+def foreign_blob(records: list[Any]) -> None:
+    op(records[3], "run_io")[2][0]["cas_id"] = "sha256:" + "0" * 64
+
+
+TAMPERINGS: dict[str, Callable[[list[Any]], None]] = {
+    f.__name__: f
+    for f in (
+        removed,
+        removed_last_but_one,
+        duplicated,
+        duplicated_at_the_end,
+        reordered,
+        unknown_op,
+        unknown_table,
+        missing_column,
+        wrong_type,
+        bad_uuid,
+        not_a_list,
+        foreign_blob,
+    )
+}
+
+
+def assert_refused(folder: Path, before: dict[str, int], kept: bytes) -> None:
+    """The catalog refuses to open by name (in process and from the command line, exit 5,
+    one line), nothing of the journal is applied, and the journal stays as it was."""
+    journal = journal_of(folder)
+    with pytest.raises(core.StorageUnavailableError, match="move it aside") as refused:
+        core.connect(url(folder), folder / "blobs")
+    assert str(journal) in str(refused.value) and "\n" not in str(refused.value)
+    result = run_orchestrator(url(folder), folder / "blobs", "tags")
+    assert result.returncode == 5, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(journal) in lines[0] and "move it aside" in lines[0], lines
+    assert journal.read_bytes() == kept
+    assert counts_without_journal(folder) == before
+
+
+def test_the_dead_writers_journal_itself_is_recovered(folder: Path) -> None:
+    before = counts_without_journal(folder)
+    result = run_orchestrator(url(folder), folder / "blobs", "tags")
+    assert result.returncode == 0, result.stderr
+    with core.connect(url(folder), folder / "blobs") as catalog:
+        assert catalog.tags.get_tag("main").revision == OUTPUTS
+        assert row_counts(catalog)["tag_moves"] == before["tag_moves"] + OUTPUTS - 1
+    assert journal_of(folder).read_bytes() == b""
+
+
+@pytest.mark.parametrize("tampering", TAMPERINGS)
+def test_a_tampered_journal_is_refused_and_nothing_applied(folder: Path, tampering: str) -> None:
+    before = counts_without_journal(folder)
+    records = Journal(journal_of(folder)).records()
+    TAMPERINGS[tampering](records)
+    rewrite(journal_of(folder), records)
+    assert_refused(folder, before, journal_of(folder).read_bytes())
+
+
+def test_a_dead_writers_journal_beside_another_catalog_is_refused(
+    dead_writer: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    die_holding_the_file(other, run_id="run-other")
+    with core.connect(url(other), other / "blobs"):
+        pass  # its own journal folded: a catalog in use, with its own history of main
+    before = counts_without_journal(other)
+    kept = journal_of(dead_writer).read_bytes()
+    journal_of(other).write_bytes(kept)
+    assert_refused(other, before, kept)
+
+
+def test_a_folded_journal_with_a_record_duplicated_is_refused(folder: Path) -> None:
+    records = Journal(journal_of(folder)).records()
+    with core.connect(url(folder), folder / "blobs"):
+        pass  # folds it
+    before = counts_without_journal(folder)
+    duplicated(records)
+    rewrite(journal_of(folder), records)
+    assert_refused(folder, before, journal_of(folder).read_bytes())
+
+
+def test_a_journal_path_that_is_a_folder_is_refused(folder: Path) -> None:
+    before = counts_without_journal(folder)
+    journal = journal_of(folder)
+    journal.unlink()
+    journal.mkdir()
+    (journal / "note").write_text("not a journal")
+    result = run_orchestrator(url(folder), folder / "blobs", "tags")
+    assert result.returncode == 5, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(journal) in lines[0] and "a folder" in lines[0], lines
+    journal.joinpath("note").unlink()
+    journal.rmdir()
+    with core.connect(url(folder), folder / "blobs") as catalog:
+        assert row_counts(catalog) == before
+
+
+def test_a_fold_that_fails_midway_applies_nothing(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after some of the journal's statements ran rolls every one of them back
+    (the last statement of a fold fails here), and the journal recovers whole later."""
+    before = counts_without_journal(folder)
+    kept = journal_of(folder).read_bytes()
+    write = core.repository.pending._write
+
+    def failing_last(session: Any, table: str, rows: Any, on_conflict: str = "") -> None:
+        if table == "run_io":
+            raise sa.exc.OperationalError("INSERT INTO run_io", {}, OSError("disk I/O error"))
+        write(session, table, rows, on_conflict)
+
+    monkeypatch.setattr(core.repository.pending, "_write", failing_last)
+    with pytest.raises(core.StorageUnavailableError, match="nothing of it was applied"):
+        core.connect(url(folder), folder / "blobs")
+    monkeypatch.undo()
+    assert journal_of(folder).read_bytes() == kept
+    assert counts_without_journal(folder) == before
+    with core.connect(url(folder), folder / "blobs") as catalog:
+        assert catalog.tags.get_tag("main").revision == OUTPUTS
+    assert os.path.getsize(journal_of(folder)) == 0
