@@ -4,7 +4,7 @@ Inserts rows that are new, then rows that exist already, into the catalog's
 ``cas_blobs`` table (one-column key) and ``run_io`` (four-column key), in a catalog
 created by ``core.connect`` that already holds ``--rows`` rows in each, one transaction
 per row as a commit writes them. The same SQLAlchemy statements the repositories run
-(``core.repository.inserts``): side A is the DuckDB form (``INSERT ... SELECT ... WHERE
+(``core.storage.duckdb.inserts``): side A is the DuckDB form (``INSERT ... SELECT ... WHERE
 NOT EXISTS``), side B the Postgres form (``INSERT ... ON CONFLICT DO NOTHING``) executed
 on DuckDB. Rounds interleave A and B; the figure is median(A) / median(B) of the time per
 row. Target <= 1.0 (the guard must not cost more than what it replaces).
@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from figures import Figure, figure, finish, format_figure, work_directory
 
 import core
-from core.models import CasBlob, RunIORow
-from core.repository import inserts
+from core.storage.duckdb import inserts
+from core.storage.models import CasBlob, RunIORow
 
 TARGET = 1.0
 

@@ -5,9 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from core.blobstore import BlobStore
-from core.db import DEFAULT_BUSY_TIMEOUT, DEFAULT_LINGER, Database
-from core.schema import ensure_schema
+from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact import ArtifactService
 from core.service.asset import AssetService
 from core.service.cas import CasService
@@ -16,7 +14,10 @@ from core.service.ref import RefService
 from core.service.run import RunService
 from core.service.tag import TagService
 from core.service.workflow import DEFAULT_COMPACTION_BOUND, WorkflowService
-from core.uow import UnitOfWorkFactory
+from core.storage.blobstore import BlobStore
+from core.storage.db import DEFAULT_BUSY_TIMEOUT, DEFAULT_LINGER, Database
+from core.storage.schema import ensure_schema
+from core.storage.uow import UnitOfWorkFactory
 
 DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
 BLOB_ROOT_ENV = "ORCHESTRATOR_BLOB_ROOT"
@@ -83,7 +84,7 @@ def connect(
     except BaseException:
         database.dispose()
         raise
-    uow = UnitOfWorkFactory(database)
+    uow = UnitOfWorkFactory(database, UnitOfWork)
     cas = CasService(uow, blobs)
     artifacts = ArtifactService(uow, cas)
     tags = TagService(uow, artifacts)

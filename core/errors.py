@@ -50,5 +50,5 @@ class TransactionLostError(StorageUnavailableError):
 
 
 class NotDeferrable(Exception):
-    """Not a domain error: a deferred transaction (``core.db``) met a read or write that
+    """Not a domain error: a deferred transaction (``core.storage.db``) met a read or write that
     it cannot serve from the journal; its caller runs the work again as an ordinary one."""

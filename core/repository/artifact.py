@@ -1,6 +1,6 @@
 """SQL for artifacts: inserts, lookups and the patch chain as one recursive query.
 
-In a deferred transaction (``core.repository.pending``) ``add`` and ``add_refs`` stage
+In a deferred transaction (``core.storage.duckdb.pending``) ``add`` and ``add_refs`` stage
 their rows, and ``get`` and ``get_by_version_hash`` look at the staged rows first.
 """
 
@@ -15,12 +15,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.domain import Artifact, ArtifactKind
-from core.models import ArtifactRow, BlobRefRow
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
-from core.repository.inserts import insert_if_absent
-from core.repository.pending import PendingWrites
-from core.session_info import PENDING, PENDING_AWARE
+from core.storage.duckdb.inserts import insert_if_absent
+from core.storage.duckdb.pending import PendingWrites
+from core.storage.models import ArtifactRow, BlobRefRow
+from core.storage.session_info import PENDING, PENDING_AWARE
 
 artifacts = ArtifactRow.__table__
 blob_refs = BlobRefRow.__table__

@@ -7,12 +7,12 @@ from sqlalchemy import ColumnElement, Row, exists, or_, select
 from sqlalchemy.orm import Session
 
 from core.domain import Blob
-from core.models import ArtifactRow, BlobRefRow, CasBlob, RunIORow
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
-from core.repository.inserts import insert_rows_if_absent
-from core.repository.pending import PendingWrites
-from core.session_info import PENDING, PENDING_AWARE
+from core.storage.duckdb.inserts import insert_rows_if_absent
+from core.storage.duckdb.pending import PendingWrites
+from core.storage.models import ArtifactRow, BlobRefRow, CasBlob, RunIORow
+from core.storage.session_info import PENDING, PENDING_AWARE
 
 blobs = CasBlob.__table__
 artifacts = ArtifactRow.__table__
@@ -50,7 +50,7 @@ class CasBlobRepository:
         ]
         if self._pending is None:
             insert_rows_if_absent(self._session, blobs, rows, ("cas_id",))
-        elif rows:  # a deferred transaction stages them (``core.repository.pending``)
+        elif rows:  # a deferred transaction stages them (``core.storage.duckdb.pending``)
             self._pending.insert("cas_blobs", rows)
         self._recorded.update(row["cas_id"] for row in rows)
 

@@ -10,12 +10,12 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
-from core.models import RunIORow, RunRow
 from core.repository.clock import aware, aware_or_none, stored, utc_now
 from core.repository.errors import conflicts_on_integrity_errors, missing_rows_not_found
-from core.repository.inserts import insert_if_absent, upsert
-from core.repository.pending import KEYS, PendingWrites
-from core.session_info import PENDING
+from core.storage.duckdb.inserts import insert_if_absent, upsert
+from core.storage.duckdb.pending import KEYS, PendingWrites
+from core.storage.models import RunIORow, RunRow
+from core.storage.session_info import PENDING
 
 runs = RunRow.__table__
 run_io = RunIORow.__table__

@@ -1,14 +1,14 @@
 """SQL for tags and their append-only history.
 
 A move is one conditional ``UPDATE ... RETURNING`` (or an insert-if-absent ``RETURNING``
-for a name never used, see ``core.repository.inserts``): no row back means the swap
+for a name never used, see ``core.storage.duckdb.inserts``): no row back means the swap
 lost. The history row is inserted after the tag row is written, so on Postgres the row
 lock orders one tag's moves and their ids follow their commit order.
 
 On DuckDB the live tags this process read or moved are remembered in the lease's memo
-(``core.session_info.MEMO``): while it holds the file nobody else can move them, so a
+(``core.storage.session_info.MEMO``): while it holds the file nobody else can move them, so a
 commit that moves the same tag again skips reading it. For the same reason a deferred
-transaction (``core.repository.pending``) decides a move of a live tag from the pending
+transaction (``core.storage.duckdb.pending``) decides a move of a live tag from the pending
 writes, or the file, and stages it with its history row; the history row gets its id when
 the journal is folded.
 """
@@ -22,14 +22,14 @@ from sqlalchemy import Row, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from core.cache import LRUCache
 from core.domain import ArtifactKind, Tag, TagMove
-from core.models import TagMoveRow, TagRow, tag_move_id_seq
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
-from core.repository.inserts import insert_if_absent
-from core.repository.pending import PendingWrites
-from core.session_info import MEMO, PENDING, PENDING_AWARE
+from core.storage.cache import LRUCache
+from core.storage.duckdb.inserts import insert_if_absent
+from core.storage.duckdb.pending import PendingWrites
+from core.storage.models import TagMoveRow, TagRow, tag_move_id_seq
+from core.storage.session_info import MEMO, PENDING, PENDING_AWARE
 
 tags = TagRow.__table__
 moves = TagMoveRow.__table__

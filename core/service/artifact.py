@@ -5,7 +5,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from core.committed_cache import CommittedCache
 from core.dag import (
     DAG_MEDIA_TYPE,
     PATCH_MEDIA_TYPE,
@@ -28,8 +27,10 @@ from core.identifiers import (
     check_limit,
     check_version_hash,
 )
+from core.repository.unit_of_work import UnitOfWork
 from core.service.cas import CasService
-from core.uow import UnitOfWork, UnitOfWorkFactory
+from core.storage.committed_cache import CommittedCache
+from core.storage.uow import UnitOfWorkFactory
 
 RESOLVED_CACHE_SIZE = 256
 """Resolved DAG documents kept per process (artifacts are immutable)."""
@@ -62,7 +63,7 @@ def _check_record(name: object, created_by: object, metadata: object) -> str:
 class ArtifactService:
     """Creates artifacts idempotently and resolves them to DAG documents."""
 
-    def __init__(self, uow: UnitOfWorkFactory, cas: CasService) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[UnitOfWork], cas: CasService) -> None:
         self._uow = uow
         self._cas = cas
         self._resolved = CommittedCache[uuid.UUID, _Resolved](uow, RESOLVED_CACHE_SIZE)

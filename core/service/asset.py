@@ -9,7 +9,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from core.committed_cache import CommittedCache
 from core.dag import node_value, with_node_value
 from core.domain import CreateWorkflowResponse, NodeValue, OutputCommit
 from core.errors import ConflictError, NotDeferrable, NotFoundError, ValidationError
@@ -23,12 +22,14 @@ from core.identifiers import (
     check_tag_name,
     check_text,
 )
+from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact import ArtifactService
 from core.service.cas import CasService
 from core.service.run import RunService
 from core.service.tag import MAX_SWAP_ATTEMPTS
 from core.service.workflow import WorkflowService
-from core.uow import UnitOfWorkFactory
+from core.storage.committed_cache import CommittedCache
+from core.storage.uow import UnitOfWorkFactory
 
 LARGE_VALUE = 1 << 20
 """Values at least this big are written to the blob store before the commit's transaction."""
@@ -107,7 +108,7 @@ class AssetService:
 
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: UnitOfWorkFactory[UnitOfWork],
         cas: CasService,
         artifacts: ArtifactService,
         workflows: WorkflowService,
@@ -203,7 +204,7 @@ class AssetService:
         )
 
     def _deferred_if_possible(self, work: Callable[[], T]) -> T:
-        """``work`` in a deferred transaction (journaled: see ``core.db``), or in an
+        """``work`` in a deferred transaction (journaled: see ``core.storage.db``), or in an
         ordinary one when it cannot be deferred (its first pin of a run, say)."""
         try:
             with self._uow(deferred=True):

@@ -8,7 +8,6 @@ from concurrent.futures import Future
 from functools import partial
 from typing import BinaryIO
 
-from core.blobstore import BlobStore, hash_stream
 from core.domain import Blob
 from core.errors import (
     ConflictError,
@@ -18,7 +17,9 @@ from core.errors import (
     ValidationError,
 )
 from core.identifiers import check_cas_id, check_content, check_media_type
-from core.uow import UnitOfWorkFactory
+from core.repository.unit_of_work import UnitOfWork
+from core.storage.blobstore import BlobStore, hash_stream
+from core.storage.uow import UnitOfWorkFactory
 
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
@@ -55,7 +56,7 @@ class _InFlight:
 class CasService:
     """Stores and returns bytes by their sha256; every read is verified."""
 
-    def __init__(self, uow: UnitOfWorkFactory, blobs: BlobStore) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[UnitOfWork], blobs: BlobStore) -> None:
         self._uow = uow
         self._blobs = blobs
         self._in_flight = _InFlight()

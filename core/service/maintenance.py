@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.blobstore import BlobStore, hash_stream
 from core.dag import referenced_cas_ids
 from core.domain import BlobProblem, GcReport, VerifyReport
 from core.errors import (
@@ -23,9 +22,11 @@ from core.errors import (
     StorageUnavailableError,
     ValidationError,
 )
+from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact import ArtifactService
 from core.service.tag import TagService
-from core.uow import UnitOfWorkFactory
+from core.storage.blobstore import BlobStore, hash_stream
+from core.storage.uow import UnitOfWorkFactory
 
 Progress = Callable[[int, int], None]
 """Called with (done, total) as work advances, between two blobs: an exception it raises
@@ -50,7 +51,7 @@ class MaintenanceService:
 
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: UnitOfWorkFactory[UnitOfWork],
         blobs: BlobStore,
         artifacts: ArtifactService,
         tags: TagService,

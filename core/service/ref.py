@@ -7,8 +7,9 @@ import uuid
 from core.domain import Artifact
 from core.errors import NotFoundError, ValidationError
 from core.identifiers import TAG_NAME_PATTERN, check_tag_name
+from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact import ArtifactService
-from core.uow import UnitOfWorkFactory
+from core.storage.uow import UnitOfWorkFactory
 
 REFLOG = re.compile(r"(?P<tag>.+)@\{(?P<position>\d+)\}")
 ARTIFACT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
@@ -27,7 +28,7 @@ class RefService:
     prefix that happens to spell the same.
     """
 
-    def __init__(self, uow: UnitOfWorkFactory, artifacts: ArtifactService) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[UnitOfWork], artifacts: ArtifactService) -> None:
         self._uow = uow
         self._artifacts = artifacts
 

@@ -5,7 +5,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from core.committed_cache import CommittedCache
 from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import (
@@ -19,8 +18,10 @@ from core.identifiers import (
     check_size,
     check_tag_name,
 )
+from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact import ArtifactService
-from core.uow import UnitOfWorkFactory
+from core.storage.committed_cache import CommittedCache
+from core.storage.uow import UnitOfWorkFactory
 
 FINAL_STATUSES = frozenset(RunStatus) - {RunStatus.STARTED}
 PIN_CACHE_SIZE = 1024
@@ -53,7 +54,7 @@ class _Pin(NamedTuple):
 class RunService:
     """Records runs; ``create_run`` is idempotent per run id, across processes."""
 
-    def __init__(self, uow: UnitOfWorkFactory, artifacts: ArtifactService) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[UnitOfWork], artifacts: ArtifactService) -> None:
         self._uow = uow
         self._artifacts = artifacts
         self._pins = CommittedCache[str, _Pin](uow, PIN_CACHE_SIZE)

@@ -14,8 +14,9 @@ from core.identifiers import (
     check_run_id,
     check_tag_name,
 )
+from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact import ArtifactService
-from core.uow import UnitOfWork, UnitOfWorkFactory
+from core.storage.uow import UnitOfWorkFactory
 
 MAX_MOVES_PER_POLL = 1000
 MAX_SWAP_ATTEMPTS = 100
@@ -45,7 +46,7 @@ class TagService:
     history, and its revision keeps counting when the name is created again.
     """
 
-    def __init__(self, uow: UnitOfWorkFactory, artifacts: ArtifactService) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[UnitOfWork], artifacts: ArtifactService) -> None:
         self._uow = uow
         self._artifacts = artifacts
 

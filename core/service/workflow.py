@@ -32,9 +32,10 @@ from core.identifiers import (
     check_run_id,
     check_tag_name,
 )
+from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact import ArtifactService
 from core.service.tag import MAX_SWAP_ATTEMPTS, TagService
-from core.uow import UnitOfWorkFactory
+from core.storage.uow import UnitOfWorkFactory
 
 DEFAULT_COMPACTION_BOUND = 32
 """Patch sets allowed above a ``dag_version`` before a commit writes a full version."""
@@ -64,7 +65,7 @@ class WorkflowService:
 
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: UnitOfWorkFactory[UnitOfWork],
         artifacts: ArtifactService,
         tags: TagService,
         *,

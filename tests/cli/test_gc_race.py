@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import core
-from tests import workers
-from tests.helpers import started_pool
+from tests.support import workers
+from tests.support.helpers import started_pool
 
 ORCHESTRATOR = str(Path(sys.executable).parent / "orchestrator")
 

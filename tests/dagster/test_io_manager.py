@@ -6,7 +6,7 @@ import dagster as dg
 
 import core
 from orchestrator_dagster import OrchestratorResource
-from tests.helpers import row_counts
+from tests.support.helpers import row_counts
 
 
 @dg.asset(code_version="v1")

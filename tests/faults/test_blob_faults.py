@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import core
-from core.blobstore import BlobStore
+from core.storage.blobstore import BlobStore
 from tests.faults.conftest import Tmpfs
-from tests.helpers import row_counts
+from tests.support.helpers import row_counts
 
 pytestmark = pytest.mark.faults
 

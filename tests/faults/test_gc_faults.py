@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 import core
-from core.blobstore import BlobStore
-from tests import workers
+from core.storage.blobstore import BlobStore
 from tests.faults.conftest import Tmpfs
-from tests.helpers import row_counts, started_pool
+from tests.support import workers
+from tests.support.helpers import row_counts, started_pool
 
 pytestmark = pytest.mark.faults
 

@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from core.db import Database
 from core.errors import StorageUnavailableError, TransactionLostError
+from core.storage.db import Database
 from tests.http.server import serve
 
 pytestmark = pytest.mark.faults

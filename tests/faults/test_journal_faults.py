@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 import core
-import core.repository.pending
-from core.journal import Journal
-from tests.helpers import row_counts, run_orchestrator
+import core.storage.duckdb.pending
+from core.storage.duckdb.journal import Journal
+from tests.support.helpers import row_counts, run_orchestrator
 
 pytestmark = pytest.mark.faults
 
@@ -243,14 +243,14 @@ def test_a_fold_that_fails_midway_applies_nothing(
     (the last statement of a fold fails here), and the journal recovers whole later."""
     before = counts_without_journal(folder)
     kept = journal_of(folder).read_bytes()
-    write = core.repository.pending._write
+    write = core.storage.duckdb.pending._write
 
     def failing_last(session: Any, table: str, rows: Any, on_conflict: str = "") -> None:
         if table == "run_io":
             raise sa.exc.OperationalError("INSERT INTO run_io", {}, OSError("disk I/O error"))
         write(session, table, rows, on_conflict)
 
-    monkeypatch.setattr(core.repository.pending, "_write", failing_last)
+    monkeypatch.setattr(core.storage.duckdb.pending, "_write", failing_last)
     with pytest.raises(core.StorageUnavailableError, match="nothing of it was applied"):
         core.connect(url(folder), folder / "blobs")
     monkeypatch.undo()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import core
-from tests.helpers import DAG, run_orchestrator
+from tests.support.helpers import DAG, run_orchestrator
 
 pytestmark = pytest.mark.faults
 

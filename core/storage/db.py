@@ -1,0 +1,299 @@
+"""Engines and transactions (the unit of work's session).
+
+DuckDB connections are lent by a ``DuckDBLease`` (see ``core.storage.duckdb.lease``): one per
+process, only ever open under the cross-process file lock, given up as soon as another
+process queues for the file and after a short linger when idle. Postgres uses an
+ordinary connection pool.
+
+A session carries what ``core.storage.session_info`` names: on DuckDB the lease's memo (facts
+that stay true while this process holds the file; a rolled-back transaction empties it),
+the ``SETTLE`` calls that finish work started in the transaction (blob files being
+written while its statements run: each is called with ``True`` just before the commit,
+where an exception stops the commit, or with ``False`` after a rollback), and the
+``AFTER_COMMIT`` calls that let caches learn from it once it has committed.
+
+A deferred transaction (``transaction(deferred=True)``, used for output commits) runs
+while this process already holds the DuckDB file: its repositories stage their writes in
+``PENDING`` instead of running statements, and it commits by journaling them
+(``core.storage.duckdb.journal``); the lease folds the journal into the file before any ordinary
+transaction, before it gives the file up, and when a process takes the file after one
+died holding it. A deferred transaction that meets anything it cannot serve raises
+``NotDeferrable`` before anything is kept. On Postgres every transaction is ordinary.
+"""
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.pool import NullPool
+
+from core.errors import (
+    NotDeferrable,
+    NotFoundError,
+    StorageBusyError,
+    StorageUnavailableError,
+    TransactionLostError,
+    ValidationError,
+)
+from core.storage.duckdb.journal import Journal
+from core.storage.duckdb.lease import Backoff, DuckDBFileLock, DuckDBLease
+from core.storage.duckdb.pending import FOLD_AT, PendingWrites, fold, recover
+from core.storage.files import check_regular
+from core.storage.session_info import AFTER_COMMIT, MEMO, PENDING, PENDING_AWARE, SETTLE, Settle
+
+sa.dialects.registry.register(
+    "duckdb.cached", "core.storage.duckdb.dialect", "CachingDuckDBDialect"
+)
+
+DEFAULT_BUSY_TIMEOUT = 60.0
+"""Seconds a caller waits for a locked DuckDB file before ``StorageBusyError``."""
+DEFAULT_LINGER = 0.2
+"""Seconds an idle process keeps its DuckDB connection when no other process waits."""
+
+
+def _is_duckdb_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "could not set lock" in text or "conflicting lock" in text
+
+
+class Database:
+    """An engine plus the unit of work: ``with db.transaction() as session: ...``.
+
+    Transactions are re-entrant per thread: a service called inside another service's
+    transaction joins it, so a use case commits once, all or nothing.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        linger: float = DEFAULT_LINGER,
+        create: bool = True,
+    ) -> None:
+        """``create=False`` refuses a DuckDB file that does not exist (``NotFoundError``)
+        instead of creating it and its folder."""
+        try:
+            self.url = make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise ValidationError(
+                f"invalid database url {url!r}: expected duckdb:///<file> or "
+                "postgresql+psycopg://..."
+            ) from exc
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        if self.url.get_backend_name() == "duckdb":
+            database = self.url.database
+            if not database or database == ":memory:":
+                raise ValidationError(f"DuckDB catalog needs a file path, got {str(self.url)!r}")
+            check_regular(Path(database).expanduser(), "the DuckDB catalog")
+            path = Path(database).expanduser().resolve()
+            if not create and not path.is_file():
+                raise NotFoundError(f"no catalog at {str(path)!r}: nothing has been stored there")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageUnavailableError(
+                    f"cannot create the folder of DuckDB catalog {str(path)!r}: {exc.strerror}"
+                ) from exc
+            self.url = self.url.set(database=str(path))
+            self.engine: Engine = sa.create_engine(
+                self.url.set(drivername="duckdb+cached"), poolclass=NullPool
+            )
+            self._journal = Journal(path.with_name(path.name + ".journal"))
+            self._pending = PendingWrites()
+            self._lease: DuckDBLease | None = DuckDBLease(
+                self._connect_duckdb,
+                DuckDBFileLock(path, busy_timeout),
+                linger=linger,
+                on_open=self._recover,
+                settle=self._fold,
+            )
+        elif self.url.get_backend_name() == "postgresql":
+            self._lease = None
+            try:
+                self.engine = sa.create_engine(
+                    self.url, pool_pre_ping=True, pool_size=5, max_overflow=10
+                )
+            except ModuleNotFoundError as exc:
+                raise StorageUnavailableError(
+                    f"a Postgres catalog needs {exc.name!r}, which is not installed: "
+                    "pip install 'orchestrator-catalog[postgres]'"
+                ) from exc
+        else:
+            raise ValidationError(
+                f"unsupported database url {self.url.render_as_string(hide_password=True)!r}: "
+                "use duckdb:///<file> or postgresql+psycopg://..."
+            )
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside ``transaction()`` (so a new block would join it)."""
+        return getattr(self._local, "session", None) is not None
+
+    def transaction_info(self) -> dict[str, Any] | None:
+        """The ``session.info`` of this thread's open transaction (``None`` outside one)."""
+        session: Session | None = getattr(self._local, "session", None)
+        return None if session is None else session.info
+
+    @contextlib.contextmanager
+    def transaction(self, *, deferred: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the outermost block exits cleanly.
+
+        ``deferred=True`` asks for a deferred transaction (see the module doc); it is an
+        ordinary one on Postgres, and ``NotDeferrable`` on DuckDB when this process does
+        not hold the file now.
+        """
+        current: Session | None = getattr(self._local, "session", None)
+        if current is not None:
+            yield current
+            return
+        deferred = deferred and self._lease is not None
+        lent = self._held() if deferred else self._connection()
+        with lent as connection, Session(bind=connection) as session:
+            if self._lease is not None:
+                session.info[MEMO] = self._lease.memo
+            if deferred:
+                session.info[PENDING] = self._pending
+                event.listen(session, "do_orm_execute", _only_pending_aware)
+            settles: list[Settle] = []
+            session.info[SETTLE] = settles
+            committed: list[Callable[[], None]] = []
+            session.info[AFTER_COMMIT] = committed
+            self._local.session = session
+            committing = False
+            try:
+                yield session
+                for settle in settles:
+                    settle(True)
+                if deferred:
+                    session.rollback()  # it only read
+                    self._pending.commit(self._journal)
+                else:
+                    committing = True
+                    session.commit()
+            except BaseException as exc:
+                try:
+                    session.rollback()
+                except sa.exc.DBAPIError as failed:
+                    if not failed.connection_invalidated:
+                        raise  # else the server dropped the transaction with the connection
+                finally:
+                    if deferred:
+                        self._pending.discard()
+                    if self._lease is not None:  # the memo may hold what was undone
+                        self._lease.memo.clear()
+                    for settle in settles:
+                        with contextlib.suppress(Exception):
+                            settle(False)
+                if (lost := self._dropped(exc, committing=committing)) is not None:
+                    raise lost from exc
+                raise
+            finally:
+                self._local.session = None
+        for call in committed:
+            call()
+
+    def _dropped(self, exc: BaseException, *, committing: bool) -> StorageUnavailableError | None:
+        """The domain error for a Postgres transaction the server dropped (a broken
+        connection, a shutdown): ``TransactionLostError`` before its commit was sent (so
+        nothing was kept), else ``StorageUnavailableError`` (it may have committed)."""
+        if self._lease is not None or not isinstance(exc, sa.exc.DBAPIError):
+            return None
+        if not exc.connection_invalidated and not isinstance(
+            exc, sa.exc.OperationalError | sa.exc.InterfaceError
+        ):
+            return None
+        where = self.url.render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if committing:
+            return StorageUnavailableError(
+                f"the catalog database {where!r} dropped the transaction while it committed, "
+                f"so whether it was kept is unknown (read before retrying): {reason}"
+            )
+        return TransactionLostError(
+            f"the catalog database {where!r} dropped the transaction before it committed "
+            f"(nothing was kept): {reason}"
+        )
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[Connection]:
+        """The connection of this process's tenure of the DuckDB file, with the journal
+        folded first once it has grown long."""
+        assert self._lease is not None
+        with self._lease.held() as connection:
+            if self._journal.damaged:
+                raise NotDeferrable("the journal must be folded and emptied first")
+            if len(self._pending) >= FOLD_AT:
+                self._fold(connection)
+            yield connection
+
+    def _recover(self, connection: Connection) -> None:
+        """A new tenure: fold what the journal holds that is not in the file yet."""
+        recover(connection, self._pending, self._journal)
+
+    def _fold(self, connection: Connection) -> None:
+        if len(self._pending) or self._journal.damaged:
+            fold(connection, self._pending, self._journal)
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        if self._lease is None:
+            with self._connect_server() as connection:
+                yield connection
+            return
+        with self._lease.connection() as connection:
+            yield connection
+
+    def _connect_server(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except sa.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StorageUnavailableError(
+                f"cannot reach the catalog database "
+                f"{self.url.render_as_string(hide_password=True)!r}: {reason}"
+            ) from exc
+
+    def _connect_duckdb(self) -> Connection:
+        """Connect, retrying while a process outside our lock holds DuckDB's own lock."""
+        database = Path(str(self.url.database))
+        check_regular(database, "the DuckDB catalog")  # a pipe or device: DuckDB would hang
+        check_regular(database.with_name(database.name + ".wal"), "the catalog's write-ahead log")
+        backoff = Backoff(self.busy_timeout)
+        while True:
+            try:
+                return self.engine.connect()
+            except sa.exc.DBAPIError as exc:
+                if not _is_duckdb_lock_error(exc):
+                    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                    raise StorageUnavailableError(
+                        f"cannot open DuckDB catalog {self.url.database!r}: {reason}"
+                    ) from exc
+                if not backoff.sleep_or_give_up():
+                    raise StorageBusyError(
+                        f"DuckDB catalog {self.url.database} stayed locked for more than "
+                        f"{self.busy_timeout:g}s: {exc.orig}"
+                    ) from exc
+
+    def dispose(self) -> None:
+        """Give up this process's connections (and the DuckDB file lock)."""
+        if self._lease is not None:
+            self._lease.close()
+        self.engine.dispose()
+
+
+def _only_pending_aware(state: ORMExecuteState) -> None:
+    """In a deferred transaction, refuse every statement not marked ``PENDING_AWARE``."""
+    if not state.execution_options.get(PENDING_AWARE):
+        raise NotDeferrable(f"a deferred transaction cannot run {type(state.statement).__name__}")

@@ -1,0 +1,139 @@
+"""The catalog's tables as SQLAlchemy 2 typed ORM classes (tables only, no behaviour).
+
+DuckDB refuses to UPDATE a row that another table references by a foreign key, so the
+rows that change (``tags``, ``runs``) are never the target of one. Timestamps are naive
+UTC; repositories attach the time zone.
+"""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Sequence,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA_VERSION = 1
+"""Bump with a migration in ``core.storage.schema`` whenever a table below changes."""
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+CAS_ID = String(71)
+TAG_NAME = String(200)
+RUN_ID = String(200)
+tag_move_id_seq = Sequence("tag_move_id_seq")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class SchemaVersion(Base):
+    __tablename__ = "schema_version"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    applied_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CasBlob(Base):
+    __tablename__ = "cas_blobs"
+
+    cas_id: Mapped[str] = mapped_column(CAS_ID, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ArtifactRow(Base):
+    __tablename__ = "artifacts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    version_hash: Mapped[str] = mapped_column(CAS_ID, unique=True)
+    cas_id: Mapped[str] = mapped_column(ForeignKey(CasBlob.cas_id))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("artifacts.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    metadata_json: Mapped[str] = mapped_column("metadata", Text)
+
+
+class TagRow(Base):
+    """A tag; a deleted tag keeps its row with no target so its revision keeps counting."""
+
+    __tablename__ = "tags"
+
+    name: Mapped[str] = mapped_column(TAG_NAME, primary_key=True)
+    target_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(ArtifactRow.id))
+    target_kind: Mapped[str | None] = mapped_column(String(16))
+    revision: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class TagMoveRow(Base):
+    """Append-only tag history; ``id`` is the sensors' cursor."""
+
+    __tablename__ = "tag_moves"
+    __table_args__ = (UniqueConstraint("tag_name", "revision"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, tag_move_id_seq, primary_key=True)
+    tag_name: Mapped[str] = mapped_column(TAG_NAME)
+    from_target_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(ArtifactRow.id))
+    to_target_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(ArtifactRow.id))
+    revision: Mapped[int] = mapped_column(Integer)
+    moved_at: Mapped[datetime] = mapped_column(DateTime)
+    moved_by: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(RUN_ID)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(RUN_ID, primary_key=True)
+    snapshot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(ArtifactRow.id))
+    base_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(ArtifactRow.id))
+    tag: Mapped[str] = mapped_column(TAG_NAME)
+    job_name: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class RunIORow(Base):
+    """Lineage: which blob a run produced or read for each node (and partition)."""
+
+    __tablename__ = "run_io"
+
+    run_id: Mapped[str] = mapped_column(RUN_ID, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    node: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    partition_key: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    cas_id: Mapped[str] = mapped_column(ForeignKey(CasBlob.cas_id))
+    media_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class BlobRefRow(Base):
+    """The blobs an artifact's content names (node values): what ``gc`` must keep."""
+
+    __tablename__ = "blob_refs"
+
+    artifact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(ArtifactRow.id), primary_key=True)
+    cas_id: Mapped[str] = mapped_column(ForeignKey(CasBlob.cas_id), primary_key=True)

@@ -1,0 +1,121 @@
+"""Lock storm on DuckDB: 8 processes of mixed reads and writes plus a sensor-like poller.
+
+All nine processes share one embedded DuckDB catalog file for ``DURATION`` seconds. No
+operation may fail, the poller must see every move of ``main`` exactly once and in
+order, and p50/p99 latencies per operation kind are printed (run with ``-s``).
+"""
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import core
+from core.dag import canonical_json
+from tests.support import load_workers, workers
+
+WORKERS = 8
+DURATION = 20.0
+POLL_INTERVAL = 0.2
+START_MARGIN = 3.0
+"""Seconds between handing out the work and the shared start (pool processes are warm)."""
+
+
+def latency_report(latencies: dict[str, list[float]], wall: float) -> list[str]:
+    """One line per operation kind and one overall: count, ops/s, p50, p99, max (ms)."""
+    everything = [value for values in latencies.values() for value in values]
+    lines = [f"{'operation':34} {'n':>6} {'ops/s':>7} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}"]
+    for kind, values in [*sorted(latencies.items()), ("overall", everything)]:
+        p50, p99 = load_workers.percentile(values, 50), load_workers.percentile(values, 99)
+        top = max(values, default=float("nan"))
+        lines.append(
+            f"{kind:34} {len(values):6d} {len(values) / wall:7.1f} "
+            f"{p50 * 1000:9.1f} {p99 * 1000:9.1f} {top * 1000:9.1f}"
+        )
+    return lines
+
+
+@pytest.mark.slow
+def test_lock_storm_on_one_duckdb_file(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'catalog.duckdb'}"
+    blob_root = str(tmp_path / "blobs")
+    with core.connect(url, blob_root) as catalog:
+        targets = []
+        for i in range(3):
+            cas_id = catalog.cas.store_content(canonical_json({"nodes": {f"t{i}": {"deps": []}}}))
+            targets.append(str(catalog.artifacts.create_dag_version("storm-targets", cas_id)))
+        for worker in range(WORKERS):
+            catalog.tags.create_tag(f"storm/w{worker}", targets[0])
+        catalog.workflows.create_workflow(
+            core.CreateWorkflowRequest("storm", {"nodes": {"seed": {"deps": []}}})
+        )
+        cursor = catalog.tags.get_history("main")[-1].id
+    stop_file = tmp_path / "stop"
+
+    with ProcessPoolExecutor(WORKERS + 1, mp_context=get_context("spawn")) as pool:
+        warm = [pool.submit(workers.warm_up, 1.0) for _ in range(WORKERS + 1)]
+        pids = {future.result() for future in warm}
+        start_at = time.time() + START_MARGIN
+        stop_at = start_at + DURATION
+        poller = pool.submit(
+            load_workers.poll_moves,
+            url,
+            blob_root,
+            "main",
+            cursor,
+            start_at,
+            str(stop_file),
+            POLL_INTERVAL,
+            stop_at + 300,
+        )
+        futures = [
+            pool.submit(
+                load_workers.storm_worker, url, blob_root, worker, targets, start_at, stop_at
+            )
+            for worker in range(WORKERS)
+        ]
+        try:
+            results: list[dict[str, Any]] = [future.result() for future in futures]
+            workers_done = time.time()
+        finally:
+            stop_file.touch()  # the poller drains the last moves, then returns
+        polled: dict[str, Any] = poller.result()
+    wall = workers_done - start_at
+
+    errors = [error for result in results for error in result["errors"]] + polled["errors"]
+    latencies: dict[str, list[float]] = {}
+    for result in results:
+        for kind, values in result["latencies"].items():
+            latencies.setdefault(kind, []).extend(values)
+    latencies["workflows.get_moves (poller)"] = polled["latencies"]
+    commits = sum(result["commits"] for result in results)
+    report = [
+        f"lock storm: {WORKERS} workers + 1 poller on one DuckDB file, {len(pids)} pool "
+        f"processes, {wall:.1f} s from start to the last worker's finish "
+        f"(latest worker ready {max(r['late'] for r in results):+.2f} s after the start), "
+        f"{commits} commits moved main, {len(polled['moves'])} moves polled in "
+        f"{polled['polls']} polls, {len(errors)} failed operations",
+        *latency_report(latencies, wall),
+    ]
+    summary = "\n".join(report)
+    print("\n" + summary)
+    assert not errors, f"{len(errors)} operations failed:\n" + "\n".join(errors[:5]) + summary
+
+    with core.connect(url, blob_root) as catalog:
+        history = catalog.tags.get_history("main")
+        main = catalog.tags.get_tag("main")
+        own = {w: catalog.tags.get_tag(f"storm/w{w}").revision for w in range(WORKERS)}
+    assert main.revision == len(history), summary
+    new_moves = [move for move in history if move.id > cursor]
+    assert len(new_moves) == commits, summary
+    assert [seen[0] for seen in polled["moves"]] == [move.id for move in new_moves], summary
+    previous = next(move for move in reversed(history) if move.id <= cursor)
+    for seen, move in zip(polled["moves"], new_moves, strict=True):
+        assert seen == [move.id, move.revision, str(move.from_target_id), str(move.to_target_id)]
+        assert move.from_target_id == previous.to_target_id, summary
+        assert move.revision == previous.revision + 1, summary
+        previous = move
+    assert own == {w: 1 + results[w]["swaps"] for w in range(WORKERS)}, summary
