@@ -28,6 +28,7 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
         ("tag_resolution", []),
         ("dagster_overhead", []),
         ("duckdb_inserts", []),
+        ("lock_storm", []),
     ]
     if postgres_url:
         runs += [

@@ -8,12 +8,18 @@ from types import TracebackType
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact import ArtifactService
 from core.service.asset import AssetService
+from core.service.asset_inputs import AssetInputs
+from core.service.asset_lineage import RunLineage
+from core.service.asset_outputs import AssetOutputs
 from core.service.cas import CasService
 from core.service.maintenance import MaintenanceService
 from core.service.ref import RefService
 from core.service.run import RunService
 from core.service.tag import TagService
-from core.service.workflow import DEFAULT_COMPACTION_BOUND, WorkflowService
+from core.service.tag_moves import TagMoves
+from core.service.workflow import WorkflowService
+from core.service.workflow_commits import DEFAULT_COMPACTION_BOUND, WorkflowCommits
+from core.service.workflow_moves import WorkflowMoves
 from core.storage.blobstore import BlobStore
 from core.storage.db import DEFAULT_BUSY_TIMEOUT, DEFAULT_LINGER, Database
 from core.storage.schema import ensure_schema
@@ -26,8 +32,8 @@ DEFAULT_BLOB_ROOT = ".orchestrator/blobs"
 
 
 @dataclass(frozen=True)
-class Services:
-    """The catalog's services; close it (or use it as a context manager) when done."""
+class UseCases:
+    """The services, composed over one unit-of-work factory and blob store."""
 
     cas: CasService
     artifacts: ArtifactService
@@ -37,6 +43,12 @@ class Services:
     assets: AssetService
     refs: RefService
     maintenance: MaintenanceService
+
+
+@dataclass(frozen=True)
+class Services(UseCases):
+    """The catalog's services; close it (or use it as a context manager) when done."""
+
     database: Database
     blob_root: Path
 
@@ -84,21 +96,36 @@ def connect(
     except BaseException:
         database.dispose()
         raise
-    uow = UnitOfWorkFactory(database, UnitOfWork)
+    uses = compose(
+        UnitOfWorkFactory(database, UnitOfWork), blobs, compaction_bound=compaction_bound
+    )
+    return Services(**vars(uses), database=database, blob_root=blobs.root)
+
+
+def compose(
+    uow: UnitOfWorkFactory[UnitOfWork], blobs: BlobStore, *, compaction_bound: int
+) -> UseCases:
+    """The services and the parts they share, each concern once."""
     cas = CasService(uow, blobs)
-    artifacts = ArtifactService(uow, cas)
-    tags = TagService(uow, artifacts)
-    workflows = WorkflowService(uow, artifacts, tags, compaction_bound=compaction_bound)
-    runs = RunService(uow, artifacts)
-    return Services(
+    artifacts = ArtifactService.compose(uow, cas)
+    found, creation = artifacts.resolution, artifacts.creation
+    moves = TagMoves(found)
+    commits = WorkflowCommits(uow, found, creation, moves, compaction_bound=compaction_bound)
+    read_model = WorkflowMoves(uow, found)
+    runs = RunService(uow, found, creation)
+    lineage = RunLineage(uow, runs)
+    tags = TagService(uow, found, moves)
+    return UseCases(
         cas=cas,
         artifacts=artifacts,
         tags=tags,
-        workflows=workflows,
+        workflows=WorkflowService(commits, read_model),
         runs=runs,
-        assets=AssetService(uow, cas, artifacts, workflows, runs),
-        refs=RefService(uow, artifacts),
-        maintenance=MaintenanceService(uow, blobs, artifacts, tags),
-        database=database,
-        blob_root=blobs.root,
+        assets=AssetService(
+            AssetOutputs(uow, cas, commits, runs, lineage),
+            AssetInputs(uow, cas, found, read_model, runs, lineage),
+            lineage,
+        ),
+        refs=RefService(uow, found),
+        maintenance=MaintenanceService(uow, blobs, found, tags),
     )

@@ -187,9 +187,10 @@ def validate_patch(patch: object) -> list[dict[str, Any]]:
 def apply_patch(document: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
     """Apply ``patch`` to a copy of ``document``; ``ValidationError`` when it does not apply."""
     try:
-        return jsonpatch.apply_patch(document, patch, in_place=False)
+        patched: dict[str, Any] = jsonpatch.apply_patch(document, patch, in_place=False)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
         raise ValidationError(f"JSON Patch does not apply: {exc}") from exc
+    return patched
 
 
 def make_patch(source: dict[str, Any], target: dict[str, Any]) -> list[dict[str, Any]]:

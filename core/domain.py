@@ -1,10 +1,14 @@
-"""Frozen value objects that services return and accept (never ORM rows)."""
+"""Frozen value objects that services return and accept (never ORM rows).
+
+They are ``final``: no subclass can make one falsy, so ``tag and tag.target_id`` is typed
+``UUID | None``.
+"""
 
 import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, final
 
 
 class ArtifactKind(enum.StrEnum):
@@ -24,6 +28,7 @@ class RunStatus(enum.StrEnum):
     CANCELED = "canceled"
 
 
+@final
 @dataclass(frozen=True)
 class Blob:
     """A content-addressed blob's catalog entry."""
@@ -34,6 +39,7 @@ class Blob:
     created_at: datetime
 
 
+@final
 @dataclass(frozen=True)
 class Artifact:
     """An immutable catalog entry: a DAG version, a patch set or a run snapshot."""
@@ -49,6 +55,7 @@ class Artifact:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@final
 @dataclass(frozen=True)
 class Tag:
     """A named, movable pointer at one artifact; ``revision`` counts its moves."""
@@ -62,6 +69,7 @@ class Tag:
     updated_by: str | None
 
 
+@final
 @dataclass(frozen=True)
 class TagMove:
     """One row of a tag's append-only history (its reflog).
@@ -80,6 +88,7 @@ class TagMove:
     run_id: str | None
 
 
+@final
 @dataclass(frozen=True)
 class Run:
     """A run's catalog record, pinned to the snapshot taken when it began."""
@@ -101,6 +110,7 @@ class Direction(enum.StrEnum):
     INPUT = "input"
 
 
+@final
 @dataclass(frozen=True)
 class RunIO:
     """One value a run produced or read: the lineage of a blob."""
@@ -115,6 +125,7 @@ class RunIO:
     recorded_at: datetime
 
 
+@final
 @dataclass(frozen=True)
 class NodeValue:
     """Where a node's (or one partition's) value is stored."""
@@ -126,6 +137,7 @@ class NodeValue:
     size: int
 
 
+@final
 @dataclass(frozen=True)
 class WorkflowMove:
     """A tag move with the version it landed on and the nodes it changed."""
@@ -135,6 +147,7 @@ class WorkflowMove:
     changed_nodes: frozenset[str]
 
 
+@final
 @dataclass(frozen=True)
 class MovesPage:
     """Moves newer than a cursor, and the cursor to poll from next."""
@@ -143,6 +156,7 @@ class MovesPage:
     cursor: int
 
 
+@final
 @dataclass(frozen=True)
 class OutputCommit:
     """The outcome of committing one asset output to a tag."""
@@ -156,6 +170,7 @@ class OutputCommit:
     changed: bool
 
 
+@final
 @dataclass(frozen=True)
 class CreateWorkflowRequest:
     """Store ``dag`` as a new version of the workflow and move ``tag`` to it."""
@@ -168,6 +183,7 @@ class CreateWorkflowRequest:
     message: str | None = None
 
 
+@final
 @dataclass(frozen=True)
 class CreateWorkflowResponse:
     """Where a workflow commit landed: the artifact and the tag's new revision."""
@@ -181,6 +197,7 @@ class CreateWorkflowResponse:
     from_target_id: uuid.UUID | None = None
 
 
+@final
 @dataclass(frozen=True)
 class GcReport:
     """What a garbage collection removed (or, in a dry run, would remove)."""
@@ -193,6 +210,7 @@ class GcReport:
     dry_run: bool
 
 
+@final
 @dataclass(frozen=True)
 class BlobProblem:
     """A referenced blob that is missing or whose bytes do not hash to its id."""
@@ -203,6 +221,7 @@ class BlobProblem:
     tags: list[str]
 
 
+@final
 @dataclass(frozen=True)
 class VerifyReport:
     """The outcome of re-hashing every referenced blob."""

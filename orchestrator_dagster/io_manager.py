@@ -1,5 +1,6 @@
 """The versioned IO manager: outputs go to CAS as versions of the pipeline's DAG."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -45,7 +46,7 @@ def _job_name(name: str | None) -> str | None:
     return None if name is None or name.startswith("__") else name
 
 
-def _pins(context: dg.InputContext) -> dict[str, Any]:
+def _pins(context: dg.InputContext) -> Mapping[str, Any]:
     """The metadata holding the input's pin: the input's own (``AssetIn``), else the
     upstream asset's definition (a ``SourceAsset`` or ``AssetSpec`` pinned to a tag)."""
     upstream = context.upstream_output

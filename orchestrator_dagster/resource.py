@@ -8,7 +8,7 @@ from pydantic import Field, PrivateAttr
 import core
 
 
-class OrchestratorResource(dg.ConfigurableResource):
+class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
     """Connects a Dagster code location to the versioned DAG catalog.
 
     The catalog is opened once per step process in ``setup_for_execution`` and closed in

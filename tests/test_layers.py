@@ -45,6 +45,17 @@ def test_ruff_is_clean() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_mypy_is_clean() -> None:
+    """``mypy`` in strict mode, on the files ``pyproject.toml`` names (``core`` and
+    ``orchestrator_dagster``), finds no error."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert config["strict"] is True
+    assert set(config["files"]) >= {"core", "orchestrator_dagster"}
+    result = subprocess.run([tool("mypy")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("Success: no issues found"), result.stdout
+
+
 def test_core_does_not_load_dagster() -> None:
     code = "import sys, core; core.connect; print('dagster' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

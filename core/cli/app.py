@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
@@ -35,6 +35,8 @@ EXIT_STATUSES = {
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class CatalogContext:
@@ -66,11 +68,11 @@ class CatalogContext:
             self._catalog.close()
 
 
-def domain_errors(command: F) -> F:
+def domain_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Turn domain errors into a message on stderr and the documented exit status."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except core.OrchestratorError as error:
@@ -85,7 +87,7 @@ def domain_errors(command: F) -> F:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(EXIT_PIPE_CLOSED) from None
 
-    return _quiet_on_interrupt(wrapper)  # type: ignore[arg-type]
+    return _quiet_on_interrupt(wrapper)
 
 
 class _Interrupts:
@@ -122,11 +124,11 @@ class _Interrupts:
 _interrupts = _Interrupts()
 
 
-def _quiet_on_interrupt(command: F) -> F:
+def _quiet_on_interrupt(command: Callable[P, R]) -> Callable[P, R]:
     """Ctrl-C ends the command with status 130 and no traceback, however it surfaced."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         if _interrupts.noted:  # before the command began
             raise SystemExit(EXIT_INTERRUPTED)
         _interrupts.raising = True
@@ -141,7 +143,7 @@ def _quiet_on_interrupt(command: F) -> F:
         finally:
             _interrupts.raising = False
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 pass_catalog = click.make_pass_decorator(CatalogContext)

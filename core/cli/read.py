@@ -5,7 +5,8 @@ import shutil
 import sys
 import uuid
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict
 
 import click
 
@@ -15,6 +16,22 @@ from core.cli.output import emit_json, short, table, when
 from core.dag import node_value, value_changes
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (schema: README).")
+
+
+class HistoryEntry(TypedDict):
+    """One line of ``history``: a tag move with the versions it moved between."""
+
+    position: int
+    move_id: int
+    moved_at: datetime
+    moved_by: str | None
+    from_id: uuid.UUID | None
+    from_version: str | None
+    to_id: uuid.UUID | None
+    to_version: str | None
+    revision: int
+    reason: str | None
+    run_id: str | None
 
 
 def limit_option(what: str) -> Callable[[F], F]:
@@ -110,7 +127,7 @@ def history(context: CatalogContext, tag: str, as_json: bool) -> None:
             None if artifact_id is None else catalog.artifacts.get_by_id(artifact_id).version_hash
         )
 
-    entries = [
+    entries: list[HistoryEntry] = [
         {
             "position": position,
             "move_id": move.id,

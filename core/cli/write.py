@@ -88,6 +88,7 @@ def tag_move(
     """
     catalog = context.existing
     target = catalog.refs.resolve(ref)
+    moved: core.Tag | None
     if expect is None:
         moved = catalog.tags.move_tag(name, target.id, moved_by=moved_by, reason=reason)
     else:

@@ -43,7 +43,7 @@ class CasBlobRepository:
         """Record blobs given as (cas id, size, media type), in one statement; a blob
         already recorded keeps its first entry."""
         now = utc_now()
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"cas_id": cas_id, "size": size, "media_type": media_type, "created_at": now}
             for cas_id, size, media_type in entries
             if cas_id not in self._recorded

@@ -14,7 +14,6 @@ the journal is folded.
 """
 
 import uuid
-from collections.abc import Hashable
 from types import SimpleNamespace
 from typing import Any
 
@@ -69,7 +68,7 @@ def _to_move(row: Row[Any] | SimpleNamespace) -> TagMove:
 class TagRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._memo: LRUCache[Hashable, Any] | None = session.info.get(MEMO)
+        self._memo: LRUCache[tuple[str, str], Tag] | None = session.info.get(MEMO)
         self._pending: PendingWrites | None = session.info.get(PENDING)
 
     def get(self, name: str) -> Tag | None:
@@ -172,8 +171,7 @@ class TagRepository:
             tags.update().where(*conditions).values(**values).returning(*tags.c)
         ).first()
         # a lost swap means whatever we knew of the tag is stale; a deleted one is not live
-        live = row is not None and row.target_id is not None
-        self._remember(name, _to_tag(row) if live else None)
+        self._remember(name, None if row is None or row.target_id is None else _to_tag(row))
         return None if row is None else row.revision
 
     def _stage_swap(

@@ -1,26 +1,41 @@
-"""The unit of work: the repositories that share one open transaction."""
+"""The unit of work: the repositories that share one open transaction, and its commit."""
 
-from sqlalchemy.orm import Session
+from collections.abc import Callable
+from typing import Any
 
 from core.repository.artifact import ArtifactRepository
 from core.repository.cas_blob import CasBlobRepository
 from core.repository.run import RunIORepository, RunRepository
 from core.repository.tag import TagRepository
-from core.storage.session_info import SETTLE, Settle
+from core.storage.session_info import Settle
+from core.storage.uow import Publishes, Transaction
 
 
 class UnitOfWork:
-    """Repositories bound to one open transaction."""
+    """Repositories bound to one open transaction; ``commit()`` ends it (a unit of work
+    that is not committed rolls back)."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, transaction: Transaction) -> None:
+        self._transaction = transaction
+        session = transaction.session
         self.blobs = CasBlobRepository(session)
         self.artifacts = ArtifactRepository(session)
         self.tags = TagRepository(session)
         self.runs = RunRepository(session)
         self.run_io = RunIORepository(session)
 
+    def commit(self) -> None:
+        self._transaction.commit()
+
     def on_end(self, settle: Settle) -> None:
         """Have the transaction call ``settle(True)`` before it commits (an exception
         stops the commit) or ``settle(False)`` after it rolled back."""
-        self._session.info[SETTLE].append(settle)
+        self._transaction.on_end(settle)
+
+    def after_commit(self, call: Callable[[], None]) -> None:
+        """Call ``call`` once the transaction commits; never, if it rolls back."""
+        self._transaction.after_commit(call)
+
+    def staged(self, cache: Publishes, *, create: bool = False) -> dict[Any, Any] | None:
+        """The entries ``cache`` holds for this transaction until it commits."""
+        return self._transaction.staged(cache, create=create)

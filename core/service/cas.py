@@ -72,7 +72,14 @@ class CasService:
 
     def store_contents(self, items: Sequence[tuple[bytes, str]]) -> list[str]:
         """Store each (content, media type) as ``store_content`` does, recording them in
-        the catalog together; returns their cas ids in order.
+        the catalog together; returns their cas ids in order."""
+        with self._uow() as uow:
+            cas_ids = self.store_in(uow, items)
+            uow.commit()
+        return cas_ids
+
+    def store_in(self, uow: UnitOfWork, items: Sequence[tuple[bytes, str]]) -> list[str]:
+        """A step of a use case: ``store_contents`` in ``uow``.
 
         The files are written while the transaction goes on and are durable before it
         commits (a failed write rolls it back): a row is never committed without its bytes.
@@ -84,21 +91,22 @@ class CasService:
             (self.compute_hash(content), content, media_type) for content, media_type in items
         ]
         contents = {cas_id: content for cas_id, content, _ in stored}  # each file written once
-        with self._uow() as uow:
-            writes = self._blobs.put_later(list(contents.items()))
-            self._in_flight.add(list(contents), writes)
-            uow.on_end(partial(self._settle, contents, writes))
-            uow.blobs.add(
-                [(cas_id, len(content), media_type) for cas_id, content, media_type in stored]
-            )
+        writes = self._blobs.put_later(list(contents.items()))
+        self._in_flight.add(list(contents), writes)
+        uow.on_end(partial(self._settle, contents, writes))
+        uow.blobs.add(
+            [(cas_id, len(content), media_type) for cas_id, content, media_type in stored]
+        )
         return [cas_id for cas_id, _, _ in stored]
 
-    def store_if_missing(self, cas_id: str, content: bytes, media_type: str) -> None:
-        """Store ``content`` (whose id ``cas_id`` the caller computed) again if its file is
-        gone (lost, or set aside as corrupt): a commit that changes nothing still repairs
-        the value it names."""
+    def store_if_missing(
+        self, uow: UnitOfWork, cas_id: str, content: bytes, media_type: str
+    ) -> None:
+        """A step: store ``content`` (whose id ``cas_id`` the caller computed) again in
+        ``uow`` if its file is gone (lost, or set aside as corrupt): a commit that changes
+        nothing still repairs the value it names."""
         if not self._blobs.exists(cas_id):
-            self.store_contents([(content, media_type)])
+            self.store_in(uow, [(content, media_type)])
 
     def _settle(
         self, contents: dict[str, bytes], writes: list["Future[bool]"], committing: bool
@@ -124,11 +132,19 @@ class CasService:
                 raise ConflictError(
                     f"blob {cas_id} was garbage-collected while being stored; store it again"
                 )
+            uow.commit()
         return cas_id
 
     def get_content(self, cas_id: str) -> bytes:
         """The bytes stored under ``cas_id``, verified against it."""
-        with self._open(cas_id) as handle:
+        return self._content(None, cas_id)
+
+    def content_in(self, uow: UnitOfWork, cas_id: str) -> bytes:
+        """A step: ``get_content``, asking ``uow`` when the file is missing."""
+        return self._content(uow, cas_id)
+
+    def _content(self, uow: UnitOfWork | None, cas_id: str) -> bytes:
+        with self._open(cas_id, uow) as handle:
             content = handle.read()
             self._verify(cas_id, self.compute_hash(content), handle)
         return content
@@ -145,13 +161,14 @@ class CasService:
             raise
         return handle
 
-    def _open(self, cas_id: str) -> BinaryIO:
+    def _open(self, cas_id: str, uow: UnitOfWork | None = None) -> BinaryIO:
         check_cas_id(cas_id)
         self._in_flight.wait_for(cas_id)  # stored earlier in this transaction
         try:
             return self._blobs.open(cas_id)
         except FileNotFoundError:
-            if self.get_blob(cas_id, missing_ok=True) is not None:
+            known = self.get_blob(cas_id, missing_ok=True) if uow is None else uow.blobs.get(cas_id)
+            if known is not None:
                 raise IntegrityError(
                     f"blob {cas_id} is in the catalog but its bytes are missing "
                     f"from {self._blobs.path(cas_id)}; store the same bytes again to repair it"
@@ -174,11 +191,20 @@ class CasService:
             f"{actual}{moved}"
         )
 
+    def blob_in(self, uow: UnitOfWork, cas_id: str) -> Blob:
+        """A step: the catalog entry of ``cas_id`` (``NotFoundError`` if there is none)."""
+        check_cas_id(cas_id)
+        blob = uow.blobs.get(cas_id)
+        if blob is None:
+            raise NotFoundError(f"blob {cas_id} not found")
+        return blob
+
     def get_blob(self, cas_id: str, *, missing_ok: bool = False) -> Blob | None:
         """The catalog entry of ``cas_id`` (size, media type)."""
         check_cas_id(cas_id)
         with self._uow() as uow:
             blob = uow.blobs.get(cas_id)
+            uow.commit()
         if blob is None and not missing_ok:
             raise NotFoundError(f"blob {cas_id} not found")
         return blob

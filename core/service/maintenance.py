@@ -23,7 +23,7 @@ from core.errors import (
     ValidationError,
 )
 from core.repository.unit_of_work import UnitOfWork
-from core.service.artifact import ArtifactService
+from core.service.artifact_resolution import ArtifactResolution
 from core.service.tag import TagService
 from core.storage.blobstore import BlobStore, hash_stream
 from core.storage.uow import UnitOfWorkFactory
@@ -53,7 +53,7 @@ class MaintenanceService:
         self,
         uow: UnitOfWorkFactory[UnitOfWork],
         blobs: BlobStore,
-        artifacts: ArtifactService,
+        artifacts: ArtifactResolution,
         tags: TagService,
     ) -> None:
         self._uow = uow
@@ -79,6 +79,7 @@ class MaintenanceService:
         with self._uow() as uow:
             candidates = uow.blobs.unreferenced()
             cataloged = uow.blobs.known(stored)
+            uow.commit()
         orphan_cutoff = started - max(grace, ORPHAN_FILE_MIN_AGE)
         files_without_row = [cas_id for cas_id in stored if cas_id not in cataloged]
         orphans = [cas_id for cas_id in files_without_row if self._older(cas_id, orphan_cutoff)]
@@ -109,6 +110,7 @@ class MaintenanceService:
         """
         with self._uow() as uow:
             referenced = list(uow.blobs.referenced())
+            uow.commit()
         problems: dict[str, str] = {}
         for done, blob in enumerate(referenced, start=1):
             try:
@@ -133,6 +135,7 @@ class MaintenanceService:
                 )
                 for cas_id, problem in sorted(problems.items())
             ]
+            uow.commit()
         return VerifyReport(len(referenced), report)
 
     def _collect(self, cas_id: str, cutoff: datetime) -> bool:
@@ -155,6 +158,7 @@ class MaintenanceService:
                     quarantined, modified = moved
                     if modified >= cutoff.timestamp():
                         raise _StoredAgain
+                uow.commit()
         except (_StoredAgain, ConflictError):  # stored again, or a commit referenced it
             if quarantined is not None:
                 self._blobs.restore(cas_id, quarantined)

@@ -8,7 +8,7 @@ from core.domain import Artifact
 from core.errors import NotFoundError, ValidationError
 from core.identifiers import TAG_NAME_PATTERN, check_tag_name
 from core.repository.unit_of_work import UnitOfWork
-from core.service.artifact import ArtifactService
+from core.service.artifact_resolution import ArtifactResolution
 from core.storage.uow import UnitOfWorkFactory
 
 REFLOG = re.compile(r"(?P<tag>.+)@\{(?P<position>\d+)\}")
@@ -28,7 +28,7 @@ class RefService:
     prefix that happens to spell the same.
     """
 
-    def __init__(self, uow: UnitOfWorkFactory[UnitOfWork], artifacts: ArtifactService) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[UnitOfWork], artifacts: ArtifactResolution) -> None:
         self._uow = uow
         self._artifacts = artifacts
 
@@ -41,15 +41,10 @@ class RefService:
         if reflog := REFLOG.fullmatch(ref):
             return self._position(check_tag_name(reflog["tag"]), int(reflog["position"]))
         with self._uow() as uow:
-            tag = uow.tags.get(ref) if TAG_NAME_PATTERN.fullmatch(ref) else None
-            if tag is not None:
-                return self._artifacts.get_by_id(tag.target_id)
-            if prefix := HASH_PREFIX.fullmatch(ref):
-                matches = uow.artifacts.find_by_version_prefix("sha256:" + prefix["hex"], 2)
-                if len(matches) == 1:
-                    return matches[0]
-                if len(matches) > 1:
-                    raise ValidationError(f"ambiguous ref {ref!r}: several versions start so")
+            found = self._find(uow, ref)
+            uow.commit()
+        if found is not None:
+            return found
         if not TAG_NAME_PATTERN.fullmatch(ref) and not HASH_PREFIX.fullmatch(ref):
             raise ValidationError(
                 f"invalid ref {ref!r}: expected a tag, TAG@{{N}}, a version hash (or its first "
@@ -60,11 +55,26 @@ class RefService:
             "or artifact id matches"
         )
 
+    def _find(self, uow: UnitOfWork, ref: str) -> Artifact | None:
+        """The artifact a live tag or a unique version hash prefix ``ref`` names."""
+        tag = uow.tags.get(ref) if TAG_NAME_PATTERN.fullmatch(ref) else None
+        if tag is not None:
+            return self._artifacts.get_in(uow, tag.target_id)
+        if prefix := HASH_PREFIX.fullmatch(ref):
+            matches = uow.artifacts.find_by_version_prefix("sha256:" + prefix["hex"], 2)
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise ValidationError(f"ambiguous ref {ref!r}: several versions start so")
+        return None
+
     def _position(self, tag: str, position: int) -> Artifact:
         with self._uow() as uow:
             move = uow.tags.move_at(tag, position) if position <= MAX_POSITION else None
-        if move is None:
-            raise NotFoundError(f"tag {tag!r} has no position @{{{position}}}")
-        if move.to_target_id is None:
-            raise NotFoundError(f"tag {tag!r} was deleted at position @{{{position}}}")
-        return self._artifacts.get_by_id(move.to_target_id)
+            if move is None:
+                raise NotFoundError(f"tag {tag!r} has no position @{{{position}}}")
+            if move.to_target_id is None:
+                raise NotFoundError(f"tag {tag!r} was deleted at position @{{{position}}}")
+            artifact = self._artifacts.get_in(uow, move.to_target_id)
+            uow.commit()
+        return artifact

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
+from core.domain import Artifact, Direction, NodeValue, Run, RunIO, RunStatus
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import (
     check_cas_id,
@@ -19,7 +19,8 @@ from core.identifiers import (
     check_tag_name,
 )
 from core.repository.unit_of_work import UnitOfWork
-from core.service.artifact import ArtifactService
+from core.service.artifact_creation import ArtifactCreation, check_record
+from core.service.artifact_resolution import ArtifactResolution
 from core.storage.committed_cache import CommittedCache
 from core.storage.uow import UnitOfWorkFactory
 
@@ -54,10 +55,16 @@ class _Pin(NamedTuple):
 class RunService:
     """Records runs; ``create_run`` is idempotent per run id, across processes."""
 
-    def __init__(self, uow: UnitOfWorkFactory[UnitOfWork], artifacts: ArtifactService) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory[UnitOfWork],
+        artifacts: ArtifactResolution,
+        creation: ArtifactCreation,
+    ) -> None:
         self._uow = uow
         self._artifacts = artifacts
-        self._pins = CommittedCache[str, _Pin](uow, PIN_CACHE_SIZE)
+        self._creation = creation
+        self._pins = CommittedCache[str, _Pin](PIN_CACHE_SIZE)
 
     def pin(
         self,
@@ -74,6 +81,20 @@ class RunService:
         pinned = self._pins.get(run_id)
         if pinned is None:
             run = self.create_run(run_id, tag, job_name=job_name, at_version=at_version)
+            return run.snapshot_id, run.base_id
+        pinned.check_tag(run_id, tag)
+        return pinned.snapshot_id, pinned.base_id
+
+    def pin_in(
+        self, uow: UnitOfWork, run_id: str, tag: str, *, job_name: str | None = None
+    ) -> tuple[uuid.UUID, uuid.UUID | None]:
+        """A step: ``pin`` in ``uow``."""
+        pinned = self._pins.get(run_id, uow)
+        if pinned is None:
+            try:
+                run = self._create_in(uow, run_id, tag, job_name, None)
+            except _RunExists:  # its snapshot stays in ``uow``, unreferenced
+                run = self._get_in(uow, run_id)
             return run.snapshot_id, run.base_id
         pinned.check_tag(run_id, tag)
         return pinned.snapshot_id, pinned.base_id
@@ -98,43 +119,68 @@ class RunService:
         check_job_name(job_name)
         try:
             with self._uow() as uow:
-                uow.runs.lock(run_id)  # a concurrent first touch finishes, or waits for us
-                run = uow.runs.get(run_id)
-                if run is not None:
-                    return self._remember(run, tag)
-                if at_version is not None:
-                    base = self._artifacts.get_by_version_hash(at_version)
-                else:
-                    head = uow.tags.get(tag)
-                    base = None if head is None else self._artifacts.get_by_id(head.target_id)
-                snapshot = {
-                    "run_id": run_id,
-                    "tag": tag,
-                    "base_id": base and str(base.id),
-                    "base_version_hash": base and base.version_hash,
-                    "job": job_name,
-                    "started_at": datetime.now(UTC).isoformat(),
-                }
-                snapshot_id = self._artifacts.add_run_snapshot(
-                    run_id, snapshot, parent_id=base and base.id, created_by=job_name
-                )
-                run = uow.runs.insert(
-                    run_id,
-                    snapshot_id=snapshot_id,
-                    base_id=base and base.id,
-                    tag=tag,
-                    job_name=job_name,
-                    status=RunStatus.STARTED.value,
-                )
-                if run is None:
-                    raise _RunExists
-        except _RunExists:
-            run = self.get_run(run_id)
-        return self._remember(run, tag)
+                run = self._create_in(uow, run_id, tag, job_name, at_version)
+                uow.commit()
+        except _RunExists:  # our snapshot was rolled back with our transaction
+            with self._uow() as uow:
+                run = self._remember(uow, self._get_in(uow, run_id), tag)
+                uow.commit()
+        return run
 
-    def _remember(self, run: Run, tag: str) -> Run:
+    def _create_in(
+        self,
+        uow: UnitOfWork,
+        run_id: str,
+        tag: str,
+        job_name: str | None,
+        at_version: str | None,
+    ) -> Run:
+        """Record ``run_id`` (``create_run``) in ``uow``; ``_RunExists`` if another caller
+        recorded it meanwhile."""
+        check_run_id(run_id)
+        check_tag_name(tag)
+        check_job_name(job_name)
+        uow.runs.lock(run_id)  # a concurrent first touch finishes, or waits for us
+        run = uow.runs.get(run_id)
+        if run is not None:
+            return self._remember(uow, run, tag)
+        base: Artifact | None
+        if at_version is not None:
+            base = self._artifacts.get_by_version_hash_in(uow, at_version)
+        else:
+            head = uow.tags.get(tag)
+            base = None if head is None else self._artifacts.get_in(uow, head.target_id)
+        snapshot = {
+            "run_id": run_id,
+            "tag": tag,
+            "base_id": base and str(base.id),
+            "base_version_hash": base and base.version_hash,
+            "job": job_name,
+            "started_at": datetime.now(UTC).isoformat(),
+        }
+        snapshot_id = self._creation.add_run_snapshot_in(
+            uow,
+            run_id,
+            snapshot,
+            base and base.id,
+            job_name,
+            check_record(run_id, job_name, None),
+        )
+        run = uow.runs.insert(
+            run_id,
+            snapshot_id=snapshot_id,
+            base_id=base and base.id,
+            tag=tag,
+            job_name=job_name,
+            status=RunStatus.STARTED.value,
+        )
+        if run is None:
+            raise _RunExists
+        return self._remember(uow, run, tag)
+
+    def _remember(self, uow: UnitOfWork, run: Run, tag: str) -> Run:
         pin = _Pin.of(run)
-        self._pins.put(run.run_id, pin)
+        self._pins.put(run.run_id, pin, uow)
         pin.check_tag(run.run_id, tag)
         return run
 
@@ -142,12 +188,19 @@ class RunService:
         """The latest runs, newest first."""
         check_limit(limit)
         with self._uow() as uow:
-            return uow.runs.recent(limit)
+            runs = uow.runs.recent(limit)
+            uow.commit()
+        return runs
 
     def get_run(self, run_id: str) -> Run:
         check_run_id(run_id)
         with self._uow() as uow:
-            run = uow.runs.get(run_id)
+            run = self._get_in(uow, run_id)
+            uow.commit()
+        return run
+
+    def _get_in(self, uow: UnitOfWork, run_id: str) -> Run:
+        run = uow.runs.get(run_id)
         if run is None:
             raise NotFoundError(f"run {run_id!r} not found")
         return run
@@ -165,6 +218,7 @@ class RunService:
                         f"ambiguous run id prefix {run_id!r}: several runs start so"
                     )
                 run = matches[0] if matches else None
+            uow.commit()
         if run is not None:
             return run
         raise NotFoundError(
@@ -181,6 +235,19 @@ class RunService:
     ) -> None:
         """Record that ``run_id`` produced ``outputs`` and read ``inputs`` (the latest
         record per node and partition wins)."""
+        with self._uow() as uow:
+            self.record_io_in(uow, run_id, outputs=outputs, inputs=inputs)
+            uow.commit()
+
+    def record_io_in(
+        self,
+        uow: UnitOfWork,
+        run_id: str,
+        *,
+        outputs: Sequence[NodeValue] = (),
+        inputs: Sequence[NodeValue] = (),
+    ) -> None:
+        """A step: ``record_io`` in ``uow``."""
         check_run_id(run_id)
         entries = [(Direction.OUTPUT, value) for value in outputs]
         entries += [(Direction.INPUT, value) for value in inputs]
@@ -192,16 +259,23 @@ class RunService:
             check_cas_id(value.cas_id)
             check_media_type(value.media_type)
             check_size(value.size)
-        with self._uow() as uow:
-            if run_id not in self._pins and uow.runs.get(run_id) is None:
-                raise NotFoundError(f"run {run_id!r} not found")
-            uow.run_io.record(run_id, entries)
+        if not self._pins.contains(run_id, uow) and uow.runs.get(run_id) is None:
+            raise NotFoundError(f"run {run_id!r} not found")
+        uow.run_io.record(run_id, entries)
 
     def get_output(self, run_id: str, node: str, partition_key: str | None) -> NodeValue | None:
         """The value ``run_id`` produced for ``node`` (and partition), if it did."""
-        check_run_id(run_id)
         with self._uow() as uow:
-            io = uow.run_io.get(run_id, Direction.OUTPUT, node, partition_key)
+            value = self.get_output_in(uow, run_id, node, partition_key)
+            uow.commit()
+        return value
+
+    def get_output_in(
+        self, uow: UnitOfWork, run_id: str, node: str, partition_key: str | None
+    ) -> NodeValue | None:
+        """A step: ``get_output`` in ``uow``."""
+        check_run_id(run_id)
+        io = uow.run_io.get(run_id, Direction.OUTPUT, node, partition_key)
         return (
             None
             if io is None
@@ -210,9 +284,12 @@ class RunService:
 
     def get_run_io(self, run_id: str) -> list[RunIO]:
         """Everything ``run_id`` produced and read: its lineage."""
-        self.get_run(run_id)
+        check_run_id(run_id)
         with self._uow() as uow:
-            return uow.run_io.for_run(run_id)
+            self._get_in(uow, run_id)
+            lineage = uow.run_io.for_run(run_id)
+            uow.commit()
+        return lineage
 
     def finish_run(self, run_id: str, status: str, *, finished_at: datetime | None = None) -> Run:
         """Record a final status, reached at ``finished_at`` (a time-zone aware time;
@@ -231,6 +308,7 @@ class RunService:
             )
         with self._uow() as uow:
             run = uow.runs.finish(run_id, status, finished_at) or uow.runs.get(run_id)
+            uow.commit()
         if run is None:
             raise NotFoundError(f"run {run_id!r} not found")
         if run.status != status:

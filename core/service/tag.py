@@ -5,17 +5,10 @@ from dataclasses import dataclass
 
 from core.domain import Tag, TagMove
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.identifiers import (
-    check_actor,
-    check_artifact_id,
-    check_limit,
-    check_reason,
-    check_revision,
-    check_run_id,
-    check_tag_name,
-)
+from core.identifiers import check_artifact_id, check_limit, check_tag_name
 from core.repository.unit_of_work import UnitOfWork
-from core.service.artifact import ArtifactService
+from core.service.artifact_resolution import ArtifactResolution
+from core.service.tag_moves import TagMoves, check_move_fields
 from core.storage.uow import UnitOfWorkFactory
 
 MAX_MOVES_PER_POLL = 1000
@@ -23,11 +16,8 @@ MAX_SWAP_ATTEMPTS = 100
 """An unconditional move retries its compare-and-swap this often against racing writers."""
 
 
-def _check_move_fields(moved_by: object, reason: object, run_id: object) -> None:
-    check_actor(moved_by, "moved_by")
-    check_reason(reason)
-    if run_id is not None:
-        check_run_id(run_id)
+class _LostRace(Exception):
+    """Another writer moved the tag between our read and our compare-and-swap."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +36,12 @@ class TagService:
     history, and its revision keeps counting when the name is created again.
     """
 
-    def __init__(self, uow: UnitOfWorkFactory[UnitOfWork], artifacts: ArtifactService) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory[UnitOfWork], artifacts: ArtifactResolution, moves: TagMoves
+    ) -> None:
         self._uow = uow
         self._artifacts = artifacts
+        self.moves = moves
 
     def create_tag(
         self,
@@ -62,11 +55,13 @@ class TagService:
         """Create ``name`` at ``target_id``; ``ConflictError`` if it exists."""
         target_id = check_artifact_id(target_id)
         with self._uow() as uow:
-            if not self.compare_and_swap(
-                name, None, target_id, moved_by=moved_by, reason=reason, run_id=run_id
+            if not self.moves.swap(
+                uow, name, None, target_id, moved_by=moved_by, reason=reason, run_id=run_id
             ):
                 raise ConflictError(f"tag {name!r} already exists")
-            return self._live(uow, name)
+            tag = self._live(uow, name)
+            uow.commit()
+        return tag
 
     def move_tag(
         self,
@@ -125,7 +120,7 @@ class TagService:
         """
         check_tag_name(name)
         target_id = None if target_id is None else check_artifact_id(target_id)
-        _check_move_fields(moved_by, reason, run_id)
+        check_move_fields(moved_by, reason, run_id)
         must_exist = must_exist or target_id is None
         if expected_revision is None:
             return self._force(name, target_id, moved_by, reason, run_id, must_exist=must_exist)
@@ -133,7 +128,8 @@ class TagService:
             current = uow.tags.get(name)
             if current is None and must_exist:
                 raise NotFoundError(f"tag {name!r} not found")
-            if not self.compare_and_swap(
+            if not self.moves.swap(
+                uow,
                 name,
                 current and current.target_id,
                 target_id,
@@ -143,7 +139,9 @@ class TagService:
                 expected_revision=expected_revision,
             ):
                 raise ConflictError(f"tag {name!r} is not at revision {expected_revision}")
-            return self._written(uow, name, target_id, created=current is None)
+            written = self._written(uow, name, target_id, created=current is None)
+            uow.commit()
+        return written
 
     def move_if_at(
         self,
@@ -159,13 +157,17 @@ class TagService:
         it points elsewhere. Returns the moved tag."""
         check_tag_name(name)
         with self._uow() as uow:
-            self._live(uow, name)  # compare_and_swap checks the ids
-            if not self.compare_and_swap(
-                name, expected_id, target_id, moved_by=moved_by, reason=reason
+            self._live(uow, name)  # the swap checks the ids
+            if not self.moves.swap(
+                uow, name, expected_id, target_id, moved_by=moved_by, reason=reason
             ):
-                expected = self._artifacts.get_by_id(expected_id).version_hash
-                raise ConflictError(f"tag {name!r} no longer points at {expected}: not moved")
-            return None if target_id is None else self._live(uow, name)
+                expected = self._artifacts.get_in(uow, check_artifact_id(expected_id))
+                raise ConflictError(
+                    f"tag {name!r} no longer points at {expected.version_hash}: not moved"
+                )
+            moved = None if target_id is None else self._live(uow, name)
+            uow.commit()
+        return moved
 
     def rollback(
         self,
@@ -189,7 +191,8 @@ class TagService:
                     raise NotFoundError(
                         f"tag {name!r} has no previous target to roll back to ({name}@{{1}})"
                     )
-            if not self.compare_and_swap(
+            if not self.moves.swap(
+                uow,
                 name,
                 current.target_id,
                 to_target_id,
@@ -198,22 +201,30 @@ class TagService:
                 expected_revision=current.revision,
             ):
                 raise ConflictError(f"tag {name!r} moved during the rollback")
-            return self._live(uow, name)
+            tag = self._live(uow, name)
+            uow.commit()
+        return tag
 
     def get_tag(self, name: str) -> Tag:
         check_tag_name(name)
         with self._uow() as uow:
-            return self._live(uow, name)
+            tag = self._live(uow, name)
+            uow.commit()
+        return tag
 
     def list_tags(self) -> list[Tag]:
         with self._uow() as uow:
-            return uow.tags.list_live()
+            tags = uow.tags.list_live()
+            uow.commit()
+        return tags
 
     def get_history(self, name: str) -> list[TagMove]:
         """Every move of ``name``, oldest first (deleted tags included)."""
         check_tag_name(name)
         with self._uow() as uow:
-            return uow.tags.history(name)
+            history = uow.tags.history(name)
+            uow.commit()
+        return history
 
     def get_moves_after(
         self, name: str, after_move_id: int, *, limit: int = MAX_MOVES_PER_POLL
@@ -224,7 +235,9 @@ class TagService:
             raise ValidationError(f"invalid move id {after_move_id!r}: expected an int >= 0")
         check_limit(limit)
         with self._uow() as uow:
-            return uow.tags.moves_after(name, after_move_id, limit)
+            moves = uow.tags.moves_after(name, after_move_id, limit)
+            uow.commit()
+        return moves
 
     def compare_and_swap(
         self,
@@ -242,46 +255,19 @@ class TagService:
         ``expected_target_id=None`` means the tag must not exist yet; ``new_target_id=None``
         deletes it. With ``expected_revision`` the tag must also be at that revision.
         """
-        check_tag_name(name)
-        expected = None if expected_target_id is None else check_artifact_id(expected_target_id)
-        new = None if new_target_id is None else check_artifact_id(new_target_id)
-        check_revision(expected_revision)
-        _check_move_fields(moved_by, reason, run_id)
-        if expected is None and new is None:
-            return False
         with self._uow() as uow:
-            if expected is not None and expected == new:  # already there: nothing to record
-                current = uow.tags.get(name)
-                return (
-                    current is not None
-                    and current.target_id == expected
-                    and expected_revision in (None, current.revision)
-                )
-            target = None if new is None else self._artifacts.get_by_id(new)
-            revision = uow.tags.swap(
+            moved = self.moves.swap(
+                uow,
                 name,
-                expected_target_id=expected,
-                expected_revision=expected_revision,
-                new_target_id=new,
-                new_target_kind=target and target.kind,
-                updated_by=moved_by,
-            )
-            if revision is None and expected is None and expected_revision in (None, 0):
-                assert target is not None
-                created = uow.tags.insert(name, target.id, target.kind, moved_by)
-                revision = created and created.revision
-            if revision is None:
-                return False
-            uow.tags.append_move(
-                name,
-                from_target_id=expected,
-                to_target_id=new,
-                revision=revision,
+                expected_target_id,
+                new_target_id,
                 moved_by=moved_by,
                 reason=reason,
                 run_id=run_id,
+                expected_revision=expected_revision,
             )
-            return True
+            uow.commit()
+        return moved
 
     def _force(
         self,
@@ -295,22 +281,27 @@ class TagService:
     ) -> TagWrite:
         """Swap from whatever the tag points at now, retrying when another writer wins."""
         check_tag_name(name)
-        _check_move_fields(moved_by, reason, run_id)
-        for _ in range(MAX_SWAP_ATTEMPTS):
-            with self._uow() as uow:
-                current = uow.tags.get(name)
-                if current is None and must_exist:
-                    raise NotFoundError(f"tag {name!r} not found")
-                if current is not None and current.target_id == target_id:
-                    return TagWrite(current, created=False)
-                expected = None if current is None else current.target_id
-                if self.compare_and_swap(
-                    name, expected, target_id, moved_by=moved_by, reason=reason, run_id=run_id
-                ):
-                    return self._written(uow, name, target_id, created=current is None)
-        raise ConflictError(
-            f"tag {name!r} kept moving under {MAX_SWAP_ATTEMPTS} attempts to move it"
-        )
+        check_move_fields(moved_by, reason, run_id)
+
+        def attempt(uow: UnitOfWork) -> TagWrite:
+            current = uow.tags.get(name)
+            if current is None and must_exist:
+                raise NotFoundError(f"tag {name!r} not found")
+            if current is not None and current.target_id == target_id:
+                return TagWrite(current, created=False)
+            expected = None if current is None else current.target_id
+            if not self.moves.swap(
+                uow, name, expected, target_id, moved_by=moved_by, reason=reason, run_id=run_id
+            ):
+                raise _LostRace
+            return self._written(uow, name, target_id, created=current is None)
+
+        try:
+            return self._uow.run(attempt, lost=_LostRace, attempts=MAX_SWAP_ATTEMPTS)
+        except _LostRace:
+            raise ConflictError(
+                f"tag {name!r} kept moving under {MAX_SWAP_ATTEMPTS} attempts to move it"
+            ) from None
 
     def _written(
         self, uow: UnitOfWork, name: str, target_id: uuid.UUID | None, *, created: bool

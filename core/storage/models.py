@@ -7,6 +7,7 @@ UTC; repositories attach the time zone.
 
 import uuid
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     Sequence,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -39,6 +41,8 @@ tag_move_id_seq = Sequence("tag_move_id_seq")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Every model here maps a plain Table (SQLAlchemy types it as any FromClause).
+    __table__: ClassVar[Table]
 
 
 class SchemaVersion(Base):

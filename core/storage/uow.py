@@ -1,6 +1,12 @@
-"""The unit of work's transactions: ``with uow() as work`` opens one transaction and binds
-the repositories to it (the bundle of repositories is given by the composition root, so
-storage never imports the repositories above it)."""
+"""The unit of work's transactions, committed explicitly.
+
+``with uow() as work: ...; work.commit()`` opens one transaction, binds the repositories
+to it (the bundle is given by the composition root, so storage never imports the
+repositories above it) and commits only when told to: a block that ends without
+``commit()``, or with an exception, rolls back. ``uow.run(step)`` is the one place that
+retries a step that lost a race and falls back from a deferred transaction to an
+ordinary one.
+"""
 
 import contextlib
 from collections.abc import Callable, Iterator
@@ -8,11 +14,11 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
+from core.errors import NotDeferrable
 from core.storage.db import Database
-from core.storage.session_info import AFTER_COMMIT
+from core.storage.session_info import AFTER_COMMIT, SETTLE, Settle
 
-W = TypeVar("W")
-
+T = TypeVar("T")
 
 STAGED = "staged_cache_entries"
 """The ``session.info`` key of the cache entries a transaction made, by cache."""
@@ -24,46 +30,119 @@ class Publishes(Protocol):
     def publish(self, entries: dict[Any, Any]) -> None: ...
 
 
-class UnitOfWorkFactory(Generic[W]):
-    """``with uow() as work: ...`` commits when the outermost block exits cleanly and
-    rolls back on any exception. Nested blocks in one thread join the outer transaction,
-    so a use case that calls other services still commits once, all or nothing.
-    ``work`` is ``bind(session)``: the repositories bound to the transaction."""
+class Commits(Protocol):
+    """A unit of work: repositories bound to one transaction, committed explicitly."""
 
-    def __init__(self, db: Database, bind: Callable[[Session], W]) -> None:
-        self._db = db
-        self._bind = bind
+    def commit(self) -> None: ...
+
+
+W = TypeVar("W", bound=Commits)
+
+
+class _RolledBack(Exception):
+    """Ends a transaction that was not committed."""
+
+
+class Transaction:
+    """One open transaction: its session, its explicit ``commit()``, and what it does
+    when it ends (settle its work, publish staged cache entries, call back)."""
+
+    def __init__(self, session: Session, scope: contextlib.AbstractContextManager[Session]):
+        self.session = session
+        self._scope: contextlib.AbstractContextManager[Session] | None = scope
 
     @property
-    def nested(self) -> bool:
-        """Whether a block opened now would join an enclosing transaction."""
-        return self._db.in_transaction
+    def open(self) -> bool:
+        return self._scope is not None
+
+    def commit(self) -> None:
+        """Commit now (inside a caller's ``Database.transaction``, that one commits it)."""
+        scope = self._end()
+        scope.__exit__(None, None, None)
+
+    def rollback(self, exc: BaseException | None = None) -> None:
+        """Undo what the transaction did (a no-op once it ended)."""
+        if self._scope is None:
+            return
+        scope = self._end()
+        exc = exc or _RolledBack()
+        scope.__exit__(type(exc), exc, exc.__traceback__)
+
+    def _end(self) -> contextlib.AbstractContextManager[Session]:
+        if self._scope is None:
+            raise RuntimeError("this unit of work has ended: open another")
+        scope, self._scope = self._scope, None
+        return scope
+
+    def on_end(self, settle: Settle) -> None:
+        """Have the transaction call ``settle(True)`` before it commits (an exception
+        stops the commit) or ``settle(False)`` after it rolled back."""
+        self.session.info[SETTLE].append(settle)
 
     def after_commit(self, call: Callable[[], None]) -> None:
-        """Call ``call`` once this thread's open transaction commits (now, outside one);
-        never, if it rolls back."""
-        info = self._db.transaction_info()
-        if info is None:
-            call()
-        else:
-            info[AFTER_COMMIT].append(call)
+        """Call ``call`` once the transaction commits; never, if it rolls back."""
+        self.session.info[AFTER_COMMIT].append(call)
 
     def staged(self, cache: Publishes, *, create: bool = False) -> dict[Any, Any] | None:
-        """The entries ``cache`` holds for this thread's open transaction, handed to
-        ``cache.publish`` when it commits (``None`` outside a transaction, or when it
-        holds none and ``create`` is false)."""
-        info = self._db.transaction_info()
-        if info is None:
-            return None
-        by_cache: dict[int, dict[Any, Any]] = info.setdefault(STAGED, {})
+        """The entries ``cache`` holds for this transaction, handed to ``cache.publish``
+        when it commits (``None`` when it holds none and ``create`` is false)."""
+        by_cache: dict[int, dict[Any, Any]] = self.session.info.setdefault(STAGED, {})
         entries = by_cache.get(id(cache))
         if entries is None and create:
             entries = by_cache[id(cache)] = {}
-            info[AFTER_COMMIT].append(lambda: cache.publish(entries))
+            self.after_commit(lambda: cache.publish(entries))
         return entries
+
+
+class UnitOfWorkFactory(Generic[W]):
+    """Opens units of work: ``work`` is ``bind(transaction)``, the repositories bound to
+    one transaction, with its ``commit()``."""
+
+    def __init__(self, db: Database, bind: Callable[[Transaction], W]) -> None:
+        self._db = db
+        self._bind = bind
 
     @contextlib.contextmanager
     def __call__(self, *, deferred: bool = False) -> Iterator[W]:
-        """A unit of work; ``deferred`` as in ``Database.transaction``."""
-        with self._db.transaction(deferred=deferred) as session:
-            yield self._bind(session)
+        """A unit of work, rolled back unless committed; ``deferred`` as in
+        ``Database.transaction``. Inside a caller's ``Database.transaction`` (tests and
+        benchmarks open one to group use cases) it joins that one, which commits."""
+        scope = self._db.transaction(deferred=deferred)
+        transaction = Transaction(scope.__enter__(), scope)
+        try:
+            yield self._bind(transaction)
+        except BaseException as exc:
+            transaction.rollback(exc)
+            raise
+        transaction.rollback()
+
+    def run(
+        self,
+        step: Callable[[W], T],
+        *,
+        lost: type[Exception] | None = None,
+        attempts: int = 1,
+        deferred: bool = False,
+    ) -> T:
+        """``step(work)`` in a unit of work of its own, committed; a step that raises
+        ``lost`` (another writer won a race) is tried again in a new one, ``attempts``
+        times in all. Inside a caller's transaction it is tried once: its writes are the
+        caller's to retry. ``deferred`` tries a deferred transaction first and, when the
+        step cannot be deferred (``NotDeferrable``), runs it in an ordinary one."""
+        tries = 1 if self._db.in_transaction else attempts
+        for attempt in range(1, tries + 1):
+            try:
+                if deferred:
+                    with contextlib.suppress(NotDeferrable):
+                        return self._committed(step, deferred=True)
+                return self._committed(step, deferred=False)
+            except Exception as exc:
+                if lost is None or not isinstance(exc, lost) or attempt == tries:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _committed(self, step: Callable[[W], T], *, deferred: bool) -> T:
+        with self(deferred=deferred) as work:
+            result = step(work)
+            work.commit()
+        return result

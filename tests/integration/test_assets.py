@@ -196,15 +196,15 @@ def lose_the_first_swaps(
 ) -> list[bool]:
     """Have the first ``losses`` compare-and-swaps of ``main`` lose, as when another writer
     moved the tag first; returns what each swap answered."""
-    swap = catalog.tags.compare_and_swap
+    swap = catalog.tags.moves.swap
     answers: list[bool] = []
 
-    def racing(name: str, *args: object, **kwargs: object) -> bool:
-        won = len(answers) >= losses and swap(name, *args, **kwargs)  # type: ignore[arg-type]
+    def racing(uow: object, name: str, *args: object, **kwargs: object) -> bool:
+        won = len(answers) >= losses and swap(uow, name, *args, **kwargs)  # type: ignore[arg-type]
         answers.append(won)
         return won
 
-    monkeypatch.setattr(catalog.tags, "compare_and_swap", racing)
+    monkeypatch.setattr(catalog.tags.moves, "swap", racing)
     return answers
 
 
@@ -240,11 +240,11 @@ def test_a_race_lost_inside_a_callers_transaction_is_the_callers_to_retry(
     commit(catalog, "x", b"1")
     swaps: list[str] = []
 
-    def lose(name: str, *args: object, **kwargs: object) -> bool:
+    def lose(uow: object, name: str, *args: object, **kwargs: object) -> bool:
         swaps.append(name)
         return False  # another writer moved the tag first
 
-    monkeypatch.setattr(catalog.tags, "compare_and_swap", lose)
+    monkeypatch.setattr(catalog.tags.moves, "swap", lose)
     before = row_counts(catalog)
     with pytest.raises(core.ConflictError, match="'main' moved"), catalog.database.transaction():
         commit(catalog, "x", b"2")

@@ -3,9 +3,13 @@
 All nine processes share one embedded DuckDB catalog file for ``DURATION`` seconds. No
 operation may fail, the poller must see every move of ``main`` exactly once and in
 order, and p50/p99 latencies per operation kind are printed (run with ``-s``).
+
+The file is handed over in order of arrival, skipping processes that died waiting or
+holding it: ``test_the_file_goes_to_waiters_in_order_of_arrival``.
 """
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -15,6 +19,7 @@ import pytest
 
 import core
 from core.dag import canonical_json
+from core.storage.duckdb.lease import DuckDBFileLock
 from tests.support import load_workers, workers
 
 WORKERS = 8
@@ -22,6 +27,11 @@ DURATION = 20.0
 POLL_INTERVAL = 0.2
 START_MARGIN = 3.0
 """Seconds between handing out the work and the shared start (pool processes are warm)."""
+FAIR_ROUNDS = 4
+"""How many rounds of the queue an operation may wait at most: served in order of arrival,
+it waits for one turn of each other process (a turn lasts wall time / operations)."""
+FAIR_FLOOR = 1.0
+"""Seconds any operation may wait, however fast the turns (a hiccup of the machine)."""
 
 
 def latency_report(latencies: dict[str, list[float]], wall: float) -> list[str]:
@@ -36,6 +46,48 @@ def latency_report(latencies: dict[str, list[float]], wall: float) -> list[str]:
             f"{p50 * 1000:9.1f} {p99 * 1000:9.1f} {top * 1000:9.1f}"
         )
     return lines
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+def test_the_file_goes_to_waiters_in_order_of_arrival(tmp_path: Path) -> None:
+    """Waiters queued one after another take the file in that order, although the
+    holder dies holding it and a waiter dies waiting (the kernel drops their locks)."""
+    database = str(tmp_path / "catalog.duckdb")
+    log = tmp_path / "order"
+    lock = DuckDBFileLock(Path(database), budget=60)
+    context = get_context("spawn")
+    holder = context.Process(target=load_workers.hold_file_lock, args=(database, 600))
+    holder.start()
+    waiters = {}
+    try:
+        wait_for("the holder holds the file", lambda: lock.queued() == 1)
+        for label in ["first", "second", "dies-waiting", "third", "fourth", "fifth"]:
+            waiters[label] = context.Process(
+                target=load_workers.take_file_lock_in_turn, args=(database, str(log), label)
+            )
+            waiters[label].start()
+            queued = len(waiters) + 1
+            wait_for(f"{label!r} queues", lambda queued=queued: lock.queued() == queued)
+        waiters["dies-waiting"].kill()
+        wait_for("the dead waiter leaves the queue", lambda: lock.queued() == len(waiters))
+        holder.kill()
+        for waiter in waiters.values():
+            waiter.join(60)
+        in_turn = ["first", "second", "third", "fourth", "fifth"]
+        assert log.read_text().split() == in_turn
+        assert [waiters[label].exitcode for label in in_turn] == [0] * len(in_turn)
+        assert lock.queued() == 0
+    finally:
+        for process in [holder, *waiters.values()]:
+            process.kill()
+            process.join(60)
 
 
 @pytest.mark.slow
@@ -103,6 +155,14 @@ def test_lock_storm_on_one_duckdb_file(tmp_path: Path) -> None:
     summary = "\n".join(report)
     print("\n" + summary)
     assert not errors, f"{len(errors)} operations failed:\n" + "\n".join(errors[:5]) + summary
+    everything = [value for values in latencies.values() for value in values]
+    turn = wall / len(everything)
+    bound = max(FAIR_FLOOR, FAIR_ROUNDS * (WORKERS + 1) * turn)
+    assert max(everything) <= bound, (
+        f"an operation waited {max(everything):.2f} s, more than {FAIR_ROUNDS} rounds of "
+        f"{WORKERS + 1} turns of {turn * 1000:.0f} ms ({bound:.2f} s): the hand-over is unfair\n"
+        + summary
+    )
 
     with core.connect(url, blob_root) as catalog:
         history = catalog.tags.get_history("main")

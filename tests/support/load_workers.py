@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import core
+from core.storage.duckdb.lease import DuckDBFileLock
 from tests.support.workers import wait_until
 
 STORM_OPS = (
@@ -194,3 +195,22 @@ def cas_moves(
                 losses += 1
         finished_at = time.time()
     return {"losses": losses, "finished_at": finished_at, "late": late}
+
+
+def hold_file_lock(database: str, seconds: float) -> None:
+    """Take the DuckDB file lock of ``database`` in turn and hold it for ``seconds``."""
+    lock = DuckDBFileLock(Path(database), budget=60)
+    lock.acquire()
+    time.sleep(seconds)
+
+
+def take_file_lock_in_turn(database: str, log: str, label: str) -> None:
+    """Take the DuckDB file lock of ``database`` in turn, append ``label`` to ``log``
+    while holding it, then give it up."""
+    lock = DuckDBFileLock(Path(database), budget=60)
+    tenure = lock.acquire()
+    try:
+        with open(log, "a") as out:
+            out.write(label + "\n")
+    finally:
+        lock.release(tenure)

@@ -99,9 +99,9 @@ def upsert(session: Session, table: Table, key: tuple[str, ...], rows: Rows) -> 
     inserted = {tuple(row) for row in insert_rows_if_absent(session, table, rows, key, key)}
     for row in rows:
         if _key_of(row, key) not in inserted:
-            fields = {name: value for name, value in row.items() if name not in key}
+            values = {name: value for name, value in row.items() if name not in key}
             where = {f"key_{name}": row[name] for name in key}
-            session.execute(_update(table, key, tuple(fields)), {**fields, **where})
+            session.execute(_update(table, key, tuple(values)), {**values, **where})
 
 
 def _key_of(row: Mapping[str, Any], key: tuple[str, ...]) -> tuple[Any, ...]:

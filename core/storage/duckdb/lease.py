@@ -4,9 +4,16 @@ DuckDB admits one process per database file, and its own file lock lost committe
 in our runs (DESIGN.md), so a connection is only ever open under an exclusive ``flock``
 on ``<database>.lock``. Opening a DuckDB connection costs 10-20 ms, so a process keeps
 its connection (and the lock) for a short ``linger`` after a transaction, and gives both
-up at once when another process queues for the file: waiters hold a shared ``flock`` on
-``<database>.queue`` while they wait, and a watcher thread probes it every few
-milliseconds. An idle process holds nothing once ``linger`` has passed.
+up at once when another process queues for the file. An idle process holds nothing once
+``linger`` has passed.
+
+The file is handed over in order of arrival. A process that wants it takes a ticket, an
+exclusive record lock on one byte of ``<database>.queue`` (byte ``n`` for ticket ``n``,
+one more than the highest live ticket), holds the ticket while it waits and while it
+holds the file, and takes the ``flock`` only when no lower ticket is left. The kernel
+drops the locks of a process that dies, waiting or holding, so a dead process's ticket
+is skipped and its ``flock`` freed: nobody waits for the dead. A watcher thread of the
+holder probes the queue every few milliseconds for other tickets.
 
 While the lock is held no other process can write the file, so what this process read or
 wrote stays current until it gives the lock up: ``DuckDBLease.memo`` keeps such facts
@@ -18,14 +25,18 @@ ordinary transaction and before it gives the file up.
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import logging
 import os
 import random
+import struct
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +52,17 @@ MEMO_SIZE = 4096
 """How many facts a lease's memo keeps (the least recently used go first)."""
 WATCH_INTERVAL = 0.002
 """Seconds between the watcher's probes for processes queueing for the file."""
+TURN_INTERVAL = 0.001
+"""Seconds between a waiting process's probes for the lower tickets still alive."""
+
+# Open file description locks (Linux) belong to one open file, as ``flock``s do, so two
+# queues of one process are ordered as two processes are; elsewhere classic POSIX record
+# locks belong to the process (one process's tickets are then not ordered among themselves).
+_SETLK = getattr(fcntl, "F_OFD_SETLK", fcntl.F_SETLK)
+_GETLK = getattr(fcntl, "F_OFD_GETLK", fcntl.F_GETLK)
+_BSD_LAYOUT = sys.platform == "darwin" or "bsd" in sys.platform
+_FLOCK = struct.Struct("qqihh" if _BSD_LAYOUT else "hhqqi4x")
+"""``struct flock``: BSD's field order, else Linux's."""
 
 
 class Backoff:
@@ -61,11 +83,64 @@ class Backoff:
         return True
 
 
-class DuckDBFileLock:
-    """The exclusive lock on ``<database>.lock`` and the queue of processes waiting for it.
+def _record(kind: int, start: int, length: int) -> bytes:
+    """A ``struct flock`` for ``length`` bytes (0: to the end of time) from ``start``."""
+    if _BSD_LAYOUT:
+        return _FLOCK.pack(start, length, 0, kind, os.SEEK_SET)
+    return _FLOCK.pack(kind, os.SEEK_SET, start, length, 0)
 
-    Each acquisition opens its own file description, so two locks in one process exclude
-    each other as two processes do.
+
+def _locked_by_others(fd: int, start: int, length: int = 0) -> bool:
+    """Whether another open file holds a record lock on ``length`` bytes from ``start``."""
+    answer = fcntl.fcntl(fd, _GETLK, _record(fcntl.F_WRLCK, start, length))
+    kind: int = _FLOCK.unpack(answer)[3 if _BSD_LAYOUT else 0]
+    return kind != fcntl.F_UNLCK
+
+
+def _try_lock(fd: int, start: int) -> bool:
+    """Take an exclusive record lock on byte ``start``; ``False`` when another holds it."""
+    try:
+        fcntl.fcntl(fd, _SETLK, _record(fcntl.F_WRLCK, start, 1))
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _next_ticket(fd: int) -> int:
+    """One more than the highest live ticket (0 when there is none): doubling, then
+    halving, the start of a probed range that runs to the end of the file and beyond."""
+    if not _locked_by_others(fd, 0):
+        return 0
+    low, high = 0, 1  # some ticket is >= low; none is >= high once the doubling stops
+    while _locked_by_others(fd, high):
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _locked_by_others(fd, middle):
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+@dataclass(frozen=True)
+class Tenure:
+    """The descriptors of a held lock: the ``flock``ed lock file and the queue file that
+    holds this tenure's ticket."""
+
+    lock_fd: int
+    queue_fd: int
+    ticket: int
+
+
+class DuckDBFileLock:
+    """The exclusive lock on ``<database>.lock``, taken in order of arrival (a ticket in
+    ``<database>.queue``; see the module doc).
+
+    Each acquisition opens its own files, so two locks in one process exclude each other
+    (and queue) as two processes do.
     """
 
     def __init__(self, database_path: Path, budget: float) -> None:
@@ -74,35 +149,83 @@ class DuckDBFileLock:
         self._lock_path = database_path.with_name(database_path.name + ".lock")
         self._queue_path = database_path.with_name(database_path.name + ".queue")
 
-    def acquire(self) -> int:
-        """Wait (queued, with jittered backoff) for the lock; return its descriptor."""
-        fd = self._open(self._lock_path, "the catalog's lock file")
+    def acquire(self) -> Tenure:
+        """Take a ticket, wait for the lower ones to go, then take the lock (with jittered
+        backoff should a process outside the queue hold it); ``StorageBusyError`` past the
+        budget."""
+        deadline = time.monotonic() + self.budget
+        queue = self._open(self._queue_path, "the catalog's queue file")
         try:
-            queue = self._open(self._queue_path, "the catalog's queue file")
+            fd = self._open(self._lock_path, "the catalog's lock file")
         except BaseException:
-            os.close(fd)
+            os.close(queue)
             raise
         try:
-            fcntl.flock(queue, fcntl.LOCK_SH)
-            backoff = Backoff(self.budget)
+            ticket = self._take_ticket(queue)
+            self._wait_for_turn(queue, ticket, deadline)
+            backoff = Backoff(deadline - time.monotonic())
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return fd
+                    return Tenure(fd, queue, ticket)
                 except BlockingIOError:
                     if not backoff.sleep_or_give_up():
-                        os.close(fd)
-                        raise StorageBusyError(
-                            f"DuckDB catalog {self.database_path} stayed locked by another "
-                            f"process for more than {self.budget:g}s"
-                        ) from None
+                        raise self._busy() from None
+        except BaseException:
+            self._close(fd, queue)
+            raise
+
+    def release(self, tenure: Tenure) -> None:
+        """Give the lock up, then the ticket: the next ticket's holder finds it free."""
+        self._close(tenure.lock_fd, tenure.queue_fd)
+
+    def others_waiting(self, tenure: Tenure) -> bool:
+        """Whether another process (or lock object) holds a ticket besides ``tenure``'s."""
+        try:
+            return _locked_by_others(tenure.queue_fd, 0)
+        except OSError:
+            return True  # the queue cannot be read: give the file up
+
+    def queued(self) -> int:
+        """How many processes (or lock objects) hold or wait for the file right now."""
+        queue = self._open(self._queue_path, "the catalog's queue file")
+        try:
+            return sum(_locked_by_others(queue, n, 1) for n in range(_next_ticket(queue)))
         finally:
             os.close(queue)
 
+    def _take_ticket(self, queue: int) -> int:
+        """Lock the byte after the highest live ticket (again when another took it first)."""
+        while True:
+            ticket = _next_ticket(queue)
+            if _try_lock(queue, ticket):
+                return ticket
+
+    def _wait_for_turn(self, queue: int, ticket: int, deadline: float) -> None:
+        """Return once no ticket below ``ticket`` is alive; ``StorageBusyError`` at ``deadline``."""
+        while ticket > 0 and _locked_by_others(queue, 0, ticket):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._busy()
+            time.sleep(min(remaining, TURN_INTERVAL))
+
+    def _busy(self) -> StorageBusyError:
+        return StorageBusyError(
+            f"DuckDB catalog {self.database_path} stayed locked by another "
+            f"process for more than {self.budget:g}s"
+        )
+
     @staticmethod
-    def release(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    def _close(lock_fd: int, queue_fd: int) -> None:
+        """Unlock and close both files (explicitly: a forked child may share them)."""
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            os.close(lock_fd)
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(queue_fd, _SETLK, _record(fcntl.F_UNLCK, 0, 0))
+            os.close(queue_fd)
 
     @staticmethod
     def _open(path: Path, what: str) -> int:
@@ -113,21 +236,6 @@ class DuckDBFileLock:
             raise StorageUnavailableError(
                 f"cannot use {what} {str(path)!r}: {exc.strerror or exc}"
             ) from exc
-
-    def others_waiting(self) -> bool:
-        """Whether another process (or lock object) is queued for the file right now
-        (``True`` when the queue file cannot be used: give the file up)."""
-        try:
-            queue = self._open(self._queue_path, "the catalog's queue file")
-        except StorageUnavailableError:
-            return True
-        try:
-            fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(queue)  # closing drops the probe's lock too
-        return False
 
 
 class DuckDBLease:
@@ -149,7 +257,7 @@ class DuckDBLease:
         self._settle = settle
         self._mutex = threading.Lock()
         self._connection: Connection | None = None
-        self._lock_fd: int | None = None
+        self._tenure: Tenure | None = None
         self._last_used = 0.0
         self._watcher: threading.Thread | None = None
         self._pid = os.getpid()
@@ -195,7 +303,7 @@ class DuckDBLease:
                 raise
             finally:
                 self._last_used = time.monotonic()
-                if self._linger <= 0 or self._lock.others_waiting():
+                if self._linger <= 0 or self._others_waiting():
                     self._close()
                 else:
                     self._watch()
@@ -208,10 +316,10 @@ class DuckDBLease:
 
     def _open(self) -> Connection:
         if self._pid != os.getpid():  # a forked child must not touch its parent's handles
-            self._connection, self._lock_fd, self._pid = None, None, os.getpid()
+            self._connection, self._tenure, self._pid = None, None, os.getpid()
         if self._connection is None:
             self.memo.clear()
-            self._lock_fd = self._lock.acquire()
+            self._tenure = self._lock.acquire()
             try:
                 self._connection = self._connect()
                 self._on_open(self._connection)
@@ -219,8 +327,8 @@ class DuckDBLease:
                 if self._connection is not None:
                     self._connection.close()
                     self._connection = None
-                self._lock.release(self._lock_fd)
-                self._lock_fd = None
+                self._lock.release(self._tenure)
+                self._tenure = None
                 raise
         return self._connection
 
@@ -244,9 +352,14 @@ class DuckDBLease:
             if connection is not None:
                 connection.close()
         finally:
-            if self._lock_fd is not None:
-                fd, self._lock_fd = self._lock_fd, None
-                self._lock.release(fd)
+            if self._tenure is not None:
+                tenure, self._tenure = self._tenure, None
+                self._lock.release(tenure)
+
+    def _others_waiting(self) -> bool:
+        """Whether another process queues for the file this process holds (``True`` when
+        it holds none)."""
+        return self._tenure is None or self._lock.others_waiting(self._tenure)
 
     def _watch(self) -> None:
         if self._watcher is None or not self._watcher.is_alive():
@@ -264,7 +377,7 @@ class DuckDBLease:
                 if self._connection is None:
                     return
                 idle = time.monotonic() - self._last_used >= self._linger
-                if idle or self._lock.others_waiting():
+                if idle or self._others_waiting():
                     self._close()
                     return
             finally:

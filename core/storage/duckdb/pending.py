@@ -47,7 +47,7 @@ Row = dict[str, Any]
 Op = list[Any]
 
 TABLES: dict[str, Table] = {
-    model.__tablename__: model.__table__  # type: ignore[misc]
+    model.__tablename__: model.__table__
     for model in (CasBlob, ArtifactRow, BlobRefRow, TagRow, TagMoveRow, RunIORow)
 }
 KEYS = {
@@ -428,7 +428,7 @@ class _Wanted:
                     continue
                 for row in op[2]:
                     wanted.add(op[1], row)
-        wanted.artifacts.discard(None)  # type: ignore[arg-type]
+        wanted.artifacts.discard(None)
         return wanted
 
     def add(self, table: str, row: Row) -> None:
@@ -602,7 +602,7 @@ def _value(column: Column[Any], value: Any) -> Any:
         if column.nullable:
             return None
         raise ValueError(f"{name} is missing")
-    wanted: type = str
+    wanted: type[Any] = str
     if isinstance(column_type, Integer):
         wanted = int
     if type(value) is not wanted:

@@ -1,0 +1,142 @@
+"""Input location: where the value an asset or op reads is stored, as of its run's pin."""
+
+from typing import Any
+
+from core.dag import node_value
+from core.domain import NodeValue
+from core.errors import NotFoundError
+from core.identifiers import check_node_id, check_run_id, check_tag_name
+from core.repository.unit_of_work import UnitOfWork
+from core.service.artifact_resolution import ArtifactResolution
+from core.service.asset_lineage import RunLineage
+from core.service.cas import CasService
+from core.service.run import RunService
+from core.service.workflow_moves import WorkflowMoves
+from core.storage.uow import UnitOfWorkFactory
+
+
+class AssetInputs:
+    """Each run reads a pinned snapshot; every read is noted for the run's lineage."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory[UnitOfWork],
+        cas: CasService,
+        artifacts: ArtifactResolution,
+        workflows: WorkflowMoves,
+        runs: RunService,
+        lineage: RunLineage,
+    ) -> None:
+        self._uow = uow
+        self._cas = cas
+        self._artifacts = artifacts
+        self._workflows = workflows
+        self._runs = runs
+        self._lineage = lineage
+
+    def locate_step_output(
+        self, run_id: str | None, tag: str, producer: str, node: str
+    ) -> NodeValue:
+        """Where the op output ``node`` of run ``producer`` is stored (the run itself, or
+        the run it re-executes); the read is noted for ``run_id``."""
+        check_node_id(node)
+        check_run_id(producer)
+        if run_id is not None:
+            self._runs.pin(run_id, tag)
+        value = self._lineage.output_of(producer, node, None)
+        if value is None:
+            raise NotFoundError(f"output {node!r} of run {producer!r} has no stored value")
+        if run_id is not None:
+            self._lineage.note_read(run_id, value)
+        return value
+
+    def locate_input(
+        self,
+        run_id: str | None,
+        tag: str,
+        node: str,
+        *,
+        partition_key: str | None = None,
+        pin_tag: str | None = None,
+        pin_version: str | None = None,
+        producer: str | None = None,
+    ) -> NodeValue:
+        """Where the value ``node`` reads is stored; the read is noted for the run.
+
+        An explicit pin wins (``pin_version``, a version hash, or ``pin_tag``); otherwise
+        the value this run produced, or that run ``producer`` did (the run a re-execution
+        re-executes); otherwise the value in the run's pinned snapshot (or, with no run,
+        on the tag now).
+        """
+        check_node_id(node)
+        check_tag_name(tag)
+        if producer is not None:
+            check_run_id(producer)
+        if run_id is not None:
+            self._runs.pin(run_id, tag)  # the run's first touch pins it, in its own transaction
+        value = None
+        if run_id is not None and pin_tag is None and pin_version is None:
+            value = self._lineage.own_output(run_id, node, partition_key)
+            if value is None and producer not in (None, run_id):  # a step not re-executed
+                value = self._lineage.output_of(producer, node, partition_key)
+        if value is None:
+            with self._uow() as uow:
+                value = self._locate(uow, run_id, tag, node, partition_key, pin_tag, pin_version)
+                uow.commit()
+        if run_id is not None:
+            self._lineage.note_read(run_id, value)
+        return value
+
+    def read(self, value: NodeValue) -> bytes:
+        """The bytes of ``value``, verified against its cas id."""
+        return self._cas.get_content(value.cas_id)
+
+    def _locate(
+        self,
+        uow: UnitOfWork,
+        run_id: str | None,
+        tag: str,
+        node: str,
+        partition_key: str | None,
+        pin_tag: str | None,
+        pin_version: str | None,
+    ) -> NodeValue:
+        if pin_version is not None:
+            artifact = self._artifacts.get_by_version_hash_in(uow, pin_version)
+            document = self._artifacts.resolve_in(uow, artifact.id)
+            value = self._in(uow, document, node, partition_key)
+            where = f"version {pin_version}"
+        elif pin_tag is not None:
+            value = self._in(uow, self._workflows.document_in(uow, pin_tag), node, partition_key)
+            where = f"tag {pin_tag!r}"
+        elif run_id is None:
+            value = self._in(uow, self._workflows.document_in(uow, tag), node, partition_key)
+            where = f"tag {tag!r}"
+        else:
+            value = self._runs.get_output_in(uow, run_id, node, partition_key) or self._pinned(
+                uow, run_id, tag, node, partition_key
+            )
+            where = f"tag {tag!r} as pinned by run {run_id!r}"
+        if value is None:
+            part = f" partition {partition_key!r}" if partition_key is not None else ""
+            raise NotFoundError(f"asset {node!r}{part} has no stored value on {where}")
+        return value
+
+    def _pinned(
+        self, uow: UnitOfWork, run_id: str, tag: str, node: str, partition_key: str | None
+    ) -> NodeValue | None:
+        snapshot_id, base_id = self._runs.pin_in(uow, run_id, tag)
+        if base_id is None:
+            return None
+        return self._in(uow, self._artifacts.resolve_in(uow, snapshot_id), node, partition_key)
+
+    def _in(
+        self, uow: UnitOfWork, document: dict[str, Any], node: str, partition_key: str | None
+    ) -> NodeValue | None:
+        entry = node_value(document, node, partition_key)
+        if entry is None:
+            return None
+        if "media_type" not in entry or "size" not in entry:  # a document written by hand
+            blob = self._cas.blob_in(uow, entry["cas_id"])
+            entry = {"media_type": blob.media_type, "size": blob.size, **entry}
+        return NodeValue(node, partition_key, entry["cas_id"], entry["media_type"], entry["size"])

@@ -1,0 +1,169 @@
+"""Output commits: a pipeline's outputs become node values on its tag."""
+
+from functools import partial
+
+from core.dag import with_node_value
+from core.domain import CreateWorkflowResponse, NodeValue, OutputCommit
+from core.errors import ConflictError, ValidationError
+from core.identifiers import (
+    check_content,
+    check_job_name,
+    check_media_type,
+    check_node_id,
+    check_partition_key,
+    check_run_id,
+    check_tag_name,
+    check_text,
+)
+from core.repository.unit_of_work import UnitOfWork
+from core.service.asset_lineage import RunLineage
+from core.service.cas import CasService
+from core.service.run import RunService
+from core.service.tag import MAX_SWAP_ATTEMPTS
+from core.service.workflow_commits import WorkflowCommits
+from core.storage.uow import UnitOfWorkFactory
+
+LARGE_VALUE = 1 << 20
+"""Values at least this big are written to the blob store before the commit's transaction."""
+
+
+def check_output(
+    run_id: object,
+    tag: object,
+    node: object,
+    deps: object,
+    content: object,
+    media_type: object,
+    job_name: object,
+) -> None:
+    """What every output commit checks before anything is stored (node ids by the rule
+    a DAG document's nodes and deps follow too)."""
+    check_run_id(run_id)
+    check_tag_name(tag)
+    check_node_id(node)
+    if not isinstance(deps, list | tuple):
+        raise ValidationError(f"invalid deps {deps!r}: expected a list of node ids")
+    for dep in deps:
+        check_node_id(dep, "in deps")
+    check_content(content)
+    check_media_type(media_type)
+    check_job_name(job_name)
+
+
+class AssetOutputs:
+    """Each output becomes the node's value on the tag, with the run's pin, the new
+    version, the tag's move and the run's lineage in one unit of work."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory[UnitOfWork],
+        cas: CasService,
+        workflows: WorkflowCommits,
+        runs: RunService,
+        lineage: RunLineage,
+    ) -> None:
+        self._uow = uow
+        self._cas = cas
+        self._workflows = workflows
+        self._runs = runs
+        self._lineage = lineage
+
+    def commit_output(
+        self,
+        run_id: str,
+        tag: str,
+        node: str,
+        content: bytes,
+        *,
+        media_type: str,
+        deps: list[str] | tuple[str, ...] = (),
+        partition_key: str | None = None,
+        code_version: str | None = None,
+        job_name: str | None = None,
+    ) -> OutputCommit:
+        """Store ``content`` as ``node``'s value and move ``tag`` to a version holding it.
+
+        The run is pinned first (if it is not already), in the same transaction: a value
+        that cannot be committed leaves no pin either. A value equal to the tag's current
+        one changes nothing (``changed=False``); a lost race is retried on the new head.
+        The transaction is deferred (journaled: see ``core.storage.db``) when it can be.
+        """
+        check_output(run_id, tag, node, deps, content, media_type, job_name)
+        check_partition_key(partition_key)
+        check_text(code_version, "code version", 255)
+        if len(content) >= LARGE_VALUE:
+            cas_id = self._cas.store_content(content, media_type)  # big: before the lock
+            blobs: list[tuple[bytes, str]] = []
+        else:  # stored with the new version, when there is one
+            cas_id = self._cas.compute_hash(content)
+            blobs = [(content, media_type)]
+        value = NodeValue(node, partition_key, cas_id, media_type, len(content))
+        entry = {"cas_id": cas_id, "media_type": media_type, "size": len(content)}
+        update = partial(
+            with_node_value,
+            node_id=node,
+            value=entry,
+            deps=list(deps),
+            partition_key=partition_key,
+            code_version=code_version,
+        )
+        message = f"materialize {node}" + (f" [{partition_key}]" if partition_key else "")
+
+        def commit(uow: UnitOfWork) -> CreateWorkflowResponse:
+            # the pin, the value, the new version, the move, the lineage: all or nothing
+            self._runs.pin_in(uow, run_id, tag, job_name=job_name)
+            response = self._workflows.update_in(
+                uow,
+                tag,
+                update,
+                name=job_name or tag,
+                created_by=job_name,
+                message=message,
+                run_id=run_id,
+                blobs=blobs,
+            )
+            if blobs and not response.changed:  # stored already, unless its file is gone
+                self._cas.store_if_missing(uow, cas_id, content, media_type)
+            reads = self._lineage.unwritten_reads(run_id)
+            self._runs.record_io_in(uow, run_id, outputs=[value], inputs=reads)
+            self._lineage.written_in(uow, run_id, value, reads)
+            return response
+
+        response = self._uow.run(
+            commit, lost=ConflictError, attempts=MAX_SWAP_ATTEMPTS, deferred=True
+        )
+        return OutputCommit(
+            value=value,
+            tag=tag,
+            artifact_id=response.artifact_id,
+            version_hash=response.version_hash,
+            from_target_id=response.from_target_id,
+            revision=response.revision,
+            changed=response.changed,
+        )
+
+    def commit_step_output(
+        self,
+        run_id: str,
+        tag: str,
+        node: str,
+        content: bytes,
+        *,
+        media_type: str,
+        job_name: str | None = None,
+    ) -> NodeValue:
+        """Store the output of an op (a value that is no asset) for its run alone.
+
+        It moves no tag and joins no DAG version: the run's later steps, and re-executions
+        of the run, read it back with ``locate_step_output``. ``tag`` is the run's pin.
+        """
+        check_output(run_id, tag, node, (), content, media_type, job_name)
+        with self._uow() as uow:
+            self._runs.pin_in(uow, run_id, tag, job_name=job_name)
+            cas_id = self._cas.store_in(uow, [(content, media_type)])[0]
+            value = NodeValue(node, None, cas_id, media_type, len(content))
+            reads = self._lineage.unwritten_reads(run_id)
+            self._runs.record_io_in(uow, run_id, outputs=[value], inputs=reads)
+            self._lineage.written_in(uow, run_id, value, reads)
+            uow.commit()
+        return value

@@ -1,0 +1,86 @@
+"""The rule every tag move follows: a compare-and-swap that appends one history row."""
+
+import uuid
+
+from core.identifiers import (
+    check_actor,
+    check_artifact_id,
+    check_reason,
+    check_revision,
+    check_run_id,
+    check_tag_name,
+)
+from core.repository.unit_of_work import UnitOfWork
+from core.service.artifact_resolution import ArtifactResolution
+
+
+def check_move_fields(moved_by: object, reason: object, run_id: object) -> None:
+    check_actor(moved_by, "moved_by")
+    check_reason(reason)
+    if run_id is not None:
+        check_run_id(run_id)
+
+
+class TagMoves:
+    """Moves tags inside a caller's unit of work (tags and workflow commits share it)."""
+
+    def __init__(self, artifacts: ArtifactResolution) -> None:
+        self._artifacts = artifacts
+
+    def swap(
+        self,
+        uow: UnitOfWork,
+        name: str,
+        expected_target_id: uuid.UUID | None,
+        new_target_id: uuid.UUID | None,
+        *,
+        moved_by: str | None = None,
+        reason: str | None = None,
+        run_id: str | None = None,
+        expected_revision: int | None = None,
+    ) -> bool:
+        """Move ``name`` from ``expected_target_id`` to ``new_target_id``; ``False`` if lost.
+
+        ``expected_target_id=None`` means the tag must not exist yet; ``new_target_id=None``
+        deletes it. With ``expected_revision`` the tag must also be at that revision. A
+        deleted tag keeps its revision, which counts on when the name is created again.
+        """
+        check_tag_name(name)
+        expected = None if expected_target_id is None else check_artifact_id(expected_target_id)
+        new = None if new_target_id is None else check_artifact_id(new_target_id)
+        check_revision(expected_revision)
+        check_move_fields(moved_by, reason, run_id)
+        if expected is None and new is None:
+            return False
+        if expected is not None and expected == new:  # already there: nothing to record
+            current = uow.tags.get(name)
+            return (
+                current is not None
+                and current.target_id == expected
+                and expected_revision in (None, current.revision)
+            )
+        target = None if new is None else self._artifacts.get_in(uow, new)
+        revision = uow.tags.swap(
+            name,
+            expected_target_id=expected,
+            expected_revision=expected_revision,
+            new_target_id=new,
+            new_target_kind=target and target.kind,
+            updated_by=moved_by,
+        )
+        if revision is None and expected is None and expected_revision in (None, 0):
+            assert target is not None
+            created = uow.tags.insert(name, target.id, target.kind, moved_by)
+            revision = created and created.revision
+        if revision is None:
+            return False
+        uow.tags.append_move(
+            name,
+            from_target_id=expected,
+            to_target_id=new,
+            revision=revision,
+            moved_by=moved_by,
+            reason=reason,
+            run_id=run_id,
+        )
+        return True

@@ -1,0 +1,350 @@
+"""Workflow commits: DAG documents and patches recorded as versions, and their tag moved."""
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.dag import (
+    EMPTY_DAG,
+    apply_patch,
+    canonical_json,
+    make_patch,
+    validate_dag,
+    validate_patch,
+)
+from core.domain import CreateWorkflowRequest, CreateWorkflowResponse
+from core.errors import ConflictError, NotFoundError, ValidationError
+from core.identifiers import (
+    check_actor,
+    check_artifact_name,
+    check_reason,
+    check_revision,
+    check_run_id,
+    check_tag_name,
+)
+from core.repository.unit_of_work import UnitOfWork
+from core.service.artifact_creation import ArtifactCreation, check_record
+from core.service.artifact_resolution import ArtifactResolution
+from core.service.tag import MAX_SWAP_ATTEMPTS
+from core.service.tag_moves import TagMoves
+from core.storage.uow import UnitOfWorkFactory
+
+DEFAULT_COMPACTION_BOUND = 32
+"""Patch sets allowed above a ``dag_version`` before a commit writes a full version."""
+
+
+class _LostRace(Exception):
+    """Another writer moved the tag between our read and our compare-and-swap."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A new DAG document to commit, the patch that produced it (if any), and whether it
+    differs from the current document."""
+
+    document: dict[str, Any]
+    patch: list[dict[str, Any]] | None
+    changed: bool
+
+
+def _differs(current: dict[str, Any] | None, document: dict[str, Any]) -> bool:
+    """Whether ``document`` is new content (``1``, ``1.0`` and ``true`` differ)."""
+    return current is None or canonical_json(document) != canonical_json(current)
+
+
+class WorkflowCommits:
+    """Store, version and move in one transaction: a new version of the tag's document
+    (a patch set, or a full version once the chain reaches the compaction bound)."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory[UnitOfWork],
+        artifacts: ArtifactResolution,
+        creation: ArtifactCreation,
+        moves: TagMoves,
+        *,
+        compaction_bound: int = DEFAULT_COMPACTION_BOUND,
+    ) -> None:
+        self._uow = uow
+        self._artifacts = artifacts
+        self._creation = creation
+        self._moves = moves
+        self._compaction_bound = compaction_bound
+
+    def create_workflow(self, request: CreateWorkflowRequest) -> CreateWorkflowResponse:
+        """Commit ``request.dag`` as the tag's new version, parented on its current target.
+
+        Content equal to the tag's current document changes nothing (``changed=False``).
+        """
+        if not isinstance(request, CreateWorkflowRequest):
+            raise ValidationError(f"expected a CreateWorkflowRequest, got {request!r}")
+        check_tag_name(request.tag)
+        check_artifact_name(request.name)
+        document = validate_dag(request.dag)
+
+        return self._commit(
+            _Commit(
+                tag=request.tag,
+                change=lambda current: Change(document, None, _differs(current, document)),
+                default_reason="create_workflow",
+                name=request.name,
+                expected_revision=request.expected_revision,
+                created_by=request.created_by,
+                message=request.message,
+                must_exist=False,
+            )
+        )
+
+    def patch_workflow(
+        self,
+        tag: str,
+        patch: list[dict[str, Any]],
+        *,
+        expected_revision: int | None = None,
+        created_by: str | None = None,
+        message: str | None = None,
+        run_id: str | None = None,
+    ) -> CreateWorkflowResponse:
+        """Apply an RFC 6902 patch to the tag's document, record it and move the tag.
+
+        Without ``expected_revision`` a lost race is retried on the new head (a rebase);
+        with it, a moved tag is a ``ConflictError``. A patch whose result is not a valid
+        DAG changes nothing.
+        """
+        check_tag_name(tag)
+        patch = validate_patch(patch)
+
+        def apply(current: dict[str, Any] | None) -> Change:
+            assert current is not None, "patch_workflow requires an existing tag"
+            document = validate_dag(apply_patch(current, patch))
+            return Change(document, patch, _differs(current, document))
+
+        return self._commit(
+            _Commit(
+                tag=tag,
+                change=apply,
+                default_reason="patch_workflow",
+                expected_revision=expected_revision,
+                created_by=created_by,
+                message=message,
+                run_id=run_id,
+            )
+        )
+
+    def update_workflow(
+        self,
+        tag: str,
+        update: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        name: str,
+        created_by: str | None = None,
+        message: str | None = None,
+        run_id: str | None = None,
+        blobs: Sequence[tuple[bytes, str]] = (),
+    ) -> CreateWorkflowResponse:
+        """Read-modify-write: commit ``update(document)`` as a patch on the tag's head.
+
+        ``update`` sees the current document (an empty DAG if the tag does not exist),
+        returns a new one without modifying it (sharing the nodes it leaves alone, which
+        are not validated again), and is called again on the new head whenever another
+        writer moves the tag first. ``blobs`` (content, media type) that the new document
+        names are stored with the new version, in the same catalog statement as its own
+        content; a document equal to the current one stores nothing (the blobs it names
+        are stored already).
+        """
+        check_tag_name(tag)
+        return self._commit(_update(tag, update, name, created_by, message, run_id, blobs))
+
+    def update_in(
+        self,
+        uow: UnitOfWork,
+        tag: str,
+        update: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        name: str,
+        created_by: str | None = None,
+        message: str | None = None,
+        run_id: str | None = None,
+        blobs: Sequence[tuple[bytes, str]] = (),
+    ) -> CreateWorkflowResponse:
+        """A step: ``update_workflow`` in ``uow``, tried once (``ConflictError`` when
+        another writer moved the tag first: the caller retries the whole unit of work)."""
+        check_tag_name(tag)
+        commit = _update(tag, update, name, created_by, message, run_id, blobs)
+        _check_commit(commit)
+        try:
+            return self._attempt(uow, commit)
+        except _LostRace:
+            raise _moved(commit) from None
+
+    def _commit(self, commit: "_Commit") -> CreateWorkflowResponse:
+        """``commit`` in a unit of work of its own; without an expected revision a lost
+        race is retried on the new head."""
+        _check_commit(commit)
+        retry = commit.expected_revision is None
+        try:
+            return self._uow.run(
+                lambda uow: self._attempt(uow, commit),
+                lost=_LostRace,
+                attempts=MAX_SWAP_ATTEMPTS if retry else 1,
+            )
+        except _LostRace:
+            raise _moved(commit) from None
+
+    def _attempt(self, uow: UnitOfWork, commit: "_Commit") -> CreateWorkflowResponse:
+        """One attempt in ``uow``; ``_LostRace`` if another writer moved the tag first."""
+        tag = uow.tags.get(commit.tag)
+        revision = tag.revision if tag else uow.tags.revision(commit.tag)
+        if commit.expected_revision not in (None, revision):
+            raise ConflictError(
+                f"tag {commit.tag!r} is at revision {revision}, not the expected "
+                f"{commit.expected_revision} (target: {tag and tag.target_id})"
+            )
+        if tag is None and commit.must_exist:
+            raise NotFoundError(f"tag {commit.tag!r} not found")
+        current = None if tag is None else self._artifacts.resolve_in(uow, tag.target_id)
+        planned = commit.change(current)
+        if tag is not None and not planned.changed:
+            head = self._artifacts.get_in(uow, tag.target_id)
+            return CreateWorkflowResponse(
+                head.id,
+                head.version_hash,
+                head.cas_id,
+                commit.tag,
+                tag.revision,
+                changed=False,
+                from_target_id=tag.target_id,
+            )
+        artifact_id = self._record(uow, commit, planned, tag and tag.target_id, current)
+        moved = self._moves.swap(
+            uow,
+            commit.tag,
+            tag and tag.target_id,
+            artifact_id,
+            moved_by=commit.created_by,
+            reason=commit.message or commit.default_reason,
+            run_id=commit.run_id,
+            expected_revision=revision,
+        )
+        if not moved:
+            raise _LostRace
+        artifact = self._artifacts.get_in(uow, artifact_id)
+        return CreateWorkflowResponse(
+            artifact.id,
+            artifact.version_hash,
+            artifact.cas_id,
+            commit.tag,
+            revision + 1,
+            changed=True,
+            from_target_id=tag and tag.target_id,
+        )
+
+    def _record(
+        self,
+        uow: UnitOfWork,
+        commit: "_Commit",
+        planned: Change,
+        parent_id: uuid.UUID | None,
+        parent_document: dict[str, Any] | None,
+    ) -> uuid.UUID:
+        """Write a patch set, or a full version when there is no head or the chain is long."""
+        metadata = {"message": commit.message} if commit.message else None
+        name = commit.name
+        if name is None:
+            assert parent_id is not None, "a patch always has a head to name it after"
+            name = self._artifacts.get_in(uow, parent_id).name
+        metadata_json = check_record(name, commit.created_by, metadata)
+        if (
+            planned.patch is not None
+            and parent_id is not None
+            and parent_document is not None
+            and self._artifacts.patch_depth_in(uow, parent_id) < self._compaction_bound
+        ):
+            return self._creation.add_patch_set_in(
+                uow,
+                name,
+                planned.patch,
+                parent_id,
+                parent_document,
+                planned.document,
+                commit.created_by,
+                metadata_json,
+                commit.blobs,
+            )
+        return self._creation.add_dag_version_in(
+            uow,
+            name,
+            planned.document,
+            parent_id,
+            commit.created_by,
+            metadata_json,
+            commit.blobs,
+        )
+
+
+def _check_commit(commit: "_Commit") -> None:
+    check_actor(commit.created_by, "created_by")
+    check_reason(commit.message, "message")
+    if commit.name is not None:
+        check_artifact_name(commit.name)
+    if commit.run_id is not None:
+        check_run_id(commit.run_id)
+    check_revision(commit.expected_revision)
+
+
+def _moved(commit: "_Commit") -> ConflictError:
+    expected = commit.expected_revision
+    return ConflictError(
+        f"tag {commit.tag!r} moved while it was being committed"
+        + (f" (expected revision {expected})" if expected is not None else "")
+    )
+
+
+def _update(
+    tag: str,
+    update: Callable[[dict[str, Any]], dict[str, Any]],
+    name: str,
+    created_by: str | None,
+    message: str | None,
+    run_id: str | None,
+    blobs: Sequence[tuple[bytes, str]],
+) -> "_Commit":
+    """The commit of ``update_workflow``."""
+
+    def change(current: dict[str, Any] | None) -> Change:
+        base = EMPTY_DAG if current is None else current
+        document = validate_dag(update(base), base=base)
+        if current is None:
+            return Change(document, None, changed=True)
+        patch = make_patch(current, document)
+        return Change(document, patch, changed=bool(patch))
+
+    return _Commit(
+        tag=tag,
+        change=change,
+        default_reason="update_workflow",
+        name=name,
+        created_by=created_by,
+        message=message,
+        run_id=run_id,
+        must_exist=False,
+        blobs=blobs,
+    )
+
+
+@dataclass(frozen=True)
+class _Commit:
+    """What a workflow commit wants: which tag, under which expectation, what change."""
+
+    tag: str
+    change: Callable[[dict[str, Any] | None], Change]
+    default_reason: str
+    name: str | None = None
+    expected_revision: int | None = None
+    created_by: str | None = None
+    message: str | None = None
+    run_id: str | None = None
+    must_exist: bool = True
+    blobs: Sequence[tuple[bytes, str]] = ()
+    """(content, media type) the new document names, stored with its own content."""
