@@ -13,9 +13,21 @@ from core.cli.output import emit_json
 by_option = click.option("--by", "moved_by", default=None, help="Who makes the move (history).")
 
 
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+"""The largest DAG document or patch file read (``/dev/zero`` would never end)."""
+
+
 def read_json(path: Path) -> Any:
+    """The JSON value in ``path`` (a file, or a pipe such as ``<(...)``), at most
+    ``MAX_INPUT_BYTES`` long."""
     try:
-        return json.loads(path.read_text())
+        with path.open("rb") as handle:
+            content = handle.read(MAX_INPUT_BYTES + 1)
+        if len(content) > MAX_INPUT_BYTES:
+            raise core.ValidationError(
+                f"cannot read JSON from {str(path)!r}: longer than {MAX_INPUT_BYTES} bytes"
+            )
+        return json.loads(content.decode())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise core.ValidationError(f"cannot read JSON from {str(path)!r}: {exc}") from exc
 

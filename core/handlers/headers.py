@@ -1,10 +1,11 @@
 """HTTP headers the handlers read, parsed strictly as RFC 9110 spells them.
 
 ``If-Match`` carries a tag's expected revision: ``"3"`` (the ``ETag`` this server sends),
-a bare ``3``, a list, or ``*``. Entity tags are compared whole: under ``If-Match`` only a
-strong tag naming a revision can match (a weak tag, or a tag that is no revision this
-server could have sent, never does); under ``If-None-Match`` the weak comparison holds.
-Numbers are ASCII digits only, of bounded length.
+a bare ``3``, a list, or ``*``. Entity tags are compared whole, as text: under
+``If-Match`` only a strong tag whose text is a revision's ``ETag`` text can match (a weak
+tag, or one this server never sends, such as ``"03"``, never does); under
+``If-None-Match`` the weak comparison holds. Repeated field lines are one list (RFC 9110
+5.3). Numbers are ASCII digits only, of bounded length.
 """
 
 import re
@@ -89,11 +90,17 @@ def parse_if_match(header: str | None) -> IfMatch | None:
         ) from None
     if tags is None:
         return IfMatch(any=True)
-    revisions = (None if tag.weak else parse_number(tag.opaque) for tag in tags)
-    return IfMatch(
-        any=False,
-        revisions=tuple(dict.fromkeys(r for r in revisions if r is not None and r <= MAX_REVISION)),
-    )
+    revisions = (None if tag.weak else sent_revision(tag.opaque) for tag in tags)
+    return IfMatch(any=False, revisions=tuple(dict.fromkeys(r for r in revisions if r is not None)))
+
+
+def sent_revision(opaque: str) -> int | None:
+    """The revision whose ``ETag`` text (``str(revision)``) is exactly ``opaque``, if any:
+    ``"03"`` and ``"+3"`` name no revision this server sends."""
+    number = parse_number(opaque)
+    if number is None or number > MAX_REVISION or str(number) != opaque:
+        return None
+    return number
 
 
 def expected_revision(
@@ -128,4 +135,11 @@ def none_match(header: str | None, etag: str) -> bool:
 
 
 def revision_etag(revision: int) -> str:
+    """The ``ETag`` of a tag at ``revision``."""
     return f'"{revision}"'
+
+
+def combined(field_lines: list[str]) -> str | None:
+    """The field lines of one header as the single list they mean (RFC 9110 5.3: joined
+    with ``", "``), or ``None`` without any."""
+    return ", ".join(field_lines) if field_lines else None

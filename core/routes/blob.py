@@ -8,6 +8,7 @@ import core
 from core.handlers.blob import BlobHandler
 from core.handlers.errors import RetryingRoute
 from core.handlers.schemas import ERROR_RESPONSES
+from core.routes.headers import IfNoneMatch
 
 
 def router(catalog: core.Services) -> APIRouter:
@@ -29,8 +30,8 @@ def router(catalog: core.Services) -> APIRouter:
     )
     def get_blob(
         cas_id: str,
+        if_none_match: IfNoneMatch,
         range_header: Annotated[str | None, Header(alias="Range")] = None,
-        if_none_match: Annotated[str | None, Header()] = None,
     ) -> Response:
         return handler.get(cas_id, range_header, if_none_match)
 
@@ -42,8 +43,8 @@ def router(catalog: core.Services) -> APIRouter:
     )
     def head_blob(
         cas_id: str,
+        if_none_match: IfNoneMatch,
         range_header: Annotated[str | None, Header(alias="Range")] = None,
-        if_none_match: Annotated[str | None, Header()] = None,
     ) -> Response:
         return handler.head(cas_id, range_header, if_none_match)
 

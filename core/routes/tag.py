@@ -2,12 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 
 import core
 from core.handlers.errors import RetryingRoute
 from core.handlers.schemas import ERROR_RESPONSES, MoveTagIn, TagMoveOut, TagOut
 from core.handlers.tag import TagHandler
+from core.routes.headers import IfMatch
 
 
 def router(catalog: core.Services) -> APIRouter:
@@ -15,7 +16,6 @@ def router(catalog: core.Services) -> APIRouter:
     routes = APIRouter(
         prefix="/tags", tags=["tags"], responses=ERROR_RESPONSES, route_class=RetryingRoute
     )
-    if_match = Header(description="Expected revision: compare-and-swap")
 
     @routes.get("", summary="Every tag")
     def list_tags() -> list[TagOut]:
@@ -34,14 +34,14 @@ def router(catalog: core.Services) -> APIRouter:
         name: str,
         body: MoveTagIn,
         response: Response,
-        if_match: Annotated[str | None, if_match] = None,
+        if_match: IfMatch,
     ) -> TagOut:
         return handler.put(name, body, if_match, response)
 
     @routes.delete("/{name:path}", status_code=204, summary="Delete a tag (history stays)")
     def delete_tag(
         name: str,
-        if_match: Annotated[str | None, if_match] = None,
+        if_match: IfMatch,
         moved_by: Annotated[str | None, Query(description="Who deletes it (history)")] = None,
         reason: Annotated[str | None, Query(description="Why (history)")] = None,
     ) -> Response:

@@ -2,12 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response
+from fastapi import APIRouter, Body, Response
 
 import core
 from core.handlers.errors import RetryingRoute
 from core.handlers.schemas import ERROR_RESPONSES, CreateWorkflowIn, WorkflowCommitOut
 from core.handlers.workflow import WorkflowHandler
+from core.routes.headers import IfMatch
 
 
 def router(catalog: core.Services) -> APIRouter:
@@ -32,7 +33,7 @@ def router(catalog: core.Services) -> APIRouter:
         tag: str,
         response: Response,
         body: Annotated[list[dict[str, Any]], Body(description="RFC 6902 operations")],
-        if_match: Annotated[str | None, Header(description="Expected revision")] = None,
+        if_match: IfMatch,
     ) -> WorkflowCommitOut:
         return handler.patch(tag, body, if_match, response)
 

@@ -11,10 +11,13 @@ from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_resolution import ArtifactResolution
 from core.storage.uow import UnitOfWorkFactory
 
-REFLOG = re.compile(r"(?P<tag>.+)@\{(?P<position>\d+)\}")
+REFLOG = re.compile(r"(?P<tag>.+)@\{(?P<position>[0-9]+)\}")
+"""``TAG@{N}``: ``N`` is ASCII digits (``\\d`` and ``str.isdigit`` also take ``٣``)."""
 ARTIFACT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 """An artifact id as ``str(uuid)`` spells it (32 bare hex digits are a hash prefix)."""
 MAX_POSITION = 2**31 - 1
+POSITION_DIGITS = len(str(MAX_POSITION))
+"""Significant digits past which a position is past any move (``int`` stops at 4300)."""
 MIN_PREFIX = 8
 HASH_PREFIX = re.compile(rf"(?:sha256:)?(?P<hex>[0-9a-f]{{{MIN_PREFIX},64}})")
 
@@ -39,7 +42,7 @@ class RefService:
             with contextlib.suppress(NotFoundError):  # may still be a tag of that name
                 return self._artifacts.get_by_id(uuid.UUID(ref))
         if reflog := REFLOG.fullmatch(ref):
-            return self._position(check_tag_name(reflog["tag"]), int(reflog["position"]))
+            return self._position(check_tag_name(reflog["tag"]), reflog["position"])
         with self._uow() as uow:
             found = self._find(uow, ref)
             uow.commit()
@@ -68,13 +71,22 @@ class RefService:
                 raise ValidationError(f"ambiguous ref {ref!r}: several versions start so")
         return None
 
-    def _position(self, tag: str, position: int) -> Artifact:
+    def _position(self, tag: str, digits: str) -> Artifact:
+        """The artifact ``tag`` pointed at ``digits`` (ASCII) moves before its last."""
+        position = _number(digits)
         with self._uow() as uow:
             move = uow.tags.move_at(tag, position) if position <= MAX_POSITION else None
             if move is None:
-                raise NotFoundError(f"tag {tag!r} has no position @{{{position}}}")
+                raise NotFoundError(f"tag {tag!r} has no position @{{{digits}}}")
             if move.to_target_id is None:
-                raise NotFoundError(f"tag {tag!r} was deleted at position @{{{position}}}")
+                raise NotFoundError(f"tag {tag!r} was deleted at position @{{{digits}}}")
             artifact = self._artifacts.get_in(uow, move.to_target_id)
             uow.commit()
         return artifact
+
+
+def _number(digits: str) -> int:
+    """The ASCII ``digits`` of a position as an int; one too long to parse is past
+    ``MAX_POSITION`` (so names no move)."""
+    significant = digits.lstrip("0") or "0"
+    return MAX_POSITION + 1 if len(significant) > POSITION_DIGITS else int(significant)

@@ -37,6 +37,11 @@ class BlobStore:
         self._tmp = self.root / "tmp"
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:  # a file that is no folder stands in the way
+            blocked = self.root if not self.root.is_dir() else self._tmp
+            raise StorageUnavailableError(
+                f"cannot use blob folder {str(self.root)!r}: {str(blocked)!r} is not a folder"
+            ) from exc
         except OSError as exc:
             raise StorageUnavailableError(
                 f"cannot use blob folder {str(self.root)!r}: {exc.strerror}"

@@ -196,26 +196,40 @@ class Database:
                     for settle in settles:
                         with contextlib.suppress(Exception):
                             settle(False)
-                if (lost := self._dropped(exc, committing=committing)) is not None:
-                    raise lost from exc
+                if (failed_storage := self._storage_error(exc, committing=committing)) is not None:
+                    raise failed_storage from exc
                 raise
             finally:
                 self._local.session = None
         for call in committed:
             call()
 
-    def _dropped(self, exc: BaseException, *, committing: bool) -> StorageUnavailableError | None:
-        """The domain error for a Postgres transaction the server dropped (a broken
-        connection, a shutdown): ``TransactionLostError`` before its commit was sent (so
-        nothing was kept), else ``StorageUnavailableError`` (it may have committed)."""
-        if self._lease is not None or not isinstance(exc, sa.exc.DBAPIError):
+    def _storage_error(
+        self, exc: BaseException, *, committing: bool
+    ) -> StorageUnavailableError | None:
+        """The domain error for a transaction the database could not carry out, or
+        ``None`` for any other failure (raised as it is).
+
+        DuckDB: an operational error (a full disk, a read-only or vanished file) ends
+        the transaction with nothing kept. Postgres: a transaction the server dropped (a
+        broken connection, a shutdown) is ``TransactionLostError`` before its commit was
+        sent (nothing was kept), else ``StorageUnavailableError`` (it may have committed).
+        """
+        if not isinstance(exc, sa.exc.DBAPIError):
             return None
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if self._lease is not None:
+            if not isinstance(exc, sa.exc.OperationalError):
+                return None
+            return StorageUnavailableError(
+                f"cannot write DuckDB catalog {self.url.database!r} (nothing of this "
+                f"transaction was kept): {reason}"
+            )
         if not exc.connection_invalidated and not isinstance(
             exc, sa.exc.OperationalError | sa.exc.InterfaceError
         ):
             return None
         where = self.url.render_as_string(hide_password=True)
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         if committing:
             return StorageUnavailableError(
                 f"the catalog database {where!r} dropped the transaction while it committed, "

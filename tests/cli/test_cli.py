@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,20 @@ def test_workflow_commands(run, tmp_path: Path, catalog: core.Services) -> None:
     cyclic.write_text(json.dumps({"nodes": {"a": {"deps": ["a"]}}}))
     assert run("workflow", "create", str(cyclic), "--name", "x").exit_code == 2
     assert run("workflow", "get", "ghost").exit_code == 3
+
+
+def test_workflow_input_from_a_pipe_and_a_never_ending_device(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A pipe is read (as ``<(...)`` gives one); a device that never ends (``/dev/zero``)
+    is refused once it passes the input bound, with one line, instead of filling memory."""
+    pipe = tmp_path / "dag.pipe"
+    os.mkfifo(pipe)
+    with ThreadPoolExecutor(1) as writer:
+        writer.submit(pipe.write_text, json.dumps(DAG))
+        created = as_json(run("workflow", "create", str(pipe), "--name", "sales"))
+    assert created["revision"] == 1
+    endless = run("workflow", "patch", "main", "/dev/zero")
+    assert endless.exit_code == 2, endless.output
+    assert "/dev/zero" in endless.output and "longer than" in endless.output
 
 
 def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no-untyped-def]

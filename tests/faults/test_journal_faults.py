@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,16 @@ def test_a_tampered_journal_is_refused_and_nothing_applied(folder: Path, tamperi
     records = Journal(journal_of(folder)).records()
     TAMPERINGS[tampering](records)
     rewrite(journal_of(folder), records)
+    assert_refused(folder, before, journal_of(folder).read_bytes())
+
+
+def test_a_line_nested_deeper_than_any_record_is_refused(folder: Path) -> None:
+    """A line with a valid checksum whose JSON nests 2,000 deep (deeper than the decoder
+    recurses): refused as a corrupt line, not a ``RecursionError`` traceback."""
+    before = counts_without_journal(folder)
+    text = b"[" * 2000 + b"]" * 2000
+    with journal_of(folder).open("ab") as journal:
+        journal.write(b"%08x %s\n" % (zlib.crc32(text), text))
     assert_refused(folder, before, journal_of(folder).read_bytes())
 
 

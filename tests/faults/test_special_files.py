@@ -148,12 +148,13 @@ def test_a_blob_folder_that_is_not_a_folder_is_refused_at_once(
     url: str, tmp_path: Path, where: str, kind: str
 ) -> None:
     root = tmp_path / "blobs"
-    replace(root if where == "root" else root / "tmp", kind)
+    blocked = root if where == "root" else root / "tmp"
+    replace(blocked, kind)
     result = run_orchestrator(url, root, "verify")
     assert result.returncode == 5, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "blob folder" in lines[0], lines
-    assert str(root) in lines[0] or str(root.resolve()) in lines[0], lines[0]
+    assert str(blocked) in lines[0] or str(blocked.resolve()) in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("command", [["verify"], ["cat", "a"]])

@@ -30,6 +30,11 @@ HUGE = "9" * 5000  # past the 4300 digits Python's int() accepts
         ('"3", "5"', (3, 5)),
         ('"3",W/"4" ,, "3"', (3,)),
         (', "0" ,', (0,)),
+        ('"03"', ()),  # this server sends "3": a leading zero names no revision it sent
+        ('"0004"', ()),
+        ("05", ()),
+        ('"00"', ()),
+        ('"03", "3"', (3,)),
         ('W/"3"', ()),  # a weak tag never matches under If-Match
         ('w/"3"', None),  # "W/" is case-sensitive
         ('"abc"', ()),
@@ -168,6 +173,63 @@ def test_if_match_on_tags_over_http(client: TestClient) -> None:
     assert again.status_code == 201 and again.json()["revision"] == 3  # re-created
     same = client.put("/tags/prod", json=target, headers={"If-Match": "*"})
     assert same.status_code == 200 and same.headers["ETag"] == '"3"'
+
+
+def _at_revision_3(client: TestClient) -> dict:
+    """``main`` at revision 3 (and its first version, the body of a move to it)."""
+    created = _main(client)
+    for node in ("x", "y"):
+        assert client.patch("/workflows/main", json=_add(node)).status_code == 200
+    assert client.get("/tags/main").headers["ETag"] == '"3"'
+    return {"target": created["artifact_id"]}
+
+
+def test_if_match_compares_tags_whole_not_as_numbers(client: TestClient) -> None:
+    target = _at_revision_3(client)
+    for header in ('"03"', '"0003"', "03", '"03", "0004"', "05", '"0004"'):
+        for answer in (
+            client.put("/tags/main", json=target, headers={"If-Match": header}),
+            client.patch("/workflows/main", json=_add("z"), headers={"If-Match": header}),
+            client.delete("/tags/main", headers={"If-Match": header}),
+        ):
+            assert answer.status_code == 409, (header, answer.text)
+            assert answer.json()["error"]["current_revision"] == 3
+    assert client.get("/tags/main").json()["revision"] == 3  # nothing moved
+    moved = client.put("/tags/main", json=target, headers={"If-Match": '"03", "3"'})
+    assert moved.status_code == 200 and moved.headers["ETag"] == '"4"', moved.text
+
+
+def test_repeated_if_match_lines_form_one_list(client: TestClient) -> None:
+    """RFC 9110 5.3: ``If-Match: "33"`` and ``If-Match: "3"`` mean ``"33", "3"``."""
+    target = _at_revision_3(client)
+    moved = client.put(
+        "/tags/main", json=target, headers=[("If-Match", '"33"'), ("If-Match", '"3"')]
+    )
+    assert moved.status_code == 200 and moved.headers["ETag"] == '"4"', moved.text
+    patched = client.patch(
+        "/workflows/main", json=_add("z"), headers=[("If-Match", '"9"'), ("If-Match", "4")]
+    )
+    assert patched.status_code == 200 and patched.headers["ETag"] == '"5"', patched.text
+    lost = client.delete("/tags/main", headers=[("If-Match", '"4"'), ("If-Match", '"6"')])
+    assert lost.status_code == 409 and lost.json()["error"]["current_revision"] == 5
+    malformed = client.delete("/tags/main", headers=[("If-Match", '"5"'), ("If-Match", "x")])
+    assert malformed.status_code == 422, malformed.text
+    deleted = client.delete("/tags/main", headers=[("If-Match", 'W/"5"'), ("If-Match", '"5"')])
+    assert deleted.status_code == 204, deleted.text
+    assert client.get("/tags/main").status_code == 404
+
+
+def test_repeated_if_none_match_lines_form_one_list(
+    client: TestClient, catalog: core.Services
+) -> None:
+    cas_id = catalog.cas.store_content(b"bytes")
+    url = f"/blobs/{cas_id}"
+    lines = [("If-None-Match", '"other"'), ("If-None-Match", f'"{cas_id}"')]
+    assert client.get(url, headers=lines).status_code == 304
+    assert client.head(url, headers=lines).status_code == 304
+    other = [("If-None-Match", '"other"'), ("If-None-Match", '"more"')]
+    assert client.get(url, headers=other).status_code == 200
+    assert client.head(url, headers=other).status_code == 200
 
 
 def test_conditional_blob_requests_over_http(client: TestClient, catalog: core.Services) -> None:

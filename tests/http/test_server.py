@@ -42,3 +42,20 @@ def test_header_octets_over_real_http(database_url: str, blob_root: Path, tmp_pa
             assert answer.status_code == status, (octets, answer.text)
             assert answer.json()["error"]["type"] in ("conflict", "validation")
         assert httpx.get(f"{base}/tags/main").json()["revision"] == 1
+
+
+@pytest.mark.slow
+def test_repeated_header_lines_over_real_http(
+    database_url: str, blob_root: Path, tmp_path: Path
+) -> None:
+    """Two ``If-Match`` lines reach the server as two fields: both are read, as one list;
+    a leading zero names no revision the server sent."""
+    with serve(database_url, blob_root, tmp_path / "server.log") as base:
+        dag = {"nodes": {"orders": {"deps": []}}}
+        assert httpx.post(f"{base}/workflows", json={"name": "s", "dag": dag}).status_code == 201
+        add = [{"op": "add", "path": "/nodes/more", "value": {"deps": []}}]
+        padded = httpx.patch(f"{base}/workflows/main", json=add, headers={"If-Match": '"01"'})
+        assert padded.status_code == 409, padded.text
+        lines = [("If-Match", '"11"'), ("If-Match", '"1"')]
+        answer = httpx.patch(f"{base}/workflows/main", json=add, headers=lines)
+        assert answer.status_code == 200 and answer.headers["ETag"] == '"2"', answer.text

@@ -141,6 +141,6 @@ def _decode(line: bytes) -> Record | None:
         if int(checksum, 16) != zlib.crc32(text):
             return None
         record: Record = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than any record
         return None
     return record

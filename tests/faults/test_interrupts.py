@@ -1,0 +1,40 @@
+"""Ctrl-C at any moment of a command, its first half second (the imports) included, ends
+it quietly: status 130 (or the command's own, had it finished), never a traceback."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import core
+from tests.support.helpers import DAG
+
+pytestmark = pytest.mark.faults
+
+ORCHESTRATOR = str(Path(sys.executable).parent / "orchestrator")
+DELAYS = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
+"""Seconds after the start at which the interrupt comes: while Python and the catalog's
+modules load, while options are parsed, while the command runs."""
+
+
+def test_ctrl_c_at_any_moment_ends_quietly(tmp_path: Path) -> None:
+    database_url = f"duckdb:///{tmp_path / 'catalog.duckdb'}"
+    with core.connect(database_url, tmp_path / "blobs") as catalog:
+        catalog.workflows.create_workflow(core.CreateWorkflowRequest("sales", DAG))
+    command = [ORCHESTRATOR, "--database-url", database_url, "--blob-root", str(tmp_path)]
+    statuses = []
+    for delay in DELAYS:
+        process = subprocess.Popen(
+            [*command, "verify"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert "Traceback" not in stderr, f"interrupted after {delay} s:\n{stderr}"
+        # 130: interrupted; 0/1: verify ended first; -2: before Python took the signal
+        assert process.returncode in (130, 0, 1, -signal.SIGINT), (delay, stderr)
+        statuses.append(process.returncode)
+    assert 130 in statuses, f"no run was interrupted by the command itself: {statuses}"
