@@ -297,7 +297,7 @@ class TagService:
             return self._written(uow, name, target_id, created=current is None)
 
         try:
-            return self._uow.run(attempt, lost=_LostRace, attempts=MAX_SWAP_ATTEMPTS)
+            return self._uow.run(attempt, lost=_LostRace, attempts=MAX_SWAP_ATTEMPTS, in_place=True)
         except _LostRace:
             raise ConflictError(
                 f"tag {name!r} kept moving under {MAX_SWAP_ATTEMPTS} attempts to move it"

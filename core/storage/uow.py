@@ -123,13 +123,16 @@ class UnitOfWorkFactory(Generic[W]):
         lost: type[Exception] | None = None,
         attempts: int = 1,
         deferred: bool = False,
+        in_place: bool = False,
     ) -> T:
         """``step(work)`` in a unit of work of its own, committed; a step that raises
         ``lost`` (another writer won a race) is tried again in a new one, ``attempts``
-        times in all. Inside a caller's transaction it is tried once: its writes are the
-        caller's to retry. ``deferred`` tries a deferred transaction first and, when the
-        step cannot be deferred (``NotDeferrable``), runs it in an ordinary one."""
-        tries = 1 if self._db.in_transaction else attempts
+        times in all. Inside a caller's transaction it is tried once (its writes are the
+        caller's to retry), or, ``in_place``, ``attempts`` times there (for a step that
+        writes nothing before it loses, such as a tag's compare-and-swap). ``deferred``
+        tries a deferred transaction first and, when the step cannot be deferred
+        (``NotDeferrable``), runs it in an ordinary one."""
+        tries = attempts if in_place or not self._db.in_transaction else 1
         for attempt in range(1, tries + 1):
             try:
                 if deferred:

@@ -8,6 +8,9 @@ The file is handed over in order of arrival, skipping processes that died waitin
 holding it: ``test_the_file_goes_to_waiters_in_order_of_arrival``.
 """
 
+import contextlib
+import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -86,6 +89,73 @@ def test_the_file_goes_to_waiters_in_order_of_arrival(tmp_path: Path) -> None:
         assert lock.queued() == 0
     finally:
         for process in [holder, *waiters.values()]:
+            process.kill()
+            process.join(60)
+
+
+def test_a_waiter_stopped_in_the_queue_does_not_stop_those_behind_it(tmp_path: Path) -> None:
+    """A process stopped while it waits (Ctrl-Z) keeps its ticket; once the file has been
+    free for ``STALL_PATIENCE`` the waiters behind it take the file, and it takes the
+    file in its turn when it resumes."""
+    database = str(tmp_path / "catalog.duckdb")
+    log = tmp_path / "order"
+    lock = DuckDBFileLock(Path(database), budget=60)
+    context = get_context("spawn")
+    holder = context.Process(target=load_workers.hold_file_lock, args=(database, 600))
+    stopped = context.Process(
+        target=load_workers.take_file_lock_in_turn, args=(database, str(log), "stopped")
+    )
+    behind = context.Process(
+        target=load_workers.take_file_lock_in_turn, args=(database, str(log), "behind")
+    )
+    try:
+        holder.start()
+        wait_for("the holder holds the file", lambda: lock.queued() == 1)
+        stopped.start()
+        wait_for("a waiter queues", lambda: lock.queued() == 2)
+        assert stopped.pid is not None
+        os.kill(stopped.pid, signal.SIGSTOP)
+        behind.start()
+        wait_for("a second waiter queues", lambda: lock.queued() == 3)
+        holder.kill()
+        behind.join(30)
+        assert behind.exitcode == 0 and log.read_text().split() == ["behind"]
+        os.kill(stopped.pid, signal.SIGCONT)
+        stopped.join(30)
+        assert stopped.exitcode == 0 and log.read_text().split() == ["behind", "stopped"]
+        assert lock.queued() == 0
+    finally:
+        for process in (holder, stopped, behind):
+            if process.pid is not None and process.exitcode is None:
+                os.kill(process.pid, signal.SIGCONT)
+            process.kill()
+            process.join(60)
+
+
+def test_a_child_forked_by_a_waiter_does_not_keep_its_ticket(tmp_path: Path) -> None:
+    """A process forks while it waits, then dies: its child (which shares its open
+    files) closed its copies at the fork, so the ticket goes with the parent."""
+    database = str(tmp_path / "catalog.duckdb")
+    child_pid = tmp_path / "child.pid"
+    lock = DuckDBFileLock(Path(database), budget=60)
+    context = get_context("spawn")
+    holder = context.Process(target=load_workers.hold_file_lock, args=(database, 600))
+    waiter = context.Process(
+        target=load_workers.fork_while_waiting, args=(database, str(child_pid))
+    )
+    try:
+        holder.start()
+        wait_for("the holder holds the file", lambda: lock.queued() == 1)
+        waiter.start()
+        wait_for("the waiter forked", child_pid.exists)
+        waiter.kill()
+        waiter.join(30)
+        wait_for("the dead waiter's ticket goes", lambda: lock.queued() == 1, timeout=10)
+    finally:
+        if child_pid.exists() and child_pid.read_text():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child_pid.read_text()), signal.SIGKILL)
+        for process in (holder, waiter):
             process.kill()
             process.join(60)
 

@@ -1,5 +1,9 @@
 """The unit of work commits only when told to, and ``run`` retries in one place."""
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 import core
@@ -74,3 +78,37 @@ def test_inside_a_callers_transaction_the_caller_commits(catalog: core.Services)
             work.commit()
         raise RuntimeError("the caller rolls back")
     assert not stored(catalog)
+
+
+def test_a_tag_move_inside_a_callers_transaction_retries_a_lost_swap(
+    postgres_schema_url: str, tmp_path: Path
+) -> None:
+    """Another writer moves the tag between our read and our swap, inside a transaction
+    the caller opened (as benchmarks group moves): the move re-reads the tag and wins
+    there, as it does on its own (Postgres reads what others committed at each statement)."""
+    with (
+        core.connect(postgres_schema_url, tmp_path / "a") as ours,
+        core.connect(postgres_schema_url, tmp_path / "b") as other,
+    ):
+        versions = [
+            ours.workflows.create_workflow(
+                core.CreateWorkflowRequest("w", {"nodes": {f"n{i}": {"deps": []}}}, tag=f"v{i}")
+            ).artifact_id
+            for i in range(3)
+        ]
+        ours.tags.create_tag("t", versions[0])
+        swap = ours.tags.moves.swap
+        raced: list[str] = []
+
+        def racing_swap(*args: Any, **kwargs: Any) -> bool:
+            if not raced:  # the first swap: another writer commits a move just before it
+                raced.append("racer")
+                with ThreadPoolExecutor(1) as racer:
+                    racer.submit(other.tags.move_tag, "t", versions[1], reason="racer").result()
+            return swap(*args, **kwargs)
+
+        ours.tags.moves.swap = racing_swap  # type: ignore[method-assign]
+        with ours.database.transaction():
+            moved = ours.tags.move_tag("t", versions[2], reason="mine")
+        assert moved.target_id == versions[2] and raced == ["racer"]
+        assert [move.reason for move in ours.tags.get_history("t")] == [None, "racer", "mine"]

@@ -5,6 +5,7 @@ it commits (so a rollback discards). ``fake_services`` composes the services ove
 
 import contextlib
 import copy
+import itertools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,7 +38,6 @@ class CatalogState:
     moves: list[TagMove] = field(default_factory=list)
     runs: dict[str, Run] = field(default_factory=dict)
     run_io: dict[tuple[str, Direction, str, str], RunIO] = field(default_factory=dict)
-    next_move_id: int = 1
 
 
 class FakeBlobs:
@@ -145,8 +145,11 @@ class FakeArtifacts:
 
 
 class FakeTags:
-    def __init__(self, state: CatalogState) -> None:
+    def __init__(self, state: CatalogState, move_ids: Iterator[int]) -> None:
         self._state = state
+        self._move_ids = move_ids
+        """Move ids come from a sequence that a rollback does not take back (as
+        Postgres' does): ids are increasing, not contiguous."""
 
     def _tag(self, row: dict[str, Any]) -> Tag | None:
         return None if row["target_id"] is None else Tag(**row)
@@ -213,10 +216,9 @@ class FakeTags:
         run_id: str | None,
     ) -> None:
         move = TagMove(
-            self._state.next_move_id, name, from_target_id, to_target_id, revision, _now(),
+            next(self._move_ids), name, from_target_id, to_target_id, revision, _now(),
             moved_by, reason, run_id,
         )  # fmt: skip
-        self._state.next_move_id += 1
         self._state.moves.append(move)
 
     def history(self, name: str) -> list[TagMove]:
@@ -302,10 +304,11 @@ class FakeUnitOfWork:
     def __init__(self, factory: "FakeUnitOfWorkFactory", *, deferred: bool) -> None:
         self._factory = factory
         self.deferred = deferred
+        self.opened_at = factory.version
         self.state = copy.deepcopy(factory.state)
         self.blobs = FakeBlobs(self.state)
         self.artifacts = FakeArtifacts(self.state)
-        self.tags = FakeTags(self.state)
+        self.tags = FakeTags(self.state, factory.move_ids)
         self.runs = FakeRuns(self.state)
         self.run_io = FakeRunIO(self.state)
         self.committed = False
@@ -342,16 +345,30 @@ class FakeUnitOfWork:
 
 
 class FakeUnitOfWorkFactory:
-    """Opens fake units of work; records each commit (its unit of work) and rollback."""
+    """Opens fake units of work; records each commit (its unit of work) and rollback.
+
+    A unit of work changes a copy of the catalog that its commit makes current, so the
+    fake does not model transactions that overlap: a commit after another unit of work
+    committed since it opened fails the test instead of losing that one's writes. A
+    deferred unit of work is an ordinary one (as on Postgres; whether DuckDB can defer is
+    the storage's business, tested on DuckDB)."""
 
     def __init__(self) -> None:
         self.state = CatalogState()
+        self.version = 0
+        self.move_ids = itertools.count(1)
         self.commits: list[FakeUnitOfWork] = []
         self.rollbacks = 0
         self.opened: list[FakeUnitOfWork] = []
 
     def commit(self, work: FakeUnitOfWork) -> None:
+        if work.opened_at != self.version:
+            raise AssertionError(
+                "another unit of work committed while this one was open: the fake does not "
+                "model overlapping transactions"
+            )
         self.state = work.state
+        self.version += 1
         self.commits.append(work)
 
     @contextlib.contextmanager
@@ -372,9 +389,11 @@ class FakeUnitOfWorkFactory:
         lost: type[Exception] | None = None,
         attempts: int = 1,
         deferred: bool = False,
+        in_place: bool = False,
     ) -> T:
-        """As ``UnitOfWorkFactory.run`` outside a caller's transaction (the fake's
-        deferred units of work never refuse)."""
+        """As ``UnitOfWorkFactory.run`` outside a caller's transaction (the fake has no
+        caller's transactions, so ``in_place`` changes nothing; its deferred units of work
+        never refuse)."""
         for attempt in range(1, attempts + 1):
             try:
                 with self(deferred=deferred) as work:

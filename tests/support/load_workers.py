@@ -6,7 +6,9 @@ does its work and returns plain data (latencies in seconds, error tracebacks) to
 
 import json
 import math
+import os
 import random
+import threading
 import time
 import traceback
 import uuid
@@ -214,3 +216,19 @@ def take_file_lock_in_turn(database: str, log: str, label: str) -> None:
             out.write(label + "\n")
     finally:
         lock.release(tenure)
+
+
+def fork_while_waiting(database: str, child_pid_file: str) -> None:
+    """Queue for the DuckDB file lock of ``database`` on a thread, then fork a child (as
+    the ``fork`` start method does) that outlives this process; write the child's pid to
+    ``child_pid_file`` and wait to be killed."""
+    lock = DuckDBFileLock(Path(database), budget=600)
+    threading.Thread(target=lock.acquire, daemon=True).start()
+    while lock.queued() < 2:  # the holder's ticket and this one
+        time.sleep(0.01)
+    child = os.fork()
+    if child == 0:
+        time.sleep(600)
+        os._exit(0)
+    Path(child_pid_file).write_text(str(child))
+    time.sleep(600)

@@ -8,7 +8,9 @@ from tests.support.fakes import FakeCatalog
 JSON = "application/json"
 
 
-def test_an_output_commit_is_one_deferred_unit_of_work(fake: FakeCatalog) -> None:
+def test_an_output_commit_asks_for_one_deferred_unit_of_work(fake: FakeCatalog) -> None:
+    """The service asks for a deferred unit of work; whether the storage can defer it is
+    the storage's business (on DuckDB, tests/integration/test_journal.py)."""
     opened = len(fake.uow.opened)
     result = fake.services.assets.commit_output("r", "main", "x", b"1", media_type=JSON)
     assert result.changed and result.revision == 1

@@ -54,6 +54,14 @@ WATCH_INTERVAL = 0.002
 """Seconds between the watcher's probes for processes queueing for the file."""
 TURN_INTERVAL = 0.001
 """Seconds between a waiting process's probes for the lower tickets still alive."""
+STALL_PATIENCE = 1.0
+"""Seconds a waiter keeps its place while the file stays free and tickets ahead of it
+still wait; then it takes the file, so that a process stopped in the queue (Ctrl-Z, a
+debugger) cannot stop everyone behind it. A file that is held keeps the queue in order."""
+
+HELD_MARK = 0
+"""The byte of ``<database>.lock`` that the holder also record-locks, so that waiters can
+see the file is held without trying to take it."""
 
 # Open file description locks (Linux) belong to one open file, as ``flock``s do, so two
 # queues of one process are ordered as two processes are; elsewhere classic POSIX record
@@ -158,15 +166,16 @@ class DuckDBFileLock:
         try:
             fd = self._open(self._lock_path, "the catalog's lock file")
         except BaseException:
-            os.close(queue)
+            _close_descriptor(queue)
             raise
         try:
             ticket = self._take_ticket(queue)
-            self._wait_for_turn(queue, ticket, deadline)
+            self._wait_for_turn(queue, fd, ticket, deadline)
             backoff = Backoff(deadline - time.monotonic())
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    _try_lock(fd, HELD_MARK)  # under the flock: nobody else can hold it
                     return Tenure(fd, queue, ticket)
                 except BlockingIOError:
                     if not backoff.sleep_or_give_up():
@@ -192,7 +201,7 @@ class DuckDBFileLock:
         try:
             return sum(_locked_by_others(queue, n, 1) for n in range(_next_ticket(queue)))
         finally:
-            os.close(queue)
+            _close_descriptor(queue)
 
     def _take_ticket(self, queue: int) -> int:
         """Lock the byte after the highest live ticket (again when another took it first)."""
@@ -201,13 +210,22 @@ class DuckDBFileLock:
             if _try_lock(queue, ticket):
                 return ticket
 
-    def _wait_for_turn(self, queue: int, ticket: int, deadline: float) -> None:
-        """Return once no ticket below ``ticket`` is alive; ``StorageBusyError`` at ``deadline``."""
+    def _wait_for_turn(self, queue: int, lock: int, ticket: int, deadline: float) -> None:
+        """Return once no ticket below ``ticket`` is alive, or once the file has stayed
+        free for ``STALL_PATIENCE`` seconds while lower tickets wait (their processes are
+        stopped); ``StorageBusyError`` at ``deadline``."""
+        free_since: float | None = None
         while ticket > 0 and _locked_by_others(queue, 0, ticket):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if _locked_by_others(lock, HELD_MARK, 1):  # a tenure is under way
+                free_since = None
+            elif free_since is None:
+                free_since = now
+            elif now - free_since >= STALL_PATIENCE:
+                return
+            if now >= deadline:
                 raise self._busy()
-            time.sleep(min(remaining, TURN_INTERVAL))
+            time.sleep(min(deadline - now, TURN_INTERVAL))
 
     def _busy(self) -> StorageBusyError:
         return StorageBusyError(
@@ -220,22 +238,47 @@ class DuckDBFileLock:
         """Unlock and close both files (explicitly: a forked child may share them)."""
         try:
             with contextlib.suppress(OSError):
+                fcntl.fcntl(lock_fd, _SETLK, _record(fcntl.F_UNLCK, HELD_MARK, 1))
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
-            os.close(lock_fd)
+            _close_descriptor(lock_fd)
         finally:
             with contextlib.suppress(OSError):
                 fcntl.fcntl(queue_fd, _SETLK, _record(fcntl.F_UNLCK, 0, 0))
-            os.close(queue_fd)
+            _close_descriptor(queue_fd)
 
     @staticmethod
     def _open(path: Path, what: str) -> int:
         """Open (or create) ``path``: a regular file, else ``StorageUnavailableError``."""
         try:
-            return open_regular(path, os.O_RDWR | os.O_CREAT, what)
+            fd = open_regular(path, os.O_RDWR | os.O_CREAT, what)
         except OSError as exc:
             raise StorageUnavailableError(
                 f"cannot use {what} {str(path)!r}: {exc.strerror or exc}"
             ) from exc
+        _lock_descriptors.add(fd)
+        return fd
+
+
+_lock_descriptors: set[int] = set()
+"""The lock and queue files this process has open: a forked child closes its copies."""
+
+
+def _close_descriptor(fd: int) -> None:
+    _lock_descriptors.discard(fd)
+    os.close(fd)
+
+
+def _forget_inherited_locks() -> None:
+    """In a forked child: close the copies of the parent's lock and queue files without
+    unlocking them (they share the parent's locks), so that the locks go with the parent
+    (a parent killed while it waits or holds must not leave its ticket to a child)."""
+    for fd in list(_lock_descriptors):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _lock_descriptors.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_locks)
 
 
 class DuckDBLease:
