@@ -35,10 +35,7 @@ import importlib.util
 import subprocess
 import sys
 import time
-import uuid
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -48,17 +45,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # tests.support.load_workers, here and in spawned children
     sys.path.insert(0, str(REPO_ROOT))
 
-import core  # noqa: E402
-from core.dag import canonical_json  # noqa: E402
 from tests.support import load_workers  # noqa: E402
 
 BASELINE = "f9f458a"
 """The last commit whose lease polled for the file with jittered backoff."""
 LEASE_PATH = "core/storage/duckdb/lease.py"
-WORKERS = 8
-POLL_INTERVAL = 0.2
-START_MARGIN = 3.0
-"""Seconds between handing out the work and the common start (pool processes are warm)."""
+WORKERS = load_workers.STORM_WORKERS
 P99_TARGET = 1.0
 THROUGHPUT_TARGET = 0.8
 
@@ -120,54 +112,9 @@ def baseline_lease(work: Path, out: TextIO) -> str | None:
 def storm(work: Path, duration: float, lease: str | None) -> Storm:
     """The lock storm on a fresh catalog in ``work``, with the lease at ``lease`` (or ours)."""
     work.mkdir()
-    url = f"duckdb:///{work / 'catalog.duckdb'}"
-    blob_root = str(work / "blobs")
-    with core.connect(url, blob_root) as catalog:
-        targets = []
-        for i in range(3):
-            cas_id = catalog.cas.store_content(canonical_json({"nodes": {f"t{i}": {"deps": []}}}))
-            targets.append(str(catalog.artifacts.create_dag_version("storm-targets", cas_id)))
-        for worker in range(WORKERS):
-            catalog.tags.create_tag(f"storm/w{worker}", uuid.UUID(targets[0]))
-        catalog.workflows.create_workflow(
-            core.CreateWorkflowRequest("storm", {"nodes": {"seed": {"deps": []}}})
-        )
-        cursor = catalog.tags.get_history("main")[-1].id
-    stop_file = work / "stop"
-    context = get_context("spawn")
-    with ProcessPoolExecutor(
-        WORKERS + 1, mp_context=context, initializer=use_lease, initargs=(lease,)
-    ) as pool:
-        for future in [pool.submit(time.sleep, 1.0) for _ in range(WORKERS + 1)]:
-            future.result()
-        start_at = time.time() + START_MARGIN
-        stop_at = start_at + duration
-        poller = pool.submit(
-            load_workers.poll_moves,
-            url,
-            blob_root,
-            "main",
-            cursor,
-            start_at,
-            str(stop_file),
-            POLL_INTERVAL,
-            stop_at + 300,
-        )
-        futures = [
-            pool.submit(
-                load_workers.storm_worker, url, blob_root, worker, targets, start_at, stop_at
-            )
-            for worker in range(WORKERS)
-        ]
-        try:
-            results: list[dict[str, Any]] = [future.result() for future in futures]
-            workers_done = time.time()
-        finally:
-            stop_file.touch()
-        polled: dict[str, Any] = poller.result()
-    latencies = [v for r in results for values in r["latencies"].values() for v in values]
-    failures = sum(len(r["errors"]) for r in results) + len(polled["errors"])
-    return Storm(latencies + polled["latencies"], failures, workers_done - start_at)
+    run = load_workers.run_storm(work, duration, initializer=use_lease, initargs=(lease,))
+    latencies = [value for values in run.latencies().values() for value in values]
+    return Storm(latencies, len(run.errors()), run.wall)
 
 
 def describe(name: str, result: Storm) -> str:

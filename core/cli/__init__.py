@@ -3,7 +3,7 @@
 import signal
 
 from core.cli import maintenance, read, serve, write
-from core.cli.app import EXIT_INTERRUPTED, cli
+from core.cli.app import cli
 
 __all__ = ["cli", "main", "maintenance", "read", "serve", "write"]
 
@@ -11,7 +11,5 @@ __all__ = ["cli", "main", "maintenance", "read", "serve", "write"]
 def main() -> None:
     try:
         cli(prog_name="orchestrator")
-    except KeyboardInterrupt:  # before a command's own handling began (parsing options)
-        raise SystemExit(EXIT_INTERRUPTED) from None
     finally:  # the command has ended (status 130 if interrupted): a late Ctrl-C waits
         signal.signal(signal.SIGINT, signal.SIG_IGN)

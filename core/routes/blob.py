@@ -8,7 +8,7 @@ import core
 from core.handlers.blob import BlobHandler
 from core.handlers.errors import RetryingRoute
 from core.handlers.schemas import ERROR_RESPONSES
-from core.routes.headers import IfNoneMatch
+from core.routes.headers import IfNoneMatchHeader
 
 
 def router(catalog: core.Services) -> APIRouter:
@@ -30,7 +30,7 @@ def router(catalog: core.Services) -> APIRouter:
     )
     def get_blob(
         cas_id: str,
-        if_none_match: IfNoneMatch,
+        if_none_match: IfNoneMatchHeader,
         range_header: Annotated[str | None, Header(alias="Range")] = None,
     ) -> Response:
         return handler.get(cas_id, range_header, if_none_match)
@@ -43,7 +43,7 @@ def router(catalog: core.Services) -> APIRouter:
     )
     def head_blob(
         cas_id: str,
-        if_none_match: IfNoneMatch,
+        if_none_match: IfNoneMatchHeader,
         range_header: Annotated[str | None, Header(alias="Range")] = None,
     ) -> Response:
         return handler.head(cas_id, range_header, if_none_match)

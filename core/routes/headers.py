@@ -26,7 +26,7 @@ def _if_none_match(
     return combined(request.headers.getlist("if-none-match"))
 
 
-IfMatch = Annotated[str | None, Depends(_if_match)]
+IfMatchHeader = Annotated[str | None, Depends(_if_match)]
 """The ``If-Match`` header, every line of it (``None`` without one)."""
-IfNoneMatch = Annotated[str | None, Depends(_if_none_match)]
+IfNoneMatchHeader = Annotated[str | None, Depends(_if_none_match)]
 """The ``If-None-Match`` header, every line of it (``None`` without one)."""

@@ -8,7 +8,7 @@ import core
 from core.handlers.errors import RetryingRoute
 from core.handlers.schemas import ERROR_RESPONSES, MoveTagIn, TagMoveOut, TagOut
 from core.handlers.tag import TagHandler
-from core.routes.headers import IfMatch
+from core.routes.headers import IfMatchHeader
 
 
 def router(catalog: core.Services) -> APIRouter:
@@ -34,14 +34,14 @@ def router(catalog: core.Services) -> APIRouter:
         name: str,
         body: MoveTagIn,
         response: Response,
-        if_match: IfMatch,
+        if_match: IfMatchHeader,
     ) -> TagOut:
         return handler.put(name, body, if_match, response)
 
     @routes.delete("/{name:path}", status_code=204, summary="Delete a tag (history stays)")
     def delete_tag(
         name: str,
-        if_match: IfMatch,
+        if_match: IfMatchHeader,
         moved_by: Annotated[str | None, Query(description="Who deletes it (history)")] = None,
         reason: Annotated[str | None, Query(description="Why (history)")] = None,
     ) -> Response:

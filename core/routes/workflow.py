@@ -8,7 +8,7 @@ import core
 from core.handlers.errors import RetryingRoute
 from core.handlers.schemas import ERROR_RESPONSES, CreateWorkflowIn, WorkflowCommitOut
 from core.handlers.workflow import WorkflowHandler
-from core.routes.headers import IfMatch
+from core.routes.headers import IfMatchHeader
 
 
 def router(catalog: core.Services) -> APIRouter:
@@ -33,7 +33,7 @@ def router(catalog: core.Services) -> APIRouter:
         tag: str,
         response: Response,
         body: Annotated[list[dict[str, Any]], Body(description="RFC 6902 operations")],
-        if_match: IfMatch,
+        if_match: IfMatchHeader,
     ) -> WorkflowCommitOut:
         return handler.patch(tag, body, if_match, response)
 

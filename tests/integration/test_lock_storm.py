@@ -13,23 +13,17 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import core
-from core.dag import canonical_json
 from core.storage.duckdb.lease import DuckDBFileLock
-from tests.support import load_workers, workers
+from tests.support import load_workers
 
-WORKERS = 8
+WORKERS = load_workers.STORM_WORKERS
 DURATION = 20.0
-POLL_INTERVAL = 0.2
-START_MARGIN = 3.0
-"""Seconds between handing out the work and the shared start (pool processes are warm)."""
 FAIR_ROUNDS = 4
 """How many rounds of the queue an operation may wait at most: served in order of arrival,
 it waits for one turn of each other process (a turn lasts wall time / operations)."""
@@ -162,60 +156,14 @@ def test_a_child_forked_by_a_waiter_does_not_keep_its_ticket(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_lock_storm_on_one_duckdb_file(tmp_path: Path) -> None:
-    url = f"duckdb:///{tmp_path / 'catalog.duckdb'}"
-    blob_root = str(tmp_path / "blobs")
-    with core.connect(url, blob_root) as catalog:
-        targets = []
-        for i in range(3):
-            cas_id = catalog.cas.store_content(canonical_json({"nodes": {f"t{i}": {"deps": []}}}))
-            targets.append(str(catalog.artifacts.create_dag_version("storm-targets", cas_id)))
-        for worker in range(WORKERS):
-            catalog.tags.create_tag(f"storm/w{worker}", targets[0])
-        catalog.workflows.create_workflow(
-            core.CreateWorkflowRequest("storm", {"nodes": {"seed": {"deps": []}}})
-        )
-        cursor = catalog.tags.get_history("main")[-1].id
-    stop_file = tmp_path / "stop"
+    storm = load_workers.run_storm(tmp_path, DURATION)
+    results, polled, wall, cursor = storm.results, storm.polled, storm.wall, storm.cursor
 
-    with ProcessPoolExecutor(WORKERS + 1, mp_context=get_context("spawn")) as pool:
-        warm = [pool.submit(workers.warm_up, 1.0) for _ in range(WORKERS + 1)]
-        pids = {future.result() for future in warm}
-        start_at = time.time() + START_MARGIN
-        stop_at = start_at + DURATION
-        poller = pool.submit(
-            load_workers.poll_moves,
-            url,
-            blob_root,
-            "main",
-            cursor,
-            start_at,
-            str(stop_file),
-            POLL_INTERVAL,
-            stop_at + 300,
-        )
-        futures = [
-            pool.submit(
-                load_workers.storm_worker, url, blob_root, worker, targets, start_at, stop_at
-            )
-            for worker in range(WORKERS)
-        ]
-        try:
-            results: list[dict[str, Any]] = [future.result() for future in futures]
-            workers_done = time.time()
-        finally:
-            stop_file.touch()  # the poller drains the last moves, then returns
-        polled: dict[str, Any] = poller.result()
-    wall = workers_done - start_at
-
-    errors = [error for result in results for error in result["errors"]] + polled["errors"]
-    latencies: dict[str, list[float]] = {}
-    for result in results:
-        for kind, values in result["latencies"].items():
-            latencies.setdefault(kind, []).extend(values)
-    latencies["workflows.get_moves (poller)"] = polled["latencies"]
+    errors = storm.errors()
+    latencies = storm.latencies()
     commits = sum(result["commits"] for result in results)
     report = [
-        f"lock storm: {WORKERS} workers + 1 poller on one DuckDB file, {len(pids)} pool "
+        f"lock storm: {WORKERS} workers + 1 poller on one DuckDB file, {len(storm.pids)} pool "
         f"processes, {wall:.1f} s from start to the last worker's finish "
         f"(latest worker ready {max(r['late'] for r in results):+.2f} s after the start), "
         f"{commits} commits moved main, {len(polled['moves'])} moves polled in "
@@ -234,7 +182,7 @@ def test_lock_storm_on_one_duckdb_file(tmp_path: Path) -> None:
         + summary
     )
 
-    with core.connect(url, blob_root) as catalog:
+    with core.connect(storm.url, storm.blob_root) as catalog:
         history = catalog.tags.get_history("main")
         main = catalog.tags.get_tag("main")
         own = {w: catalog.tags.get_tag(f"storm/w{w}").revision for w in range(WORKERS)}

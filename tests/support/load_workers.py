@@ -13,12 +13,16 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import core
+from core.dag import canonical_json
 from core.storage.duckdb.lease import DuckDBFileLock
-from tests.support.workers import wait_until
+from tests.support.workers import wait_until, warm_up
 
 STORM_OPS = (
     ("assets.commit_output", 30),
@@ -197,6 +201,97 @@ def cas_moves(
                 losses += 1
         finished_at = time.time()
     return {"losses": losses, "finished_at": finished_at, "late": late}
+
+
+STORM_WORKERS = 8
+STORM_POLL_INTERVAL = 0.2
+STORM_START_MARGIN = 3.0
+"""Seconds between handing out the work and the shared start (pool processes are warm)."""
+
+
+@dataclass(frozen=True)
+class StormRun:
+    """What a lock storm did: each worker's result, the poller's, and the timing."""
+
+    url: str
+    blob_root: str
+    cursor: int
+    """The last move of ``main`` before the storm."""
+    results: list[dict[str, Any]]
+    polled: dict[str, Any]
+    wall: float
+    """Seconds from the shared start to the last worker's finish."""
+    pids: set[int]
+
+    def latencies(self) -> dict[str, list[float]]:
+        """Every operation's latency (seconds), by kind, the poller's included."""
+        by_kind: dict[str, list[float]] = {}
+        for result in self.results:
+            for kind, values in result["latencies"].items():
+                by_kind.setdefault(kind, []).extend(values)
+        by_kind["workflows.get_moves (poller)"] = self.polled["latencies"]
+        return by_kind
+
+    def errors(self) -> list[str]:
+        return [e for result in self.results for e in result["errors"]] + self.polled["errors"]
+
+
+def run_storm(
+    work: Path,
+    duration: float,
+    *,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> StormRun:
+    """``STORM_WORKERS`` processes of mixed reads and writes and a sensor-like poller on
+    one fresh DuckDB catalog in ``work`` for ``duration`` seconds (``initializer`` runs
+    in each pool process first, as ``ProcessPoolExecutor`` runs it)."""
+    url = f"duckdb:///{work / 'catalog.duckdb'}"
+    blob_root = str(work / "blobs")
+    with core.connect(url, blob_root) as catalog:
+        targets = []
+        for i in range(3):
+            cas_id = catalog.cas.store_content(canonical_json({"nodes": {f"t{i}": {"deps": []}}}))
+            targets.append(str(catalog.artifacts.create_dag_version("storm-targets", cas_id)))
+        for worker in range(STORM_WORKERS):
+            catalog.tags.create_tag(f"storm/w{worker}", uuid.UUID(targets[0]))
+        catalog.workflows.create_workflow(
+            core.CreateWorkflowRequest("storm", {"nodes": {"seed": {"deps": []}}})
+        )
+        cursor = catalog.tags.get_history("main")[-1].id
+    stop_file = work / "stop"
+    with ProcessPoolExecutor(
+        STORM_WORKERS + 1,
+        mp_context=get_context("spawn"),
+        initializer=initializer,
+        initargs=initargs,
+    ) as pool:
+        warm = [pool.submit(warm_up, 1.0) for _ in range(STORM_WORKERS + 1)]
+        pids = {future.result() for future in warm}
+        start_at = time.time() + STORM_START_MARGIN
+        stop_at = start_at + duration
+        poller = pool.submit(
+            poll_moves,
+            url,
+            blob_root,
+            "main",
+            cursor,
+            start_at,
+            str(stop_file),
+            STORM_POLL_INTERVAL,
+            stop_at + 300,
+        )
+        futures = [
+            pool.submit(storm_worker, url, blob_root, worker, targets, start_at, stop_at)
+            for worker in range(STORM_WORKERS)
+        ]
+        try:
+            results: list[dict[str, Any]] = [future.result() for future in futures]
+            workers_done = time.time()
+        finally:
+            stop_file.touch()  # the poller drains the last moves, then returns
+        polled: dict[str, Any] = poller.result()
+    return StormRun(url, blob_root, cursor, results, polled, workers_done - start_at, pids)
 
 
 def hold_file_lock(database: str, seconds: float) -> None:
