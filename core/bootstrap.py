@@ -110,7 +110,7 @@ def compose(
     artifacts = ArtifactService.compose(uow, cas)
     found, creation = artifacts.resolution, artifacts.creation
     moves = TagMoves(found)
-    commits = WorkflowCommits(uow, found, creation, moves, compaction_bound=compaction_bound)
+    commits = WorkflowCommits(uow, found, creation, cas, compaction_bound=compaction_bound)
     read_model = WorkflowMoves(uow, found)
     runs = RunService(uow, found, creation)
     lineage = RunLineage(uow, runs)

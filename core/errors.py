@@ -47,8 +47,3 @@ class StorageUnavailableError(OrchestratorError):
 class TransactionLostError(StorageUnavailableError):
     """The database server dropped a transaction before its commit was sent (a broken
     connection, a server shutting down): nothing of it was kept, so it can run again."""
-
-
-class NotDeferrable(Exception):
-    """Not a domain error: a deferred transaction (``core.storage.db``) met a read or write that
-    it cannot serve from the journal; its caller runs the work again as an ordinary one."""

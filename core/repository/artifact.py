@@ -1,12 +1,9 @@
-"""SQL for artifacts: inserts, lookups and the patch chain as one recursive query.
-
-In a deferred transaction (``core.storage.duckdb.pending``) ``add`` and ``add_refs`` stage
-their rows, and ``get`` and ``get_by_version_hash`` look at the staged rows first.
-"""
+"""SQL for artifacts: inserts, lookups and the patch chain as one recursive query."""
 
 import json
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,9 +15,7 @@ from core.domain import Artifact, ArtifactKind
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.storage.duckdb.inserts import insert_if_absent
-from core.storage.duckdb.pending import PendingWrites
 from core.storage.models import ArtifactRow, BlobRefRow
-from core.storage.session_info import PENDING, PENDING_AWARE
 
 artifacts = ArtifactRow.__table__
 blob_refs = BlobRefRow.__table__
@@ -43,7 +38,6 @@ def _to_artifact(row: Row[Any] | SimpleNamespace) -> Artifact:
 class ArtifactRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._pending: PendingWrites | None = session.info.get(PENDING)
 
     @conflicts_on_integrity_errors
     def add(
@@ -56,38 +50,26 @@ class ArtifactRepository:
         name: str,
         created_by: str | None,
         metadata_json: str,
+        artifact_id: uuid.UUID | None = None,
+        created_at: datetime | None = None,
     ) -> Artifact | None:
-        """Insert an artifact; ``None`` when one with this version hash exists already."""
+        """Insert an artifact (a new id, and now, unless given); ``None`` when one with
+        this version hash exists already."""
         values = {
-            "id": uuid.uuid4(),
+            "id": artifact_id or uuid.uuid4(),
             "kind": kind.value,
             "version_hash": version_hash,
             "cas_id": cas_id,
             "parent_id": parent_id,
             "name": name,
-            "created_at": utc_now(),
+            "created_at": created_at or utc_now(),
             "created_by": created_by,
             "metadata": metadata_json,
         }
-        if self._pending is not None:
-            return self._stage(self._pending, values)
         inserted = insert_if_absent(
             self._session, artifacts, values, ("version_hash",), returning=("id",)
         )
         return None if inserted is None else _to_artifact(SimpleNamespace(**values))
-
-    def _stage(self, pending: PendingWrites, values: dict[str, Any]) -> Artifact | None:
-        version = values["version_hash"]
-        if pending.artifact_with_version(version) is not None:
-            return None
-        # A pending parent is not in the file, so neither is any child of it: only a
-        # version on a parent in the file may be there already.
-        if pending.artifact(values["parent_id"]) is None and self._find(
-            artifacts.c.version_hash == version
-        ):
-            return None
-        pending.insert("artifacts", [values])
-        return _to_artifact(SimpleNamespace(**values))
 
     @conflicts_on_integrity_errors
     def add_refs(self, artifact_id: uuid.UUID, cas_ids: frozenset[str]) -> None:
@@ -95,25 +77,17 @@ class ArtifactRepository:
         rows = [{"artifact_id": artifact_id, "cas_id": cas_id} for cas_id in sorted(cas_ids)]
         if not rows:
             return
-        if self._pending is not None:
-            self._pending.insert("blob_refs", rows)
-        else:
-            self._session.execute(insert(blob_refs), rows)
+        self._session.execute(insert(blob_refs), rows)
 
     def get(self, artifact_id: uuid.UUID) -> Artifact | None:
-        if self._pending is not None and (row := self._pending.artifact(artifact_id)):
-            return _to_artifact(SimpleNamespace(**row))
         return self._find(artifacts.c.id == artifact_id)
 
     def get_by_version_hash(self, version_hash: str) -> Artifact | None:
-        if self._pending is not None and (row := self._pending.artifact_with_version(version_hash)):
-            return _to_artifact(SimpleNamespace(**row))
         return self._find(artifacts.c.version_hash == version_hash)
 
     def _find(self, where: ColumnElement[bool]) -> Artifact | None:
-        """The artifact in the file matching ``where`` (a key: at most one)."""
-        statement = select(artifacts).where(where).execution_options(**{PENDING_AWARE: True})
-        row = self._session.execute(statement).first()
+        """The artifact matching ``where`` (a key: at most one)."""
+        row = self._session.execute(select(artifacts).where(where)).first()
         return None if row is None else _to_artifact(row)
 
     def find_by_version_prefix(self, prefix: str, limit: int) -> list[Artifact]:

@@ -1,6 +1,7 @@
 """SQL for the catalog entries of content-addressed blobs."""
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, exists, or_, select
@@ -10,9 +11,7 @@ from core.domain import Blob
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.storage.duckdb.inserts import insert_rows_if_absent
-from core.storage.duckdb.pending import PendingWrites
 from core.storage.models import ArtifactRow, BlobRefRow, CasBlob, RunIORow
-from core.storage.session_info import PENDING, PENDING_AWARE
 
 blobs = CasBlob.__table__
 artifacts = ArtifactRow.__table__
@@ -37,35 +36,27 @@ class CasBlobRepository:
         self._session = session
         # entries this transaction wrote (or found) exist until it ends: no need to look
         self._recorded: set[str] = session.info.setdefault("recorded_blobs", set())
-        self._pending: PendingWrites | None = session.info.get(PENDING)
 
-    def add(self, entries: Sequence[tuple[str, int, str]]) -> None:
-        """Record blobs given as (cas id, size, media type), in one statement; a blob
-        already recorded keeps its first entry."""
-        now = utc_now()
+    def add(
+        self, entries: Sequence[tuple[str, int, str]], created_at: datetime | None = None
+    ) -> None:
+        """Record blobs given as (cas id, size, media type), in one statement, at
+        ``created_at`` (default: now); a blob already recorded keeps its first entry."""
+        now = created_at or utc_now()
         rows: list[dict[str, Any]] = [
             {"cas_id": cas_id, "size": size, "media_type": media_type, "created_at": now}
             for cas_id, size, media_type in entries
             if cas_id not in self._recorded
         ]
-        if self._pending is None:
-            insert_rows_if_absent(self._session, blobs, rows, ("cas_id",))
-        elif rows:  # a deferred transaction stages them (``core.storage.duckdb.pending``)
-            self._pending.insert("cas_blobs", rows)
+        insert_rows_if_absent(self._session, blobs, rows, ("cas_id",))
         self._recorded.update(row["cas_id"] for row in rows)
 
     def missing(self, cas_ids: frozenset[str]) -> frozenset[str]:
         """Those of ``cas_ids`` that have no catalog entry."""
         unknown = cas_ids - self._recorded
-        if self._pending is not None:
-            unknown = frozenset(cas_id for cas_id in unknown if not self._pending.has_blob(cas_id))
         if not unknown:
             return frozenset()
-        found = self._session.scalars(
-            select(blobs.c.cas_id)
-            .where(blobs.c.cas_id.in_(unknown))
-            .execution_options(**{PENDING_AWARE: True})
-        )
+        found = self._session.scalars(select(blobs.c.cas_id).where(blobs.c.cas_id.in_(unknown)))
         return unknown - set(found)
 
     def get(self, cas_id: str) -> Blob | None:

@@ -13,13 +13,11 @@ from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
 from core.repository.clock import aware, aware_or_none, stored, utc_now
 from core.repository.errors import conflicts_on_integrity_errors, missing_rows_not_found
 from core.storage.duckdb.inserts import insert_if_absent, upsert
-from core.storage.duckdb.pending import KEYS, PendingWrites
 from core.storage.models import RunIORow, RunRow
-from core.storage.session_info import PENDING
 
 runs = RunRow.__table__
 run_io = RunIORow.__table__
-IO_KEY = KEYS["run_io"]
+IO_KEY = tuple(column.name for column in run_io.primary_key)
 
 
 def _to_run(row: Row[Any]) -> Run:
@@ -126,14 +124,18 @@ class RunIORepository:
 
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._pending: PendingWrites | None = session.info.get(PENDING)
 
     @missing_rows_not_found
-    def record(self, run_id: str, entries: Sequence[tuple[Direction, NodeValue]]) -> None:
-        """Record each (direction, value) of ``run_id``; the last entry for a direction,
-        node and partition wins, here and over earlier records (see ``upsert`` for the
-        statements this takes)."""
-        recorded_at = utc_now()
+    def record(
+        self,
+        run_id: str,
+        entries: Sequence[tuple[Direction, NodeValue]],
+        recorded_at: datetime | None = None,
+    ) -> None:
+        """Record each (direction, value) of ``run_id`` at ``recorded_at`` (default: now);
+        the last entry for a direction, node and partition wins, here and over earlier
+        records (see ``upsert`` for the statements this takes)."""
+        recorded_at = recorded_at or utc_now()
         rows = [
             {
                 "run_id": run_id,
@@ -147,10 +149,7 @@ class RunIORepository:
             }
             for direction, value in entries
         ]
-        if self._pending is not None:  # a deferred transaction stages them
-            self._pending.upsert("run_io", rows)
-        else:
-            upsert(self._session, run_io, IO_KEY, rows)
+        upsert(self._session, run_io, IO_KEY, rows)
 
     def get(
         self, run_id: str, direction: Direction, node: str, partition_key: str | None

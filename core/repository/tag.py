@@ -7,13 +7,11 @@ lock orders one tag's moves and their ids follow their commit order.
 
 On DuckDB the live tags this process read or moved are remembered in the lease's memo
 (``core.storage.session_info.MEMO``): while it holds the file nobody else can move them, so a
-commit that moves the same tag again skips reading it. For the same reason a deferred
-transaction (``core.storage.duckdb.pending``) decides a move of a live tag from the pending
-writes, or the file, and stages it with its history row; the history row gets its id when
-the journal is folded.
+commit that moves the same tag again skips reading it.
 """
 
 import uuid
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,9 +24,8 @@ from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.storage.cache import LRUCache
 from core.storage.duckdb.inserts import insert_if_absent
-from core.storage.duckdb.pending import PendingWrites
 from core.storage.models import TagMoveRow, TagRow, tag_move_id_seq
-from core.storage.session_info import MEMO, PENDING, PENDING_AWARE
+from core.storage.session_info import MEMO
 
 tags = TagRow.__table__
 moves = TagMoveRow.__table__
@@ -69,12 +66,9 @@ class TagRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._memo: LRUCache[tuple[str, str], Tag] | None = session.info.get(MEMO)
-        self._pending: PendingWrites | None = session.info.get(PENDING)
 
     def get(self, name: str) -> Tag | None:
         """The live tag called ``name`` (``None`` if absent or deleted)."""
-        if self._pending is not None and (row := self._pending.tag(name)) is not None:
-            return _live(row)
         if self._memo is not None and (tag := self._memo.get(("tag", name))) is not None:
             return tag
         found = self._row(name)
@@ -83,9 +77,8 @@ class TagRepository:
         return tag
 
     def _row(self, name: str) -> dict[str, Any] | None:
-        """The row of ``name`` in the file, deleted or not."""
-        statement = select(tags).where(tags.c.name == name)
-        row = self._session.execute(statement.execution_options(**{PENDING_AWARE: True})).first()
+        """The row of ``name``, deleted or not."""
+        row = self._session.execute(select(tags).where(tags.c.name == name)).first()
         return None if row is None else dict(row._mapping)
 
     def _remember(self, name: str, tag: Tag | None) -> None:
@@ -98,7 +91,7 @@ class TagRepository:
 
     def revision(self, name: str) -> int:
         """How many moves ``name`` has had (0 if never created), deleted or not."""
-        row = (self._pending is not None and self._pending.tag(name)) or self._row(name)
+        row = self._row(name)
         return 0 if row is None else int(row["revision"])
 
     def list_live(self) -> list[Tag]:
@@ -109,10 +102,16 @@ class TagRepository:
 
     @conflicts_on_integrity_errors
     def insert(
-        self, name: str, target_id: uuid.UUID, target_kind: ArtifactKind, updated_by: str | None
+        self,
+        name: str,
+        target_id: uuid.UUID,
+        target_kind: ArtifactKind,
+        updated_by: str | None,
+        at: datetime | None = None,
     ) -> Tag | None:
-        """Create a never-used name at revision 1; ``None`` if the name has a row."""
-        now = utc_now()
+        """Create a never-used name at revision 1 (at ``at``, default now); ``None`` if
+        the name has a row."""
+        now = at or utc_now()
         values = {
             "name": name,
             "target_id": target_id,
@@ -141,6 +140,7 @@ class TagRepository:
         new_target_id: uuid.UUID | None,
         new_target_kind: ArtifactKind | None,
         updated_by: str | None,
+        at: datetime | None = None,
     ) -> int | None:
         """Point ``name`` at ``new_target_id`` if it still points at ``expected_target_id``
         (and has ``expected_revision``, when given). Returns the new revision, or ``None``
@@ -153,7 +153,7 @@ class TagRepository:
         conditions = [tags.c.name == name, expected]
         if expected_revision is not None:
             conditions.append(tags.c.revision == expected_revision)
-        now = utc_now()
+        now = at or utc_now()
         values: dict[str, Any] = {
             "target_id": new_target_id,
             "target_kind": None if new_target_kind is None else new_target_kind.value,
@@ -163,38 +163,12 @@ class TagRepository:
         }
         if expected_target_id is None:
             values["created_at"] = now
-        elif self._pending is not None:
-            return self._stage_swap(
-                self._pending, name, expected_target_id, expected_revision, values
-            )
         row = self._session.execute(
             tags.update().where(*conditions).values(**values).returning(*tags.c)
         ).first()
         # a lost swap means whatever we knew of the tag is stale; a deleted one is not live
         self._remember(name, None if row is None or row.target_id is None else _to_tag(row))
         return None if row is None else row.revision
-
-    def _stage_swap(
-        self,
-        pending: PendingWrites,
-        name: str,
-        expected_target_id: uuid.UUID,
-        expected_revision: int | None,
-        values: dict[str, Any],
-    ) -> int | None:
-        """``swap`` in a deferred transaction: decided here, staged as one ``swap`` write."""
-        current = pending.tag(name) or self._row(name)
-        if (
-            current is None
-            or current["target_id"] != expected_target_id
-            or expected_revision not in (None, current["revision"])
-        ):
-            self._remember(name, None)
-            return None
-        row = {**current, **values, "revision": current["revision"] + 1}
-        pending.swap(row, current["revision"])
-        self._remember(name, _live(row))
-        return int(row["revision"])
 
     @conflicts_on_integrity_errors
     def append_move(
@@ -207,21 +181,62 @@ class TagRepository:
         moved_by: str | None,
         reason: str | None,
         run_id: str | None,
+        at: datetime | None = None,
     ) -> None:
         values = {
             "tag_name": name,
             "from_target_id": from_target_id,
             "to_target_id": to_target_id,
             "revision": revision,
-            "moved_at": utc_now(),
+            "moved_at": at or utc_now(),
             "moved_by": moved_by,
             "reason": reason,
             "run_id": run_id,
         }
-        if self._pending is not None:  # numbered when the journal is folded
-            self._pending.insert("tag_moves", [values])
-        else:
-            self._session.execute(insert(moves).values(id=tag_move_id_seq.next_value(), **values))
+        self._session.execute(insert(moves).values(id=tag_move_id_seq.next_value(), **values))
+
+    def move(
+        self,
+        name: str,
+        *,
+        expected_target_id: uuid.UUID | None,
+        expected_revision: int | None,
+        new_target_id: uuid.UUID | None,
+        new_target_kind: ArtifactKind | None,
+        moved_by: str | None,
+        reason: str | None,
+        run_id: str | None,
+        at: datetime | None = None,
+    ) -> int | None:
+        """``swap`` (or, for a name never used, ``insert``) and its history row: the new
+        revision, or ``None`` when the move lost and nothing was written."""
+        revision = self.swap(
+            name,
+            expected_target_id=expected_target_id,
+            expected_revision=expected_revision,
+            new_target_id=new_target_id,
+            new_target_kind=new_target_kind,
+            updated_by=moved_by,
+            at=at,
+        )
+        creating = expected_target_id is None and expected_revision in (None, 0)
+        if revision is None and creating and new_target_id is not None:
+            assert new_target_kind is not None, "a tag's target has a kind"
+            created = self.insert(name, new_target_id, new_target_kind, moved_by, at)
+            revision = created and created.revision
+        if revision is None:
+            return None
+        self.append_move(
+            name,
+            from_target_id=expected_target_id,
+            to_target_id=new_target_id,
+            revision=revision,
+            moved_by=moved_by,
+            reason=reason,
+            run_id=run_id,
+            at=at,
+        )
+        return revision
 
     def history(self, name: str) -> list[TagMove]:
         """Every move of ``name``, oldest first."""

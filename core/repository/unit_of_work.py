@@ -5,15 +5,18 @@ from typing import Any
 
 from core.repository.artifact import ArtifactRepository
 from core.repository.cas_blob import CasBlobRepository
+from core.repository.commit_store import RepositoryCommitStore
 from core.repository.run import RunIORepository, RunRepository
 from core.repository.tag import TagRepository
+from core.storage.commit_record import CommitStore
 from core.storage.session_info import Settle
 from core.storage.uow import Publishes, Transaction
 
 
 class UnitOfWork:
     """Repositories bound to one open transaction; ``commit()`` ends it (a unit of work
-    that is not committed rolls back)."""
+    that is not committed rolls back). ``commits`` takes decided commits: the storage's
+    own store when the transaction has one, else one over these repositories."""
 
     def __init__(self, transaction: Transaction) -> None:
         self._transaction = transaction
@@ -23,6 +26,9 @@ class UnitOfWork:
         self.tags = TagRepository(session)
         self.runs = RunRepository(session)
         self.run_io = RunIORepository(session)
+        self.commits: CommitStore = transaction.commit_store or RepositoryCommitStore(
+            self.blobs, self.artifacts, self.tags, self.run_io
+        )
 
     def commit(self) -> None:
         self._transaction.commit()

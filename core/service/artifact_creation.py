@@ -1,7 +1,10 @@
 """Creating artifacts: DAG versions, patch sets and run snapshots, idempotently."""
 
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from core.dag import (
@@ -16,12 +19,14 @@ from core.dag import (
     validate_dag,
     validate_patch,
 )
-from core.domain import ArtifactKind
+from core.domain import Artifact, ArtifactKind
 from core.errors import IntegrityError, NotFoundError, ValidationError
 from core.identifiers import check_actor, check_artifact_id, check_artifact_name
+from core.repository.clock import aware, utc_now
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_resolution import ArtifactResolution, Resolved
 from core.service.cas import CasService
+from core.storage.commit_record import BlobEntry, CommitRecord, NewVersion
 from core.storage.uow import UnitOfWorkFactory
 
 
@@ -64,10 +69,12 @@ class ArtifactCreation:
         metadata_json = check_record(name, created_by, metadata)
         document = validate_dag(self._found.load_json(cas_id))
         with self._uow() as uow:
-            artifact_id = self._dag_version(
-                uow, name, cas_id, document, canonical_json(document), parent_id, created_by,
-                metadata_json,
+            planned = self._plan(
+                uow, ArtifactKind.DAG_VERSION, name, cas_id, parent_id, created_by,
+                metadata_json, refs=referenced_cas_ids(document),
+                resolved=Resolved(canonical_json(document), 0),
             )  # fmt: skip
+            artifact_id = self.record_in(uow, planned)
             uow.commit()
         return artifact_id
 
@@ -103,36 +110,37 @@ class ArtifactCreation:
         blobs: Sequence[tuple[bytes, str]] = (),
     ) -> uuid.UUID:
         """A step: ``add_dag_version`` in ``uow`` (``metadata_json`` from ``check_record``)."""
-        content = canonical_json(document)
-        cas_id = self._cas.store_in(uow, [(content, DAG_MEDIA_TYPE), *blobs])[0]
-        return self._dag_version(
-            uow, name, cas_id, document, content, parent_id, created_by, metadata_json
+        planned = self.plan_dag_version_in(
+            uow, name, document, parent_id, created_by, metadata_json, blobs
         )
+        return self.record_in(uow, planned)
 
-    def _dag_version(
+    def plan_dag_version_in(
         self,
         uow: UnitOfWork,
         name: str,
-        cas_id: str,
         document: dict[str, Any],
-        content: bytes,
         parent_id: uuid.UUID | None,
         created_by: str | None,
         metadata_json: str,
-    ) -> uuid.UUID:
-        """Record ``document`` (``content`` is its canonical JSON) as a version."""
-        artifact_id = self._create(
+        blobs: Sequence[tuple[bytes, str]] = (),
+    ) -> "PlannedVersion":
+        """A step: the version ``add_dag_version_in`` would record, its files written
+        for ``uow`` and nothing recorded yet."""
+        content = canonical_json(document)
+        staged = self._cas.stage_in(uow, [(content, DAG_MEDIA_TYPE), *blobs])
+        return self._plan(
             uow,
             ArtifactKind.DAG_VERSION,
             name,
-            cas_id,
+            staged[0].cas_id,
             parent_id,
             created_by,
             metadata_json,
             refs=referenced_cas_ids(document),
+            staged=staged,
+            resolved=Resolved(content, 0),
         )
-        self._found.resolved.put(artifact_id, Resolved(content, 0), uow)
-        return artifact_id
 
     def create_patch_set(
         self,
@@ -151,10 +159,11 @@ class ArtifactCreation:
         with self._uow() as uow:
             parent_document = self._found.resolve_in(uow, parent_id)
             document = validate_dag(apply_patch(parent_document, patch))
-            artifact_id = self._patch_set(
+            planned = self._patch_set(
                 uow, name, cas_id, parent_id, parent_document, document, created_by,
                 metadata_json,
             )  # fmt: skip
+            artifact_id = self.record_in(uow, planned)
             uow.commit()
         return artifact_id
 
@@ -197,11 +206,31 @@ class ArtifactCreation:
         blobs: Sequence[tuple[bytes, str]] = (),
     ) -> uuid.UUID:
         """A step: ``add_patch_set`` in ``uow`` (``metadata_json`` from ``check_record``)."""
-        content = canonical_json(patch)
-        cas_id = self._cas.store_in(uow, [(content, PATCH_MEDIA_TYPE), *blobs])[0]
+        planned = self.plan_patch_set_in(
+            uow, name, patch, parent_id, parent_document, document, created_by, metadata_json,
+            blobs,
+        )  # fmt: skip
+        return self.record_in(uow, planned)
+
+    def plan_patch_set_in(
+        self,
+        uow: UnitOfWork,
+        name: str,
+        patch: list[dict[str, Any]],
+        parent_id: uuid.UUID,
+        parent_document: dict[str, Any],
+        document: dict[str, Any],
+        created_by: str | None,
+        metadata_json: str,
+        blobs: Sequence[tuple[bytes, str]] = (),
+    ) -> "PlannedVersion":
+        """A step: the patch set ``add_patch_set_in`` would record, its files written
+        for ``uow`` and nothing recorded yet."""
+        staged = self._cas.stage_in(uow, [(canonical_json(patch), PATCH_MEDIA_TYPE), *blobs])
         return self._patch_set(
-            uow, name, cas_id, parent_id, parent_document, document, created_by, metadata_json
-        )
+            uow, name, staged[0].cas_id, parent_id, parent_document, document, created_by,
+            metadata_json, staged,
+        )  # fmt: skip
 
     def _patch_set(
         self,
@@ -213,9 +242,10 @@ class ArtifactCreation:
         document: dict[str, Any],
         created_by: str | None,
         metadata_json: str,
-    ) -> uuid.UUID:
+        staged: Sequence[BlobEntry] = (),
+    ) -> "PlannedVersion":
         depth = self._found.patch_depth_in(uow, parent_id) + 1
-        artifact_id = self._create(
+        return self._plan(
             uow,
             ArtifactKind.PATCH_SET,
             name,
@@ -225,9 +255,9 @@ class ArtifactCreation:
             metadata_json,
             # the values this patch brings in (its ancestors hold the rest, and stay)
             refs=added_cas_ids(parent_document, document),
+            staged=staged,
+            resolved=Resolved(canonical_json(document), depth),
         )
-        self._found.resolved.put(artifact_id, Resolved(canonical_json(document), depth), uow)
-        return artifact_id
 
     def create_run_snapshot(
         self,
@@ -243,9 +273,10 @@ class ArtifactCreation:
         if not isinstance(self._found.load_json(cas_id), dict):
             raise ValidationError(f"run snapshot content {cas_id} must be a JSON object")
         with self._uow() as uow:
-            artifact_id = self._create(
+            planned = self._plan(
                 uow, ArtifactKind.RUN_SNAPSHOT, name, cas_id, parent_id, created_by, metadata_json
             )
+            artifact_id = self.record_in(uow, planned)
             uow.commit()
         return artifact_id
 
@@ -277,12 +308,14 @@ class ArtifactCreation:
         metadata_json: str,
     ) -> uuid.UUID:
         """A step: ``add_run_snapshot`` in ``uow`` (``metadata_json`` from ``check_record``)."""
-        cas_id = self._cas.store_in(uow, [(canonical_json(snapshot), SNAPSHOT_MEDIA_TYPE)])[0]
-        return self._create(
-            uow, ArtifactKind.RUN_SNAPSHOT, name, cas_id, parent_id, created_by, metadata_json
-        )
+        staged = self._cas.stage_in(uow, [(canonical_json(snapshot), SNAPSHOT_MEDIA_TYPE)])
+        planned = self._plan(
+            uow, ArtifactKind.RUN_SNAPSHOT, name, staged[0].cas_id, parent_id, created_by,
+            metadata_json, staged=staged,
+        )  # fmt: skip
+        return self.record_in(uow, planned)
 
-    def _create(
+    def _plan(
         self,
         uow: UnitOfWork,
         kind: ArtifactKind,
@@ -293,9 +326,14 @@ class ArtifactCreation:
         metadata_json: str,
         *,
         refs: frozenset[str] = frozenset(),
-    ) -> uuid.UUID:
-        """Insert the artifact row (name, actor and metadata checked by the caller)."""
-        missing = uow.blobs.missing(refs | {cas_id})
+        staged: Sequence[BlobEntry] = (),
+        resolved: Resolved | None = None,
+    ) -> "PlannedVersion":
+        """The version of ``cas_id`` on ``parent_id``: the one the catalog has with its
+        hash, or a new one to record (name, actor and metadata checked by the caller).
+        ``staged`` blobs are recorded with it; every other blob it names must be there."""
+        unstaged = (refs | {cas_id}) - {blob.cas_id for blob in staged}
+        missing = uow.commits.missing_blobs(unstaged) if unstaged else frozenset()
         if cas_id in missing:
             raise NotFoundError(f"blob {cas_id} not found in the catalog")
         if missing:
@@ -307,7 +345,13 @@ class ArtifactCreation:
             None if parent_id is None else self._found.get_in(uow, check_artifact_id(parent_id))
         )
         digest = version_hash(kind, cas_id, parent and parent.version_hash)
-        created = uow.artifacts.add(
+        at = utc_now()
+        existing = uow.commits.version_id(digest, parent and parent.id)
+        if existing is not None:
+            target = self._found.get_in(uow, existing)
+            return PlannedVersion(target, None, tuple(staged), resolved, at)
+        new = NewVersion(
+            id=uuid.uuid4(),
             kind=kind,
             version_hash=digest,
             cas_id=cas_id,
@@ -315,12 +359,48 @@ class ArtifactCreation:
             name=name,
             created_by=created_by,
             metadata_json=metadata_json,
+            refs=tuple(sorted(refs)),
         )
-        if created is not None:
-            uow.artifacts.add_refs(created.id, refs)
-            self._found.by_id.put(created.id, created, uow)
-            return created.id
-        existing = uow.artifacts.get_by_version_hash(digest)
-        if existing is None:
-            raise IntegrityError(f"artifact {digest} vanished while being created")
-        return existing.id
+        target = Artifact(
+            id=new.id,
+            kind=kind,
+            version_hash=digest,
+            cas_id=cas_id,
+            parent_id=new.parent_id,
+            name=name,
+            created_at=aware(at),
+            created_by=created_by,
+            metadata=json.loads(metadata_json),
+        )
+        return PlannedVersion(target, new, tuple(staged), resolved, at)
+
+    def record_in(self, uow: UnitOfWork, planned: "PlannedVersion") -> uuid.UUID:
+        """A step: record ``planned`` in ``uow`` alone (no tag moves); its id."""
+        record = CommitRecord(planned.at, blobs=planned.blobs, version=planned.new)
+        if uow.commits.apply(record) is None:  # another writer recorded it meanwhile
+            assert planned.new is not None
+            existing = uow.commits.version_id(planned.new.version_hash)
+            if existing is None:
+                raise IntegrityError(f"artifact {planned.new.version_hash} vanished while created")
+            return existing
+        self.remember(uow, planned)
+        return planned.target.id
+
+    def remember(self, uow: UnitOfWork, planned: "PlannedVersion") -> None:
+        """Once ``uow`` recorded ``planned``: cache the version when it commits."""
+        if planned.new is not None:
+            self._found.by_id.put(planned.target.id, planned.target, uow)
+        if planned.resolved is not None:
+            self._found.resolved.put(planned.target.id, planned.resolved, uow)
+
+
+@dataclass(frozen=True)
+class PlannedVersion:
+    """A version a commit moves to: ``new`` to record, or ``None`` when ``target`` is
+    there already; the blobs to record with it; its document, when known, to cache."""
+
+    target: Artifact
+    new: NewVersion | None
+    blobs: tuple[BlobEntry, ...]
+    resolved: Resolved | None
+    at: datetime

@@ -18,7 +18,7 @@ from core.identifiers import (
 from core.repository.unit_of_work import UnitOfWork
 from core.service.asset_lineage import RunLineage
 from core.service.cas import CasService
-from core.service.run import RunService
+from core.service.run import RunService, run_values
 from core.service.tag import MAX_SWAP_ATTEMPTS
 from core.service.workflow_commits import WorkflowCommits
 from core.storage.uow import UnitOfWorkFactory
@@ -86,7 +86,8 @@ class AssetOutputs:
         The run is pinned first (if it is not already), in the same transaction: a value
         that cannot be committed leaves no pin either. A value equal to the tag's current
         one changes nothing (``changed=False``); a lost race is retried on the new head.
-        The transaction is deferred (journaled: see ``core.storage.db``) when it can be.
+        The commit is one decision (``core.storage.commit_record``), which the storage
+        may write behind.
         """
         check_output(run_id, tag, node, deps, content, media_type, job_name)
         check_partition_key(partition_key)
@@ -110,8 +111,9 @@ class AssetOutputs:
         message = f"materialize {node}" + (f" [{partition_key}]" if partition_key else "")
 
         def commit(uow: UnitOfWork) -> CreateWorkflowResponse:
-            # the pin, the value, the new version, the move, the lineage: all or nothing
+            # the pin, the value, the new version, the move, the lineage: one decision
             self._runs.pin_in(uow, run_id, tag, job_name=job_name)
+            reads = self._lineage.unwritten_reads(run_id)
             response = self._workflows.update_in(
                 uow,
                 tag,
@@ -121,11 +123,8 @@ class AssetOutputs:
                 message=message,
                 run_id=run_id,
                 blobs=blobs,
+                run_values=run_values(outputs=[value], inputs=reads),
             )
-            if blobs and not response.changed:  # stored already, unless its file is gone
-                self._cas.store_if_missing(uow, cas_id, content, media_type)
-            reads = self._lineage.unwritten_reads(run_id)
-            self._runs.record_io_in(uow, run_id, outputs=[value], inputs=reads)
             self._lineage.written_in(uow, run_id, value, reads)
             return response
 

@@ -19,6 +19,7 @@ from core.errors import (
 from core.identifiers import check_cas_id, check_content, check_media_type
 from core.repository.unit_of_work import UnitOfWork
 from core.storage.blobstore import BlobStore, hash_stream
+from core.storage.commit_record import BlobEntry
 from core.storage.uow import UnitOfWorkFactory
 
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
@@ -84,6 +85,13 @@ class CasService:
         The files are written while the transaction goes on and are durable before it
         commits (a failed write rolls it back): a row is never committed without its bytes.
         """
+        entries = self.stage_in(uow, items)
+        uow.blobs.add([(entry.cas_id, entry.size, entry.media_type) for entry in entries])
+        return [entry.cas_id for entry in entries]
+
+    def stage_in(self, uow: UnitOfWork, items: Sequence[tuple[bytes, str]]) -> list[BlobEntry]:
+        """A step: write the files of ``items`` (content, media type) for ``uow``, durable
+        before it commits, and return the catalog entries its commit must record."""
         for content, media_type in items:
             check_content(content)
             check_media_type(media_type)
@@ -94,19 +102,18 @@ class CasService:
         writes = self._blobs.put_later(list(contents.items()))
         self._in_flight.add(list(contents), writes)
         uow.on_end(partial(self._settle, contents, writes))
-        uow.blobs.add(
-            [(cas_id, len(content), media_type) for cas_id, content, media_type in stored]
-        )
-        return [cas_id for cas_id, _, _ in stored]
+        return [
+            BlobEntry(cas_id, len(content), media_type) for cas_id, content, media_type in stored
+        ]
 
-    def store_if_missing(
-        self, uow: UnitOfWork, cas_id: str, content: bytes, media_type: str
-    ) -> None:
-        """A step: store ``content`` (whose id ``cas_id`` the caller computed) again in
-        ``uow`` if its file is gone (lost, or set aside as corrupt): a commit that changes
-        nothing still repairs the value it names."""
-        if not self._blobs.exists(cas_id):
-            self.store_in(uow, [(content, media_type)])
+    def stage_missing_in(
+        self, uow: UnitOfWork, items: Sequence[tuple[bytes, str]]
+    ) -> list[BlobEntry]:
+        """A step: ``stage_in`` for those of ``items`` whose file is gone (lost, or set
+        aside as corrupt): a commit that changes nothing still repairs what it names."""
+        return self.stage_in(
+            uow, [item for item in items if not self._blobs.exists(self.compute_hash(item[0]))]
+        )
 
     def _settle(
         self, contents: dict[str, bytes], writes: list["Future[bool]"], committing: bool

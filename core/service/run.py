@@ -18,9 +18,11 @@ from core.identifiers import (
     check_size,
     check_tag_name,
 )
+from core.repository.clock import utc_now
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_creation import ArtifactCreation, check_record
 from core.service.artifact_resolution import ArtifactResolution
+from core.storage.commit_record import CommitRecord, RunValue
 from core.storage.committed_cache import CommittedCache
 from core.storage.uow import UnitOfWorkFactory
 
@@ -249,19 +251,12 @@ class RunService:
     ) -> None:
         """A step: ``record_io`` in ``uow``."""
         check_run_id(run_id)
-        entries = [(Direction.OUTPUT, value) for value in outputs]
-        entries += [(Direction.INPUT, value) for value in inputs]
-        if not entries:
+        values = run_values(outputs=outputs, inputs=inputs)
+        if not values:
             return
-        for _, value in entries:
-            check_node_id(value.node)
-            check_partition_key(value.partition_key)
-            check_cas_id(value.cas_id)
-            check_media_type(value.media_type)
-            check_size(value.size)
         if not self._pins.contains(run_id, uow) and uow.runs.get(run_id) is None:
             raise NotFoundError(f"run {run_id!r} not found")
-        uow.run_io.record(run_id, entries)
+        uow.commits.apply(CommitRecord(utc_now(), run_id=run_id, run_values=values))
 
     def get_output(self, run_id: str, node: str, partition_key: str | None) -> NodeValue | None:
         """The value ``run_id`` produced for ``node`` (and partition), if it did."""
@@ -314,3 +309,20 @@ class RunService:
         if run.status != status:
             raise ConflictError(f"run {run_id!r} already finished as {run.status!r}")
         return run
+
+
+def run_values(
+    *, outputs: Sequence[NodeValue] = (), inputs: Sequence[NodeValue] = ()
+) -> tuple[RunValue, ...]:
+    """What a run wrote and read, checked, as a commit records it."""
+    entries = [(Direction.OUTPUT, value) for value in outputs]
+    entries += [(Direction.INPUT, value) for value in inputs]
+    for _, value in entries:
+        check_node_id(value.node)
+        check_partition_key(value.partition_key)
+        check_cas_id(value.cas_id)
+        check_media_type(value.media_type)
+        check_size(value.size)
+    return tuple(
+        RunValue(d, v.node, v.partition_key, v.cas_id, v.media_type, v.size) for d, v in entries
+    )

@@ -60,27 +60,14 @@ class TagMoves:
                 and expected_revision in (None, current.revision)
             )
         target = None if new is None else self._artifacts.get_in(uow, new)
-        revision = uow.tags.swap(
+        revision = uow.tags.move(
             name,
             expected_target_id=expected,
             expected_revision=expected_revision,
             new_target_id=new,
             new_target_kind=target and target.kind,
-            updated_by=moved_by,
-        )
-        if revision is None and expected is None and expected_revision in (None, 0):
-            assert target is not None
-            created = uow.tags.insert(name, target.id, target.kind, moved_by)
-            revision = created and created.revision
-        if revision is None:
-            return False
-        uow.tags.append_move(
-            name,
-            from_target_id=expected,
-            to_target_id=new,
-            revision=revision,
             moved_by=moved_by,
             reason=reason,
             run_id=run_id,
         )
-        return True
+        return revision is not None

@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.dag import (
@@ -13,7 +13,7 @@ from core.dag import (
     validate_dag,
     validate_patch,
 )
-from core.domain import CreateWorkflowRequest, CreateWorkflowResponse
+from core.domain import Artifact, CreateWorkflowRequest, CreateWorkflowResponse
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import (
     check_actor,
@@ -23,11 +23,13 @@ from core.identifiers import (
     check_run_id,
     check_tag_name,
 )
+from core.repository.clock import utc_now
 from core.repository.unit_of_work import UnitOfWork
-from core.service.artifact_creation import ArtifactCreation, check_record
+from core.service.artifact_creation import ArtifactCreation, PlannedVersion, check_record
 from core.service.artifact_resolution import ArtifactResolution
+from core.service.cas import CasService
 from core.service.tag import MAX_SWAP_ATTEMPTS
-from core.service.tag_moves import TagMoves
+from core.storage.commit_record import CommitRecord, Head, RunValue, TagSwap
 from core.storage.uow import UnitOfWorkFactory
 
 DEFAULT_COMPACTION_BOUND = 32
@@ -62,14 +64,14 @@ class WorkflowCommits:
         uow: UnitOfWorkFactory[UnitOfWork],
         artifacts: ArtifactResolution,
         creation: ArtifactCreation,
-        moves: TagMoves,
+        cas: CasService,
         *,
         compaction_bound: int = DEFAULT_COMPACTION_BOUND,
     ) -> None:
         self._uow = uow
         self._artifacts = artifacts
         self._creation = creation
-        self._moves = moves
+        self._cas = cas
         self._compaction_bound = compaction_bound
 
     def create_workflow(self, request: CreateWorkflowRequest) -> CreateWorkflowResponse:
@@ -167,11 +169,17 @@ class WorkflowCommits:
         message: str | None = None,
         run_id: str | None = None,
         blobs: Sequence[tuple[bytes, str]] = (),
+        run_values: Sequence[RunValue] = (),
     ) -> CreateWorkflowResponse:
         """A step: ``update_workflow`` in ``uow``, tried once (``ConflictError`` when
-        another writer moved the tag first: the caller retries the whole unit of work)."""
+        another writer moved the tag first: the caller retries the whole unit of work).
+        ``run_values`` (what run ``run_id`` read and wrote) are recorded with the commit,
+        changed or not."""
         check_tag_name(tag)
-        commit = _update(tag, update, name, created_by, message, run_id, blobs)
+        commit = replace(
+            _update(tag, update, name, created_by, message, run_id, blobs),
+            run_values=tuple(run_values),
+        )
         _check_commit(commit)
         try:
             return self._attempt(uow, commit)
@@ -193,62 +201,57 @@ class WorkflowCommits:
             raise _moved(commit) from None
 
     def _attempt(self, uow: UnitOfWork, commit: "_Commit") -> CreateWorkflowResponse:
-        """One attempt in ``uow``; ``_LostRace`` if another writer moved the tag first."""
-        tag = uow.tags.get(commit.tag)
-        revision = tag.revision if tag else uow.tags.revision(commit.tag)
-        if commit.expected_revision not in (None, revision):
+        """One attempt in ``uow``, decided from what it reads and handed to its commit
+        store as one record; ``_LostRace`` if another writer moved the tag first."""
+        head = uow.commits.head(commit.tag)
+        if commit.expected_revision not in (None, head.revision):
             raise ConflictError(
-                f"tag {commit.tag!r} is at revision {revision}, not the expected "
-                f"{commit.expected_revision} (target: {tag and tag.target_id})"
+                f"tag {commit.tag!r} is at revision {head.revision}, not the expected "
+                f"{commit.expected_revision} (target: {head.target_id})"
             )
-        if tag is None and commit.must_exist:
+        if head.target_id is None and commit.must_exist:
             raise NotFoundError(f"tag {commit.tag!r} not found")
-        current = None if tag is None else self._artifacts.resolve_in(uow, tag.target_id)
+        current = (
+            None if head.target_id is None else self._artifacts.resolve_in(uow, head.target_id)
+        )
         planned = commit.change(current)
-        if tag is not None and not planned.changed:
-            head = self._artifacts.get_in(uow, tag.target_id)
-            return CreateWorkflowResponse(
-                head.id,
-                head.version_hash,
-                head.cas_id,
-                commit.tag,
-                tag.revision,
-                changed=False,
-                from_target_id=tag.target_id,
-            )
-        artifact_id = self._record(uow, commit, planned, tag and tag.target_id, current)
-        moved = self._moves.swap(
-            uow,
-            commit.tag,
-            tag and tag.target_id,
-            artifact_id,
+        if head.target_id is not None and not planned.changed:
+            repaired = self._cas.stage_missing_in(uow, commit.blobs)
+            if repaired or commit.run_values:
+                self._apply(uow, commit, CommitRecord(utc_now(), blobs=tuple(repaired)))
+            return _response(self._artifacts.get_in(uow, head.target_id), commit, head, False)
+        version = self._version(uow, commit, planned, head.target_id, current)
+        swap = TagSwap(
+            tag=commit.tag,
+            from_target_id=head.target_id,
+            expected_revision=head.revision,
+            to_target_id=version.target.id,
+            target_kind=version.target.kind,
             moved_by=commit.created_by,
             reason=commit.message or commit.default_reason,
             run_id=commit.run_id,
-            expected_revision=revision,
         )
-        if not moved:
-            raise _LostRace
-        artifact = self._artifacts.get_in(uow, artifact_id)
-        return CreateWorkflowResponse(
-            artifact.id,
-            artifact.version_hash,
-            artifact.cas_id,
-            commit.tag,
-            revision + 1,
-            changed=True,
-            from_target_id=tag and tag.target_id,
-        )
+        record = CommitRecord(version.at, blobs=version.blobs, version=version.new, swap=swap)
+        self._apply(uow, commit, record)
+        self._creation.remember(uow, version)
+        return _response(version.target, commit, head, True)
 
-    def _record(
+    def _apply(self, uow: UnitOfWork, commit: "_Commit", record: CommitRecord) -> None:
+        """Hand ``record`` (with the run's values of ``commit``) to ``uow``'s store."""
+        if commit.run_values:
+            record = replace(record, run_id=commit.run_id, run_values=commit.run_values)
+        if uow.commits.apply(record) is None:
+            raise _LostRace
+
+    def _version(
         self,
         uow: UnitOfWork,
         commit: "_Commit",
         planned: Change,
         parent_id: uuid.UUID | None,
         parent_document: dict[str, Any] | None,
-    ) -> uuid.UUID:
-        """Write a patch set, or a full version when there is no head or the chain is long."""
+    ) -> PlannedVersion:
+        """A patch set, or a full version when there is no head or the chain is long."""
         metadata = {"message": commit.message} if commit.message else None
         name = commit.name
         if name is None:
@@ -261,7 +264,7 @@ class WorkflowCommits:
             and parent_document is not None
             and self._artifacts.patch_depth_in(uow, parent_id) < self._compaction_bound
         ):
-            return self._creation.add_patch_set_in(
+            return self._creation.plan_patch_set_in(
                 uow,
                 name,
                 planned.patch,
@@ -272,7 +275,7 @@ class WorkflowCommits:
                 metadata_json,
                 commit.blobs,
             )
-        return self._creation.add_dag_version_in(
+        return self._creation.plan_dag_version_in(
             uow,
             name,
             planned.document,
@@ -281,6 +284,20 @@ class WorkflowCommits:
             metadata_json,
             commit.blobs,
         )
+
+
+def _response(
+    target: Artifact, commit: "_Commit", head: Head, changed: bool
+) -> CreateWorkflowResponse:
+    return CreateWorkflowResponse(
+        target.id,
+        target.version_hash,
+        target.cas_id,
+        commit.tag,
+        head.revision + 1 if changed else head.revision,
+        changed=changed,
+        from_target_id=head.target_id,
+    )
 
 
 def _check_commit(commit: "_Commit") -> None:
@@ -348,3 +365,5 @@ class _Commit:
     must_exist: bool = True
     blobs: Sequence[tuple[bytes, str]] = ()
     """(content, media type) the new document names, stored with its own content."""
+    run_values: tuple[RunValue, ...] = ()
+    """What run ``run_id`` read and wrote, recorded with the commit."""

@@ -12,13 +12,14 @@ written while its statements run: each is called with ``True`` just before the c
 where an exception stops the commit, or with ``False`` after a rollback), and the
 ``AFTER_COMMIT`` calls that let caches learn from it once it has committed.
 
-A deferred transaction (``transaction(deferred=True)``, used for output commits) runs
-while this process already holds the DuckDB file: its repositories stage their writes in
-``PENDING`` instead of running statements, and it commits by journaling them
-(``core.storage.duckdb.journal``); the lease folds the journal into the file before any ordinary
-transaction, before it gives the file up, and when a process takes the file after one
-died holding it. A deferred transaction that meets anything it cannot serve raises
-``NotDeferrable`` before anything is kept. On Postgres every transaction is ordinary.
+A deferred transaction (``transaction(deferred=True)``) runs while this process already
+holds the DuckDB file and writes its commit behind: its session runs no statement, its
+``COMMIT_STORE`` takes the one decided commit record, and it commits by journaling that
+record (``core.storage.duckdb.write_behind``); the lease folds the journal into the file
+(``core.storage.duckdb.fold``) before any ordinary transaction, before it gives the file
+up, and when a process takes the file after one died holding it. A deferred transaction
+that meets anything else raises ``NotDeferrable`` before anything is kept. On Postgres
+every transaction is ordinary.
 """
 
 import contextlib
@@ -34,18 +35,25 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import NullPool
 
 from core.errors import (
-    NotDeferrable,
     NotFoundError,
     StorageBusyError,
     StorageUnavailableError,
     TransactionLostError,
     ValidationError,
 )
+from core.storage.duckdb.fold import FOLD_AT, fold, recover
 from core.storage.duckdb.journal import Journal
 from core.storage.duckdb.lease import Backoff, DuckDBFileLock, DuckDBLease
-from core.storage.duckdb.pending import FOLD_AT, PendingWrites, fold, recover
+from core.storage.duckdb.write_behind import JournaledCommitStore, WriteBehind
 from core.storage.files import check_regular
-from core.storage.session_info import AFTER_COMMIT, MEMO, PENDING, PENDING_AWARE, SETTLE, Settle
+from core.storage.session_info import (
+    AFTER_COMMIT,
+    COMMIT_STORE,
+    MEMO,
+    SETTLE,
+    NotDeferrable,
+    Settle,
+)
 
 sa.dialects.registry.register(
     "duckdb.cached", "core.storage.duckdb.dialect", "CachingDuckDBDialect"
@@ -107,7 +115,7 @@ class Database:
                 self.url.set(drivername="duckdb+cached"), poolclass=NullPool
             )
             self._journal = Journal(path.with_name(path.name + ".journal"))
-            self._pending = PendingWrites()
+            self._behind = WriteBehind()
             self._lease: DuckDBLease | None = DuckDBLease(
                 self._connect_duckdb,
                 DuckDBFileLock(path, busy_timeout),
@@ -164,8 +172,8 @@ class Database:
             if self._lease is not None:
                 session.info[MEMO] = self._lease.memo
             if deferred:
-                session.info[PENDING] = self._pending
-                event.listen(session, "do_orm_execute", _only_pending_aware)
+                session.info[COMMIT_STORE] = JournaledCommitStore(connection, self._behind)
+                event.listen(session, "do_orm_execute", _refuse_statements)
             settles: list[Settle] = []
             session.info[SETTLE] = settles
             committed: list[Callable[[], None]] = []
@@ -177,8 +185,8 @@ class Database:
                 for settle in settles:
                     settle(True)
                 if deferred:
-                    session.rollback()  # it only read
-                    self._pending.commit(self._journal)
+                    _end_reads(connection)
+                    self._behind.commit(self._journal)
                 else:
                     committing = True
                     session.commit()
@@ -190,7 +198,8 @@ class Database:
                         raise  # else the server dropped the transaction with the connection
                 finally:
                     if deferred:
-                        self._pending.discard()
+                        _end_reads(connection)
+                        self._behind.discard()
                     if self._lease is not None:  # the memo may hold what was undone
                         self._lease.memo.clear()
                     for settle in settles:
@@ -248,17 +257,19 @@ class Database:
         with self._lease.held() as connection:
             if self._journal.damaged:
                 raise NotDeferrable("the journal must be folded and emptied first")
-            if len(self._pending) >= FOLD_AT:
+            if len(self._behind) >= FOLD_AT:
                 self._fold(connection)
             yield connection
 
     def _recover(self, connection: Connection) -> None:
         """A new tenure: fold what the journal holds that is not in the file yet."""
-        recover(connection, self._pending, self._journal)
+        recover(connection, self._behind, self._journal)
 
     def _fold(self, connection: Connection) -> None:
-        if len(self._pending) or self._journal.damaged:
-            fold(connection, self._pending, self._journal)
+        if len(self._behind) or self._journal.damaged:
+            fold(connection, self._behind, self._journal)
+            assert self._lease is not None
+            self._lease.memo.clear()  # it may know tags as they were before the records
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -307,7 +318,12 @@ class Database:
         self.engine.dispose()
 
 
-def _only_pending_aware(state: ORMExecuteState) -> None:
-    """In a deferred transaction, refuse every statement not marked ``PENDING_AWARE``."""
-    if not state.execution_options.get(PENDING_AWARE):
-        raise NotDeferrable(f"a deferred transaction cannot run {type(state.statement).__name__}")
+def _refuse_statements(state: ORMExecuteState) -> None:
+    """A deferred transaction's session runs no statement: its commit store reads."""
+    raise NotDeferrable(f"a deferred transaction cannot run {type(state.statement).__name__}")
+
+
+def _end_reads(connection: Connection) -> None:
+    """End the transaction the commit store's reads began (they wrote nothing)."""
+    if connection.in_transaction():
+        connection.rollback()

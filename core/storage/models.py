@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump with a migration in ``core.storage.schema`` whenever a table below changes."""
 
 NAMING_CONVENTION = {
@@ -141,3 +141,14 @@ class BlobRefRow(Base):
 
     artifact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(ArtifactRow.id), primary_key=True)
     cas_id: Mapped[str] = mapped_column(ForeignKey(CasBlob.cas_id), primary_key=True)
+
+
+class JournalMark(Base):
+    """The last journal record a fold applied to a DuckDB catalog (one row, ``name``
+    ``"journal"``): recovering a journal starts after it."""
+
+    __tablename__ = "journal_marks"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    record_id: Mapped[uuid.UUID]
+    folded_at: Mapped[datetime] = mapped_column(DateTime)

@@ -14,13 +14,20 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError, OrchestratorError
 from core.storage.db import Database
-from core.storage.models import SCHEMA_VERSION, Base, SchemaVersion
+from core.storage.models import SCHEMA_VERSION, Base, JournalMark, SchemaVersion
 
 _SCHEMA_LOCK_KEY = 0x6F72636863617401
 """Postgres advisory lock key taken while creating or migrating the schema."""
 
 Migration = Callable[[Session], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _add_journal_marks(session: Session) -> None:
+    """Version 2: the table where a DuckDB catalog's folds mark their last record."""
+    JournalMark.__table__.create(session.connection(), checkfirst=True)
+
+
+MIGRATIONS: dict[int, Migration] = {1: _add_journal_marks}
 
 
 def ensure_schema(db: Database, *, create: bool = True) -> int:

@@ -1,11 +1,10 @@
-"""The keys of what a transaction's session carries in ``session.info``.
+"""What a transaction's session carries in ``session.info``, and the one signal the
+storage gives its unit of work.
 
 ``MEMO``: on DuckDB, the lease's memo (facts that stay true while this process holds the
 file). ``SETTLE``: work started in the transaction that must finish before it ends.
-``AFTER_COMMIT``: calls to make once it has committed. ``PENDING``: in a deferred
-transaction only, the writes journaled but not yet in the DuckDB file
-(``core.storage.duckdb.pending``); repositories stage their writes there instead of running
-them.
+``AFTER_COMMIT``: calls to make once it has committed. ``COMMIT_STORE``: in a deferred
+transaction only, the storage's own ``CommitStore`` (``core.storage.duckdb.write_behind``).
 """
 
 from collections.abc import Callable
@@ -15,7 +14,9 @@ SETTLE = "settle"
 Settle = Callable[[bool], None]
 """Finishes work a transaction started: ``True`` before it commits, ``False`` after a rollback."""
 AFTER_COMMIT = "after_commit"
-PENDING = "pending_writes"
-PENDING_AWARE = "pending_aware"
-"""The execution option of a read that a deferred transaction may run: one that looks at
-the pending writes itself, or whose answer they cannot change."""
+COMMIT_STORE = "commit_store"
+
+
+class NotDeferrable(Exception):
+    """A deferred transaction met work it cannot write behind: the unit of work runs it
+    again as an ordinary transaction (``core.storage.uow``). Never leaves the storage."""

@@ -14,9 +14,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
-from core.errors import NotDeferrable
+from core.storage.commit_record import CommitStore
 from core.storage.db import Database
-from core.storage.session_info import AFTER_COMMIT, SETTLE, Settle
+from core.storage.session_info import AFTER_COMMIT, COMMIT_STORE, SETTLE, NotDeferrable, Settle
 
 T = TypeVar("T")
 
@@ -54,6 +54,13 @@ class Transaction:
     @property
     def open(self) -> bool:
         return self._scope is not None
+
+    @property
+    def commit_store(self) -> CommitStore | None:
+        """The storage's own store for decided commits, when it has one for this
+        transaction (a deferred one); ``None``: commits are written through statements."""
+        store: CommitStore | None = self.session.info.get(COMMIT_STORE)
+        return store
 
     def commit(self) -> None:
         """Commit now (inside a caller's ``Database.transaction``, that one commits it)."""

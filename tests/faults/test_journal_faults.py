@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 import core
-import core.storage.duckdb.pending
+import core.storage.duckdb.fold
 from core.storage.duckdb.journal import Journal
 from tests.support.helpers import row_counts, run_orchestrator
 
@@ -80,68 +80,72 @@ def counts_without_journal(folder: Path) -> dict[str, int]:
         aside.rename(journal)
 
 
-def rewrite(journal: Path, records: list[Any]) -> None:
-    """Write ``records`` as the journal, each line with its valid checksum."""
+def rewrite(journal: Path, lines: list[Any]) -> None:
+    """Write ``lines`` as the journal, each with its valid checksum."""
     journal.unlink()
     written = Journal(journal)
-    for record in records:
-        written.append(record)
+    for line in lines:
+        written.append(line)
 
 
-def op(record: list[Any], table: str) -> list[Any]:
-    return next(o for o in record if o[0] != "swap" and o[1] == table)
+def removed(lines: list[Any]) -> None:
+    del lines[1]
 
 
-def swap(record: list[Any]) -> list[Any]:
-    return next(o for o in record if o[0] == "swap")
+def removed_last_but_one(lines: list[Any]) -> None:
+    del lines[-2]
 
 
-def removed(records: list[Any]) -> None:
-    del records[1]
+def duplicated(lines: list[Any]) -> None:
+    lines.insert(3, lines[2])
 
 
-def removed_last_but_one(records: list[Any]) -> None:
-    del records[-2]
+def duplicated_at_the_end(lines: list[Any]) -> None:
+    lines.append(lines[1])
 
 
-def duplicated(records: list[Any]) -> None:
-    records.insert(3, records[2])
+def reordered(lines: list[Any]) -> None:
+    lines[1], lines[2] = lines[2], lines[1]
 
 
-def duplicated_at_the_end(records: list[Any]) -> None:
-    records.append(records[1])
+def another_format(lines: list[Any]) -> None:
+    lines[-1]["format"] = 2
 
 
-def reordered(records: list[Any]) -> None:
-    records[1], records[2] = records[2], records[1]
+def an_earlier_releases_line(lines: list[Any]) -> None:
+    lines.append([["swap", {"name": "main"}, 6]])
 
 
-def unknown_op(records: list[Any]) -> None:
-    records.append([["rename", "tags", [{"name": "main"}]]])
+def unknown_field(lines: list[Any]) -> None:
+    lines[-1]["record"]["renamed"] = {"tag": "main"}
 
 
-def unknown_table(records: list[Any]) -> None:
-    records[-1].append(["insert", "runs", [{"run_id": "run-9"}]])
+def missing_field(lines: list[Any]) -> None:
+    del lines[0]["record"]["version"]["version_hash"]
 
 
-def missing_column(records: list[Any]) -> None:
-    del op(records[0], "artifacts")[2][0]["version_hash"]
+def wrong_type(lines: list[Any]) -> None:
+    lines[2]["record"]["swap"]["expected_revision"] = "2"
 
 
-def wrong_type(records: list[Any]) -> None:
-    swap(records[2])[2] = "2"
+def a_bool_for_a_number(lines: list[Any]) -> None:
+    lines[2]["record"]["blobs"][0]["size"] = True
 
 
-def bad_uuid(records: list[Any]) -> None:
-    op(records[1], "artifacts")[2][0]["parent_id"] = "not-a-uuid"
+def bad_uuid(lines: list[Any]) -> None:
+    lines[1]["record"]["version"]["parent_id"] = "not-a-uuid"
 
 
-def not_a_list(records: list[Any]) -> None:
-    records.insert(2, {"insert": "cas_blobs"})
+def a_time_with_an_offset(lines: list[Any]) -> None:
+    lines[1]["record"]["at"] += "+02:00"
 
 
-def foreign_blob(records: list[Any]) -> None:
-    op(records[3], "run_io")[2][0]["cas_id"] = "sha256:" + "0" * 64
+def not_an_object(lines: list[Any]) -> None:
+    lines.insert(2, ["insert", "cas_blobs"])
+
+
+def foreign_blob(lines: list[Any]) -> None:
+    lines[3]["record"]["run_values"][0]["cas_id"] = "sha256:" + "0" * 64
 
 
 TAMPERINGS: dict[str, Callable[[list[Any]], None]] = {
@@ -152,12 +156,15 @@ TAMPERINGS: dict[str, Callable[[list[Any]], None]] = {
         duplicated,
         duplicated_at_the_end,
         reordered,
-        unknown_op,
-        unknown_table,
-        missing_column,
+        another_format,
+        an_earlier_releases_line,
+        unknown_field,
+        missing_field,
         wrong_type,
+        a_bool_for_a_number,
         bad_uuid,
-        not_a_list,
+        a_time_with_an_offset,
+        not_an_object,
         foreign_blob,
     )
 }
@@ -254,14 +261,16 @@ def test_a_fold_that_fails_midway_applies_nothing(
     (the last statement of a fold fails here), and the journal recovers whole later."""
     before = counts_without_journal(folder)
     kept = journal_of(folder).read_bytes()
-    write = core.storage.duckdb.pending._write
+    insert = core.storage.duckdb.fold._insert
 
-    def failing_last(session: Any, table: str, rows: Any, on_conflict: str = "") -> None:
-        if table == "run_io":
-            raise sa.exc.OperationalError("INSERT INTO run_io", {}, OSError("disk I/O error"))
-        write(session, table, rows, on_conflict)
+    def failing_last(connection: Any, table: Any, rows: Any, on_conflict: str = "") -> None:
+        if table.name == "journal_marks":
+            raise sa.exc.OperationalError(
+                "INSERT INTO journal_marks", {}, OSError("disk I/O error")
+            )
+        insert(connection, table, rows, on_conflict)
 
-    monkeypatch.setattr(core.storage.duckdb.pending, "_write", failing_last)
+    monkeypatch.setattr(core.storage.duckdb.fold, "_insert", failing_last)
     with pytest.raises(core.StorageUnavailableError, match="nothing of it was applied"):
         core.connect(url(folder), folder / "blobs")
     monkeypatch.undo()

@@ -1,10 +1,15 @@
 """The asset service: outputs committed to a tag, inputs located through pins and snapshots."""
 
+from typing import Any
+
 import pytest
 
 import core
+from core.repository.commit_store import RepositoryCommitStore
 from core.service.asset import LARGE_VALUE
 from core.storage.blobstore import BlobStore
+from core.storage.commit_record import CommitRecord
+from core.storage.duckdb.write_behind import JournaledCommitStore
 from tests.support.helpers import (
     before_blob_writes,
     blob_files,
@@ -195,16 +200,19 @@ def lose_the_first_swaps(
     catalog: core.Services, monkeypatch: pytest.MonkeyPatch, losses: int
 ) -> list[bool]:
     """Have the first ``losses`` compare-and-swaps of ``main`` lose, as when another writer
-    moved the tag first; returns what each swap answered."""
-    swap = catalog.tags.moves.swap
+    moved the tag first (in either commit store: written behind, or through statements);
+    returns whether each swap won."""
     answers: list[bool] = []
+    for store in (RepositoryCommitStore, JournaledCommitStore):
 
-    def racing(uow: object, name: str, *args: object, **kwargs: object) -> bool:
-        won = len(answers) >= losses and swap(uow, name, *args, **kwargs)  # type: ignore[arg-type]
-        answers.append(won)
-        return won
+        def racing(self: Any, record: CommitRecord, apply: Any = store.apply) -> int | None:
+            if record.swap is None or record.swap.tag != "main":
+                return apply(self, record)  # type: ignore[no-any-return]
+            revision = None if len(answers) < losses else apply(self, record)
+            answers.append(revision is not None)
+            return revision  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(catalog.tags.moves, "swap", racing)
+        monkeypatch.setattr(store, "apply", racing)
     return answers
 
 
@@ -238,17 +246,11 @@ def test_a_race_lost_inside_a_callers_transaction_is_the_callers_to_retry(
     catalog: core.Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     commit(catalog, "x", b"1")
-    swaps: list[str] = []
-
-    def lose(uow: object, name: str, *args: object, **kwargs: object) -> bool:
-        swaps.append(name)
-        return False  # another writer moved the tag first
-
-    monkeypatch.setattr(catalog.tags.moves, "swap", lose)
+    swaps = lose_the_first_swaps(catalog, monkeypatch, losses=100)
     before = row_counts(catalog)
     with pytest.raises(core.ConflictError, match="'main' moved"), catalog.database.transaction():
         commit(catalog, "x", b"2")
-    assert swaps == ["main"]  # one attempt: its writes are in the caller's transaction
+    assert swaps == [False]  # one attempt: its writes are in the caller's transaction
     assert row_counts(catalog) == before
 
 

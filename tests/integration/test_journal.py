@@ -54,6 +54,7 @@ def test_an_output_commit_of_a_pinned_run_is_one_journal_record(
             "blob_refs",
             "tag_moves",
             "run_io",
+            "journal_marks",
         ]
         assert lines(journal) == 0
         assert catalog.maintenance.verify().problems == []

@@ -6,6 +6,7 @@ it commits (so a rollback discards). ``fake_services`` composes the services ove
 import contextlib
 import copy
 import itertools
+import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,14 +17,17 @@ from typing import Any, TypeVar, cast
 from core.bootstrap import UseCases, compose
 from core.domain import Artifact, ArtifactKind, Blob, Direction, NodeValue, Run, RunIO, Tag, TagMove
 from core.errors import NotFoundError
+from core.repository.commit_store import RepositoryCommitStore
 from core.storage.blobstore import BlobStore
 from core.storage.uow import Publishes
 
 T = TypeVar("T")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now(at: datetime | None = None) -> datetime:
+    """``at`` (naive UTC, as the storage takes times) as the aware time a row hands out,
+    or now."""
+    return datetime.now(UTC) if at is None else at.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -44,9 +48,11 @@ class FakeBlobs:
     def __init__(self, state: CatalogState) -> None:
         self._state = state
 
-    def add(self, entries: Sequence[tuple[str, int, str]]) -> None:
+    def add(
+        self, entries: Sequence[tuple[str, int, str]], created_at: datetime | None = None
+    ) -> None:
         for cas_id, size, media_type in entries:
-            self._state.blobs.setdefault(cas_id, Blob(cas_id, size, media_type, _now()))
+            self._state.blobs.setdefault(cas_id, Blob(cas_id, size, media_type, _now(created_at)))
 
     def missing(self, cas_ids: frozenset[str]) -> frozenset[str]:
         return frozenset(cas_id for cas_id in cas_ids if cas_id not in self._state.blobs)
@@ -92,14 +98,14 @@ class FakeArtifacts:
         name: str,
         created_by: str | None,
         metadata_json: str,
+        artifact_id: uuid.UUID | None = None,
+        created_at: datetime | None = None,
     ) -> Artifact | None:
         if self.get_by_version_hash(version_hash) is not None:
             return None
-        import json
-
         artifact = Artifact(
-            uuid.uuid4(), kind, version_hash, cas_id, parent_id, name, _now(), created_by,
-            json.loads(metadata_json),
+            artifact_id or uuid.uuid4(), kind, version_hash, cas_id, parent_id, name,
+            _now(created_at), created_by, json.loads(metadata_json),
         )  # fmt: skip
         self._state.artifacts[artifact.id] = artifact
         return artifact
@@ -166,11 +172,16 @@ class FakeTags:
         return [t for n in sorted(self._state.tags) if (t := self.get(n)) is not None]
 
     def insert(
-        self, name: str, target_id: uuid.UUID, target_kind: ArtifactKind, updated_by: str | None
+        self,
+        name: str,
+        target_id: uuid.UUID,
+        target_kind: ArtifactKind,
+        updated_by: str | None,
+        at: datetime | None = None,
     ) -> Tag | None:
         if name in self._state.tags:
             return None
-        now = _now()
+        now = _now(at)
         row = {
             "name": name, "target_kind": target_kind, "target_id": target_id, "revision": 1,
             "created_at": now, "updated_at": now, "updated_by": updated_by,
@@ -187,6 +198,7 @@ class FakeTags:
         new_target_id: uuid.UUID | None,
         new_target_kind: ArtifactKind | None,
         updated_by: str | None,
+        at: datetime | None = None,
     ) -> int | None:
         row = self._state.tags.get(name)
         if (
@@ -199,7 +211,7 @@ class FakeTags:
             target_id=new_target_id,
             target_kind=new_target_kind,
             revision=row["revision"] + 1,
-            updated_at=_now(),
+            updated_at=_now(at),
             updated_by=updated_by,
         )
         return int(row["revision"])
@@ -214,12 +226,43 @@ class FakeTags:
         moved_by: str | None,
         reason: str | None,
         run_id: str | None,
+        at: datetime | None = None,
     ) -> None:
         move = TagMove(
-            next(self._move_ids), name, from_target_id, to_target_id, revision, _now(),
+            next(self._move_ids), name, from_target_id, to_target_id, revision, _now(at),
             moved_by, reason, run_id,
         )  # fmt: skip
         self._state.moves.append(move)
+
+    def move(
+        self,
+        name: str,
+        *,
+        expected_target_id: uuid.UUID | None,
+        expected_revision: int | None,
+        new_target_id: uuid.UUID | None,
+        new_target_kind: ArtifactKind | None,
+        moved_by: str | None,
+        reason: str | None,
+        run_id: str | None,
+        at: datetime | None = None,
+    ) -> int | None:
+        revision = self.swap(
+            name, expected_target_id=expected_target_id, expected_revision=expected_revision,
+            new_target_id=new_target_id, new_target_kind=new_target_kind, updated_by=moved_by,
+            at=at,
+        )  # fmt: skip
+        creating = expected_target_id is None and expected_revision in (None, 0)
+        if revision is None and creating and new_target_id is not None:
+            assert new_target_kind is not None
+            created = self.insert(name, new_target_id, new_target_kind, moved_by, at)
+            revision = created and created.revision
+        if revision is not None:
+            self.append_move(
+                name, from_target_id=expected_target_id, to_target_id=new_target_id,
+                revision=revision, moved_by=moved_by, reason=reason, run_id=run_id, at=at,
+            )  # fmt: skip
+        return revision
 
     def history(self, name: str) -> list[TagMove]:
         return [move for move in self._state.moves if move.tag_name == name]
@@ -280,14 +323,20 @@ class FakeRunIO:
     def __init__(self, state: CatalogState) -> None:
         self._state = state
 
-    def record(self, run_id: str, entries: Sequence[tuple[Direction, NodeValue]]) -> None:
+    def record(
+        self,
+        run_id: str,
+        entries: Sequence[tuple[Direction, NodeValue]],
+        recorded_at: datetime | None = None,
+    ) -> None:
         if run_id not in self._state.runs:
             raise NotFoundError(f"run {run_id!r} not found")
         for direction, v in entries:
             key = (run_id, direction, v.node, v.partition_key or "")
             self._state.run_io[key] = RunIO(
-                run_id, direction, v.node, v.partition_key, v.cas_id, v.media_type, v.size, _now()
-            )
+                run_id, direction, v.node, v.partition_key, v.cas_id, v.media_type, v.size,
+                _now(recorded_at),
+            )  # fmt: skip
 
     def get(
         self, run_id: str, direction: Direction, node: str, partition_key: str | None
@@ -311,6 +360,10 @@ class FakeUnitOfWork:
         self.tags = FakeTags(self.state, factory.move_ids)
         self.runs = FakeRuns(self.state)
         self.run_io = FakeRunIO(self.state)
+        self.commits = RepositoryCommitStore(
+            cast(Any, self.blobs), cast(Any, self.artifacts), cast(Any, self.tags),
+            cast(Any, self.run_io),
+        )  # fmt: skip
         self.committed = False
         self._settles: list[Callable[[bool], None]] = []
         self._after_commit: list[Callable[[], None]] = []

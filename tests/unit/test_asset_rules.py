@@ -3,6 +3,7 @@
 import pytest
 
 import core
+import core.service.asset_lineage
 from tests.support.fakes import FakeCatalog
 
 JSON = "application/json"
@@ -70,7 +71,8 @@ def test_an_error_in_a_step_commits_nothing(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("lineage failed")
 
-    monkeypatch.setattr(fake.services.runs, "record_io_in", broken)
+    # fails after the pin and the commit's record were written in the unit of work
+    monkeypatch.setattr(core.service.asset_lineage.RunLineage, "written_in", broken)
     with pytest.raises(RuntimeError):
         fake.services.assets.commit_output("r", "main", "x", b"1", media_type=JSON)
     assert fake.uow.commits == [] and fake.uow.state.tags == {}

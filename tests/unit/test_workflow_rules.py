@@ -3,6 +3,8 @@
 import pytest
 
 import core
+from core.repository.commit_store import RepositoryCommitStore
+from core.storage.commit_record import CommitRecord
 from tests.support.fakes import FakeCatalog
 
 
@@ -68,18 +70,18 @@ def test_patches_compact_into_a_full_version_at_the_bound(fake: FakeCatalog) -> 
 def test_a_lost_race_is_retried_on_the_new_head(
     fake: FakeCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    workflows, tags = fake.services.workflows, fake.services.tags
+    workflows = fake.services.workflows
     workflows.create_workflow(core.CreateWorkflowRequest("w", dag("a")))
-    swap = tags.moves.swap
-    losses: list[str] = []
+    apply = RepositoryCommitStore.apply
+    losses: list[CommitRecord] = []
 
-    def racing(uow: object, name: str, *args: object, **kwargs: object) -> bool:
-        if not losses:
-            losses.append(name)
-            return False
-        return swap(uow, name, *args, **kwargs)  # type: ignore[arg-type]
+    def racing(store: RepositoryCommitStore, record: CommitRecord) -> int | None:
+        if not losses:  # another writer moved the tag first
+            losses.append(record)
+            return None
+        return apply(store, record)
 
-    monkeypatch.setattr(tags.moves, "swap", racing)
+    monkeypatch.setattr(RepositoryCommitStore, "apply", racing)
     commits, rollbacks = len(fake.uow.commits), fake.uow.rollbacks
     result = workflows.patch_workflow("main", add("b"))
     assert result.changed and result.revision == 2
@@ -89,15 +91,15 @@ def test_a_lost_race_is_retried_on_the_new_head(
 def test_with_an_expected_revision_a_lost_race_is_not_retried(
     fake: FakeCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    workflows, tags = fake.services.workflows, fake.services.tags
+    workflows = fake.services.workflows
     workflows.create_workflow(core.CreateWorkflowRequest("w", dag("a")))
-    calls: list[str] = []
+    calls: list[str | None] = []
 
-    def lose(uow: object, name: str, *args: object, **kwargs: object) -> bool:
-        calls.append(name)
-        return False
+    def lose(store: RepositoryCommitStore, record: CommitRecord) -> int | None:
+        calls.append(record.swap and record.swap.tag)
+        return None
 
-    monkeypatch.setattr(tags.moves, "swap", lose)
+    monkeypatch.setattr(RepositoryCommitStore, "apply", lose)
     with pytest.raises(core.ConflictError, match=r"'main' moved .*expected revision 1"):
         workflows.patch_workflow("main", add("b"), expected_revision=1)
     assert calls == ["main"]

@@ -1,2 +1,2 @@
-"""DuckDB, the embedded default: the cross-process lease, the caching dialect, and the
-journal of output commits with its pending writes, fold and recovery."""
+"""DuckDB, the embedded default: the cross-process lease, the caching dialect, and
+commits written behind (the journal, its record format, its fold and recovery)."""

@@ -1,13 +1,15 @@
-"""The DuckDB catalog's journal: writes committed but not yet applied to the file.
+"""The DuckDB catalog's journal: commits made but not yet applied to the file.
 
 A deferred transaction (see ``core.storage.db``) commits by appending one record to
 ``<database>.journal`` and syncing it, which takes a fraction of a millisecond where the
 same writes as DuckDB statements take ten. The process holding the file applies the
-journal to it in one transaction ("folds" it) before anything else reads the file, before
-it gives the file up, and whenever the journal grows long; a process that finds a journal
-when it takes the file (its writer died holding it) folds it first.
+journal to it in one transaction ("folds" it: ``core.storage.duckdb.fold``) before
+anything else reads the file, before it gives the file up, and whenever the journal
+grows long; a process that finds a journal when it takes the file (its writer died
+holding it) folds it first.
 
-Each record is one line: the CRC-32 of its JSON text in hex, a space, the JSON text. A
+Each line is one JSON object (``core.storage.duckdb.record_format`` says which): the
+CRC-32 of its JSON text in hex, a space, the JSON text. A
 line cut short by a crash was never acknowledged to anyone and is ignored; a bad line
 before the last one is corruption. A failed append is cut off again; when even that fails
 the journal is ``damaged`` and takes no more records until it has been emptied.
@@ -23,8 +25,8 @@ from core.errors import StorageUnavailableError
 from core.storage.blobstore import fsync_directory
 from core.storage.files import open_regular
 
-Record = list[Any]
-"""One deferred transaction's writes, as JSON-able values."""
+Line = dict[str, Any]
+"""One line's JSON object."""
 
 
 class Journal:
@@ -37,12 +39,12 @@ class Journal:
         self.damaged = False
         """A failed append may have left part of its line: append nothing until ``clear``."""
 
-    def append(self, record: Record) -> None:
+    def append(self, record: Line) -> None:
         """Add ``record`` durably (written and synced when this returns); on failure the
         journal is as it was, or ``damaged``."""
         if self.damaged:
             raise StorageUnavailableError(f"the journal {str(self.path)!r} must be emptied first")
-        text = json.dumps(record, separators=(",", ":"), default=str)
+        text = json.dumps(record, separators=(",", ":"), allow_nan=False)
         line = f"{zlib.crc32(text.encode()):08x} {text}\n".encode()
         created = not self.path.exists()
         try:
@@ -79,12 +81,12 @@ class Journal:
             f"cannot {action} the journal {str(self.path)!r}: {exc.strerror or exc}"
         )
 
-    def records(self) -> list[Record]:
-        """Every whole record, oldest first (a torn last line is left out); a bad line
+    def records(self) -> list[object]:
+        """Every whole line's JSON value, oldest first (a torn last line is left out); a bad line
         before the last is ``StorageUnavailableError``."""
         lines = self._read().split(b"\n")
         lines.pop()  # b"" after a whole last record, or a line cut short (never acknowledged)
-        records = []
+        records: list[object] = []
         for number, line in enumerate(lines, 1):
             record = _decode(line)
             if record is None:
@@ -135,12 +137,12 @@ class Journal:
             return True
 
 
-def _decode(line: bytes) -> Record | None:
+def _decode(line: bytes) -> object | None:
     checksum, _, text = line.partition(b" ")
     try:
         if int(checksum, 16) != zlib.crc32(text):
             return None
-        record: Record = json.loads(text)
+        record: object = json.loads(text)
     except (ValueError, RecursionError):  # not JSON, or nested deeper than any record
         return None
     return record

@@ -42,9 +42,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from core.errors import NotDeferrable, StorageBusyError, StorageUnavailableError
+from core.errors import StorageBusyError, StorageUnavailableError
 from core.storage.cache import LRUCache
 from core.storage.files import open_regular
+from core.storage.session_info import NotDeferrable
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,83 @@
+"""A ``CommitStore`` over the repositories: a commit record's rows written at once, in
+the unit of work's transaction."""
+
+import uuid
+
+from core.domain import NodeValue
+from core.repository.artifact import ArtifactRepository
+from core.repository.cas_blob import CasBlobRepository
+from core.repository.run import RunIORepository
+from core.repository.tag import TagRepository
+from core.storage.commit_record import CommitRecord, Head
+
+
+class RepositoryCommitStore:
+    """Reads and writes through one unit of work's repositories."""
+
+    def __init__(
+        self,
+        blobs: CasBlobRepository,
+        artifacts: ArtifactRepository,
+        tags: TagRepository,
+        run_io: RunIORepository,
+    ) -> None:
+        self._blobs = blobs
+        self._artifacts = artifacts
+        self._tags = tags
+        self._run_io = run_io
+
+    def head(self, tag: str) -> Head:
+        live = self._tags.get(tag)
+        if live is not None:
+            return Head(live.target_id, live.revision)
+        return Head(None, self._tags.revision(tag))
+
+    def version_id(self, version_hash: str, parent_id: uuid.UUID | None = None) -> uuid.UUID | None:
+        found = self._artifacts.get_by_version_hash(version_hash)
+        return None if found is None else found.id
+
+    def missing_blobs(self, cas_ids: frozenset[str]) -> frozenset[str]:
+        return self._blobs.missing(cas_ids)
+
+    def apply(self, record: CommitRecord) -> int | None:
+        if record.blobs:
+            entries = [(blob.cas_id, blob.size, blob.media_type) for blob in record.blobs]
+            self._blobs.add(entries, record.at)
+        if (version := record.version) is not None:
+            created = self._artifacts.add(
+                kind=version.kind,
+                version_hash=version.version_hash,
+                cas_id=version.cas_id,
+                parent_id=version.parent_id,
+                name=version.name,
+                created_by=version.created_by,
+                metadata_json=version.metadata_json,
+                artifact_id=version.id,
+                created_at=record.at,
+            )
+            if created is None:  # another writer added this version meanwhile
+                return None
+            self._artifacts.add_refs(version.id, frozenset(version.refs))
+        revision = 0
+        if (swap := record.swap) is not None:
+            moved = self._tags.move(
+                swap.tag,
+                expected_target_id=swap.from_target_id,
+                expected_revision=swap.expected_revision,
+                new_target_id=swap.to_target_id,
+                new_target_kind=swap.target_kind,
+                moved_by=swap.moved_by,
+                reason=swap.reason,
+                run_id=swap.run_id,
+                at=record.at,
+            )
+            if moved is None:
+                return None
+            revision = moved
+        if record.run_id is not None and record.run_values:
+            values = [
+                (v.direction, NodeValue(v.node, v.partition_key, v.cas_id, v.media_type, v.size))
+                for v in record.run_values
+            ]
+            self._run_io.record(record.run_id, values, record.at)
+        return revision

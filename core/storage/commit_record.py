@@ -1,0 +1,116 @@
+"""A version commit as one decision, and the store that carries it out.
+
+A commit (a workflow commit, a pipeline's output) is decided first, from what the unit
+of work reads through its ``CommitStore``, and then handed to the store whole as one
+``CommitRecord``: the blobs it adds, the new version (if any), the tag's move (if any)
+and the run's values. A store applies a record all or nothing, inside the unit of work
+that decided it; how (statements at once, or written behind and applied later) is the
+store's business, never the caller's.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from core.domain import ArtifactKind, Direction
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    """A blob the record adds to the catalog (kept as it is when it is there already)."""
+
+    cas_id: str
+    size: int
+    media_type: str
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """An artifact the record adds; ``refs`` are the blobs its content names."""
+
+    id: uuid.UUID
+    kind: ArtifactKind
+    version_hash: str
+    cas_id: str
+    parent_id: uuid.UUID | None
+    name: str
+    created_by: str | None
+    metadata_json: str
+    refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TagSwap:
+    """The tag's compare-and-swap: from ``from_target_id`` at ``expected_revision`` to
+    ``to_target_id`` (a record's new version, or a version that exists)."""
+
+    tag: str
+    from_target_id: uuid.UUID | None
+    expected_revision: int
+    to_target_id: uuid.UUID
+    target_kind: ArtifactKind
+    moved_by: str | None
+    reason: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class RunValue:
+    """A value a run read or wrote (the run's lineage)."""
+
+    direction: Direction
+    node: str
+    partition_key: str | None
+    cas_id: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """One commit, decided: everything it writes, at one time ``at`` (naive UTC)."""
+
+    at: datetime
+    blobs: tuple[BlobEntry, ...] = ()
+    version: NewVersion | None = None
+    swap: TagSwap | None = None
+    run_id: str | None = None
+    run_values: tuple[RunValue, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.run_values and self.run_id is None:
+            raise ValueError("a record with run values names their run")
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a tag points at now: ``target_id`` ``None`` for a tag never created
+    (revision 0) or deleted (its revision goes on counting)."""
+
+    target_id: uuid.UUID | None
+    revision: int
+
+
+class CommitStore(Protocol):
+    """What a commit reads to decide, and where it hands its decision."""
+
+    def head(self, tag: str) -> Head:
+        """The tag as this unit of work sees it."""
+        ...
+
+    def version_id(self, version_hash: str, parent_id: uuid.UUID | None = None) -> uuid.UUID | None:
+        """The artifact with ``version_hash`` (on ``parent_id``, when the caller knows
+        it), if the catalog has one."""
+        ...
+
+    def missing_blobs(self, cas_ids: frozenset[str]) -> frozenset[str]:
+        """Those of ``cas_ids`` that the catalog has no entry for."""
+        ...
+
+    def apply(self, record: CommitRecord) -> int | None:
+        """Write ``record`` in this unit of work: the tag's new revision (``0`` when the
+        record moves no tag), or ``None`` when another writer got there first (the tag
+        moved, or the record's new version was added meanwhile): the unit of work must
+        then roll back, and the caller decide again."""
+        ...
