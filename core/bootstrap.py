@@ -13,8 +13,10 @@ from core.service.asset_lineage import RunLineage
 from core.service.asset_outputs import AssetOutputs
 from core.service.cas import CasService
 from core.service.maintenance import MaintenanceService
+from core.service.merges import Merges
 from core.service.ref import RefService
 from core.service.run import RunService
+from core.service.run_publishing import RunPublishing
 from core.service.tag import TagService
 from core.service.tag_moves import TagMoves
 from core.service.workflow import WorkflowService
@@ -112,20 +114,22 @@ def compose(
     moves = TagMoves(found)
     commits = WorkflowCommits(uow, found, creation, cas, compaction_bound=compaction_bound)
     read_model = WorkflowMoves(uow, found)
-    runs = RunService(uow, found, creation)
+    refs = RefService(uow, found)
+    merges = Merges(uow, found, creation, refs)
+    runs = RunService(uow, found, creation, RunPublishing(uow, merges))
     lineage = RunLineage(uow, runs)
     tags = TagService(uow, found, moves)
     return UseCases(
         cas=cas,
         artifacts=artifacts,
         tags=tags,
-        workflows=WorkflowService(commits, read_model),
+        workflows=WorkflowService(commits, read_model, merges),
         runs=runs,
         assets=AssetService(
             AssetOutputs(uow, cas, commits, runs, lineage),
             AssetInputs(uow, cas, found, read_model, runs, lineage),
             lineage,
         ),
-        refs=RefService(uow, found),
+        refs=refs,
         maintenance=MaintenanceService(uow, blobs, found, tags),
     )

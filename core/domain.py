@@ -19,6 +19,25 @@ class ArtifactKind(enum.StrEnum):
     RUN_SNAPSHOT = "run_snapshot"
 
 
+class PublishMode(enum.StrEnum):
+    """How a run's outputs reach its tag."""
+
+    OUTPUT = "output"
+    """Each output moves the tag as it is committed (the default)."""
+    RUN = "run"
+    """Outputs stage on the run's own head; ``publish`` moves the tag once, at the end."""
+
+
+class OutcomeState(enum.StrEnum):
+    """How publishing a ``publish="run"`` run ended."""
+
+    PUBLISHED = "published"
+    UNCHANGED = "unchanged"
+    CHECKS_FAILED = "checks_failed"
+    FAILED = "failed"
+    CONFLICT = "conflict"
+
+
 class RunStatus(enum.StrEnum):
     """Lifecycle of a run recorded in the catalog."""
 
@@ -53,6 +72,8 @@ class Artifact:
     created_at: datetime
     created_by: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    merged_id: uuid.UUID | None = None
+    """A merge version's second parent: the version it merged."""
 
 
 @final
@@ -101,6 +122,54 @@ class Run:
     started_at: datetime
     finished_at: datetime | None
     job_name: str | None = None
+    publish: PublishMode = PublishMode.OUTPUT
+    head_id: uuid.UUID | None = None
+    """A ``publish="run"`` run's staged head (``None``: nothing staged, it is at its base)."""
+    outcome: "RunOutcome | None" = None
+    """How publishing it ended (``None``: not tried yet)."""
+
+
+@final
+@dataclass(frozen=True)
+class RunOutcome:
+    """How publishing a run ended: ``revision`` and ``to_target_id`` of the tag once
+    published; the failed ``checks``; the ``conflicts`` (node, partition key)."""
+
+    state: OutcomeState
+    revision: int | None = None
+    to_target_id: uuid.UUID | None = None
+    checks: tuple[str, ...] = ()
+    conflicts: tuple[tuple[str, str | None], ...] = ()
+
+
+@final
+@dataclass(frozen=True)
+class Publication:
+    """A run published: its tag moved once, from ``from_target_id`` to ``to_target_id``
+    (the staged head itself when ``fast_forward``, else a merge version); ``changed`` is
+    false when nothing moved (nothing staged, or published already)."""
+
+    run_id: str
+    tag: str
+    from_target_id: uuid.UUID | None
+    to_target_id: uuid.UUID | None
+    revision: int
+    fast_forward: bool
+    changed: bool
+
+
+@final
+@dataclass(frozen=True)
+class MergeResult:
+    """A merge into ``tag``: from ``from_target_id`` to ``to_target_id`` at ``revision``;
+    ``changed`` false when it moved nothing (``dry_run`` results never move)."""
+
+    tag: str
+    from_target_id: uuid.UUID | None
+    to_target_id: uuid.UUID | None
+    revision: int
+    fast_forward: bool
+    changed: bool
 
 
 class Direction(enum.StrEnum):

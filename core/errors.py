@@ -5,6 +5,7 @@ Every error the core raises on purpose is an ``OrchestratorError``::
     OrchestratorError
     ├── NotFoundError        an id, hash or tag that does not exist
     ├── ConflictError        a compare-and-swap lost (or an expectation did not hold)
+    │   └── MergeConflictError  both sides of a merge changed one value differently
     ├── ValidationError      bad input, rejected before anything changed
     ├── IntegrityError       stored bytes do not match their content id
     ├── StorageBusyError     the database stayed locked past the retry budget
@@ -25,6 +26,15 @@ class NotFoundError(OrchestratorError):
 
 class ConflictError(OrchestratorError):
     """A compare-and-swap lost: the state changed since the caller last read it."""
+
+
+class MergeConflictError(ConflictError):
+    """A three-way merge found values both sides changed, to different values; nothing
+    moved. ``conflicts`` names each (node, partition key), ``None`` for a whole node."""
+
+    def __init__(self, message: str, conflicts: list[tuple[str, str | None]]) -> None:
+        super().__init__(message)
+        self.conflicts = conflicts
 
 
 class ValidationError(OrchestratorError, ValueError):

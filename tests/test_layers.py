@@ -85,6 +85,9 @@ def test_public_names_are_exported() -> None:
         "StorageBusyError": errors.StorageBusyError,
         "StorageUnavailableError": errors.StorageUnavailableError,
         "TransactionLostError": errors.TransactionLostError,
+        "MergeConflictError": errors.MergeConflictError,
+        "Publication": domain.Publication,
+        "MergeResult": domain.MergeResult,
     }
     missing = sorted(set(contract) - set(core.__all__))
     assert not missing, f"not in core.__all__: {missing}"
@@ -93,6 +96,7 @@ def test_public_names_are_exported() -> None:
     for error in ("NotFoundError", "ConflictError", "ValidationError", "IntegrityError"):
         assert issubclass(contract[error], core.OrchestratorError), error
     assert issubclass(core.StorageBusyError, core.OrchestratorError)
+    assert issubclass(core.MergeConflictError, core.ConflictError)
     assert issubclass(core.TransactionLostError, core.StorageUnavailableError)
     assert {"cas", "artifacts", "tags", "workflows", "runs"} <= set(
         core.Services.__dataclass_fields__

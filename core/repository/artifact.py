@@ -7,7 +7,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Row, literal, select
+from sqlalchemy import CTE, ColumnElement, Row, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ def _to_artifact(row: Row[Any] | SimpleNamespace) -> Artifact:
         created_at=aware(row.created_at),
         created_by=row.created_by,
         metadata=json.loads(row.metadata),
+        merged_id=row.merged_id,
     )
 
 
@@ -52,6 +53,7 @@ class ArtifactRepository:
         metadata_json: str,
         artifact_id: uuid.UUID | None = None,
         created_at: datetime | None = None,
+        merged_id: uuid.UUID | None = None,
     ) -> Artifact | None:
         """Insert an artifact (a new id, and now, unless given); ``None`` when one with
         this version hash exists already."""
@@ -61,6 +63,7 @@ class ArtifactRepository:
             "version_hash": version_hash,
             "cas_id": cas_id,
             "parent_id": parent_id,
+            "merged_id": merged_id,
             "name": name,
             "created_at": created_at or utc_now(),
             "created_by": created_by,
@@ -103,6 +106,30 @@ class ArtifactRepository:
         line = _line_up(head_id, lambda child: child.c.depth < limit - 1)
         rows = self._session.execute(select(line).order_by(line.c.depth)).all()
         return [_to_artifact(row) for row in rows]
+
+    def ancestors(self, head_id: uuid.UUID, limit: int) -> dict[uuid.UUID, int]:
+        """``head_id`` and the versions it descends from, through parents and merged
+        versions alike, each at its least depth (``head_id`` at 0), the ``limit`` nearest."""
+        start = select(artifacts.c.id, literal(0).label("depth")).where(artifacts.c.id == head_id)
+        line = start.cte("ancestors", recursive=True)
+        parent = artifacts.alias("parent")
+        child = artifacts.alias("child")
+        line = line.union(
+            select(parent.c.id, (line.c.depth + 1).label("depth"))
+            .select_from(line.join(child, child.c.id == line.c.id))
+            .join(
+                parent,
+                (parent.c.id == child.c.parent_id) | (parent.c.id == child.c.merged_id),
+            )
+            .where(line.c.depth < limit)
+        )
+        rows = self._session.execute(
+            select(line.c.id, func.min(line.c.depth).label("depth"))
+            .group_by(line.c.id)
+            .order_by(func.min(line.c.depth))
+            .limit(limit)
+        ).all()
+        return {row.id: row.depth for row in rows}
 
     def referencing(self, cas_id: str) -> list[uuid.UUID]:
         """Artifacts whose content is ``cas_id`` or names it."""

@@ -4,9 +4,10 @@ the unit of work's transaction."""
 import uuid
 
 from core.domain import NodeValue
+from core.errors import NotFoundError
 from core.repository.artifact import ArtifactRepository
 from core.repository.cas_blob import CasBlobRepository
-from core.repository.run import RunIORepository
+from core.repository.run import RunIORepository, RunRepository
 from core.repository.tag import TagRepository
 from core.storage.commit_record import CommitRecord, Head
 
@@ -19,11 +20,13 @@ class RepositoryCommitStore:
         blobs: CasBlobRepository,
         artifacts: ArtifactRepository,
         tags: TagRepository,
+        runs: RunRepository,
         run_io: RunIORepository,
     ) -> None:
         self._blobs = blobs
         self._artifacts = artifacts
         self._tags = tags
+        self._runs = runs
         self._run_io = run_io
 
     def head(self, tag: str) -> Head:
@@ -31,6 +34,12 @@ class RepositoryCommitStore:
         if live is not None:
             return Head(live.target_id, live.revision)
         return Head(None, self._tags.revision(tag))
+
+    def staged_head(self, run_id: str) -> Head:
+        found = self._runs.staged_head(run_id)
+        if found is None:
+            raise NotFoundError(f"run {run_id!r} not found")
+        return Head(*found)
 
     def version_id(self, version_hash: str, parent_id: uuid.UUID | None = None) -> uuid.UUID | None:
         found = self._artifacts.get_by_version_hash(version_hash)
@@ -54,6 +63,7 @@ class RepositoryCommitStore:
                 metadata_json=version.metadata_json,
                 artifact_id=version.id,
                 created_at=record.at,
+                merged_id=version.merged_id,
             )
             if created is None:  # another writer added this version meanwhile
                 return None
@@ -70,6 +80,15 @@ class RepositoryCommitStore:
                 reason=swap.reason,
                 run_id=swap.run_id,
                 at=record.at,
+            )
+            if moved is None:
+                return None
+            revision = moved
+        if (staged := record.staged) is not None:
+            moved = self._runs.move_head(
+                staged.run_id,
+                expected_revision=staged.expected_revision,
+                new_head_id=staged.to_target_id,
             )
             if moved is None:
                 return None

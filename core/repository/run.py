@@ -1,6 +1,7 @@
 """SQL for run records."""
 
 import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -9,7 +10,16 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
-from core.domain import Direction, NodeValue, Run, RunIO, RunStatus
+from core.domain import (
+    Direction,
+    NodeValue,
+    OutcomeState,
+    PublishMode,
+    Run,
+    RunIO,
+    RunOutcome,
+    RunStatus,
+)
 from core.repository.clock import aware, aware_or_none, stored, utc_now
 from core.repository.errors import conflicts_on_integrity_errors, missing_rows_not_found
 from core.storage.duckdb.inserts import insert_if_absent, upsert
@@ -30,6 +40,33 @@ def _to_run(row: Row[Any]) -> Run:
         started_at=aware(row.started_at),
         finished_at=aware_or_none(row.finished_at),
         job_name=row.job_name,
+        publish=PublishMode(row.publish or PublishMode.OUTPUT),
+        head_id=row.head_id,
+        outcome=None if row.outcome is None else _to_outcome(json.loads(row.outcome)),
+    )
+
+
+def _to_outcome(value: dict[str, Any]) -> RunOutcome:
+    target = value.get("to_target_id")
+    return RunOutcome(
+        state=OutcomeState(value["state"]),
+        revision=value.get("revision"),
+        to_target_id=None if target is None else uuid.UUID(target),
+        checks=tuple(value.get("checks", ())),
+        conflicts=tuple((node, key) for node, key in value.get("conflicts", ())),
+    )
+
+
+def _outcome_json(outcome: RunOutcome) -> str:
+    return json.dumps(
+        {
+            "state": outcome.state.value,
+            "revision": outcome.revision,
+            "to_target_id": outcome.to_target_id and str(outcome.to_target_id),
+            "checks": list(outcome.checks),
+            "conflicts": [list(conflict) for conflict in outcome.conflicts],
+        },
+        sort_keys=True,
     )
 
 
@@ -68,8 +105,11 @@ class RunRepository:
         tag: str,
         job_name: str | None,
         status: str,
+        publish: PublishMode = PublishMode.OUTPUT,
+        head_id: uuid.UUID | None = None,
     ) -> Run | None:
-        """Record a run; ``None`` if a run with this id exists already."""
+        """Record a run (its staged head at ``head_id``: ``None`` for its base); ``None``
+        if a run with this id exists already."""
         values = {
             "run_id": run_id,
             "snapshot_id": snapshot_id,
@@ -79,6 +119,10 @@ class RunRepository:
             "status": status,
             "started_at": utc_now(),
             "finished_at": None,
+            "publish": publish.value,
+            "head_id": head_id,
+            "head_revision": 0,
+            "outcome": None,
         }
         row = insert_if_absent(
             self._session, runs, values, ("run_id",), returning=tuple(runs.c.keys())
@@ -104,6 +148,35 @@ class RunRepository:
             .returning(*runs.c)
         ).first()
         return None if row is None else _to_run(row)
+
+    def staged_head(self, run_id: str) -> tuple[uuid.UUID | None, int] | None:
+        """Where ``run_id``'s staged head is (its base until it moves) and how many times
+        it moved; ``None``: no such run."""
+        row = self._session.execute(
+            select(runs.c.head_id, runs.c.base_id, runs.c.head_revision).where(
+                runs.c.run_id == run_id
+            )
+        ).first()
+        return None if row is None else (row.head_id or row.base_id, int(row.head_revision))
+
+    def move_head(
+        self, run_id: str, *, expected_revision: int, new_head_id: uuid.UUID
+    ) -> int | None:
+        """Move ``run_id``'s staged head to ``new_head_id`` if it has moved
+        ``expected_revision`` times; the new count, or ``None`` when the move lost."""
+        row = self._session.execute(
+            runs.update()
+            .where(runs.c.run_id == run_id, runs.c.head_revision == expected_revision)
+            .values(head_id=new_head_id, head_revision=expected_revision + 1)
+            .returning(runs.c.head_revision)
+        ).first()
+        return None if row is None else int(row.head_revision)
+
+    def record_outcome(self, run_id: str, outcome: RunOutcome) -> None:
+        """Record how publishing ``run_id`` ended (the latest word wins)."""
+        self._session.execute(
+            runs.update().where(runs.c.run_id == run_id).values(outcome=_outcome_json(outcome))
+        )
 
 
 def _to_io(row: Row[Any]) -> RunIO:

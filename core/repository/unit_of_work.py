@@ -27,7 +27,7 @@ class UnitOfWork:
         self.runs = RunRepository(session)
         self.run_io = RunIORepository(session)
         self.commits: CommitStore = transaction.commit_store or RepositoryCommitStore(
-            self.blobs, self.artifacts, self.tags, self.run_io
+            self.blobs, self.artifacts, self.tags, self.runs, self.run_io
         )
 
     def commit(self) -> None:

@@ -30,11 +30,17 @@ from core.storage.commit_record import BlobEntry, CommitRecord, NewVersion
 from core.storage.uow import UnitOfWorkFactory
 
 
-def version_hash(kind: ArtifactKind, cas_id: str, parent_version_hash: str | None) -> str:
-    """Same kind, content and parent give the same hash, in any catalog."""
-    return sha256_id(
-        canonical_json({"kind": kind.value, "cas_id": cas_id, "parent": parent_version_hash})
-    )
+def version_hash(
+    kind: ArtifactKind,
+    cas_id: str,
+    parent_version_hash: str | None,
+    merged_version_hash: str | None = None,
+) -> str:
+    """Same kind, content and parents give the same hash, in any catalog."""
+    fields: dict[str, Any] = {"kind": kind.value, "cas_id": cas_id, "parent": parent_version_hash}
+    if merged_version_hash is not None:
+        fields["merged"] = merged_version_hash
+    return sha256_id(canonical_json(fields))
 
 
 def check_record(name: object, created_by: object, metadata: object) -> str:
@@ -140,6 +146,34 @@ class ArtifactCreation:
             refs=referenced_cas_ids(document),
             staged=staged,
             resolved=Resolved(content, 0),
+        )
+
+    def plan_merge_in(
+        self,
+        uow: UnitOfWork,
+        name: str,
+        document: dict[str, Any],
+        parent_id: uuid.UUID,
+        merged_id: uuid.UUID,
+        created_by: str | None,
+        metadata_json: str,
+    ) -> "PlannedVersion":
+        """A step: a merge version, a full ``document`` on ``parent_id`` that also records
+        ``merged_id`` (what it merged) as its second parent; its file written for ``uow``."""
+        content = canonical_json(document)
+        staged = self._cas.stage_in(uow, [(content, DAG_MEDIA_TYPE)])
+        return self._plan(
+            uow,
+            ArtifactKind.DAG_VERSION,
+            name,
+            staged[0].cas_id,
+            parent_id,
+            created_by,
+            metadata_json,
+            refs=referenced_cas_ids(document),
+            staged=staged,
+            resolved=Resolved(content, 0),
+            merged_id=merged_id,
         )
 
     def create_patch_set(
@@ -328,10 +362,12 @@ class ArtifactCreation:
         refs: frozenset[str] = frozenset(),
         staged: Sequence[BlobEntry] = (),
         resolved: Resolved | None = None,
+        merged_id: uuid.UUID | None = None,
     ) -> "PlannedVersion":
-        """The version of ``cas_id`` on ``parent_id``: the one the catalog has with its
-        hash, or a new one to record (name, actor and metadata checked by the caller).
-        ``staged`` blobs are recorded with it; every other blob it names must be there."""
+        """The version of ``cas_id`` on ``parent_id`` (and ``merged_id``): the one the
+        catalog has with its hash, or a new one to record (name, actor and metadata
+        checked by the caller). ``staged`` blobs are recorded with it; every other blob it
+        names must be there."""
         unstaged = (refs | {cas_id}) - {blob.cas_id for blob in staged}
         missing = uow.commits.missing_blobs(unstaged) if unstaged else frozenset()
         if cas_id in missing:
@@ -344,7 +380,10 @@ class ArtifactCreation:
         parent = (
             None if parent_id is None else self._found.get_in(uow, check_artifact_id(parent_id))
         )
-        digest = version_hash(kind, cas_id, parent and parent.version_hash)
+        merged = None if merged_id is None else self._found.get_in(uow, merged_id)
+        digest = version_hash(
+            kind, cas_id, parent and parent.version_hash, merged and merged.version_hash
+        )
         at = utc_now()
         existing = uow.commits.version_id(digest, parent and parent.id)
         if existing is not None:
@@ -360,6 +399,7 @@ class ArtifactCreation:
             created_by=created_by,
             metadata_json=metadata_json,
             refs=tuple(sorted(refs)),
+            merged_id=merged_id,
         )
         target = Artifact(
             id=new.id,
@@ -371,6 +411,7 @@ class ArtifactCreation:
             created_at=aware(at),
             created_by=created_by,
             metadata=json.loads(metadata_json),
+            merged_id=merged_id,
         )
         return PlannedVersion(target, new, tuple(staged), resolved, at)
 

@@ -125,10 +125,10 @@ class AssetInputs:
     def _pinned(
         self, uow: UnitOfWork, run_id: str, tag: str, node: str, partition_key: str | None
     ) -> NodeValue | None:
-        snapshot_id, base_id = self._runs.pin_in(uow, run_id, tag)
-        if base_id is None:
+        pin = self._runs.pin_in(uow, run_id, tag)
+        if pin.base_id is None:
             return None
-        return self._in(uow, self._artifacts.resolve_in(uow, snapshot_id), node, partition_key)
+        return self._in(uow, self._artifacts.resolve_in(uow, pin.snapshot_id), node, partition_key)
 
     def _in(
         self, uow: UnitOfWork, document: dict[str, Any], node: str, partition_key: str | None

@@ -3,7 +3,7 @@
 from functools import partial
 
 from core.dag import with_node_value
-from core.domain import CreateWorkflowResponse, NodeValue, OutputCommit
+from core.domain import CreateWorkflowResponse, NodeValue, OutputCommit, PublishMode
 from core.errors import ConflictError, ValidationError
 from core.identifiers import (
     check_content,
@@ -18,7 +18,7 @@ from core.identifiers import (
 from core.repository.unit_of_work import UnitOfWork
 from core.service.asset_lineage import RunLineage
 from core.service.cas import CasService
-from core.service.run import RunService, run_values
+from core.service.run import RunService, check_publish, run_values
 from core.service.tag import MAX_SWAP_ATTEMPTS
 from core.service.workflow_commits import WorkflowCommits
 from core.storage.uow import UnitOfWorkFactory
@@ -80,17 +80,22 @@ class AssetOutputs:
         partition_key: str | None = None,
         code_version: str | None = None,
         job_name: str | None = None,
+        publish: PublishMode | str | None = None,
     ) -> OutputCommit:
-        """Store ``content`` as ``node``'s value and move ``tag`` to a version holding it.
+        """Store ``content`` as ``node``'s value and move ``tag`` (for a ``publish="run"``
+        run, its staged head) to a version holding it.
 
         The run is pinned first (if it is not already), in the same transaction: a value
-        that cannot be committed leaves no pin either. A value equal to the tag's current
-        one changes nothing (``changed=False``); a lost race is retried on the new head.
+        that cannot be committed leaves no pin either; ``publish`` is how a new run
+        publishes, and a run that publishes otherwise refuses it. A value equal to the
+        current one changes nothing (``changed=False``); a lost race is retried on the new
+        head.
         The commit is one decision (``core.storage.commit_record``), which the storage
         may write behind.
         """
         check_output(run_id, tag, node, deps, content, media_type, job_name)
         check_partition_key(partition_key)
+        mode = check_publish(publish)
         check_text(code_version, "code version", 255)
         if len(content) >= LARGE_VALUE:
             cas_id = self._cas.store_content(content, media_type)  # big: before the lock
@@ -112,7 +117,7 @@ class AssetOutputs:
 
         def commit(uow: UnitOfWork) -> CreateWorkflowResponse:
             # the pin, the value, the new version, the move, the lineage: one decision
-            self._runs.pin_in(uow, run_id, tag, job_name=job_name)
+            pin = self._runs.pin_in(uow, run_id, tag, job_name=job_name, publish=mode)
             reads = self._lineage.unwritten_reads(run_id)
             response = self._workflows.update_in(
                 uow,
@@ -124,6 +129,7 @@ class AssetOutputs:
                 run_id=run_id,
                 blobs=blobs,
                 run_values=run_values(outputs=[value], inputs=reads),
+                stage=pin.publish is PublishMode.RUN,
             )
             self._lineage.written_in(uow, run_id, value, reads)
             return response

@@ -6,7 +6,7 @@ import uuid
 
 from core.domain import Artifact
 from core.errors import NotFoundError, ValidationError
-from core.identifiers import TAG_NAME_PATTERN, check_tag_name
+from core.identifiers import TAG_NAME_PATTERN, check_run_id, check_tag_name
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_resolution import ArtifactResolution
 from core.storage.uow import UnitOfWorkFactory
@@ -18,6 +18,8 @@ ARTIFACT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 MAX_POSITION = 2**31 - 1
 POSITION_DIGITS = len(str(MAX_POSITION))
 """Significant digits past which a position is past any move (``int`` stops at 4300)."""
+STAGED = re.compile(r"run:(?P<run_id>.+)")
+"""``run:<run id>``: a run's staged head (its base until it stages a value)."""
 MIN_PREFIX = 8
 HASH_PREFIX = re.compile(rf"(?:sha256:)?(?P<hex>[0-9a-f]{{{MIN_PREFIX},64}})")
 
@@ -26,7 +28,8 @@ class RefService:
     """Resolves a ref to an artifact.
 
     A ref is a tag (``main``), a previous position of a tag (``main@{1}`` = its target
-    before the last move, as in git), a version hash or a unique prefix of at least 8 hex
+    before the last move, as in git), a run's staged head (``run:<run id>``, its base
+    until it stages a value), a version hash or a unique prefix of at least 8 hex
     characters (``sha256:`` optional), or an artifact id. A live tag wins over a hash
     prefix that happens to spell the same.
     """
@@ -43,6 +46,8 @@ class RefService:
                 return self._artifacts.get_by_id(uuid.UUID(ref))
         if reflog := REFLOG.fullmatch(ref):
             return self._position(check_tag_name(reflog["tag"]), reflog["position"])
+        if staged := STAGED.fullmatch(ref):
+            return self._staged(check_run_id(staged["run_id"]))
         with self._uow() as uow:
             found = self._find(uow, ref)
             uow.commit()
@@ -50,8 +55,8 @@ class RefService:
             return found
         if not TAG_NAME_PATTERN.fullmatch(ref) and not HASH_PREFIX.fullmatch(ref):
             raise ValidationError(
-                f"invalid ref {ref!r}: expected a tag, TAG@{{N}}, a version hash (or its first "
-                f"{MIN_PREFIX}+ hex characters) or an artifact id"
+                f"invalid ref {ref!r}: expected a tag, TAG@{{N}}, run:<run id>, a version "
+                f"hash (or its first {MIN_PREFIX}+ hex characters) or an artifact id"
             )
         raise NotFoundError(
             f"unknown ref {ref!r}: no tag, version hash (at least {MIN_PREFIX} hex characters) "
@@ -70,6 +75,19 @@ class RefService:
             if len(matches) > 1:
                 raise ValidationError(f"ambiguous ref {ref!r}: several versions start so")
         return None
+
+    def _staged(self, run_id: str) -> Artifact:
+        """The version run ``run_id`` staged last, else its base."""
+        with self._uow() as uow:
+            run = uow.runs.get(run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id!r} not found")
+            target = run.head_id or run.base_id
+            if target is None:
+                raise NotFoundError(f"run {run_id!r} has staged nothing, and has no base")
+            artifact = self._artifacts.get_in(uow, target)
+            uow.commit()
+        return artifact
 
     def _position(self, tag: str, digits: str) -> Artifact:
         """The artifact ``tag`` pointed at ``digits`` (ASCII) moves before its last."""

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from core.domain import Artifact, Direction, NodeValue, Run, RunIO, RunStatus
+from core.domain import Artifact, Direction, NodeValue, PublishMode, Run, RunIO, RunStatus
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import (
     check_cas_id,
@@ -22,6 +22,7 @@ from core.repository.clock import utc_now
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_creation import ArtifactCreation, check_record
 from core.service.artifact_resolution import ArtifactResolution
+from core.service.run_publishing import RunPublishing
 from core.storage.commit_record import CommitRecord, RunValue
 from core.storage.committed_cache import CommittedCache
 from core.storage.uow import UnitOfWorkFactory
@@ -37,20 +38,29 @@ class _RunExists(Exception):
     always does); a snapshot made in our own transaction is rolled back."""
 
 
-class _Pin(NamedTuple):
+class Pin(NamedTuple):
+    """What a run is pinned to, and how it publishes: fixed when it is created."""
+
     tag: str
     snapshot_id: uuid.UUID
     base_id: uuid.UUID | None
+    publish: PublishMode
 
     @classmethod
-    def of(cls, run: Run) -> "_Pin":
-        return cls(run.tag, run.snapshot_id, run.base_id)
+    def of(cls, run: Run) -> "Pin":
+        return cls(run.tag, run.snapshot_id, run.base_id, run.publish)
 
-    def check_tag(self, run_id: str, tag: str) -> None:
+    def check(self, run_id: str, tag: str, publish: PublishMode | None) -> None:
+        """A run uses one tag, and publishes one way (``None``: either)."""
         if tag != self.tag:
             raise ConflictError(
                 f"run {run_id!r} is pinned to tag {self.tag!r}, so it cannot read or write "
                 f"tag {tag!r} as of its start: a run uses one tag"
+            )
+        if publish is not None and publish != self.publish:
+            raise ConflictError(
+                f"run {run_id!r} publishes {self.publish.value!r}, so it cannot publish "
+                f"{publish.value!r}: a run publishes one way"
             )
 
 
@@ -62,11 +72,15 @@ class RunService:
         uow: UnitOfWorkFactory[UnitOfWork],
         artifacts: ArtifactResolution,
         creation: ArtifactCreation,
+        publishing: RunPublishing,
     ) -> None:
         self._uow = uow
         self._artifacts = artifacts
         self._creation = creation
-        self._pins = CommittedCache[str, _Pin](PIN_CACHE_SIZE)
+        self.publishing = publishing
+        self.publish = publishing.publish
+        self.record_outcome = publishing.record_outcome
+        self._pins = CommittedCache[str, Pin](PIN_CACHE_SIZE)
 
     def pin(
         self,
@@ -75,31 +89,46 @@ class RunService:
         *,
         job_name: str | None = None,
         at_version: str | None = None,
+        publish: PublishMode | str | None = None,
+        parent_run_id: str | None = None,
     ) -> tuple[uuid.UUID, uuid.UUID | None]:
         """Make sure ``run_id`` is recorded (``create_run``); return its snapshot and base.
 
         A run's pin never changes, so this process remembers it.
         """
+        mode = check_publish(publish)
         pinned = self._pins.get(run_id)
         if pinned is None:
-            run = self.create_run(run_id, tag, job_name=job_name, at_version=at_version)
+            run = self.create_run(
+                run_id, tag, job_name=job_name, at_version=at_version,
+                publish=mode or PublishMode.OUTPUT, parent_run_id=parent_run_id,
+            )  # fmt: skip
             return run.snapshot_id, run.base_id
-        pinned.check_tag(run_id, tag)
+        pinned.check(run_id, tag, mode)
         return pinned.snapshot_id, pinned.base_id
 
     def pin_in(
-        self, uow: UnitOfWork, run_id: str, tag: str, *, job_name: str | None = None
-    ) -> tuple[uuid.UUID, uuid.UUID | None]:
-        """A step: ``pin`` in ``uow``."""
+        self,
+        uow: UnitOfWork,
+        run_id: str,
+        tag: str,
+        *,
+        job_name: str | None = None,
+        publish: PublishMode | None = None,
+    ) -> Pin:
+        """A step: ``pin`` in ``uow`` (``publish``: ``None`` takes the run's mode, or
+        ``"output"`` for a new run); the run's pin."""
         pinned = self._pins.get(run_id, uow)
         if pinned is None:
             try:
-                run = self._create_in(uow, run_id, tag, job_name, None)
+                run = self._create_in(
+                    uow, run_id, tag, job_name, None, publish or PublishMode.OUTPUT, None
+                )
             except _RunExists:  # its snapshot stays in ``uow``, unreferenced
-                run = self._get_in(uow, run_id)
-            return run.snapshot_id, run.base_id
-        pinned.check_tag(run_id, tag)
-        return pinned.snapshot_id, pinned.base_id
+                run = self._remember(uow, self._get_in(uow, run_id), tag, publish)
+            return Pin.of(run)
+        pinned.check(run_id, tag, publish)
+        return pinned
 
     def create_run(
         self,
@@ -108,24 +137,33 @@ class RunService:
         *,
         job_name: str | None = None,
         at_version: str | None = None,
+        publish: PublishMode | str = PublishMode.OUTPUT,
+        parent_run_id: str | None = None,
     ) -> Run:
         """Pin ``run_id`` to ``tag``'s current target, or to the version ``at_version``
         (a version hash: the run of a tag move builds what the move published). Once:
-        later calls return that pin, and a call naming another tag is a ``ConflictError``.
+        later calls return that pin, and a call naming another tag, or another way to
+        ``publish``, is a ``ConflictError``.
 
-        A run on a tag that does not exist yet (a pipeline's first run) is pinned to no
-        base: it reads nothing it did not produce itself.
+        ``publish="run"`` stages the run's outputs on its own head, for ``publish`` to
+        land on the tag together; a re-execution of such a run (``parent_run_id``) starts
+        from its parent's base and staged head, so that publishing it publishes the
+        corrected whole. A run on a tag that does not exist yet (a pipeline's first run) is
+        pinned to no base: it reads nothing it did not produce itself.
         """
         check_run_id(run_id)
         check_tag_name(tag)
         check_job_name(job_name)
+        mode = check_publish(publish) or PublishMode.OUTPUT
+        if parent_run_id is not None:
+            check_run_id(parent_run_id)
         try:
             with self._uow() as uow:
-                run = self._create_in(uow, run_id, tag, job_name, at_version)
+                run = self._create_in(uow, run_id, tag, job_name, at_version, mode, parent_run_id)
                 uow.commit()
         except _RunExists:  # our snapshot was rolled back with our transaction
             with self._uow() as uow:
-                run = self._remember(uow, self._get_in(uow, run_id), tag)
+                run = self._remember(uow, self._get_in(uow, run_id), tag, mode)
                 uow.commit()
         return run
 
@@ -136,6 +174,8 @@ class RunService:
         tag: str,
         job_name: str | None,
         at_version: str | None,
+        publish: PublishMode,
+        parent_run_id: str | None,
     ) -> Run:
         """Record ``run_id`` (``create_run``) in ``uow``; ``_RunExists`` if another caller
         recorded it meanwhile."""
@@ -145,9 +185,12 @@ class RunService:
         uow.runs.lock(run_id)  # a concurrent first touch finishes, or waits for us
         run = uow.runs.get(run_id)
         if run is not None:
-            return self._remember(uow, run, tag)
+            return self._remember(uow, run, tag, publish)
+        parent = self._staged_parent(uow, parent_run_id, tag, publish)
         base: Artifact | None
-        if at_version is not None:
+        if parent is not None:
+            base = None if parent.base_id is None else self._artifacts.get_in(uow, parent.base_id)
+        elif at_version is not None:
             base = self._artifacts.get_by_version_hash_in(uow, at_version)
         else:
             head = uow.tags.get(tag)
@@ -175,15 +218,28 @@ class RunService:
             tag=tag,
             job_name=job_name,
             status=RunStatus.STARTED.value,
+            publish=publish,
+            head_id=parent and parent.head_id,
         )
         if run is None:
             raise _RunExists
-        return self._remember(uow, run, tag)
+        return self._remember(uow, run, tag, publish)
 
-    def _remember(self, uow: UnitOfWork, run: Run, tag: str) -> Run:
-        pin = _Pin.of(run)
+    def _staged_parent(
+        self, uow: UnitOfWork, parent_run_id: str | None, tag: str, publish: PublishMode
+    ) -> Run | None:
+        """The run a ``publish="run"`` re-execution continues from, if it is one."""
+        if parent_run_id is None or publish is not PublishMode.RUN:
+            return None
+        parent = uow.runs.get(parent_run_id)
+        if parent is None or parent.publish is not PublishMode.RUN or parent.tag != tag:
+            return None
+        return parent
+
+    def _remember(self, uow: UnitOfWork, run: Run, tag: str, publish: PublishMode | None) -> Run:
+        pin = Pin.of(run)
         self._pins.put(run.run_id, pin, uow)
-        pin.check_tag(run.run_id, tag)
+        pin.check(run.run_id, tag, publish)
         return run
 
     def list_runs(self, *, limit: int = 50) -> list[Run]:
@@ -326,3 +382,13 @@ def run_values(
     return tuple(
         RunValue(d, v.node, v.partition_key, v.cas_id, v.media_type, v.size) for d, v in entries
     )
+
+
+def check_publish(publish: object) -> PublishMode | None:
+    """``publish`` as a mode (``None`` stays ``None``); an unknown one is refused."""
+    if publish is None or isinstance(publish, PublishMode):
+        return publish
+    if isinstance(publish, str) and publish in PublishMode.__members__.values():
+        return PublishMode(publish)
+    modes = ", ".join(repr(mode.value) for mode in PublishMode)
+    raise ValidationError(f"invalid publish mode {publish!r}: expected one of {modes}")

@@ -29,7 +29,7 @@ from core.service.artifact_creation import ArtifactCreation, PlannedVersion, che
 from core.service.artifact_resolution import ArtifactResolution
 from core.service.cas import CasService
 from core.service.tag import MAX_SWAP_ATTEMPTS
-from core.storage.commit_record import CommitRecord, Head, RunValue, TagSwap
+from core.storage.commit_record import CommitRecord, Head, HeadMove, RunValue, TagSwap
 from core.storage.uow import UnitOfWorkFactory
 
 DEFAULT_COMPACTION_BOUND = 32
@@ -170,15 +170,18 @@ class WorkflowCommits:
         run_id: str | None = None,
         blobs: Sequence[tuple[bytes, str]] = (),
         run_values: Sequence[RunValue] = (),
+        stage: bool = False,
     ) -> CreateWorkflowResponse:
         """A step: ``update_workflow`` in ``uow``, tried once (``ConflictError`` when
         another writer moved the tag first: the caller retries the whole unit of work).
         ``run_values`` (what run ``run_id`` read and wrote) are recorded with the commit,
-        changed or not."""
+        changed or not. ``stage`` commits on run ``run_id``'s staged head instead of
+        ``tag`` (its revision is then the head's)."""
         check_tag_name(tag)
         commit = replace(
             _update(tag, update, name, created_by, message, run_id, blobs),
             run_values=tuple(run_values),
+            stage_on=run_id if stage else None,
         )
         _check_commit(commit)
         try:
@@ -203,7 +206,11 @@ class WorkflowCommits:
     def _attempt(self, uow: UnitOfWork, commit: "_Commit") -> CreateWorkflowResponse:
         """One attempt in ``uow``, decided from what it reads and handed to its commit
         store as one record; ``_LostRace`` if another writer moved the tag first."""
-        head = uow.commits.head(commit.tag)
+        head = (
+            uow.commits.head(commit.tag)
+            if commit.stage_on is None
+            else uow.commits.staged_head(commit.stage_on)
+        )
         if commit.expected_revision not in (None, head.revision):
             raise ConflictError(
                 f"tag {commit.tag!r} is at revision {head.revision}, not the expected "
@@ -221,17 +228,22 @@ class WorkflowCommits:
                 self._apply(uow, commit, CommitRecord(utc_now(), blobs=tuple(repaired)))
             return _response(self._artifacts.get_in(uow, head.target_id), commit, head, False)
         version = self._version(uow, commit, planned, head.target_id, current)
-        swap = TagSwap(
-            tag=commit.tag,
-            from_target_id=head.target_id,
-            expected_revision=head.revision,
-            to_target_id=version.target.id,
-            target_kind=version.target.kind,
-            moved_by=commit.created_by,
-            reason=commit.message or commit.default_reason,
-            run_id=commit.run_id,
-        )
-        record = CommitRecord(version.at, blobs=version.blobs, version=version.new, swap=swap)
+        record = CommitRecord(version.at, blobs=version.blobs, version=version.new)
+        if commit.stage_on is not None:
+            staged = HeadMove(commit.stage_on, head.target_id, head.revision, version.target.id)
+            record = replace(record, staged=staged)
+        else:
+            swap = TagSwap(
+                tag=commit.tag,
+                from_target_id=head.target_id,
+                expected_revision=head.revision,
+                to_target_id=version.target.id,
+                target_kind=version.target.kind,
+                moved_by=commit.created_by,
+                reason=commit.message or commit.default_reason,
+                run_id=commit.run_id,
+            )
+            record = replace(record, swap=swap)
         self._apply(uow, commit, record)
         self._creation.remember(uow, version)
         return _response(version.target, commit, head, True)
@@ -367,3 +379,5 @@ class _Commit:
     """(content, media type) the new document names, stored with its own content."""
     run_values: tuple[RunValue, ...] = ()
     """What run ``run_id`` read and wrote, recorded with the commit."""
+    stage_on: str | None = None
+    """A ``publish="run"`` run whose staged head the commit moves, instead of the tag."""

@@ -38,6 +38,8 @@ class NewVersion:
     created_by: str | None
     metadata_json: str
     refs: tuple[str, ...] = ()
+    merged_id: uuid.UUID | None = None
+    """A merge version's second parent."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,17 @@ class TagSwap:
     moved_by: str | None
     reason: str | None
     run_id: str | None
+
+
+@dataclass(frozen=True)
+class HeadMove:
+    """A ``publish="run"`` run's staged head moved, by compare-and-swap: from
+    ``from_target_id`` after ``expected_revision`` moves, to ``to_target_id``."""
+
+    run_id: str
+    from_target_id: uuid.UUID | None
+    expected_revision: int
+    to_target_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -75,12 +88,15 @@ class CommitRecord:
     blobs: tuple[BlobEntry, ...] = ()
     version: NewVersion | None = None
     swap: TagSwap | None = None
+    staged: HeadMove | None = None
     run_id: str | None = None
     run_values: tuple[RunValue, ...] = ()
 
     def __post_init__(self) -> None:
         if self.run_values and self.run_id is None:
             raise ValueError("a record with run values names their run")
+        if self.swap is not None and self.staged is not None:
+            raise ValueError("a record moves a tag or a run's staged head, not both")
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,10 @@ class CommitStore(Protocol):
         """The tag as this unit of work sees it."""
         ...
 
+    def staged_head(self, run_id: str) -> Head:
+        """A ``publish="run"`` run's staged head as this unit of work sees it."""
+        ...
+
     def version_id(self, version_hash: str, parent_id: uuid.UUID | None = None) -> uuid.UUID | None:
         """The artifact with ``version_hash`` (on ``parent_id``, when the caller knows
         it), if the catalog has one."""
@@ -109,8 +129,8 @@ class CommitStore(Protocol):
         ...
 
     def apply(self, record: CommitRecord) -> int | None:
-        """Write ``record`` in this unit of work: the tag's new revision (``0`` when the
-        record moves no tag), or ``None`` when another writer got there first (the tag
-        moved, or the record's new version was added meanwhile): the unit of work must
-        then roll back, and the caller decide again."""
+        """Write ``record`` in this unit of work: the tag's new revision, or the staged
+        head's (``0`` when the record moves neither), or ``None`` when another writer got
+        there first (the tag or head moved, or the record's new version was added
+        meanwhile): the unit of work must then roll back, and the caller decide again."""
         ...

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump with a migration in ``core.storage.schema`` whenever a table below changes."""
 
 NAMING_CONVENTION = {
@@ -69,6 +69,8 @@ class ArtifactRow(Base):
     version_hash: Mapped[str] = mapped_column(CAS_ID, unique=True)
     cas_id: Mapped[str] = mapped_column(ForeignKey(CasBlob.cas_id))
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("artifacts.id"))
+    merged_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("artifacts.id"))
+    """A merge version's second parent: the version it merged."""
     name: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     created_by: Mapped[str | None] = mapped_column(String(255))
@@ -117,6 +119,14 @@ class RunRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    publish: Mapped[str] = mapped_column(String(8), default="output")
+    """``output``: each output moves the tag; ``run``: outputs stage on ``head_id``."""
+    head_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(ArtifactRow.id))
+    """A ``publish="run"`` run's staged head (``None``: still at its base)."""
+    head_revision: Mapped[int] = mapped_column(Integer, default=0)
+    """How many times the staged head moved (its compare-and-swap counter)."""
+    outcome: Mapped[str | None] = mapped_column(Text)
+    """How publishing the run ended, as JSON (``None``: not tried yet)."""
 
 
 class RunIORow(Base):

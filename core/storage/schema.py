@@ -27,7 +27,21 @@ def _add_journal_marks(session: Session) -> None:
     JournalMark.__table__.create(session.connection(), checkfirst=True)
 
 
-MIGRATIONS: dict[int, Migration] = {1: _add_journal_marks}
+def _add_run_publishing(session: Session) -> None:
+    """Version 3: runs that publish whole (mode, staged head, outcome) and merge versions
+    (a second parent). DuckDB cannot add a reference to a table, so the new id columns of
+    a migrated catalog are plain ones; the services keep them valid."""
+    for statement in (
+        "ALTER TABLE runs ADD COLUMN publish VARCHAR(8) DEFAULT 'output'",
+        "ALTER TABLE runs ADD COLUMN head_id UUID",
+        "ALTER TABLE runs ADD COLUMN head_revision INTEGER DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN outcome TEXT",
+        "ALTER TABLE artifacts ADD COLUMN merged_id UUID",
+    ):
+        session.execute(sa.text(statement))
+
+
+MIGRATIONS: dict[int, Migration] = {1: _add_journal_marks, 2: _add_run_publishing}
 
 
 def ensure_schema(db: Database, *, create: bool = True) -> int:

@@ -15,7 +15,19 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from core.bootstrap import UseCases, compose
-from core.domain import Artifact, ArtifactKind, Blob, Direction, NodeValue, Run, RunIO, Tag, TagMove
+from core.domain import (
+    Artifact,
+    ArtifactKind,
+    Blob,
+    Direction,
+    NodeValue,
+    PublishMode,
+    Run,
+    RunIO,
+    RunOutcome,
+    Tag,
+    TagMove,
+)
 from core.errors import NotFoundError
 from core.repository.commit_store import RepositoryCommitStore
 from core.storage.blobstore import BlobStore
@@ -41,6 +53,8 @@ class CatalogState:
     """Tag rows by name: a deleted tag keeps its row with ``target_id`` None."""
     moves: list[TagMove] = field(default_factory=list)
     runs: dict[str, Run] = field(default_factory=dict)
+    head_moves: dict[str, int] = field(default_factory=dict)
+    """How many times each run's staged head moved."""
     run_io: dict[tuple[str, Direction, str, str], RunIO] = field(default_factory=dict)
 
 
@@ -100,12 +114,13 @@ class FakeArtifacts:
         metadata_json: str,
         artifact_id: uuid.UUID | None = None,
         created_at: datetime | None = None,
+        merged_id: uuid.UUID | None = None,
     ) -> Artifact | None:
         if self.get_by_version_hash(version_hash) is not None:
             return None
         artifact = Artifact(
             artifact_id or uuid.uuid4(), kind, version_hash, cas_id, parent_id, name,
-            _now(created_at), created_by, json.loads(metadata_json),
+            _now(created_at), created_by, json.loads(metadata_json), merged_id,
         )  # fmt: skip
         self._state.artifacts[artifact.id] = artifact
         return artifact
@@ -131,6 +146,18 @@ class FakeArtifacts:
             line.append(artifact)
             artifact = None if artifact.parent_id is None else self.get(artifact.parent_id)
         return line
+
+    def ancestors(self, head_id: uuid.UUID, limit: int) -> dict[uuid.UUID, int]:
+        depths: dict[uuid.UUID, int] = {}
+        frontier = [(head_id, 0)]
+        while frontier:
+            artifact_id, depth = frontier.pop(0)
+            artifact = self.get(artifact_id)
+            if artifact is None or artifact_id in depths or depth > limit:
+                continue
+            depths[artifact_id] = depth
+            frontier += [(p, depth + 1) for p in (artifact.parent_id, artifact.merged_id) if p]
+        return depths
 
     def referencing(self, cas_id: str) -> list[uuid.UUID]:
         return sorted(
@@ -300,12 +327,35 @@ class FakeRuns:
         tag: str,
         job_name: str | None,
         status: str,
+        publish: PublishMode = PublishMode.OUTPUT,
+        head_id: uuid.UUID | None = None,
     ) -> Run | None:
         if run_id in self._state.runs:
             return None
-        run = Run(run_id, snapshot_id, base_id, tag, status, _now(), None, job_name)
+        run = Run(
+            run_id, snapshot_id, base_id, tag, status, _now(), None, job_name, publish, head_id
+        )
         self._state.runs[run_id] = run
+        self._state.head_moves[run_id] = 0
         return run
+
+    def staged_head(self, run_id: str) -> tuple[uuid.UUID | None, int] | None:
+        run = self._state.runs.get(run_id)
+        if run is None:
+            return None
+        return run.head_id or run.base_id, self._state.head_moves[run_id]
+
+    def move_head(
+        self, run_id: str, *, expected_revision: int, new_head_id: uuid.UUID
+    ) -> int | None:
+        if self._state.head_moves.get(run_id) != expected_revision:
+            return None
+        self._state.runs[run_id] = replace(self._state.runs[run_id], head_id=new_head_id)
+        self._state.head_moves[run_id] = expected_revision + 1
+        return expected_revision + 1
+
+    def record_outcome(self, run_id: str, outcome: RunOutcome) -> None:
+        self._state.runs[run_id] = replace(self._state.runs[run_id], outcome=outcome)
 
     def lock(self, run_id: str) -> None:
         return None
@@ -362,7 +412,7 @@ class FakeUnitOfWork:
         self.run_io = FakeRunIO(self.state)
         self.commits = RepositoryCommitStore(
             cast(Any, self.blobs), cast(Any, self.artifacts), cast(Any, self.tags),
-            cast(Any, self.run_io),
+            cast(Any, self.runs), cast(Any, self.run_io),
         )  # fmt: skip
         self.committed = False
         self._settles: list[Callable[[bool], None]] = []

@@ -185,6 +185,7 @@ def _version_row(version: Any, record: CommitRecord) -> Row:
         "version_hash": version.version_hash,
         "cas_id": version.cas_id,
         "parent_id": version.parent_id,
+        "merged_id": version.merged_id,
         "name": version.name,
         "created_at": record.at,
         "created_by": version.created_by,
@@ -338,7 +339,8 @@ class _Fit:
             blob_ids.update(b.cas_id for b in record.blobs)
             blob_ids.update(value.cas_id for value in record.run_values)
             if (version := record.version) is not None:
-                ids.update(i for i in (version.id, version.parent_id) if i is not None)
+                parents = (version.id, version.parent_id, version.merged_id)
+                ids.update(i for i in parents if i is not None)
                 versions.add(version.version_hash)
                 blob_ids.update((version.cas_id, *version.refs))
             if (swap := record.swap) is not None:
@@ -365,6 +367,8 @@ class _Fit:
     def take(self, entries: list[JournalEntry], start: int) -> None:
         """Apply ``entries[start:]`` (lines ``start + 1`` on) to what is known, in order."""
         for number, (_, record) in enumerate(entries[start:], start + 1):
+            if record.staged is not None:
+                raise Misfit(f"line {number} moves a run's staged head, which no journal holds")
             self.blobs.update(b.cas_id for b in record.blobs)
             if record.version is not None:
                 self._version(number, record)
@@ -383,6 +387,8 @@ class _Fit:
             )
         if version.parent_id is not None:
             self._need_artifact(number, version.parent_id, "the parent of a new version")
+        if version.merged_id is not None:
+            self._need_artifact(number, version.merged_id, "the version a merge merged")
         self._need_blob(number, version.cas_id, "the content of a new version")
         for cas_id in version.refs:
             self._need_blob(number, cas_id, "a blob a new version names")

@@ -16,14 +16,21 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from core.domain import ArtifactKind, Direction
 from core.identifiers import CAS_ID_PATTERN
-from core.storage.commit_record import BlobEntry, CommitRecord, NewVersion, RunValue, TagSwap
+from core.storage.commit_record import (
+    BlobEntry,
+    CommitRecord,
+    HeadMove,
+    NewVersion,
+    RunValue,
+    TagSwap,
+)
 
 FORMAT = 1
 """The format this release writes and reads; a line of another is refused by name."""
 
 _CONTENT_IDS = frozenset({"cas_id", "version_hash"})
 """Fields whose values are ``sha256:<hex>`` content ids."""
-_PARTS = (CommitRecord, BlobEntry, NewVersion, TagSwap, RunValue)
+_PARTS = (CommitRecord, BlobEntry, NewVersion, TagSwap, HeadMove, RunValue)
 _HINTS = {part: get_type_hints(part) for part in _PARTS}
 
 

@@ -142,6 +142,9 @@ class JournaledCommitStore:
         self._file_heads[tag] = head
         return head
 
+    def staged_head(self, run_id: str) -> Head:
+        raise NotDeferrable("a run's staged head is moved by statements")
+
     def version_id(self, version_hash: str, parent_id: uuid.UUID | None = None) -> uuid.UUID | None:
         found = self._behind.version_id(version_hash)
         # a version's hash names its parent: on a parent not in the file yet, neither is it
@@ -161,6 +164,8 @@ class JournaledCommitStore:
         return unknown - set(found)
 
     def apply(self, record: CommitRecord) -> int | None:
+        if record.staged is not None:
+            raise NotDeferrable("a run's staged head is moved by statements")
         revision = 0
         if (swap := record.swap) is not None:
             if swap.from_target_id is None:

@@ -1,0 +1,228 @@
+"""Merging versions into a tag: fast-forward, or a three-way merge recorded as a merge
+version (a full version on the tag's target whose second parent is what it merged)."""
+
+import uuid
+from dataclasses import dataclass
+
+from core.dag import changed_nodes, validate_dag
+from core.domain import Artifact, MergeResult
+from core.errors import ConflictError, MergeConflictError, ValidationError
+from core.identifiers import check_artifact_id, check_tag_name
+from core.merge import Conflict, merge_documents
+from core.repository.clock import utc_now
+from core.repository.unit_of_work import UnitOfWork
+from core.service.artifact_creation import ArtifactCreation, PlannedVersion, check_record
+from core.service.artifact_resolution import ArtifactResolution
+from core.service.ref import RefService
+from core.service.tag import MAX_SWAP_ATTEMPTS
+from core.service.tag_moves import check_move_fields
+from core.storage.commit_record import CommitRecord, Head, TagSwap
+from core.storage.uow import UnitOfWorkFactory
+
+ANCESTRY_LIMIT = 100_000
+"""Versions looked at, on each side, for the nearest common ancestor."""
+
+
+class LostRace(Exception):
+    """The tag moved between our read and our compare-and-swap."""
+
+
+@dataclass(frozen=True)
+class MergePreview:
+    """What merging would do: fast-forward or not, the nodes it would change on the tag,
+    and the conflicts (node, partition key) that would stop it."""
+
+    tag: str
+    from_target_id: uuid.UUID | None
+    source_id: uuid.UUID
+    fast_forward: bool
+    changed_nodes: frozenset[str]
+    conflicts: tuple[Conflict, ...]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A merge decided: the version the tag moves to (``None``: it stays)."""
+
+    target: Artifact | None
+    fast_forward: bool
+    changed_nodes: frozenset[str]
+    conflicts: tuple[Conflict, ...]
+    merge_version: PlannedVersion | None = None
+
+
+class Merges:
+    """Three-way merges of versions into tags, value by value (``core.merge``)."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory[UnitOfWork],
+        artifacts: ArtifactResolution,
+        creation: ArtifactCreation,
+        refs: RefService,
+    ) -> None:
+        self._uow = uow
+        self._artifacts = artifacts
+        self._creation = creation
+        self._refs = refs
+
+    def merge(
+        self,
+        source: str,
+        into: str,
+        *,
+        expected_target_id: uuid.UUID | None = None,
+        moved_by: str | None = None,
+        reason: str | None = None,
+    ) -> MergeResult:
+        """Merge the version ``source`` (any ref) into tag ``into``: a fast-forward when
+        ``into`` is an ancestor of it, else a merge version with the nearest common
+        ancestor as merge base; nothing when ``into`` has it already. Conflicts are a
+        ``MergeConflictError`` and move nothing; with ``expected_target_id`` a tag that
+        moved is a ``ConflictError``."""
+        check_tag_name(into)
+        check_move_fields(moved_by, reason, None)
+        if expected_target_id is not None:
+            check_artifact_id(expected_target_id)
+        source_id = self._refs.resolve(source).id
+        why = reason or f"merge {source}"
+
+        def attempt(uow: UnitOfWork) -> MergeResult:
+            head = uow.commits.head(into)
+            if expected_target_id is not None and head.target_id != expected_target_id:
+                raise ConflictError(
+                    f"tag {into!r} points at {head.target_id}, not the expected "
+                    f"{expected_target_id}"
+                )
+            base = self.merge_base(uow, head.target_id, source_id)
+            return self.land_in(uow, into, head, base, source_id, moved_by, why, None)
+
+        try:
+            result: MergeResult = self._uow.run(attempt, lost=LostRace, attempts=MAX_SWAP_ATTEMPTS)
+        except LostRace:
+            raise ConflictError(f"tag {into!r} kept moving while {source!r} merged") from None
+        return result
+
+    def preview(self, source: str, into: str) -> MergePreview:
+        """What ``merge(source, into)`` would do now, conflicts included; nothing moves."""
+        check_tag_name(into)
+        source_id = self._refs.resolve(source).id
+        with self._uow() as uow:
+            head = uow.commits.head(into)
+            base = self.merge_base(uow, head.target_id, source_id)
+            plan = self._plan(uow, into, head, base, source_id, None, write=False)
+            uow.commit()
+        return MergePreview(
+            into, head.target_id, source_id, plan.fast_forward, plan.changed_nodes,
+            plan.conflicts,
+        )  # fmt: skip
+
+    def merge_base(
+        self, uow: UnitOfWork, ours: uuid.UUID | None, theirs: uuid.UUID
+    ) -> uuid.UUID | None:
+        """The nearest common ancestor of two versions, through parents and merged
+        versions (``None``: they share none)."""
+        if ours is None:
+            return None
+        mine = uow.artifacts.ancestors(ours, ANCESTRY_LIMIT)
+        others = uow.artifacts.ancestors(theirs, ANCESTRY_LIMIT)
+        common = mine.keys() & others.keys()
+        if not common:
+            return None
+        return min(common, key=lambda a: (others[a] + mine[a], others[a], str(a)))
+
+    def land_in(
+        self,
+        uow: UnitOfWork,
+        tag: str,
+        head: Head,
+        base: uuid.UUID | None,
+        source_id: uuid.UUID,
+        moved_by: str | None,
+        reason: str,
+        run_id: str | None,
+    ) -> MergeResult:
+        """A step: move ``tag`` (at ``head``) to hold ``source_id`` merged over ``base``:
+        one compare-and-swap, or nothing when it holds it already. ``LostRace`` when the
+        tag moved meanwhile; ``MergeConflictError`` naming the conflicts."""
+        plan = self._plan(uow, tag, head, base, source_id, moved_by, write=True)
+        if plan.conflicts:
+            names = ", ".join(f"{n}[{k}]" if k is not None else n for n, k in plan.conflicts)
+            raise MergeConflictError(
+                f"merging {source_id} into tag {tag!r} conflicts on {names}: both sides "
+                "changed them differently; nothing moved",
+                list(plan.conflicts),
+            )
+        if plan.target is None:
+            return MergeResult(tag, head.target_id, head.target_id, head.revision, False, False)
+        swap = TagSwap(
+            tag=tag,
+            from_target_id=head.target_id,
+            expected_revision=head.revision,
+            to_target_id=plan.target.id,
+            target_kind=plan.target.kind,
+            moved_by=moved_by,
+            reason=reason,
+            run_id=run_id,
+        )
+        version = plan.merge_version
+        record = CommitRecord(utc_now(), swap=swap)
+        if version is not None:
+            record = CommitRecord(version.at, blobs=version.blobs, version=version.new, swap=swap)
+        if uow.commits.apply(record) is None:
+            raise LostRace
+        if version is not None:
+            self._creation.remember(uow, version)
+        return MergeResult(
+            tag, head.target_id, plan.target.id, head.revision + 1, plan.fast_forward, True
+        )
+
+    def _plan(
+        self,
+        uow: UnitOfWork,
+        tag: str,
+        head: Head,
+        base: uuid.UUID | None,
+        source_id: uuid.UUID,
+        moved_by: str | None,
+        *,
+        write: bool,
+    ) -> _Plan:
+        """The merge of ``source_id`` into ``tag``; ``write``: with its merge version
+        planned (its file written), else only what it would change."""
+        source = self._artifacts.get_in(uow, source_id)
+        if head.target_id == source_id or base == source_id:
+            return _Plan(None, False, frozenset(), ())  # the tag holds it already
+        theirs = self._artifacts.resolve_in(uow, source_id)
+        if head.target_id is None or base == head.target_id:
+            ours = {} if head.target_id is None else self._artifacts.resolve_in(uow, head.target_id)
+            return _Plan(source, True, changed_nodes(ours, theirs), ())
+        ours = self._artifacts.resolve_in(uow, head.target_id)
+        old = None if base is None else self._artifacts.resolve_in(uow, base)
+        merged, conflicts = merge_documents(old, ours, theirs)
+        if conflicts:
+            return _Plan(None, False, frozenset(), tuple(conflicts))
+        changes = changed_nodes(ours, merged)
+        if not changes and merged.keys() == ours.keys():
+            return _Plan(None, False, frozenset(), ())
+        try:
+            document = validate_dag(merged)
+        except ValidationError as exc:
+            conflict = tuple((node, None) for node in sorted(changes))
+            raise MergeConflictError(
+                f"merging {source_id} into tag {tag!r} makes no valid DAG ({exc}); nothing moved",
+                list(conflict),
+            ) from None
+        if not write:
+            return _Plan(None, False, changes, ())
+        current = self._artifacts.get_in(uow, head.target_id)
+        version = self._creation.plan_merge_in(
+            uow,
+            current.name,
+            document,
+            head.target_id,
+            source_id,
+            moved_by,
+            check_record(current.name, moved_by, {"message": f"merge {source.version_hash}"}),
+        )
+        return _Plan(version.target, False, changes, (), version)

@@ -1,0 +1,102 @@
+"""Publishing a ``publish="run"`` run: its staged head lands on its tag in one move."""
+
+from core.domain import OutcomeState, Publication, PublishMode, Run, RunOutcome
+from core.errors import ConflictError, MergeConflictError, NotFoundError, ValidationError
+from core.identifiers import check_run_id
+from core.repository.unit_of_work import UnitOfWork
+from core.service.merges import LostRace, Merges
+from core.service.tag import MAX_SWAP_ATTEMPTS
+from core.service.tag_moves import check_move_fields
+from core.storage.uow import UnitOfWorkFactory
+
+
+class RunPublishing:
+    """Publishes runs (write, audit, publish) and records how each attempt ended."""
+
+    def __init__(self, uow: UnitOfWorkFactory[UnitOfWork], merges: Merges) -> None:
+        self._uow = uow
+        self._merges = merges
+
+    def publish(
+        self, run_id: str, *, moved_by: str | None = None, reason: str | None = None
+    ) -> Publication:
+        """Move the run's tag once to hold everything the run staged: to the staged head
+        itself when the tag has not moved since the run's base (a fast-forward), else to a
+        three-way merge with the run's base as merge base, tried again if the tag moves
+        meanwhile. The move carries the run id. Publishing twice moves once; nothing
+        staged, or only what the tag holds, moves nothing. A conflict is a
+        ``MergeConflictError``: the tag stays, and the run records it."""
+        check_run_id(run_id)
+        check_move_fields(moved_by, reason, None)
+        why = reason or f"publish run {run_id}"
+        try:
+            publication: Publication = self._uow.run(
+                lambda uow: self._attempt(uow, run_id, moved_by, why),
+                lost=LostRace,
+                attempts=MAX_SWAP_ATTEMPTS,
+            )
+        except MergeConflictError as exc:
+            self.record_outcome(
+                run_id, RunOutcome(OutcomeState.CONFLICT, conflicts=tuple(exc.conflicts))
+            )
+            raise
+        except LostRace:
+            raise ConflictError(
+                f"the tag of run {run_id!r} kept moving while it published"
+            ) from None
+        return publication
+
+    def _attempt(
+        self, uow: UnitOfWork, run_id: str, moved_by: str | None, reason: str
+    ) -> Publication:
+        run = _staged_run(uow, run_id)
+        head = uow.commits.head(run.tag)
+        if run.outcome is not None and run.outcome.state is OutcomeState.PUBLISHED:
+            return Publication(
+                run_id, run.tag, run.outcome.to_target_id, run.outcome.to_target_id,
+                run.outcome.revision or head.revision, False, False,
+            )  # fmt: skip
+        staged = run.head_id
+        if staged is None or staged == run.base_id:
+            uow.runs.record_outcome(run_id, RunOutcome(OutcomeState.UNCHANGED))
+            return Publication(
+                run_id, run.tag, head.target_id, head.target_id, head.revision, False, False
+            )
+        landed = self._merges.land_in(
+            uow, run.tag, head, run.base_id, staged, moved_by, reason, run_id
+        )
+        state = OutcomeState.PUBLISHED if landed.changed else OutcomeState.UNCHANGED
+        uow.runs.record_outcome(
+            run_id, RunOutcome(state, revision=landed.revision, to_target_id=landed.to_target_id)
+        )
+        return Publication(
+            run_id,
+            run.tag,
+            landed.from_target_id,
+            landed.to_target_id,
+            landed.revision,
+            landed.fast_forward,
+            landed.changed,
+        )
+
+    def record_outcome(self, run_id: str, outcome: RunOutcome) -> None:
+        """Record why a ``publish="run"`` run was not published (or how it was)."""
+        check_run_id(run_id)
+        if not isinstance(outcome, RunOutcome):
+            raise ValidationError(f"expected a RunOutcome, got {outcome!r}")
+        with self._uow() as uow:
+            _staged_run(uow, run_id)
+            uow.runs.record_outcome(run_id, outcome)
+            uow.commit()
+
+
+def _staged_run(uow: UnitOfWork, run_id: str) -> Run:
+    run = uow.runs.get(run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id!r} not found")
+    if run.publish is not PublishMode.RUN:
+        raise ValidationError(
+            f"run {run_id!r} publishes each output as it is committed (publish='output'): "
+            "there is nothing to publish"
+        )
+    return run
