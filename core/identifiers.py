@@ -9,6 +9,7 @@ deps and partition keys) calls it, so a value one of them refuses, all of them r
 import re
 import uuid
 
+from core.domain import PublishMode
 from core.errors import ValidationError
 
 TAG_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
@@ -188,3 +189,13 @@ def check_content(content: object) -> bytes | bytearray | memoryview:
     if not isinstance(content, bytes | bytearray | memoryview):
         raise ValidationError(f"content must be bytes, got {type(content).__name__}")
     return content
+
+
+def check_publish(publish: object) -> PublishMode | None:
+    """``publish`` as a mode (``None`` stays ``None``); an unknown one is refused."""
+    if publish is None or isinstance(publish, PublishMode):
+        return publish
+    if isinstance(publish, str) and publish in PublishMode.__members__.values():
+        return PublishMode(publish)
+    modes = ", ".join(repr(mode.value) for mode in PublishMode)
+    raise ValidationError(f"invalid publish mode {publish!r}: expected one of {modes}")

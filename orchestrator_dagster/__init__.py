@@ -2,6 +2,7 @@
 
 from orchestrator_dagster import codecs as codecs
 from orchestrator_dagster.io_manager import VersionedIOManager as VersionedIOManager
+from orchestrator_dagster.publishing import publish_run as publish_run
 from orchestrator_dagster.resource import OrchestratorResource as OrchestratorResource
 from orchestrator_dagster.sensors import run_snapshot_sensor as run_snapshot_sensor
 from orchestrator_dagster.sensors import tag_move_sensor as tag_move_sensor
@@ -10,6 +11,7 @@ __all__ = [
     "OrchestratorResource",
     "VersionedIOManager",
     "codecs",
+    "publish_run",
     "run_snapshot_sensor",
     "tag_move_sensor",
 ]

@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 import core
+from core.identifiers import check_publish
 from orchestrator_dagster.codecs import JSON_MEDIA_TYPE, default_registry
 from orchestrator_dagster.data_version import set_content_data_version
 from orchestrator_dagster.resource import OrchestratorResource
@@ -109,10 +110,18 @@ class VersionedIOManager(dg.ConfigurableIOManager):
 
     orchestrator: OrchestratorResource
     tag: str = Field(default="main", description="The tag that materialisations move.")
+    publish: str = Field(
+        default="output",
+        description='"output": each materialisation moves the tag as it finishes; "run": '
+        "a run's outputs stage on its own head and land on the tag together, once the run "
+        "and its checks pass (run_snapshot_sensor or publish_run publishes it).",
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Pin the run to the tag's current version (the first step process to get here
-        wins), or to the version a ``tag_move_sensor`` run request names."""
+        wins), or to the version a ``tag_move_sensor`` run request names; a re-execution
+        of a ``publish="run"`` run continues from its parent's staged head."""
+        check_publish(self.publish)
         run = context.run
         if run is not None:
             moved = run.tags.get(MOVED_TAG_KEY) == self.tag
@@ -121,6 +130,8 @@ class VersionedIOManager(dg.ConfigurableIOManager):
                 self.tag,
                 job_name=_job_name(run.job_name),
                 at_version=(run.tags.get(MOVED_VERSION_KEY) or None) if moved else None,
+                publish=self.publish,
+                parent_run_id=run.parent_run_id,
             )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -153,6 +164,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
             partition_key=self._partition(context),
             code_version=context.asset_spec.code_version,
             job_name=_job_name(context.job_name),
+            publish=self.publish,
         )
         context.add_output_metadata(self._metadata(commit, obj))
         set_content_data_version(context, commit.value.cas_id)
@@ -214,6 +226,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
             "orchestrator/to": str(commit.artifact_id),
             "orchestrator/revision": commit.revision,
             "orchestrator/unchanged": not commit.changed,
+            "orchestrator/publish": self.publish,
             **_value_metadata(commit.value, obj),
         }
 

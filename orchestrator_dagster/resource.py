@@ -1,5 +1,7 @@
 """The Dagster resource that hands out the catalog's services."""
 
+import contextlib
+from collections.abc import Iterator
 from typing import Optional
 
 import dagster as dg
@@ -70,6 +72,18 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[core.Services]:
+        """The catalog for a block: this resource's when it is set up (in a run or a
+        sensor), else one opened from its settings and closed after (in scripts)."""
+        if self._catalog is not None:
+            yield self._catalog
+            return
+        with core.connect(
+            self.database_url, self.blob_root, busy_timeout=self.busy_timeout
+        ) as catalog:
+            yield catalog
 
     @property
     def catalog(self) -> core.Services:

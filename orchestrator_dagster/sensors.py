@@ -7,19 +7,14 @@ from typing import Any
 
 import dagster as dg
 
-import core
 from core.identifiers import check_node_id, check_tag_name
+from orchestrator_dagster.publishing import FINAL_STATUSES, record_run_end
 from orchestrator_dagster.resource import OrchestratorResource
 
 MOVED_TAG_KEY = "orchestrator/tag"
 MOVED_VERSION_KEY = "orchestrator/version_hash"
 """Tags of a ``tag_move_sensor`` run: the tag that moved and the version it landed on
 (the run is pinned to that version)."""
-FINAL_STATUSES = {
-    dg.DagsterRunStatus.SUCCESS: core.RunStatus.SUCCESS,
-    dg.DagsterRunStatus.FAILURE: core.RunStatus.FAILURE,
-    dg.DagsterRunStatus.CANCELED: core.RunStatus.CANCELED,
-}
 RUNS_PER_TICK = 100
 CURSOR_OVERLAP = timedelta(seconds=1)
 """Runs updated this close to the cursor are looked at again (finishing is idempotent)."""
@@ -106,28 +101,25 @@ def tag_move_sensor(
     name="run_snapshot_sensor",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Records the final status of every run the catalog knows.",
+    description="Records the final status of every run the catalog knows, and publishes "
+    'the publish="run" runs that passed.',
 )
 def run_snapshot_sensor(
     context: dg.SensorEvaluationContext, orchestrator: OrchestratorResource
 ) -> dg.SensorResult:
-    """Marks each finished Dagster run finished in the catalog (success, failure, canceled).
+    """Marks each finished Dagster run finished in the catalog (success, failure, canceled)
+    and audits each ``publish="run"`` run: published when it succeeded with no failed
+    ``ERROR`` check, else the reason recorded (``publish_run`` does it for one run).
 
     The cursor is the update time of the newest finished run seen; it never goes back.
     Runs the catalog never recorded (they touched no versioned output) are skipped.
     """
     cursor = float(context.cursor) if context.cursor else None
     records = _finished_runs_since(context.instance, cursor)
-    runs = orchestrator.catalog.runs
     finished = 0
     for record in records:
-        run = record.dagster_run
-        try:
-            ended = datetime.fromtimestamp(record.end_time, UTC) if record.end_time else None
-            runs.finish_run(run.run_id, FINAL_STATUSES[run.status].value, finished_at=ended)
+        if record_run_end(context.instance, orchestrator.catalog, record) is not None:
             finished += 1
-        except (core.NotFoundError, core.ConflictError):
-            continue
     newest = max([cursor or 0.0, *(r.update_timestamp.timestamp() for r in records)])
     skip = None if finished else "no finished runs to record"
     return dg.SensorResult(skip_reason=skip, cursor=str(newest) if records else context.cursor)

@@ -11,6 +11,7 @@ from core.identifiers import (
     check_media_type,
     check_node_id,
     check_partition_key,
+    check_publish,
     check_run_id,
     check_tag_name,
     check_text,
@@ -18,7 +19,7 @@ from core.identifiers import (
 from core.repository.unit_of_work import UnitOfWork
 from core.service.asset_lineage import RunLineage
 from core.service.cas import CasService
-from core.service.run import RunService, check_publish, run_values
+from core.service.run import RunService, run_values
 from core.service.tag import MAX_SWAP_ATTEMPTS
 from core.service.workflow_commits import WorkflowCommits
 from core.storage.uow import UnitOfWorkFactory

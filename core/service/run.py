@@ -14,6 +14,7 @@ from core.identifiers import (
     check_media_type,
     check_node_id,
     check_partition_key,
+    check_publish,
     check_run_id,
     check_size,
     check_tag_name,
@@ -79,6 +80,7 @@ class RunService:
         self._creation = creation
         self.publishing = publishing
         self.publish = publishing.publish
+        self.publish_if_passed = publishing.publish_if_passed
         self.record_outcome = publishing.record_outcome
         self._pins = CommittedCache[str, Pin](PIN_CACHE_SIZE)
 
@@ -382,13 +384,3 @@ def run_values(
     return tuple(
         RunValue(d, v.node, v.partition_key, v.cas_id, v.media_type, v.size) for d, v in entries
     )
-
-
-def check_publish(publish: object) -> PublishMode | None:
-    """``publish`` as a mode (``None`` stays ``None``); an unknown one is refused."""
-    if publish is None or isinstance(publish, PublishMode):
-        return publish
-    if isinstance(publish, str) and publish in PublishMode.__members__.values():
-        return PublishMode(publish)
-    modes = ", ".join(repr(mode.value) for mode in PublishMode)
-    raise ValidationError(f"invalid publish mode {publish!r}: expected one of {modes}")

@@ -1,8 +1,10 @@
 """Publishing a ``publish="run"`` run: its staged head lands on its tag in one move."""
 
-from core.domain import OutcomeState, Publication, PublishMode, Run, RunOutcome
+from collections.abc import Sequence
+
+from core.domain import OutcomeState, Publication, PublishMode, Run, RunOutcome, RunStatus
 from core.errors import ConflictError, MergeConflictError, NotFoundError, ValidationError
-from core.identifiers import check_run_id
+from core.identifiers import check_run_id, check_text
 from core.repository.unit_of_work import UnitOfWork
 from core.service.merges import LostRace, Merges
 from core.service.tag import MAX_SWAP_ATTEMPTS
@@ -79,6 +81,35 @@ class RunPublishing:
             landed.changed,
         )
 
+    def publish_if_passed(
+        self, run_id: str, *, status: RunStatus | str, failed_checks: Sequence[str] = ()
+    ) -> RunOutcome:
+        """The audit: publish a ``publish="run"`` run that ended ``SUCCESS`` with no
+        failed check of severity ``ERROR`` (``failed_checks`` names those), else record
+        why not; a conflict is recorded, not raised. Once: a run with an outcome keeps it."""
+        check_run_id(run_id)
+        checks = tuple(sorted(check_text_list(failed_checks)))
+        with self._uow() as uow:
+            run = _staged_run(uow, run_id)
+            uow.commit()
+        if run.outcome is not None:
+            return run.outcome
+        if status != RunStatus.SUCCESS:
+            outcome = RunOutcome(OutcomeState.FAILED)
+        elif checks:
+            outcome = RunOutcome(OutcomeState.CHECKS_FAILED, checks=checks)
+        else:
+            try:
+                self.publish(run_id, moved_by=run.job_name)
+            except MergeConflictError as exc:
+                return RunOutcome(OutcomeState.CONFLICT, conflicts=tuple(exc.conflicts))
+            with self._uow() as uow:
+                outcome = _staged_run(uow, run_id).outcome or RunOutcome(OutcomeState.UNCHANGED)
+                uow.commit()
+            return outcome
+        self.record_outcome(run_id, outcome)
+        return outcome
+
     def record_outcome(self, run_id: str, outcome: RunOutcome) -> None:
         """Record why a ``publish="run"`` run was not published (or how it was)."""
         check_run_id(run_id)
@@ -100,3 +131,12 @@ def _staged_run(uow: UnitOfWork, run_id: str) -> Run:
             "there is nothing to publish"
         )
     return run
+
+
+def check_text_list(names: Sequence[str]) -> list[str]:
+    """Check names (of asset checks) are short text."""
+    if isinstance(names, str):
+        raise ValidationError(f"expected a list of check names, got the text {names!r}")
+    for name in names:
+        check_text(name, "check name", 255)
+    return list(names)
