@@ -2,7 +2,9 @@
 
 Regional orders are ingested per partition, cleaned, aggregated and summarised; every
 output is stored in CAS and moves the ``main`` tag. When ``sales_report`` changes on
-``main``, a sensor starts the ``publish_report`` job.
+``main``, a sensor starts the ``publish_report`` job. The ``fx_pipeline`` job runs
+write-audit-publish (``publish="run"``): its outputs stage on the run's own head and land
+on ``main`` in one move once the run and its asset check pass.
 
 Open it in the UI with ``dagster dev -w workspace.yaml``; run it end to end from a
 terminal with ``python definitions.py``.
@@ -19,6 +21,7 @@ import core
 from orchestrator_dagster import (
     OrchestratorResource,
     VersionedIOManager,
+    publish_run,
     run_snapshot_sensor,
     tag_move_sensor,
 )
@@ -83,7 +86,35 @@ def published_report(sales_report: str) -> dict:
     return {"body": sales_report, "sha256": hashlib.sha256(sales_report.encode()).hexdigest()}
 
 
+@dg.asset(group_name="fx")
+def fx_rates() -> dict[str, float]:
+    """Exchange rates to USD, as the treasury publishes them."""
+    return {"EUR": 1.08, "GBP": 1.27, "JPY": 0.0067}
+
+
+@dg.asset(group_name="fx")
+def fx_table(fx_rates: dict[str, float]) -> list[dict]:
+    """The rates as rows, with their inverse."""
+    return [
+        {"currency": code, "usd": rate, "per_usd": round(1 / rate, 4)}
+        for code, rate in sorted(fx_rates.items())
+    ]
+
+
+@dg.asset_check(asset=fx_rates, description="Every rate is positive (else nothing publishes).")
+def fx_rates_are_positive(fx_rates: dict[str, float]) -> dg.AssetCheckResult:
+    bad = sorted(code for code, rate in fx_rates.items() if rate <= 0)
+    return dg.AssetCheckResult(
+        passed=not bad, severity=dg.AssetCheckSeverity.ERROR, metadata={"bad": ", ".join(bad)}
+    )
+
+
 ingest_orders = dg.define_asset_job("ingest_orders", selection=[raw_orders])
+fx_pipeline = dg.define_asset_job(
+    "fx_pipeline",
+    selection=dg.AssetSelection.groups("fx"),
+    tags={"orchestrator/publish": "run"},  # write, audit, publish: main moves once, if passed
+)
 sales_pipeline = dg.define_asset_job(
     "sales_pipeline",
     selection=dg.AssetSelection.assets(clean_orders).downstream()
@@ -101,8 +132,11 @@ defs = dg.Definitions(
         top_customers,
         sales_report,
         published_report,
+        fx_rates,
+        fx_table,
     ],
-    jobs=[ingest_orders, sales_pipeline, publish_report],
+    asset_checks=[fx_rates_are_positive],
+    jobs=[ingest_orders, sales_pipeline, publish_report, fx_pipeline],
     sensors=[
         tag_move_sensor(
             "main",
@@ -139,6 +173,10 @@ def publish_report_job() -> dg.JobDefinition:
     return _job("publish_report")
 
 
+def fx_pipeline_job() -> dg.JobDefinition:
+    return _job("fx_pipeline")
+
+
 def main() -> None:
     """Materialise the pipeline with the multiprocess executor, then print main's history."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".orchestrator/dagster").resolve())))
@@ -152,6 +190,7 @@ def main() -> None:
         runs += [
             ("sales_pipeline", sales_pipeline_job, {}),
             ("publish_report", publish_report_job, {}),
+            ("fx_pipeline (publish='run')", fx_pipeline_job, {}),
         ]
         for label, job, tags in runs:
             result = dg.execute_job(
@@ -160,6 +199,10 @@ def main() -> None:
             print(f"{label}: {'success' if result.success else 'FAILED'} (run {result.run_id})")
             if not result.success:
                 raise SystemExit(1)
+        # The audit, as run_snapshot_sensor does it when the run ends: publish if it passed.
+        recorded = publish_run(result.run_id, instance=instance, orchestrator=orchestrator)
+        outcome = recorded and recorded.outcome
+        print(f"fx_pipeline: {outcome.state.value if outcome else 'not recorded'} on main")
         # What the daemon does every 30 s in `dagster dev`: record the runs' final status.
         with dg.build_sensor_context(
             instance=instance, resources={"orchestrator": orchestrator}

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 import core
 from core.identifiers import check_publish
@@ -12,6 +12,10 @@ from orchestrator_dagster.codecs import JSON_MEDIA_TYPE, default_registry
 from orchestrator_dagster.data_version import set_content_data_version
 from orchestrator_dagster.resource import OrchestratorResource
 from orchestrator_dagster.sensors import MOVED_TAG_KEY, MOVED_VERSION_KEY
+
+PUBLISH_TAG_KEY = "orchestrator/publish"
+"""A run tag (``"output"`` or ``"run"``) that chooses how the run publishes, over the IO
+manager's own ``publish``: ``define_asset_job(..., tags={PUBLISH_TAG_KEY: "run"})``."""
 
 PIN_TAG_KEY = "orchestrator/tag"
 PIN_VERSION_KEY = "orchestrator/version"
@@ -114,23 +118,27 @@ class VersionedIOManager(dg.ConfigurableIOManager):
         default="output",
         description='"output": each materialisation moves the tag as it finishes; "run": '
         "a run's outputs stage on its own head and land on the tag together, once the run "
-        "and its checks pass (run_snapshot_sensor or publish_run publishes it).",
+        "and its checks pass (run_snapshot_sensor or publish_run publishes it). A run tag "
+        f"{PUBLISH_TAG_KEY!r} (a job's tags) chooses for its run instead.",
     )
+
+    _mode: core.PublishMode | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Pin the run to the tag's current version (the first step process to get here
         wins), or to the version a ``tag_move_sensor`` run request names; a re-execution
         of a ``publish="run"`` run continues from its parent's staged head."""
-        check_publish(self.publish)
+        self._mode = check_publish(self.publish)
         run = context.run
         if run is not None:
+            self._mode = check_publish(run.tags.get(PUBLISH_TAG_KEY) or self.publish)
             moved = run.tags.get(MOVED_TAG_KEY) == self.tag
             self.orchestrator.catalog.runs.pin(
                 run.run_id,
                 self.tag,
                 job_name=_job_name(run.job_name),
                 at_version=(run.tags.get(MOVED_VERSION_KEY) or None) if moved else None,
-                publish=self.publish,
+                publish=self._mode,
                 parent_run_id=run.parent_run_id,
             )
 
@@ -164,7 +172,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
             partition_key=self._partition(context),
             code_version=context.asset_spec.code_version,
             job_name=_job_name(context.job_name),
-            publish=self.publish,
+            publish=self._mode or check_publish(self.publish),
         )
         context.add_output_metadata(self._metadata(commit, obj))
         set_content_data_version(context, commit.value.cas_id)
@@ -226,7 +234,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
             "orchestrator/to": str(commit.artifact_id),
             "orchestrator/revision": commit.revision,
             "orchestrator/unchanged": not commit.changed,
-            "orchestrator/publish": self.publish,
+            "orchestrator/publish": str(self._mode or self.publish),
             **_value_metadata(commit.value, obj),
         }
 

@@ -51,12 +51,20 @@ def test_main_command_materialises_the_example(tmp_path: Path) -> None:
         return done
 
     result = run_main()
-    assert "main holds 6 nodes" in result.stdout
+    assert "main holds 8 nodes" in result.stdout
+    assert "fx_pipeline: published on main" in result.stdout
     with core.connect(
         f"duckdb:///{tmp_path / '.orchestrator/catalog.duckdb'}", tmp_path / ".orchestrator/blobs"
     ) as catalog:
         history = catalog.tags.get_history("main")
-        assert len(history) == 8  # 3 partitions + 4 assets + the published report
+        # 3 partitions + 4 assets + the published report, then the fx run in one move
+        assert len(history) == 9
+        fx_run = history[-1].run_id
+        assert fx_run is not None and catalog.runs.get_run(fx_run).publish == "run"
+        assert set(catalog.artifacts.resolve(history[-1].to_target_id)["nodes"]) >= {
+            "fx_rates",
+            "fx_table",
+        }
         document = catalog.workflows.get_workflow_by_tag("main")
         assert set(document["nodes"]["raw_orders"]["partitions"]) == {"amer", "apac", "emea"}
         assert document["nodes"]["clean_orders"]["code_version"] == "2"
@@ -64,4 +72,5 @@ def test_main_command_materialises_the_example(tmp_path: Path) -> None:
         assert all(catalog.runs.get_run(run_id).status == "success" for run_id in runs)
     again = run_main()
     moves = [line for line in again.stdout.splitlines() if re.match(r"\s+r\d+ ", line)]
-    assert len(moves) == 8  # same content: nothing moved
+    assert len(moves) == 9  # same content: nothing moved
+    assert "fx_pipeline: unchanged on main" in again.stdout
