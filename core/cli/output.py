@@ -35,6 +35,17 @@ def to_json(value: Any) -> Any:
     return value
 
 
+def conflicts_json(conflicts: Sequence[tuple[str, str | None]]) -> list[dict[str, str | None]]:
+    """Merge conflicts as ``[{node, partition_key}]`` (``partition_key`` null: the node's
+    own value or attributes)."""
+    return [{"node": node, "partition_key": key} for node, key in conflicts]
+
+
+def conflict_names(conflicts: Sequence[tuple[str, str | None]]) -> str:
+    """``node[partition]`` (or ``node``) for each merge conflict, comma-separated."""
+    return ", ".join(node if key is None else f"{node}[{key}]" for node, key in conflicts)
+
+
 def emit_json(value: Any) -> None:
     click.echo(json.dumps(to_json(value), indent=2, sort_keys=True))
 

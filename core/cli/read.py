@@ -12,7 +12,7 @@ import click
 
 import core
 from core.cli.app import CatalogContext, F, cli, domain_errors, pass_catalog
-from core.cli.output import emit_json, short, table, when
+from core.cli.output import conflict_names, conflicts_json, emit_json, short, table, to_json, when
 from core.dag import node_value, value_changes
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (schema: README).")
@@ -57,6 +57,28 @@ def artifact_json(artifact: core.Artifact) -> dict[str, Any]:
         "created_by": artifact.created_by,
         "metadata": artifact.metadata,
     }
+
+
+def run_json(run: core.Run) -> dict[str, Any]:
+    """A run as JSON; its outcome's conflicts as ``[{node, partition_key}]``."""
+    shown: dict[str, Any] = to_json(run)
+    if run.outcome is not None:
+        shown["outcome"]["conflicts"] = conflicts_json(run.outcome.conflicts)
+    return shown
+
+
+def outcome_text(outcome: core.RunOutcome | None, version: str | None) -> str:
+    """How publishing a run ended, in one line (``-``: not tried yet)."""
+    if outcome is None:
+        return "-"
+    text = outcome.state.value
+    if outcome.revision is not None:
+        text += f" (revision {outcome.revision}{f', {version}' if version else ''})"
+    if outcome.checks:
+        text += f": {', '.join(outcome.checks)}"
+    if outcome.conflicts:
+        text += f": {conflict_names(outcome.conflicts)}"
+    return text
 
 
 @cli.command()
@@ -371,7 +393,7 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
         return
     listed = ctx.ensure_object(CatalogContext).existing.runs.list_runs(limit=limit)
     if as_json:
-        emit_json(listed)
+        emit_json([run_json(run) for run in listed])
         return
     table(
         ["RUN", "JOB", "TAG", "STATUS", "STARTED", "FINISHED"],
@@ -388,7 +410,8 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
 @pass_catalog
 @domain_errors
 def runs_show(context: CatalogContext, run_id: str, as_json: bool) -> None:
-    """Show a run: its pinned base, status, and the values it produced and read.
+    """Show a run: its pinned base, status, how it publishes (its staged head and how
+    publishing it ended, for publish="run"), and the values it produced and read.
 
     RUN_ID is a run's id or the first 8 or more characters of one, as the Dagster UI
     shows them.
@@ -400,14 +423,18 @@ def runs_show(context: CatalogContext, run_id: str, as_json: bool) -> None:
     catalog = context.existing
     run = catalog.runs.find_run(run_id)
     base = catalog.artifacts.get_by_id(run.base_id) if run.base_id else None
+    head = catalog.artifacts.get_by_id(run.head_id) if run.head_id else None
+    landed = run.outcome.to_target_id if run.outcome else None
+    landed_version = catalog.artifacts.get_by_id(landed).version_hash if landed else None
     lineage = catalog.runs.get_run_io(run.run_id)
     outputs = [io for io in lineage if io.direction is core.Direction.OUTPUT]
     inputs = [io for io in lineage if io.direction is core.Direction.INPUT]
     if as_json:
         emit_json(
             {
-                "run": run,
+                "run": run_json(run),
                 "base_version": base.version_hash if base else None,
+                "head_version": head.version_hash if head else None,
                 "outputs": outputs,
                 "inputs": inputs,
             }
@@ -419,6 +446,15 @@ def runs_show(context: CatalogContext, run_id: str, as_json: bool) -> None:
         ("tag", run.tag),
         ("base", base.version_hash if base else "- (the tag did not exist)"),
         ("status", run.status),
+        ("publish", run.publish.value),
+        *(
+            [
+                ("head", head.version_hash if head else "- (nothing staged: at its base)"),
+                ("outcome", outcome_text(run.outcome, landed_version)),
+            ]
+            if run.publish is core.PublishMode.RUN
+            else []
+        ),
         ("started", when(run.started_at)),
         ("finished", when(run.finished_at)),
     ]:

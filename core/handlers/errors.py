@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import core
 from core.errors import TransactionLostError
-from core.handlers.schemas import ErrorBody, ErrorDetail
+from core.handlers.schemas import ConflictOut, ErrorBody, ErrorDetail
 from core.identifiers import CAS_ID_PATTERN
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ def install(app: FastAPI) -> None:
         if isinstance(error, TagConflict) and error.current is not None:
             detail.current_target = str(error.current.target_id)
             detail.current_revision = error.current.revision
+        if isinstance(error, core.MergeConflictError):
+            detail.conflicts = ConflictOut.all(error.conflicts)
         if isinstance(error, core.IntegrityError):  # its message names server paths: log it
             log.error("integrity failure serving %s: %s", request.url.path, error)
             blobs = ", ".join(dict.fromkeys(CAS_ID_PATTERN.findall(str(error)))) or "a blob"

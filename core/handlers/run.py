@@ -1,9 +1,9 @@
-"""HTTP handlers for runs: create (pin a snapshot), read, finish."""
+"""HTTP handlers for runs: create (pin a snapshot), read, finish, publish."""
 
 from fastapi import Response
 
 import core
-from core.handlers.schemas import CreateRunIn, FinishRunIn, RunOut
+from core.handlers.schemas import CreateRunIn, FinishRunIn, PublicationOut, PublishRunIn, RunOut
 
 
 class RunHandler:
@@ -17,10 +17,18 @@ class RunHandler:
             response.status_code = 200
         except core.NotFoundError:
             response.status_code = 201
-        return RunOut.of(runs.create_run(body.run_id, body.tag, job_name=body.job_name))
+        return RunOut.of(
+            runs.create_run(body.run_id, body.tag, job_name=body.job_name, publish=body.publish)
+        )
 
     def get(self, run_id: str) -> RunOut:
         return RunOut.of(self._catalog.runs.get_run(run_id))
 
     def finish(self, run_id: str, body: FinishRunIn) -> RunOut:
         return RunOut.of(self._catalog.runs.finish_run(run_id, body.status))
+
+    def publish(self, run_id: str, body: PublishRunIn | None) -> PublicationOut:
+        body = body or PublishRunIn()
+        return PublicationOut.of(
+            self._catalog.runs.publish(run_id, moved_by=body.moved_by, reason=body.reason)
+        )

@@ -1,6 +1,7 @@
 """Request and response bodies of the HTTP API (they are its OpenAPI contract)."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,6 +15,15 @@ Revision = Annotated[int, BeforeValidator(check_revision)]
 ``1.0`` and ``"1"`` are a 422 naming the field, never revision 1."""
 
 
+class ConflictOut(BaseModel):
+    node: str
+    partition_key: str | None = Field(description="The partition; null: the node's own value.")
+
+    @classmethod
+    def all(cls, conflicts: Sequence[tuple[str, str | None]]) -> list["ConflictOut"]:
+        return [cls(node=node, partition_key=key) for node, key in conflicts]
+
+
 class ErrorDetail(BaseModel):
     type: str = Field(description="not_found, conflict, validation, busy, integrity or internal.")
     message: str
@@ -21,6 +31,10 @@ class ErrorDetail(BaseModel):
     value: Any = Field(default=None, description="The offending value, if any.")
     current_target: str | None = Field(default=None, description="On conflict: the target now.")
     current_revision: int | None = Field(default=None, description="On conflict: the revision.")
+    conflicts: list[ConflictOut] | None = Field(
+        default=None,
+        description="On a merge conflict: each value both sides changed differently.",
+    )
 
 
 class ErrorBody(BaseModel):
@@ -56,11 +70,33 @@ class CreateRunIn(BaseModel):
     run_id: str
     tag: str = "main"
     job_name: str | None = None
+    publish: core.PublishMode = Field(
+        default=core.PublishMode.OUTPUT,
+        description="output: each output moves the tag; run: outputs stage, publish lands them.",
+    )
 
 
 class FinishRunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: str = Field(description="success, failure or canceled.")
+
+
+class OutcomeOut(BaseModel):
+    state: core.OutcomeState
+    revision: int | None = Field(description="The tag's revision once published.")
+    to_target_id: uuid.UUID | None = Field(description="The version published.")
+    checks: list[str] = Field(description="checks_failed: the failed checks.")
+    conflicts: list[ConflictOut] = Field(description="conflict: what conflicted.")
+
+    @classmethod
+    def of(cls, outcome: core.RunOutcome) -> "OutcomeOut":
+        return cls(
+            state=outcome.state,
+            revision=outcome.revision,
+            to_target_id=outcome.to_target_id,
+            checks=list(outcome.checks),
+            conflicts=ConflictOut.all(outcome.conflicts),
+        )
 
 
 class RunOut(BaseModel):
@@ -72,10 +108,68 @@ class RunOut(BaseModel):
     started_at: datetime
     finished_at: datetime | None
     job_name: str | None
+    publish: core.PublishMode
+    head_id: uuid.UUID | None = Field(description="publish=run: the staged head (null: none).")
+    outcome: OutcomeOut | None = Field(description="How publishing it ended (null: not tried).")
 
     @classmethod
     def of(cls, run: core.Run) -> "RunOut":
-        return cls.model_validate(run, from_attributes=True)
+        return cls(
+            run_id=run.run_id,
+            snapshot_id=run.snapshot_id,
+            base_id=run.base_id,
+            tag=run.tag,
+            status=run.status,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            job_name=run.job_name,
+            publish=run.publish,
+            head_id=run.head_id,
+            outcome=None if run.outcome is None else OutcomeOut.of(run.outcome),
+        )
+
+
+class PublishRunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    moved_by: str | None = Field(default=None, description="Who publishes (history).")
+    reason: str | None = Field(default=None, description="Why (history).")
+
+
+class PublicationOut(BaseModel):
+    run_id: str
+    tag: str
+    from_target_id: uuid.UUID | None
+    to_target_id: uuid.UUID | None
+    revision: int
+    fast_forward: bool
+    changed: bool = Field(description="False: nothing moved (published before, nothing staged).")
+
+    @classmethod
+    def of(cls, publication: core.Publication) -> "PublicationOut":
+        return cls.model_validate(publication, from_attributes=True)
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(description="A ref: tag, tag@{n}, run:<run id>, version hash or id.")
+    expected_target_id: uuid.UUID | None = Field(
+        default=None, description="Merge only if the tag points at this artifact now."
+    )
+    reason: str | None = None
+    moved_by: str | None = None
+    dry_run: bool = Field(default=False, description="Only say what would merge.")
+
+
+class MergeOut(BaseModel):
+    tag: str
+    source: str
+    dry_run: bool
+    from_target_id: uuid.UUID | None
+    to_target_id: uuid.UUID | None = Field(description="Null on a dry run.")
+    revision: int | None = Field(description="The tag's revision after it; null on a dry run.")
+    fast_forward: bool
+    changed: bool = Field(description="Whether the tag moved (on a dry run: would move).")
+    changed_nodes: list[str]
 
 
 class MoveTagIn(BaseModel):

@@ -1,13 +1,15 @@
-"""HTTP handlers for tags: list, read, create or move (compare-and-swap), delete, history."""
+"""HTTP handlers for tags: list, read, create or move (compare-and-swap), delete, history,
+merge a version into one."""
 
 import uuid
 
 from fastapi import Response
 
 import core
+from core.dag import changed_nodes
 from core.handlers.errors import TagConflict
 from core.handlers.headers import IfMatch, expected_revision, parse_if_match, revision_etag
-from core.handlers.schemas import MoveTagIn, TagMoveOut, TagOut
+from core.handlers.schemas import MergeIn, MergeOut, MoveTagIn, TagMoveOut, TagOut
 from core.service.tag import TagWrite
 
 
@@ -63,6 +65,70 @@ class TagHandler:
             )
         except core.ConflictError as error:
             raise TagConflict(str(error), self._current(name)) from error
+
+    def merge(self, name: str, body: MergeIn, response: Response) -> MergeOut:
+        """Merge ``body.source`` into the tag (or only preview it, ``dry_run``). Conflicts
+        are a ``MergeConflictError`` (409 naming them, a dry run's too); a tag that is not
+        at ``expected_target_id`` a conflict naming its current state."""
+        if body.dry_run:
+            return self._preview(name, body)
+        try:
+            result = self._catalog.workflows.merge(
+                body.source,
+                name,
+                expected_target_id=body.expected_target_id,
+                moved_by=body.moved_by,
+                reason=body.reason,
+            )
+        except core.MergeConflictError:
+            raise
+        except core.ConflictError as error:
+            raise TagConflict(str(error), self._current(name)) from error
+        response.headers["ETag"] = revision_etag(result.revision)
+        nodes: frozenset[str] = frozenset()
+        if result.changed and result.to_target_id is not None:
+            before = result.from_target_id
+            old = {} if before is None else self._catalog.artifacts.resolve(before)
+            nodes = changed_nodes(old, self._catalog.artifacts.resolve(result.to_target_id))
+        return MergeOut(
+            tag=name,
+            source=body.source,
+            dry_run=False,
+            from_target_id=result.from_target_id,
+            to_target_id=result.to_target_id,
+            revision=result.revision,
+            fast_forward=result.fast_forward,
+            changed=result.changed,
+            changed_nodes=sorted(nodes),
+        )
+
+    def _preview(self, name: str, body: MergeIn) -> MergeOut:
+        preview = self._catalog.workflows.preview_merge(body.source, name)
+        expected = body.expected_target_id
+        if expected is not None and preview.from_target_id != expected:
+            raise TagConflict(
+                f"tag {name!r} points at {preview.from_target_id}, not the expected "
+                f"{expected}; nothing moved (dry run)",
+                self._current(name),
+            )
+        if preview.conflicts:
+            names = ", ".join(n if k is None else f"{n}[{k}]" for n, k in preview.conflicts)
+            raise core.MergeConflictError(
+                f"merging {body.source!r} into tag {name!r} would conflict on {names}; "
+                "nothing moved (dry run)",
+                list(preview.conflicts),
+            )
+        return MergeOut(
+            tag=name,
+            source=body.source,
+            dry_run=True,
+            from_target_id=preview.from_target_id,
+            to_target_id=None,
+            revision=None,
+            fast_forward=preview.fast_forward,
+            changed=preview.fast_forward or bool(preview.changed_nodes),
+            changed_nodes=sorted(preview.changed_nodes),
+        )
 
     def history(self, name: str) -> list[TagMoveOut]:
         moves = self._catalog.tags.get_history(name)

@@ -1,11 +1,20 @@
 """Routes: /runs."""
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Response
 
 import core
 from core.handlers.errors import RetryingRoute
 from core.handlers.run import RunHandler
-from core.handlers.schemas import ERROR_RESPONSES, CreateRunIn, FinishRunIn, RunOut
+from core.handlers.schemas import (
+    ERROR_RESPONSES,
+    CreateRunIn,
+    FinishRunIn,
+    PublicationOut,
+    PublishRunIn,
+    RunOut,
+)
 
 
 def router(catalog: core.Services) -> APIRouter:
@@ -25,5 +34,14 @@ def router(catalog: core.Services) -> APIRouter:
     @routes.post("/{run_id:path}/finish", summary="Record a run's final status")
     def finish_run(run_id: str, body: FinishRunIn) -> RunOut:
         return handler.finish(run_id, body)
+
+    @routes.post(
+        "/{run_id:path}/publish",
+        summary="Publish a publish=run run: its staged values land on its tag in one move",
+    )
+    def publish_run(
+        run_id: str, body: Annotated[PublishRunIn | None, Body()] = None
+    ) -> PublicationOut:
+        return handler.publish(run_id, body)
 
     return routes

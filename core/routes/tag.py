@@ -6,7 +6,14 @@ from fastapi import APIRouter, Query, Response
 
 import core
 from core.handlers.errors import RetryingRoute
-from core.handlers.schemas import ERROR_RESPONSES, MoveTagIn, TagMoveOut, TagOut
+from core.handlers.schemas import (
+    ERROR_RESPONSES,
+    MergeIn,
+    MergeOut,
+    MoveTagIn,
+    TagMoveOut,
+    TagOut,
+)
 from core.handlers.tag import TagHandler
 from core.routes.headers import IfMatchHeader
 
@@ -24,6 +31,13 @@ def router(catalog: core.Services) -> APIRouter:
     @routes.get("/{name:path}/history", summary="A tag's moves, oldest first")
     def tag_history(name: str) -> list[TagMoveOut]:
         return handler.history(name)
+
+    @routes.post(
+        "/{name:path}/merge",
+        summary="Merge a version into a tag, three-way (dry_run: only say what would merge)",
+    )
+    def merge_into_tag(name: str, body: MergeIn, response: Response) -> MergeOut:
+        return handler.merge(name, body, response)
 
     @routes.get("/{name:path}", summary="One tag")
     def get_tag(name: str, response: Response) -> TagOut:

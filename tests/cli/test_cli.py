@@ -250,6 +250,8 @@ def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no
         ["workflow", "patch"],
         ["gc"],
         ["verify"],
+        ["merge"],
+        ["publish"],
     ]
     for command in commands:
         result = CliRunner().invoke(cli, [*command, "--help"])
@@ -416,6 +418,9 @@ def test_commands_that_need_a_catalog_do_not_create_one(
         ["rollback", "main"],
         ["verify"],
         ["gc", "--grace", "0s"],
+        ["merge", "prod", "main"],
+        ["merge", "prod", "main", "--dry-run"],
+        ["publish", "run-1"],
     ]
     (tmp_path / "patch.json").write_text("[]")
     for args in commands:
