@@ -94,7 +94,7 @@ def merge(
             )
         from_id, to_id, revision = preview.from_target_id, None, None
         fast_forward, nodes = preview.fast_forward, sorted(preview.changed_nodes)
-        changed = fast_forward or bool(nodes)
+        changed = preview.changed
     else:
         try:
             result = catalog.workflows.merge(

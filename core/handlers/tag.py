@@ -126,7 +126,7 @@ class TagHandler:
             to_target_id=None,
             revision=None,
             fast_forward=preview.fast_forward,
-            changed=preview.fast_forward or bool(preview.changed_nodes),
+            changed=preview.changed,
             changed_nodes=sorted(preview.changed_nodes),
         )
 

@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 
 from core.dag import changed_nodes, validate_dag
-from core.domain import Artifact, MergeResult
+from core.domain import Artifact, ArtifactKind, MergeResult
 from core.errors import ConflictError, MergeConflictError, ValidationError
 from core.identifiers import check_artifact_id, check_tag_name
 from core.merge import Conflict, merge_documents
@@ -36,6 +36,7 @@ class MergePreview:
     from_target_id: uuid.UUID | None
     source_id: uuid.UUID
     fast_forward: bool
+    changed: bool
     changed_nodes: frozenset[str]
     conflicts: tuple[Conflict, ...]
 
@@ -49,6 +50,8 @@ class _Plan:
     changed_nodes: frozenset[str]
     conflicts: tuple[Conflict, ...]
     merge_version: PlannedVersion | None = None
+    changes: bool = False
+    """Whether the tag would move (``target`` is set only when ``write``)."""
 
 
 class Merges:
@@ -84,7 +87,7 @@ class Merges:
         check_move_fields(moved_by, reason, None)
         if expected_target_id is not None:
             check_artifact_id(expected_target_id)
-        source_id = self._refs.resolve(source).id
+        source_id = _mergeable(self._refs.resolve(source), source).id
         why = reason or f"merge {source}"
 
         def attempt(uow: UnitOfWork) -> MergeResult:
@@ -95,7 +98,7 @@ class Merges:
                     f"{expected_target_id}"
                 )
             base = self.merge_base(uow, head.target_id, source_id)
-            return self.land_in(uow, into, head, base, source_id, moved_by, why, None)
+            return self.land_in(uow, into, head, base, source_id, moved_by, why, None, repr(source))
 
         try:
             result: MergeResult = self._uow.run(attempt, lost=LostRace, attempts=MAX_SWAP_ATTEMPTS)
@@ -106,15 +109,15 @@ class Merges:
     def preview(self, source: str, into: str) -> MergePreview:
         """What ``merge(source, into)`` would do now, conflicts included; nothing moves."""
         check_tag_name(into)
-        source_id = self._refs.resolve(source).id
+        source_id = _mergeable(self._refs.resolve(source), source).id
         with self._uow() as uow:
             head = uow.commits.head(into)
             base = self.merge_base(uow, head.target_id, source_id)
             plan = self._plan(uow, into, head, base, source_id, None, write=False)
             uow.commit()
         return MergePreview(
-            into, head.target_id, source_id, plan.fast_forward, plan.changed_nodes,
-            plan.conflicts,
+            into, head.target_id, source_id, plan.fast_forward, plan.changes,
+            plan.changed_nodes, plan.conflicts,
         )  # fmt: skip
 
     def merge_base(
@@ -141,15 +144,17 @@ class Merges:
         moved_by: str | None,
         reason: str,
         run_id: str | None,
+        label: str,
     ) -> MergeResult:
-        """A step: move ``tag`` (at ``head``) to hold ``source_id`` merged over ``base``:
-        one compare-and-swap, or nothing when it holds it already. ``LostRace`` when the
-        tag moved meanwhile; ``MergeConflictError`` naming the conflicts."""
+        """A step: move ``tag`` (at ``head``) to hold ``source_id`` (what ``label`` names)
+        merged over ``base``: one compare-and-swap, or nothing when it holds it already.
+        ``LostRace`` when the tag moved meanwhile; ``MergeConflictError`` naming the
+        conflicts."""
         plan = self._plan(uow, tag, head, base, source_id, moved_by, write=True)
         if plan.conflicts:
             names = ", ".join(f"{n}[{k}]" if k is not None else n for n, k in plan.conflicts)
             raise MergeConflictError(
-                f"merging {source_id} into tag {tag!r} conflicts on {names}: both sides "
+                f"merging {label} into tag {tag!r} conflicts on {names}: both sides "
                 "changed them differently; nothing moved",
                 list(plan.conflicts),
             )
@@ -196,7 +201,7 @@ class Merges:
         theirs = self._artifacts.resolve_in(uow, source_id)
         if head.target_id is None or base == head.target_id:
             ours = {} if head.target_id is None else self._artifacts.resolve_in(uow, head.target_id)
-            return _Plan(source, True, changed_nodes(ours, theirs), ())
+            return _Plan(source, True, changed_nodes(ours, theirs), (), changes=True)
         ours = self._artifacts.resolve_in(uow, head.target_id)
         old = None if base is None else self._artifacts.resolve_in(uow, base)
         merged, conflicts = merge_documents(old, ours, theirs)
@@ -214,7 +219,7 @@ class Merges:
                 list(conflict),
             ) from None
         if not write:
-            return _Plan(None, False, changes, ())
+            return _Plan(None, False, changes, (), changes=True)
         current = self._artifacts.get_in(uow, head.target_id)
         version = self._creation.plan_merge_in(
             uow,
@@ -225,4 +230,13 @@ class Merges:
             moved_by,
             check_record(current.name, moved_by, {"message": f"merge {source.version_hash}"}),
         )
-        return _Plan(version.target, False, changes, (), version)
+        return _Plan(version.target, False, changes, (), version, changes=True)
+
+
+def _mergeable(artifact: Artifact, ref: str) -> Artifact:
+    """A version of a DAG (a run snapshot is no content to merge)."""
+    if artifact.kind is ArtifactKind.RUN_SNAPSHOT:
+        raise ValidationError(
+            f"{ref!r} names a run snapshot, not a version of a DAG: nothing to merge"
+        )
+    return artifact

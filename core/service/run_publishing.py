@@ -65,7 +65,7 @@ class RunPublishing:
                 run_id, run.tag, head.target_id, head.target_id, head.revision, False, False
             )
         landed = self._merges.land_in(
-            uow, run.tag, head, run.base_id, staged, moved_by, reason, run_id
+            uow, run.tag, head, run.base_id, staged, moved_by, reason, run_id, f"run {run_id!r}"
         )
         state = OutcomeState.PUBLISHED if landed.changed else OutcomeState.UNCHANGED
         uow.runs.record_outcome(

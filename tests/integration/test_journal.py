@@ -95,6 +95,34 @@ def test_a_writer_killed_holding_the_file_loses_no_journaled_commit(
     assert lines(journal) == 0
 
 
+def test_a_writer_killed_holding_the_file_loses_no_staged_commit(
+    url: str, tmp_path: Path, journal: Path
+) -> None:
+    """A ``publish="run"`` run's outputs are journaled too (its staged head's moves), and
+    recovered whole: the run publishes everything it reported staged."""
+    writer = textwrap.dedent(
+        f"""
+        import os, core
+        catalog = core.connect({url!r}, {str(tmp_path / "blobs")!r})
+        catalog.assets.commit_output("seed", "main", "base", b"0", media_type="x/y")
+        catalog.runs.create_run("wap", "main", publish="run")
+        for i in range(5):
+            catalog.assets.commit_output("wap", "main", f"n{{i}}", b"%d" % i, media_type="x/y")
+        os._exit(0)  # no fold, no close: as if killed
+        """
+    )
+    subprocess.run([sys.executable, "-c", writer], check=True, cwd=Path.cwd())
+    assert lines(journal) == 5  # create_run pinned it: every staged output is a line
+    with core.connect(url, tmp_path / "blobs") as catalog:
+        assert catalog.tags.get_tag("main").revision == 1  # staged: main did not move
+        published = catalog.runs.publish("wap")
+        assert published.fast_forward and catalog.tags.get_tag("main").revision == 2
+        nodes = catalog.workflows.get_workflow_by_tag("main")["nodes"]
+        assert sorted(nodes) == ["base", "n0", "n1", "n2", "n3", "n4"]
+        assert catalog.maintenance.verify().problems == []
+    assert lines(journal) == 0
+
+
 def test_a_journal_folded_already_is_not_applied_twice(
     url: str, tmp_path: Path, journal: Path
 ) -> None:

@@ -29,6 +29,7 @@ from core.storage.models import (
     CasBlob,
     JournalMark,
     RunIORow,
+    RunRow,
     TagMoveRow,
     TagRow,
     tag_move_id_seq,
@@ -150,6 +151,7 @@ def _apply(connection: Connection, records: list[CommitRecord]) -> None:
     refs: list[Row] = []
     moves: list[Row] = []
     tags: dict[str, tuple[int, Row]] = {}
+    heads: dict[str, tuple[int, Row]] = {}
     values: list[Row] = []
     for record in records:
         blobs += [
@@ -168,12 +170,18 @@ def _apply(connection: Connection, records: list[CommitRecord]) -> None:
             first_expected = tags.get(swap.tag, (swap.expected_revision, {}))[0]
             tags[swap.tag] = (first_expected, _tag_values(record))
             moves.append(_move_row(record))
+        if (staged := record.staged) is not None:
+            first_expected = heads.get(staged.run_id, (staged.expected_revision, {}))[0]
+            moved = {"head_id": staged.to_target_id, "head_revision": staged.expected_revision + 1}
+            heads[staged.run_id] = (first_expected, moved)
         values += [_run_value_row(record, index) for index in range(len(record.run_values))]
     _insert(connection, CasBlob.__table__, blobs, on_conflict="DO NOTHING")
     _insert_in_order(connection, ArtifactRow.__table__, versions)
     _insert(connection, BlobRefRow.__table__, refs)
     for name, (expected, row) in tags.items():
         _swap(connection, name, expected, row)
+    for run_id, (expected, row) in heads.items():
+        _move_head(connection, run_id, expected, row)
     _insert(connection, TagMoveRow.__table__, _numbered(connection, moves))
     _insert(connection, RunIORow.__table__, values, on_conflict="DO UPDATE")
 
@@ -291,6 +299,18 @@ def _swap(connection: Connection, name: str, expected_revision: int, values: Row
         raise IntegrityError(f"the journal's move of tag {name!r} does not apply")
 
 
+def _move_head(connection: Connection, run_id: str, expected_revision: int, values: Row) -> None:
+    runs = RunRow.__table__
+    moved = connection.execute(
+        runs.update()
+        .where(runs.c.run_id == run_id, runs.c.head_revision == expected_revision)
+        .values(**values)
+        .returning(runs.c.run_id)
+    ).first()
+    if moved is None:
+        raise IntegrityError(f"the journal's move of run {run_id!r}'s staged head does not apply")
+
+
 def _numbered(connection: Connection, moves: list[Row]) -> list[Row]:
     """Moves with ids from the sequence, in the order they were journaled."""
     if not moves:
@@ -326,6 +346,7 @@ class _Fit:
         self.versions: set[str] = set()
         self.blobs: set[str] = set()
         self.tags: dict[str, tuple[uuid.UUID | None, int]] = {}
+        self.staged: dict[str, tuple[uuid.UUID | None, int]] = {}
 
     @classmethod
     def read(cls, connection: Connection, entries: list[JournalEntry]) -> "_Fit":
@@ -335,6 +356,7 @@ class _Fit:
         versions: set[str] = set()
         blob_ids: set[str] = set()
         names: set[str] = set()
+        run_ids: set[str] = set()
         for _, record in entries:
             blob_ids.update(b.cas_id for b in record.blobs)
             blob_ids.update(value.cas_id for value in record.run_values)
@@ -346,6 +368,9 @@ class _Fit:
             if (swap := record.swap) is not None:
                 names.add(swap.tag)
                 ids.update(i for i in (swap.from_target_id, swap.to_target_id) if i is not None)
+            if (staged := record.staged) is not None:
+                run_ids.add(staged.run_id)
+                ids.update(i for i in (staged.from_target_id, staged.to_target_id) if i)
         artifacts, blobs, tags = ArtifactRow.__table__, CasBlob.__table__, TagRow.__table__
         fit.artifacts.update(
             connection.scalars(select(artifacts.c.id).where(artifacts.c.id.in_(ids)))
@@ -362,18 +387,25 @@ class _Fit:
             select(tags.c.name, tags.c.target_id, tags.c.revision).where(tags.c.name.in_(names))
         )
         fit.tags.update((name, (target, revision)) for name, target, revision in rows)
+        runs = RunRow.__table__
+        heads = connection.execute(
+            select(runs.c.run_id, runs.c.head_id, runs.c.base_id, runs.c.head_revision).where(
+                runs.c.run_id.in_(run_ids)
+            )
+        )
+        fit.staged.update((run, (head or base, moves)) for run, head, base, moves in heads)
         return fit
 
     def take(self, entries: list[JournalEntry], start: int) -> None:
         """Apply ``entries[start:]`` (lines ``start + 1`` on) to what is known, in order."""
         for number, (_, record) in enumerate(entries[start:], start + 1):
-            if record.staged is not None:
-                raise Misfit(f"line {number} moves a run's staged head, which no journal holds")
             self.blobs.update(b.cas_id for b in record.blobs)
             if record.version is not None:
                 self._version(number, record)
             if record.swap is not None:
                 self._swap(number, record)
+            if record.staged is not None:
+                self._stage(number, record)
             for value in record.run_values:
                 self._need_blob(number, value.cas_id, f"a value of run {record.run_id!r}")
 
@@ -409,6 +441,24 @@ class _Fit:
             )
         self._need_artifact(number, swap.to_target_id, f"the new target of tag {swap.tag!r}")
         self.tags[swap.tag] = (swap.to_target_id, revision + 1)
+
+    def _stage(self, number: int, record: CommitRecord) -> None:
+        staged = record.staged
+        assert staged is not None
+        if staged.run_id not in self.staged:
+            raise Misfit(
+                f"line {number} moves the staged head of run {staged.run_id!r}, which the "
+                "catalog does not have"
+            )
+        target, revision = self.staged[staged.run_id]
+        if (target, revision) != (staged.from_target_id, staged.expected_revision):
+            raise Misfit(
+                f"line {number} moves run {staged.run_id!r}'s staged head from its move "
+                f"{staged.expected_revision}, but the catalog has it after {revision} moves "
+                "(a line missing, duplicated or out of order, or another catalog's journal)"
+            )
+        self._need_artifact(number, staged.to_target_id, f"run {staged.run_id!r}'s staged head")
+        self.staged[staged.run_id] = (staged.to_target_id, revision + 1)
 
     def _need_artifact(self, number: int, artifact_id: uuid.UUID, what: str) -> None:
         if artifact_id not in self.artifacts:

@@ -7,7 +7,7 @@ whether a version or blob exists) from the records this tenure journaled, then f
 file, and takes the decided ``CommitRecord`` whole; the transaction commits by appending
 it to the journal (``core.storage.duckdb.journal``), and ``core.storage.duckdb.fold``
 later applies the records to the file in one transaction. A commit it cannot take (a tag
-created, or deleted, by it) is ``NotDeferrable``: the unit of work runs again as an
+created by it, a run not in the file) is ``NotDeferrable``: the unit of work runs again as an
 ordinary transaction, which folds first.
 """
 
@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from core.storage.commit_record import CommitRecord, Head
 from core.storage.duckdb.journal import Journal
 from core.storage.duckdb.record_format import encode
-from core.storage.models import ArtifactRow, CasBlob, TagRow
+from core.storage.models import ArtifactRow, CasBlob, RunRow, TagRow
 from core.storage.session_info import NotDeferrable
 
 JournalEntry = tuple[uuid.UUID, CommitRecord]
@@ -32,6 +32,7 @@ class _Index:
     """What the records say of tags, versions and blobs (the latest wins)."""
 
     heads: dict[str, Head] = field(default_factory=dict)
+    staged_heads: dict[str, Head] = field(default_factory=dict)
     versions: dict[str, uuid.UUID] = field(default_factory=dict)
     ids: set[uuid.UUID] = field(default_factory=set)
     blobs: set[str] = field(default_factory=set)
@@ -44,6 +45,11 @@ class _Index:
         if record.swap is not None:
             swap = record.swap
             self.heads[swap.tag] = Head(swap.to_target_id, swap.expected_revision + 1)
+        if record.staged is not None:
+            staged = record.staged
+            self.staged_heads[staged.run_id] = Head(
+                staged.to_target_id, staged.expected_revision + 1
+            )
 
 
 class WriteBehind:
@@ -99,6 +105,9 @@ class WriteBehind:
     def head(self, tag: str) -> Head | None:
         return self._index.heads.get(tag)
 
+    def staged_head(self, run_id: str) -> Head | None:
+        return self._index.staged_heads.get(run_id)
+
     def version_id(self, version_hash: str) -> uuid.UUID | None:
         return self._index.versions.get(version_hash)
 
@@ -117,6 +126,7 @@ class WriteBehind:
 tags = TagRow.__table__
 artifacts = ArtifactRow.__table__
 blobs = CasBlob.__table__
+runs = RunRow.__table__
 
 
 class JournaledCommitStore:
@@ -129,6 +139,7 @@ class JournaledCommitStore:
         self._connection = connection
         self._behind = behind
         self._file_heads: dict[str, Head] = {}
+        self._file_staged: dict[str, Head] = {}
         self._file_versions: dict[str, uuid.UUID | None] = {}
 
     def head(self, tag: str) -> Head:
@@ -143,7 +154,19 @@ class JournaledCommitStore:
         return head
 
     def staged_head(self, run_id: str) -> Head:
-        raise NotDeferrable("a run's staged head is moved by statements")
+        head = self._behind.staged_head(run_id) or self._file_staged.get(run_id)
+        if head is not None:
+            return head
+        row = self._connection.execute(
+            select(runs.c.head_id, runs.c.base_id, runs.c.head_revision).where(
+                runs.c.run_id == run_id
+            )
+        ).first()
+        if row is None:
+            raise NotDeferrable(f"run {run_id!r} is not in the file")
+        head = Head(row.head_id or row.base_id, row.head_revision)
+        self._file_staged[run_id] = head
+        return head
 
     def version_id(self, version_hash: str, parent_id: uuid.UUID | None = None) -> uuid.UUID | None:
         found = self._behind.version_id(version_hash)
@@ -164,9 +187,12 @@ class JournaledCommitStore:
         return unknown - set(found)
 
     def apply(self, record: CommitRecord) -> int | None:
-        if record.staged is not None:
-            raise NotDeferrable("a run's staged head is moved by statements")
         revision = 0
+        if (staged := record.staged) is not None:
+            current = self.staged_head(staged.run_id)
+            if current != Head(staged.from_target_id, staged.expected_revision):
+                return None
+            revision = staged.expected_revision + 1
         if (swap := record.swap) is not None:
             if swap.from_target_id is None:
                 raise NotDeferrable(f"tag {swap.tag!r} is created, not moved")
