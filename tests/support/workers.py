@@ -91,3 +91,10 @@ def store_then_commit(url: str, blob_root: str, count: int, start_at: float) -> 
             )
             committed.append(result.value.cas_id)
     return committed
+
+
+def publish_runs(url: str, blob_root: str, run_ids: list[str], start_at: float) -> list[bool]:
+    """Publish each of ``run_ids``; whether each moved its tag."""
+    with core.connect(url, blob_root) as catalog:
+        wait_until(start_at)
+        return [catalog.runs.publish(run_id).changed for run_id in run_ids]
