@@ -68,7 +68,7 @@ import dagster as dg
 from figures import Figure, catalog_url, figure, finish, format_figure, redact, work_directory
 from sqlalchemy.engine import make_url
 
-from orchestrator_dagster import OrchestratorResource, VersionedIOManager
+from orchestrator_dagster import OrchestratorResource, VersionedIOManager, publish_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFS_MODULE = "bench.dagster_overhead_defs"
@@ -212,10 +212,27 @@ def make_chain(length: int = CHAIN_LENGTH) -> list[dg.AssetsDefinition]:
     return [make_link(index) for index in range(length)]
 
 
+def publish_mode() -> str:
+    """Side A's ``publish`` (``--publish``, passed on to the step processes)."""
+    return os.environ.get("BENCH_PUBLISH", "output")
+
+
 def versioned_io_manager(database_url: str, blob_root: Path) -> VersionedIOManager:
     return VersionedIOManager(
-        orchestrator=OrchestratorResource(database_url=database_url, blob_root=str(blob_root))
+        orchestrator=OrchestratorResource(database_url=database_url, blob_root=str(blob_root)),
+        publish=publish_mode(),
     )
+
+
+def publish_if_staged(
+    io_manager: dg.ConfigurableIOManagerFactory, run_id: str, instance: dg.DagsterInstance
+) -> None:
+    """With ``--publish run``: publish the run as run_snapshot_sensor would (timed too)."""
+    if not isinstance(io_manager, VersionedIOManager) or publish_mode() != "run":
+        return
+    recorded = publish_run(run_id, instance=instance, orchestrator=io_manager.orchestrator)
+    if recorded is None or recorded.outcome is None or recorded.outcome.state.value != "published":
+        raise RuntimeError(f"run {run_id} was not published: {recorded}")
 
 
 def materialize_chain(
@@ -232,6 +249,7 @@ def materialize_chain(
     result = dg.materialize(
         assets, instance=instance, resources={"io_manager": io_manager}, run_config=QUIET_RUN_CONFIG
     )
+    publish_if_staged(io_manager, result.run_id, instance)
     timing = Timing(time.perf_counter() - start, cpu_seconds() - cpu)
     if not result.success:
         raise RuntimeError(f"chain run {result.run_id} failed")
@@ -262,8 +280,8 @@ def measure_chain(catalogs: Catalogs, work: Path, rounds: int) -> tuple[Figure, 
         )
     ratio = wall_ratio(versioned_times, filesystem_times)
     fig = figure(
-        f"in-process {CHAIN_LENGTH}-asset chain, VersionedIOManager ({catalogs.backend}) "
-        "/ FilesystemIOManager",
+        f"in-process {CHAIN_LENGTH}-asset chain, VersionedIOManager ({catalogs.backend}"
+        f"{', publish=run' if publish_mode() == 'run' else ''}) / FilesystemIOManager",
         ratio,
         TARGET,
         "ratio",
@@ -296,6 +314,8 @@ def mp_child(dagster_home: str) -> None:
         cpu = cpu_seconds()
         start = time.perf_counter()
         result = dg.execute_job(job, instance=instance, run_config=QUIET_RUN_CONFIG)
+        if result.success and defs_module.IO_MANAGER_KIND == "versioned":
+            publish_if_staged(defs_module.make_io_manager("versioned"), result.run_id, instance)
         seconds = time.perf_counter() - start
         cpu = cpu_seconds() - cpu
         steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
@@ -362,8 +382,8 @@ def measure_multiprocess(catalogs: Catalogs, work: Path, rounds: int) -> tuple[F
     )
     ratio = wall_ratio(versioned_times, filesystem_times)
     fig = figure(
-        f"multiprocess {defs_module.WIDTH}-wide job, VersionedIOManager ({catalogs.backend}) "
-        "/ FilesystemIOManager",
+        f"multiprocess {defs_module.WIDTH}-wide job, VersionedIOManager ({catalogs.backend}"
+        f"{', publish=run' if publish_mode() == 'run' else ''}) / FilesystemIOManager",
         ratio,
         TARGET,
         "ratio",
@@ -425,6 +445,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
+        "--publish",
+        choices=("output", "run"),
+        default="output",
+        help='side A\'s publish mode; "run" publishes each run after it ends, inside the '
+        "timing, as run_snapshot_sensor would",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=9, help="in-process chain rounds per side (default 9)"
     )
     parser.add_argument(
@@ -444,6 +471,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.mp_child:
+        os.environ["BENCH_PUBLISH"] = args.publish  # the step processes inherit it
     if args.mp_child:
         mp_child(args.mp_child)
         return 0

@@ -11,6 +11,7 @@ here, at import time, from the environment they inherit:
   ``ORCHESTRATOR_BLOB_ROOT``) or ``filesystem`` (Dagster's ``FilesystemIOManager``).
 * ``BENCH_FS_BASE_DIR``: the ``FilesystemIOManager``'s base directory (default: the
   instance's storage directory).
+* ``BENCH_PUBLISH``: the ``VersionedIOManager``'s ``publish`` (default ``output``).
 
 Import it as ``bench.dagster_overhead_defs`` with the repository root on ``sys.path``.
 """
@@ -26,6 +27,7 @@ WIDTH = 6
 JOB_NAME = "bench_parallel"
 IO_MANAGER_ENV = "BENCH_IO_MANAGER"
 FS_BASE_DIR_ENV = "BENCH_FS_BASE_DIR"
+PUBLISH_ENV = "BENCH_PUBLISH"
 IO_MANAGER_KINDS = ("versioned", "filesystem")
 
 
@@ -63,7 +65,9 @@ def total(
 def make_io_manager(kind: str) -> dg.ConfigurableIOManagerFactory:
     """The IO manager named ``kind`` (one of ``IO_MANAGER_KINDS``)."""
     if kind == "versioned":
-        return VersionedIOManager(orchestrator=OrchestratorResource())
+        return VersionedIOManager(
+            orchestrator=OrchestratorResource(), publish=os.environ.get(PUBLISH_ENV, "output")
+        )
     if kind == "filesystem":
         # Unset: the instance's storage directory (Dagster's default).
         return dg.FilesystemIOManager(base_dir=os.environ.get(FS_BASE_DIR_ENV))

@@ -1,4 +1,6 @@
-"""The rule every tag move follows: a compare-and-swap that appends one history row."""
+"""Direct tag moves (create, move, compare-and-swap, delete, rollback): the checks, then
+one compare-and-swap with its history row (``TagRepository.move``). Commits move their
+tag through their ``CommitRecord`` instead (``core.storage.commit_record``)."""
 
 import uuid
 
@@ -22,7 +24,7 @@ def check_move_fields(moved_by: object, reason: object, run_id: object) -> None:
 
 
 class TagMoves:
-    """Moves tags inside a caller's unit of work (tags and workflow commits share it)."""
+    """Moves tags inside a caller's unit of work (the tag service's moves)."""
 
     def __init__(self, artifacts: ArtifactResolution) -> None:
         self._artifacts = artifacts

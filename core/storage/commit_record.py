@@ -132,5 +132,7 @@ class CommitStore(Protocol):
         """Write ``record`` in this unit of work: the tag's new revision, or the staged
         head's (``0`` when the record moves neither), or ``None`` when another writer got
         there first (the tag or head moved, or the record's new version was added
-        meanwhile): the unit of work must then roll back, and the caller decide again."""
+        meanwhile): then none of its version, moves or run values was written (its blob
+        entries may have been, which is harmless), and the caller rolls back or decides
+        again."""
         ...

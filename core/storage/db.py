@@ -121,7 +121,7 @@ class Database:
                 DuckDBFileLock(path, busy_timeout),
                 linger=linger,
                 on_open=self._recover,
-                settle=self._fold,
+                before_lend=self._fold,
             )
         elif self.url.get_backend_name() == "postgresql":
             self._lease = None

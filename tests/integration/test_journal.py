@@ -281,3 +281,72 @@ def test_a_journal_left_beside_another_catalog_is_refused_by_name(
         core.StorageUnavailableError, match=r"catalog.duckdb.journal.*move it aside"
     ):
         core.connect(url, tmp_path / "blobs")
+
+
+def test_an_append_interrupted_after_its_line_is_synced_loses_no_later_commit(
+    url: str, tmp_path: Path, journal: Path
+) -> None:
+    """Ctrl-C (or EIO from close) after a line is synced: the caller saw an error, the line
+    may count, and the commits acknowledged after it must survive the writer's death."""
+    writer = textwrap.dedent(
+        f"""
+        import os, core, core.storage.duckdb.journal as journal_module
+        catalog = core.connect({url!r}, {str(tmp_path / "blobs")!r})
+        commit = lambda i: catalog.assets.commit_output(
+            "run-1", "main", f"n{{i}}", b"%d" % i, media_type="x/y")
+        commit(0)
+        commit(1)
+        real_close, calls = journal_module.os.close, []
+        def interrupted_close(fd):
+            real_close(fd)
+            if not calls:
+                calls.append(fd)
+                raise KeyboardInterrupt
+        journal_module.os.close = interrupted_close
+        try:
+            commit(2)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        journal_module.os.close = real_close
+        for i in range(3, 6):
+            print(commit(i).revision, flush=True)
+        os._exit(0)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", writer], check=True, cwd=Path.cwd(), capture_output=True, text=True
+    )
+    reported = done.stdout.split()
+    assert reported[0] == "interrupted" and len(reported) == 4
+    with core.connect(url, tmp_path / "blobs") as catalog:
+        nodes = set(catalog.workflows.get_workflow_by_tag("main")["nodes"])
+        assert {"n0", "n1", "n3", "n4", "n5"} <= nodes  # every acknowledged commit
+        history = catalog.tags.get_history("main")
+        assert [move.revision for move in history] == list(range(1, len(history) + 1))
+        assert catalog.maintenance.verify().problems == []
+
+
+def test_a_journal_of_run_values_alone_beside_another_catalog_is_refused(
+    url: str, tmp_path: Path, journal: Path
+) -> None:
+    """An unchanged commit journals only its run's values; beside a catalog that holds
+    the same small blob but not the run, it must still be refused, not applied."""
+    other = tmp_path / "other"
+    other.mkdir()
+    writer = textwrap.dedent(
+        f"""
+        import os, core
+        catalog = core.connect({url!r}, {str(tmp_path / "blobs")!r})
+        catalog.assets.commit_output("run-a", "main", "a", b"1", media_type="x/y")
+        catalog.assets.commit_output("run-a", "main", "a", b"1", media_type="x/y")
+        os._exit(0)
+        """
+    )
+    subprocess.run([sys.executable, "-c", writer], check=True, cwd=Path.cwd())
+    assert lines(journal) == 1  # the unchanged commit: run values only
+    other_url = f"duckdb:///{other / 'catalog.duckdb'}"
+    with core.connect(other_url, other / "blobs") as catalog:
+        catalog.assets.commit_output("run-b", "main", "x", b"1", media_type="x/y")
+    (other / "catalog.duckdb.journal").write_bytes(journal.read_bytes())
+    with pytest.raises(core.StorageUnavailableError, match="run 'run-a'"):
+        core.connect(other_url, other / "blobs")

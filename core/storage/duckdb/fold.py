@@ -19,7 +19,7 @@ from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Connection
 
 from core.errors import IntegrityError, StorageUnavailableError
-from core.storage.commit_record import CommitRecord
+from core.storage.commit_record import CommitRecord, NewVersion
 from core.storage.duckdb.journal import Journal
 from core.storage.duckdb.record_format import RecordError, decode
 from core.storage.duckdb.write_behind import JournalEntry, WriteBehind
@@ -186,7 +186,7 @@ def _apply(connection: Connection, records: list[CommitRecord]) -> None:
     _insert(connection, RunIORow.__table__, values, on_conflict="DO UPDATE")
 
 
-def _version_row(version: Any, record: CommitRecord) -> Row:
+def _version_row(version: NewVersion, record: CommitRecord) -> Row:
     return {
         "id": version.id,
         "kind": version.kind.value,
@@ -347,6 +347,7 @@ class _Fit:
         self.blobs: set[str] = set()
         self.tags: dict[str, tuple[uuid.UUID | None, int]] = {}
         self.staged: dict[str, tuple[uuid.UUID | None, int]] = {}
+        self.runs: set[str] = set()
 
     @classmethod
     def read(cls, connection: Connection, entries: list[JournalEntry]) -> "_Fit":
@@ -368,6 +369,8 @@ class _Fit:
             if (swap := record.swap) is not None:
                 names.add(swap.tag)
                 ids.update(i for i in (swap.from_target_id, swap.to_target_id) if i is not None)
+            if record.run_id is not None:
+                run_ids.add(record.run_id)
             if (staged := record.staged) is not None:
                 run_ids.add(staged.run_id)
                 ids.update(i for i in (staged.from_target_id, staged.to_target_id) if i)
@@ -393,7 +396,9 @@ class _Fit:
                 runs.c.run_id.in_(run_ids)
             )
         )
-        fit.staged.update((run, (head or base, moves)) for run, head, base, moves in heads)
+        for run, head, base, moves in heads:
+            fit.runs.add(run)
+            fit.staged[run] = (head or base, moves)
         return fit
 
     def take(self, entries: list[JournalEntry], start: int) -> None:
@@ -406,6 +411,11 @@ class _Fit:
                 self._swap(number, record)
             if record.staged is not None:
                 self._stage(number, record)
+            if record.run_values and record.run_id not in self.runs:
+                raise Misfit(
+                    f"line {number} records values of run {record.run_id!r}, which the "
+                    "catalog does not have (another catalog's journal)"
+                )
             for value in record.run_values:
                 self._need_blob(number, value.cas_id, f"a value of run {record.run_id!r}")
 

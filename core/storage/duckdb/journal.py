@@ -15,6 +15,7 @@ before the last one is corruption. A failed append is cut off again; when even t
 the journal is ``damaged`` and takes no more records until it has been emptied.
 """
 
+import contextlib
 import json
 import os
 import zlib
@@ -37,11 +38,13 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.damaged = False
-        """A failed append may have left part of its line: append nothing until ``clear``."""
+        """A failed append may have left its line, or part of it: append nothing until a
+        fold (from the records in memory) has emptied the journal."""
 
     def append(self, record: Line) -> None:
         """Add ``record`` durably (written and synced when this returns); on failure the
-        journal is as it was, or ``damaged``."""
+        journal is as it was, or ``damaged`` (the line may be there: an interruption after
+        it was synced)."""
         if self.damaged:
             raise StorageUnavailableError(f"the journal {str(self.path)!r} must be emptied first")
         text = json.dumps(record, separators=(",", ":"), allow_nan=False)
@@ -51,6 +54,7 @@ class Journal:
             fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self.WHAT)
         except OSError as exc:
             raise self._unavailable("write", exc) from exc
+        durable = False
         try:
             size = os.fstat(fd).st_size
             try:
@@ -60,13 +64,20 @@ class Journal:
                 os.fsync(fd)
                 if created:
                     fsync_directory(self.path.parent)
+                durable = True
             except BaseException as exc:
-                self._cut(fd, size)
+                if not durable:
+                    self._cut(fd, size)
                 if isinstance(exc, OSError):
                     raise self._unavailable("write", exc) from exc
                 raise
+        except BaseException:
+            if durable:  # interrupted once the line was in: whether it counts is unknown
+                self.damaged = True
+            raise
         finally:
-            os.close(fd)
+            with contextlib.suppress(OSError):  # the line is synced, or cut, already
+                os.close(fd)
 
     def _cut(self, fd: int, size: int) -> None:
         """Take a failed append's bytes off again (``damaged`` if that fails too)."""

@@ -19,7 +19,7 @@ While the lock is held no other process can write the file, so what this process
 wrote stays current until it gives the lock up: ``DuckDBLease.memo`` keeps such facts
 for one tenure and is emptied whenever the lock is taken or given up. For the same
 reason writes may wait in a journal while the lock is held (``core.storage.db``): the lease calls
-``on_open`` when a tenure starts, and ``settle`` before it lends the connection to an
+``on_open`` when a tenure starts, and ``before_lend`` before it lends the connection to an
 ordinary transaction and before it gives the file up.
 """
 
@@ -292,13 +292,13 @@ class DuckDBLease:
         *,
         linger: float,
         on_open: Callable[[Connection], None] = lambda _connection: None,
-        settle: Callable[[Connection], None] = lambda _connection: None,
+        before_lend: Callable[[Connection], None] = lambda _connection: None,
     ) -> None:
         self._connect = connect
         self._lock = lock
         self._linger = linger
         self._on_open = on_open
-        self._settle = settle
+        self._before_lend = before_lend
         self._mutex = threading.Lock()
         self._connection: Connection | None = None
         self._tenure: Tenure | None = None
@@ -312,12 +312,12 @@ class DuckDBLease:
     @contextlib.contextmanager
     def connection(self) -> Iterator[Connection]:
         """The connection, opened (under the file lock) if this process holds none, and
-        settled (``settle``) before it is lent."""
+        brought up to date (``before_lend``) before it is lent."""
         with self._lent(opening=True) as connection:
             try:
-                self._settle(connection)
+                self._before_lend(connection)
             except BaseException:
-                self._close(settle=False)  # the next tenure starts again from the journal
+                self._close(bring_up_to_date=False)  # the next tenure starts again from the journal
                 raise
             yield connection
 
@@ -376,21 +376,21 @@ class DuckDBLease:
                 raise
         return self._connection
 
-    def _close(self, *, settle: bool = True) -> None:
-        """Settle (unless told not to), close the connection, then release the file lock
-        (in that order)."""
+    def _close(self, *, bring_up_to_date: bool = True) -> None:
+        """Bring the file up to date (``before_lend``, unless told not to), close the
+        connection, then release the file lock (in that order)."""
         if self._pid != os.getpid():
             return
         connection, self._connection = self._connection, None
         self.memo.clear()
         try:
             if (
-                settle
+                bring_up_to_date
                 and connection is not None
                 and not (connection.invalidated or connection.closed)
             ):
                 try:
-                    self._settle(connection)
+                    self._before_lend(connection)
                 except Exception:  # the journal stays: whoever takes the file next folds it
                     log.exception("could not fold the journal of %s", self._lock.database_path)
             if connection is not None:

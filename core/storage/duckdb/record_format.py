@@ -28,7 +28,7 @@ from core.storage.commit_record import (
 FORMAT = 1
 """The format this release writes and reads; a line of another is refused by name."""
 
-_CONTENT_IDS = frozenset({"cas_id", "version_hash"})
+_CONTENT_IDS = frozenset({"cas_id", "version_hash", "refs"})
 """Fields whose values are ``sha256:<hex>`` content ids."""
 _PARTS = (CommitRecord, BlobEntry, NewVersion, TagSwap, HeadMove, RunValue)
 _HINTS = {part: get_type_hints(part) for part in _PARTS}
@@ -91,7 +91,8 @@ def _value(value: Any, kind: Any, where: str) -> Any:
     if kind in (int, str):
         if type(value) is not kind:
             raise RecordError(f"{where} is {reprlib.repr(value)}, not {kind.__name__}")
-        if where.rsplit(".", 1)[-1] in _CONTENT_IDS and not CAS_ID_PATTERN.fullmatch(value):
+        field = where.rsplit(".", 1)[-1].split("[")[0]
+        if field in _CONTENT_IDS and not CAS_ID_PATTERN.fullmatch(value):
             raise RecordError(f"{where} is {reprlib.repr(value)}, not a sha256: content id")
         return value
     if type(value) is not str:

@@ -93,14 +93,11 @@ class WriteBehind:
             self._staged = None
             self._reindex()
 
-    def load(self, entries: list[JournalEntry]) -> None:
-        """Take ``entries`` (read back from a journal, and checked) as journaled."""
-        self._entries = list(entries)
+    def clear(self) -> None:
+        """Forget every record (they are in the file now)."""
+        self._entries = []
         self._staged = None
         self._reindex()
-
-    def clear(self) -> None:
-        self.load([])
 
     def head(self, tag: str) -> Head | None:
         return self._index.heads.get(tag)
