@@ -115,7 +115,7 @@ def compose(
     commits = WorkflowCommits(uow, found, creation, cas, compaction_bound=compaction_bound)
     read_model = WorkflowMoves(uow, found)
     refs = RefService(uow, found)
-    merges = Merges(uow, found, creation, refs)
+    merges = Merges(uow, found, creation, refs, compaction_bound=compaction_bound)
     runs = RunService(uow, found, creation, RunPublishing(uow, merges))
     lineage = RunLineage(uow, runs)
     tags = TagService(uow, found, moves)

@@ -89,6 +89,13 @@ class TagRepository:
         else:
             self._memo.put(("tag", name), tag)
 
+    def lock(self, name: str) -> None:
+        """Hold ``name``'s row until this transaction ends, so that writers who decide a
+        move from a long read (a merge) take turns instead of losing races (Postgres; on
+        DuckDB one process at a time holds the file). A name with no row locks nothing."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            self._session.execute(select(tags.c.name).where(tags.c.name == name).with_for_update())
+
     def revision(self, name: str) -> int:
         """How many moves ``name`` has had (0 if never created), deleted or not."""
         row = self._row(name)

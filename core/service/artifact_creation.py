@@ -14,6 +14,7 @@ from core.dag import (
     added_cas_ids,
     apply_patch,
     canonical_json,
+    make_patch,
     referenced_cas_ids,
     sha256_id,
     validate_dag,
@@ -154,12 +155,24 @@ class ArtifactCreation:
         name: str,
         document: dict[str, Any],
         parent_id: uuid.UUID,
+        parent_document: dict[str, Any],
         merged_id: uuid.UUID,
         created_by: str | None,
         metadata_json: str,
+        *,
+        compaction_bound: int,
     ) -> "PlannedVersion":
-        """A step: a merge version, a full ``document`` on ``parent_id`` that also records
-        ``merged_id`` (what it merged) as its second parent; its file written for ``uow``."""
+        """A step: a merge version of ``document`` on ``parent_id`` that also records
+        ``merged_id`` (what it merged) as its second parent: a patch set on the parent, or
+        a full version once the parent's patch chain reaches ``compaction_bound``; its
+        file written for ``uow``."""
+        if self._found.patch_depth_in(uow, parent_id) < compaction_bound:
+            patch = make_patch(parent_document, document)
+            staged = self._cas.stage_in(uow, [(canonical_json(patch), PATCH_MEDIA_TYPE)])
+            return self._patch_set(
+                uow, name, staged[0].cas_id, parent_id, parent_document, document, created_by,
+                metadata_json, staged, merged_id=merged_id,
+            )  # fmt: skip
         content = canonical_json(document)
         staged = self._cas.stage_in(uow, [(content, DAG_MEDIA_TYPE)])
         return self._plan(
@@ -277,6 +290,8 @@ class ArtifactCreation:
         created_by: str | None,
         metadata_json: str,
         staged: Sequence[BlobEntry] = (),
+        *,
+        merged_id: uuid.UUID | None = None,
     ) -> "PlannedVersion":
         depth = self._found.patch_depth_in(uow, parent_id) + 1
         return self._plan(
@@ -291,6 +306,7 @@ class ArtifactCreation:
             refs=added_cas_ids(parent_document, document),
             staged=staged,
             resolved=Resolved(canonical_json(document), depth),
+            merged_id=merged_id,
         )
 
     def create_run_snapshot(

@@ -63,11 +63,14 @@ class Merges:
         artifacts: ArtifactResolution,
         creation: ArtifactCreation,
         refs: RefService,
+        *,
+        compaction_bound: int,
     ) -> None:
         self._uow = uow
         self._artifacts = artifacts
         self._creation = creation
         self._refs = refs
+        self._compaction_bound = compaction_bound
 
     def merge(
         self,
@@ -91,6 +94,7 @@ class Merges:
         why = reason or f"merge {source}"
 
         def attempt(uow: UnitOfWork) -> MergeResult:
+            uow.tags.lock(into)  # decide on a tag nobody moves meanwhile
             head = uow.commits.head(into)
             if expected_target_id is not None and head.target_id != expected_target_id:
                 raise ConflictError(
@@ -226,9 +230,11 @@ class Merges:
             current.name,
             document,
             head.target_id,
+            ours,
             source_id,
             moved_by,
             check_record(current.name, moved_by, {"message": f"merge {source.version_hash}"}),
+            compaction_bound=self._compaction_bound,
         )
         return _Plan(version.target, False, changes, (), version, changes=True)
 

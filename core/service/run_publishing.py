@@ -52,6 +52,7 @@ class RunPublishing:
         self, uow: UnitOfWork, run_id: str, moved_by: str | None, reason: str
     ) -> Publication:
         run = _staged_run(uow, run_id)
+        uow.tags.lock(run.tag)  # decide on a tag nobody moves meanwhile
         head = uow.commits.head(run.tag)
         if run.outcome is not None and run.outcome.state is OutcomeState.PUBLISHED:
             return Publication(

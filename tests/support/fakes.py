@@ -191,6 +191,9 @@ class FakeTags:
         row = self._state.tags.get(name)
         return None if row is None else self._tag(row)
 
+    def lock(self, name: str) -> None:
+        return None
+
     def revision(self, name: str) -> int:
         row = self._state.tags.get(name)
         return 0 if row is None else int(row["revision"])
