@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import core
-from core.storage.blobstore import BlobStore
+from core.storage.blobstore import FolderBlobStore
 from tests.support.helpers import (
     before_blob_writes,
     blob_files,
@@ -59,7 +59,7 @@ def test_a_removed_temporary_folder_is_made_again(catalog: core.Services) -> Non
 
 def test_an_unreadable_blob_file_is_a_storage_error_naming_it(catalog: core.Services) -> None:
     cas_id = catalog.cas.store_content(b"hello")
-    path = BlobStore(catalog.blob_root).path(cas_id)
+    path = FolderBlobStore(catalog.blob_root).path(cas_id)
     path.unlink()
     path.mkdir()  # something that cannot be read as a file
     with pytest.raises(core.StorageUnavailableError, match=f"cannot read blob file '{path}'"):
@@ -68,7 +68,7 @@ def test_an_unreadable_blob_file_is_a_storage_error_naming_it(catalog: core.Serv
 
 def test_an_unwritable_blob_folder_is_a_storage_error_naming_it(catalog: core.Services) -> None:
     cas_id = catalog.cas.compute_hash(b"hello")
-    target = BlobStore(catalog.blob_root).path(cas_id)
+    target = FolderBlobStore(catalog.blob_root).path(cas_id)
     target.parent.parent.mkdir(parents=True)
     target.parent.write_bytes(b"")  # a file where the blob's folder should be
     before = row_counts(catalog)
@@ -138,7 +138,7 @@ def test_storing_again_repairs_a_corrupt_blob_of_the_same_size(catalog: core.Ser
     assert catalog.cas.store_content(b"0123456789") == cas_id
     assert catalog.cas.get_content(cas_id) == b"0123456789"
     stream_id = catalog.cas.store_stream(io.BytesIO(b"streamed"))
-    BlobStore(catalog.blob_root).path(stream_id).write_bytes(b"Streamed")
+    FolderBlobStore(catalog.blob_root).path(stream_id).write_bytes(b"Streamed")
     with pytest.raises(core.IntegrityError, match="corrupt"):
         catalog.cas.open_content(stream_id)
     assert catalog.cas.store_stream(io.BytesIO(b"streamed")) == stream_id
@@ -147,7 +147,7 @@ def test_storing_again_repairs_a_corrupt_blob_of_the_same_size(catalog: core.Ser
 
 
 def test_a_corrupt_file_replaced_by_a_sound_copy_is_left_in_place(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path)
+    store = FolderBlobStore(tmp_path)
     cas_id = "sha256:" + hashlib.sha256(b"sound").hexdigest()
     store.put_bytes(cas_id, b"sound")
     store.path(cas_id).write_bytes(b"rot!!")
