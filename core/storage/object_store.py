@@ -7,8 +7,11 @@ progress, corrupt blobs set aside (``<hex>.corrupt``) and blobs being collected
 is stored once; ``put_stream`` uploads in parts to a temporary key while hashing, then
 copies it server-side to its content key, so an aborted upload never leaves a content key
 with other bytes. An object store has no ``touch``: a blob stored again whose object is
-older than ``REFRESH_AFTER`` is written again, so ``gc`` (which keeps the grace period by
-the object's last-modified time) sees it as fresh.
+older than ``REFRESH_AFTER`` is refreshed (written again if small, else copied away and
+back server-side), and ``modified_at`` answers the object's last-modified time plus
+``REFRESH_AFTER`` and one second (the time's resolution), the latest moment it may have
+been stored again; so ``gc``, which keeps its grace period by that time, never takes a
+blob stored during the grace period.
 
 Credentials come from each cloud's standard environment (``AWS_*``, ``GOOGLE_*``,
 ``AZURE_*``), never from the URL. A plain-http endpoint is used only when
@@ -53,7 +56,9 @@ PART_CONCURRENCY = 4
 SPOOL_IN_MEMORY = 8 << 20
 """A download bigger than this spills to a local temporary file while it is verified."""
 REFRESH_AFTER = 60.0
-"""Seconds after which a blob stored again is rewritten, to refresh its last-modified."""
+"""Seconds after which a blob stored again is refreshed (its last-modified time renewed)."""
+TIME_RESOLUTION = 1.0
+"""Object stores report last-modified times in whole seconds."""
 WRITER_THREADS = 8
 RETRY: "RetryConfig" = {
     "max_retries": 3,
@@ -164,8 +169,9 @@ class ObjectBlobStore:
         return self._shown(aside)
 
     def modified_at(self, cas_id: str) -> float | None:
+        """The latest moment the blob may have been stored (see the module's docstring)."""
         meta = self._head(_blob_key(cas_id))
-        return None if meta is None else meta["last_modified"].timestamp()
+        return None if meta is None else _stored_by(meta)
 
     def size(self, cas_id: str) -> int | None:
         meta = self._head(_blob_key(cas_id))
@@ -181,7 +187,7 @@ class ObjectBlobStore:
             self._move(key, quarantined)
         except FileNotFoundError:  # another gc took it meanwhile
             return None
-        return self._shown(quarantined), meta["last_modified"].timestamp()
+        return self._shown(quarantined), _stored_by(meta)
 
     def restore(self, cas_id: str, quarantined: str) -> None:
         key, aside = _blob_key(cas_id), self._key_of(quarantined)
@@ -229,12 +235,24 @@ class ObjectBlobStore:
                 ) from exc
 
     def _refresh(self, key: str, content: bytes | memoryview) -> None:
-        """The object exists: write it again if it has another size (truncated) or is
-        older than ``REFRESH_AFTER`` (so ``gc`` keeps it); the bytes hash to its key."""
+        """The object exists: write it again if it is gone or has another size (truncated),
+        else renew its last-modified time if it is older than ``REFRESH_AFTER``."""
         meta = self._head(key)
-        stale = meta is None or time.time() - meta["last_modified"].timestamp() > REFRESH_AFTER
-        if stale or meta is None or meta["size"] != len(content):
-            obstore.put(self._store, key, content, use_multipart=False)
+        if meta is not None and meta["size"] == len(content):
+            if not _stale(meta):
+                return
+            if len(content) > PART_SIZE:  # big: copied away and back, server-side
+                self._touch(key)
+                return
+        obstore.put(self._store, key, content, use_multipart=False)
+
+    def _touch(self, key: str) -> None:
+        touched = f"tmp/{uuid.uuid4().hex}.touch"
+        obstore.copy(self._store, key, touched)
+        try:
+            obstore.copy(self._store, touched, key)
+        finally:
+            obstore.delete(self._store, touched)
 
     def _move(self, key: str, to: str) -> None:
         with self._failing("move", key):
@@ -316,6 +334,14 @@ def _reason(exc: BaseException) -> str:
         return "the endpoint cannot be reached"
     first = text.splitlines()[0] if text else type(exc).__name__
     return re.split(r"\s*: <\?xml|\s+- Server returned", first)[0][:300]
+
+
+def _stored_by(meta: "obstore.ObjectMeta") -> float:
+    return meta["last_modified"].timestamp() + TIME_RESOLUTION + REFRESH_AFTER
+
+
+def _stale(meta: "obstore.ObjectMeta") -> bool:
+    return time.time() - meta["last_modified"].timestamp() > REFRESH_AFTER
 
 
 def _blob_key(cas_id: str) -> str:

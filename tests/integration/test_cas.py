@@ -70,10 +70,14 @@ def test_a_removed_temporary_folder_is_made_again(folder_catalog: core.Services)
     (folder_catalog.blob_root / "tmp").rmdir()
     cas_id = folder_catalog.cas.store_content(b"hello")
     assert folder_catalog.cas.get_content(cas_id) == b"hello"
-    assert folder_catalog.cas.store_stream(io.BytesIO(b"again")) == folder_catalog.cas.compute_hash(b"again")
+    assert folder_catalog.cas.store_stream(io.BytesIO(b"again")) == folder_catalog.cas.compute_hash(
+        b"again"
+    )
 
 
-def test_an_unreadable_blob_file_is_a_storage_error_naming_it(folder_catalog: core.Services) -> None:
+def test_an_unreadable_blob_file_is_a_storage_error_naming_it(
+    folder_catalog: core.Services,
+) -> None:
     cas_id = folder_catalog.cas.store_content(b"hello")
     path = FolderBlobStore(folder_catalog.blob_root).path(cas_id)
     path.unlink()
@@ -82,7 +86,9 @@ def test_an_unreadable_blob_file_is_a_storage_error_naming_it(folder_catalog: co
         folder_catalog.cas.get_content(cas_id)
 
 
-def test_an_unwritable_blob_folder_is_a_storage_error_naming_it(folder_catalog: core.Services) -> None:
+def test_an_unwritable_blob_folder_is_a_storage_error_naming_it(
+    folder_catalog: core.Services,
+) -> None:
     cas_id = folder_catalog.cas.compute_hash(b"hello")
     target = FolderBlobStore(folder_catalog.blob_root).path(cas_id)
     target.parent.parent.mkdir(parents=True)
