@@ -279,3 +279,16 @@ def test_malformed_urls_are_validation_errors_naming_them_without_secrets(
     message = str(raised.value)
     assert reason in message
     assert "topsecret" not in message and "AKIAKEY" not in message
+
+
+@pytest.mark.usefixtures("short_ages")
+def test_gc_leaves_keys_that_are_not_blobs_alone(catalog: core.Services, s3_blob_root: str) -> None:
+    objects = RawObjects(s3_blob_root)._objects
+    misplaced = cas_id_of(b"misplaced")
+    strays = ["sha256/aa/cc/notes.txt", f"sha256/aa/cc/{misplaced[7:]}", "sha256/loose"]
+    for key in strays:
+        objects.write(key, b"not a blob")
+    time.sleep(3.2)
+    report = catalog.maintenance.gc(timedelta(0))
+    assert (report.removed, report.kept_recent) == ([], 0)
+    assert set(strays) <= set(objects.keys())
