@@ -59,6 +59,8 @@ REFRESH_AFTER = 60.0
 """Seconds after which a blob stored again is refreshed (its last-modified time renewed)."""
 TIME_RESOLUTION = 1.0
 """Object stores report last-modified times in whole seconds."""
+LOOK_FIRST_ABOVE = 1 << 20
+"""Content bigger than this is looked for (HEAD) before it is sent."""
 WRITER_THREADS = 8
 RETRY: "RetryConfig" = {
     "max_retries": 3,
@@ -89,12 +91,17 @@ class ObjectBlobStore:
         return self._head(_blob_key(cas_id)) is not None
 
     def put_bytes(self, cas_id: str, content: bytes | memoryview) -> bool:
+        """A conditional create; for big content, a look first, so that a dedup hit does
+        not send the bytes only to be refused."""
         key = _blob_key(cas_id)
         with self._failing("write", key):
+            if len(content) > LOOK_FIRST_ABOVE and (meta := self._head(key)) is not None:
+                self._refresh(key, content, meta)
+                return False
             try:
                 obstore.put(self._store, key, content, mode="create", use_multipart=False)
             except AlreadyExistsError:
-                self._refresh(key, content)
+                self._refresh(key, content, self._head(key))
                 return False
         return True
 
@@ -234,10 +241,11 @@ class ObjectBlobStore:
                     f"{self._url.bucket!r} does not exist"
                 ) from exc
 
-    def _refresh(self, key: str, content: bytes | memoryview) -> None:
-        """The object exists: write it again if it is gone or has another size (truncated),
-        else renew its last-modified time if it is older than ``REFRESH_AFTER``."""
-        meta = self._head(key)
+    def _refresh(
+        self, key: str, content: bytes | memoryview, meta: "obstore.ObjectMeta | None"
+    ) -> None:
+        """The object (``meta``) exists: write it again if it is gone now or has another
+        size (truncated), else renew its last-modified time if older than ``REFRESH_AFTER``."""
         if meta is not None and meta["size"] == len(content):
             if not _stale(meta):
                 return
