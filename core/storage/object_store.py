@@ -49,8 +49,9 @@ from core.storage.blobs import CHUNK_SIZE
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
 
-PART_SIZE = 8 << 20
-"""Bytes per part of a multipart upload (S3 asks for at least 5 MiB but the last)."""
+PART_SIZE = 5 << 20
+"""Bytes per part of a multipart upload: the least S3 takes (but for the last part); its
+10,000 parts at most make a ``store_stream`` of up to about 48 GiB."""
 PART_CONCURRENCY = 4
 """Parts uploaded at once: ``store_stream`` holds about this many parts in memory."""
 SPOOL_IN_MEMORY = 8 << 20
