@@ -3,6 +3,7 @@ secret and never a traceback: ``StorageUnavailableError`` (CLI exit 5, HTTP 503,
 Dagster run with the message) or, for a malformed URL, ``ValidationError`` (CLI exit 2).
 Every server here is a moto server on loopback."""
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 import core
 from core.routes import create_app
 from orchestrator_dagster import OrchestratorResource, VersionedIOManager
+from tests.support.blob_access import raw_blobs
 from tests.support.moto_server import free_port, moto_server, new_bucket
 
 ORCHESTRATOR = str(Path(sys.executable).parent / "orchestrator")
@@ -173,3 +175,25 @@ def test_a_dagster_run_fails_with_the_message(database_url: str, moto_endpoint: 
             messages.append(error.message)
             error = error.cause
     assert any(url in m and "does not exist" in m for m in messages), messages
+
+
+@pytest.mark.slow
+def test_orchestrator_serve_takes_an_url(
+    database_url: str, s3_blob_root: str, tmp_path: Path
+) -> None:
+    """``orchestrator serve`` on ``ORCHESTRATOR_BLOB_ROOT=s3://...``: a workflow created over
+    HTTP has its document in the bucket, served back verified."""
+    import httpx
+
+    from tests.http.server import serve
+
+    with serve(database_url, s3_blob_root, tmp_path / "server.log") as base:  # type: ignore[arg-type]
+        dag = {"nodes": {"orders": {"deps": []}}}
+        created = httpx.post(f"{base}/workflows", json={"name": "sales", "dag": dag})
+        assert created.status_code == 201, created.text
+        cas_id = created.json()["cas_id"]
+        blob = httpx.get(f"{base}/blobs/{cas_id}")
+        assert blob.status_code == 200
+        assert json.loads(blob.content)["nodes"] == dag["nodes"]
+    with core.connect(database_url, s3_blob_root) as catalog:
+        assert cas_id in raw_blobs(catalog).ids()
