@@ -19,8 +19,10 @@ import sqlalchemy as sa
 import core
 from tests.support.blob_access import raw_blobs
 
-KILLS = {"local": 30, "s3": 12}
+KILLS = {"local": 30, "s3": 10}
 """Kills per run (an object store write takes longer, so fewer land in the same time)."""
+DELAYS = {"local": (0.05, 0.6), "s3": (0.1, 1.5)}
+"""Seconds a writer runs before its kill: long enough for some of its writes to commit."""
 ROOT = Path(__file__).parent.parent.parent
 BLOB_NAME = re.compile(r"[0-9a-f]{64}")
 
@@ -84,14 +86,15 @@ def check_reported_writes(catalog: core.Services, reported: str) -> int:
 def test_sigkill_at_random_moments_loses_nothing(
     catalog: core.Services, database_url: str, blob_root: Path | str
 ) -> None:
-    kills = KILLS["local" if isinstance(blob_root, Path) else "s3"]
+    store = "local" if isinstance(blob_root, Path) else "s3"
+    kills = KILLS[store]
     rng = random.Random(20261126)
     catalog.assets.commit_output("seed", "main", "node0", b"0", media_type="application/json")
     catalog.database.dispose()  # let the writers have the file
     reports = 0
     for kill in range(kills):
         writer = start_writer(database_url, blob_root, seed=kill)
-        time.sleep(rng.uniform(0.05, 0.6))
+        time.sleep(rng.uniform(*DELAYS[store]))
         os.kill(writer.pid, signal.SIGKILL)
         reported, errors = writer.communicate(timeout=30)
         assert writer.returncode == -signal.SIGKILL, errors

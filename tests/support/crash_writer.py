@@ -14,8 +14,8 @@ import uuid
 import core
 
 TAGS = ["main", "team/prod", "scratch"]
-STREAM_COPIES = {"local": 2000, "s3": 200_000}
-"""Copies of the content in a streamed blob: ~150 KB to a folder, ~15 MB (a multipart
+STREAM_COPIES = {"local": 2000, "s3": 100_000}
+"""Copies of the content in a streamed blob: ~150 KB to a folder, ~7.5 MB (a multipart
 upload of two parts) to an object store."""
 
 
