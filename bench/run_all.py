@@ -36,7 +36,10 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
             ("tag_resolution", ["--database-url", postgres_url]),
             ("dagster_overhead", ["--database-url", postgres_url]),
             ("postgres_load", ["--database-url", postgres_url]),
+            ("object_store", ["--database-url", postgres_url]),  # Postgres + s3 (moto)
         ]
+    else:
+        runs.append(("object_store", []))  # DuckDB + s3 (moto)
     return runs
 
 

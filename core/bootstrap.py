@@ -22,7 +22,9 @@ from core.service.tag_moves import TagMoves
 from core.service.workflow import WorkflowService
 from core.service.workflow_commits import DEFAULT_COMPACTION_BOUND, WorkflowCommits
 from core.service.workflow_moves import WorkflowMoves
-from core.storage.blobstore import BlobStore
+from core.storage.blob_url import parse_blob_root
+from core.storage.blobs import BlobStore
+from core.storage.blobstore import FolderBlobStore
 from core.storage.db import DEFAULT_BUSY_TIMEOUT, DEFAULT_LINGER, Database
 from core.storage.schema import ensure_schema
 from core.storage.uow import UnitOfWorkFactory
@@ -52,7 +54,8 @@ class Services(UseCases):
     """The catalog's services; close it (or use it as a context manager) when done."""
 
     database: Database
-    blob_root: Path
+    blob_root: Path | str
+    """The blob folder (a ``Path``) or the object store URL (``s3://bucket/prefix``)."""
 
     def close(self) -> None:
         self.database.dispose()
@@ -82,7 +85,9 @@ def connect(
     catalog that does not exist yet is a ``NotFoundError`` and nothing is created).
 
     Defaults: ``$ORCHESTRATOR_DATABASE_URL`` else ``duckdb:///.orchestrator/catalog.duckdb``,
-    and ``$ORCHESTRATOR_BLOB_ROOT`` else ``.orchestrator/blobs``. On DuckDB, ``busy_timeout``
+    and ``$ORCHESTRATOR_BLOB_ROOT`` else ``.orchestrator/blobs``. A blob root is a folder
+    or an object store URL (``s3://bucket/prefix``, ``gs://...``, ``az://container/...``;
+    credentials from the cloud's standard environment). On DuckDB, ``busy_timeout``
     bounds the wait for a file other processes hold, and an idle process keeps its
     connection for ``linger`` seconds unless another process asks for the file first.
     """
@@ -94,14 +99,26 @@ def connect(
     )
     try:
         ensure_schema(database, create=create)
-        blobs = BlobStore(blob_root or os.environ.get(BLOB_ROOT_ENV) or DEFAULT_BLOB_ROOT)
+        blobs, shown = open_blobs(blob_root or os.environ.get(BLOB_ROOT_ENV) or DEFAULT_BLOB_ROOT)
     except BaseException:
         database.dispose()
         raise
     uses = compose(
         UnitOfWorkFactory(database, UnitOfWork), blobs, compaction_bound=compaction_bound
     )
-    return Services(**vars(uses), database=database, blob_root=blobs.root)
+    return Services(**vars(uses), database=database, blob_root=shown)
+
+
+def open_blobs(root: str | os.PathLike[str]) -> tuple[BlobStore, Path | str]:
+    """The blob store ``root`` names (a folder, or an object store URL) and how it is shown:
+    the folder's resolved path, or the URL."""
+    location = parse_blob_root(root)
+    if isinstance(location, Path):
+        folder = FolderBlobStore(location)
+        return folder, folder.root
+    from core.storage.object_store import ObjectBlobStore  # obstore loads only when used
+
+    return ObjectBlobStore(location), str(location)
 
 
 def compose(

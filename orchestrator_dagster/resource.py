@@ -52,8 +52,11 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
     blob_root: Optional[str] = Field(  # noqa: UP045
         default=None,
         description=(
-            "Directory holding the content-addressed blobs. Default: $ORCHESTRATOR_BLOB_ROOT, "
-            "else .orchestrator/blobs."
+            "Where the content-addressed blobs live: a local folder, or an object store URL "
+            "(s3://bucket/prefix, any S3-compatible server through AWS_ENDPOINT_URL; "
+            "gs://bucket/prefix; az://container/prefix) with credentials from the cloud's "
+            "standard environment. Steps on many machines need an object store (and "
+            "Postgres). Default: $ORCHESTRATOR_BLOB_ROOT, else .orchestrator/blobs."
         ),
     )
     busy_timeout: float = Field(

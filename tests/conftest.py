@@ -1,4 +1,5 @@
-"""Fixtures: every core test runs against a DuckDB file and against Postgres."""
+"""Fixtures: every core test runs against a DuckDB file and against Postgres; blob tests
+also run against a local folder and an S3 bucket on a loopback moto server."""
 
 import os
 import uuid
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 import core
+from tests.support.moto_server import CREDENTIALS, moto_server, new_bucket
 
 POSTGRES_ENV = "ORCHESTRATOR_TEST_POSTGRES_URL"
 
@@ -56,4 +58,39 @@ def blob_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def catalog(database_url: str, blob_root: Path) -> Iterator[core.Services]:
     with core.connect(database_url, blob_root) as services:
+        yield services
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto S3 server on loopback for the whole session; the standard AWS environment
+    (endpoint, dummy credentials, region) points at it meanwhile."""
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with moto_server(log) as endpoint, pytest.MonkeyPatch.context() as patch:
+        for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}.items():
+            patch.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+            patch.delenv(name, raising=False)
+        yield endpoint
+
+
+@pytest.fixture
+def s3_blob_root(moto_endpoint: str) -> str:
+    """``s3://<a fresh bucket>/blobs`` on the loopback server."""
+    return f"s3://{new_bucket(moto_endpoint)}/blobs"
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_blob_root(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A blob root of each kind: a local folder, then a fresh bucket on moto."""
+    if request.param == "local":
+        return tmp_path / "blobs"
+    root: str = request.getfixturevalue("s3_blob_root")
+    return root
+
+
+@pytest.fixture
+def any_catalog(database_url: str, any_blob_root: Path | str) -> Iterator[core.Services]:
+    """The catalog over each database and each kind of blob store."""
+    with core.connect(database_url, any_blob_root) as services:
         yield services

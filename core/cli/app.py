@@ -3,7 +3,8 @@
 Exit statuses: 0 success; 1 ``verify`` or ``gc`` found a problem (or a blob is corrupt);
 2 usage or validation error; 3 not found; 4 conflict (a compare-and-swap lost);
 5 the catalog stayed busy (DuckDB locked by other processes) or is unreachable, or the
-blob folder cannot be used (read-only, full); 130 interrupted (Ctrl-C); 141 the reader
+blob store cannot be used (a read-only or full folder; an unreachable endpoint, a missing
+bucket, denied credentials); 130 interrupted (Ctrl-C); 141 the reader
 of the output went away (``| head``), as for any piped Unix tool.
 """
 
@@ -159,7 +160,8 @@ pass_catalog = click.make_pass_decorator(CatalogContext)
 @click.option(
     "--blob-root",
     envvar=BLOB_ROOT_ENV,
-    help=f"Blob folder (default: ${BLOB_ROOT_ENV}, else .orchestrator/blobs).",
+    help="Blob folder, or object store URL: s3://bucket/prefix, gs://..., az://container/... "
+    f"(default: ${BLOB_ROOT_ENV}, else .orchestrator/blobs).",
 )
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, blob_root: str | None) -> None:
@@ -168,8 +170,8 @@ def cli(ctx: click.Context, database_url: str | None, blob_root: str | None) -> 
     \b
     Exit statuses: 0 success, 1 verify found a problem, 2 usage or validation
     error, 3 not found, 4 conflict (a compare-and-swap lost), 5 catalog or blob
-    folder unusable now (busy, unreachable, read-only, full), 130 interrupted, 141
-    the reader of the output went away.
+    store unusable now (busy, unreachable, read-only, full, missing bucket, denied
+    credentials), 130 interrupted, 141 the reader of the output went away.
 
     \b
     Example:

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 import core
 from core.handlers.headers import none_match, parse_number
-from core.storage.blobstore import CHUNK_SIZE
+from core.storage.blobs import CHUNK_SIZE
 
 LARGEST_POSITION = 2**63 - 1
 IMMUTABLE = "public, max-age=31536000, immutable"

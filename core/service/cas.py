@@ -18,7 +18,7 @@ from core.errors import (
 )
 from core.identifiers import check_cas_id, check_content, check_media_type
 from core.repository.unit_of_work import UnitOfWork
-from core.storage.blobstore import BlobStore, hash_stream
+from core.storage.blobs import BlobStore, hash_stream
 from core.storage.commit_record import BlobEntry
 from core.storage.uow import UnitOfWorkFactory
 
@@ -178,7 +178,7 @@ class CasService:
             if known is not None:
                 raise IntegrityError(
                     f"blob {cas_id} is in the catalog but its bytes are missing "
-                    f"from {self._blobs.path(cas_id)}; store the same bytes again to repair it"
+                    f"from {self._blobs.location(cas_id)}; store the same bytes again to repair it"
                 ) from None
             raise NotFoundError(f"blob {cas_id} not found") from None
 
@@ -194,7 +194,7 @@ class CasService:
         else:
             moved = f"; moved to {aside}, store the same bytes again to repair it" if aside else ""
         raise IntegrityError(
-            f"blob {cas_id} is corrupt: its bytes at {self._blobs.path(cas_id)} hash to "
+            f"blob {cas_id} is corrupt: its bytes at {self._blobs.location(cas_id)} hash to "
             f"{actual}{moved}"
         )
 

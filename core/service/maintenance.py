@@ -11,7 +11,6 @@ import contextlib
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from core.dag import referenced_cas_ids
 from core.domain import BlobProblem, GcReport, VerifyReport
@@ -25,7 +24,7 @@ from core.errors import (
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_resolution import ArtifactResolution
 from core.service.tag import TagService
-from core.storage.blobstore import BlobStore, hash_stream
+from core.storage.blobs import BlobStore, hash_stream
 from core.storage.uow import UnitOfWorkFactory
 
 Progress = Callable[[int, int], None]
@@ -147,7 +146,7 @@ class MaintenanceService:
         back unless that transaction commits, whatever stops it (a read-only folder, a
         lost race, an interrupt): never an entry without its bytes.
         """
-        quarantined: Path | None = None
+        quarantined: str | None = None
         try:
             with self._uow() as uow:
                 deleted = uow.blobs.delete_if_unreferenced(cas_id)
@@ -176,9 +175,9 @@ class MaintenanceService:
         return modified is None or modified < cutoff.timestamp()
 
     def _sweep_temporary_files(self, cutoff: datetime) -> None:
-        for path, modified in self._blobs.temporary_files():
+        for location, modified in self._blobs.temporary_files():
             if modified < cutoff.timestamp():
-                self._blobs.discard(path)
+                self._blobs.discard(location)
 
     def _tag_reach(self) -> dict[str, set[str]]:
         """Per tag, the blobs it needs: its chain's contents and its document's values."""

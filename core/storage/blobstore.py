@@ -1,4 +1,4 @@
-"""Blob bytes on a local filesystem, at ``<root>/sha256/ab/cd/<hex>``.
+"""Blob bytes in a local folder, at ``<root>/sha256/ab/cd/<hex>`` (a ``BlobStore``).
 
 Writes go to ``<root>/tmp/`` first, are fsynced, then renamed into place (and the
 directory fsynced), so a reader never sees a partial blob and a crash leaves at worst
@@ -22,15 +22,16 @@ from typing import BinaryIO
 
 from core.errors import StorageUnavailableError
 from core.identifiers import CAS_ID_PATTERN
+from core.storage.blobs import CHUNK_SIZE as CHUNK_SIZE
+from core.storage.blobs import hash_stream as hash_stream
 from core.storage.files import open_regular
 
-CHUNK_SIZE = 1 << 20
 WRITER_THREADS = 4
 """Blob files written at once by ``put_later`` (most of a write is waiting on fsync)."""
 
 
-class BlobStore:
-    """Immutable files named by the sha256 of their bytes."""
+class FolderBlobStore:
+    """Immutable files named by the sha256 of their bytes, in a local folder."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -46,6 +47,13 @@ class BlobStore:
             raise StorageUnavailableError(
                 f"cannot use blob folder {str(self.root)!r}: {exc.strerror}"
             ) from exc
+
+    @property
+    def url(self) -> str:
+        return str(self.root)
+
+    def location(self, cas_id: str) -> str:
+        return str(self.path(cas_id))
 
     def path(self, cas_id: str) -> Path:
         algorithm, digest = cas_id.split(":", 1)
@@ -101,7 +109,7 @@ class BlobStore:
         except OSError as exc:
             raise _unavailable("read", path, exc) from exc
 
-    def set_aside(self, cas_id: str, opened: BinaryIO) -> Path | None:
+    def set_aside(self, cas_id: str, opened: BinaryIO) -> str | None:
         """Move the file ``opened`` reads (found corrupt) out of the store, so storing the
         same bytes again writes a sound copy; returns where it went, or ``None`` if the
         store no longer holds that file (it was stored again or collected meanwhile).
@@ -120,12 +128,12 @@ class BlobStore:
             raise self._unmovable(cas_id, exc) from exc
         try:
             if not os.path.samestat(os.fstat(opened.fileno()), aside.stat()):
-                self.restore(cas_id, aside)  # a sound copy replaced it after we read: keep it
+                self.restore(cas_id, str(aside))  # a sound copy replaced it after we read: keep it
                 return None
             os.utime(aside)
         except OSError as exc:
             raise _unavailable("move", aside, exc) from exc
-        return aside
+        return str(aside)
 
     def _intact(self, target: Path, size: int) -> bool:
         """Whether ``target`` holds ``size`` bytes; touches it when it does."""
@@ -145,7 +153,7 @@ class BlobStore:
         status = _stat(self.path(cas_id))
         return None if status is None else status.st_size
 
-    def quarantine(self, cas_id: str) -> tuple[Path, float] | None:
+    def quarantine(self, cas_id: str) -> tuple[str, float] | None:
         """Move the blob out of the store (atomically); return where it went and when it
         was last stored, or ``None`` if it was absent (another ``gc`` may have taken it).
         """
@@ -157,13 +165,13 @@ class BlobStore:
         except OSError as exc:
             raise self._unmovable(cas_id, exc) from exc
         modified = _modified_at(quarantined)
-        return quarantined, time.time() if modified is None else modified
+        return str(quarantined), time.time() if modified is None else modified
 
-    def restore(self, cas_id: str, quarantined: Path) -> None:
+    def restore(self, cas_id: str, quarantined: str) -> None:
         """Put a quarantined blob back (unless the blob was stored again meanwhile)."""
         try:
             if self.path(cas_id).exists():
-                quarantined.unlink(missing_ok=True)
+                Path(quarantined).unlink(missing_ok=True)
             else:
                 os.replace(quarantined, self.path(cas_id))
         except FileNotFoundError:  # nothing left to put back
@@ -174,8 +182,9 @@ class BlobStore:
                 f"{str(self.root)!r}: {exc.strerror or exc}; move it back by hand"
             ) from exc
 
-    def discard(self, path: Path) -> None:
+    def discard(self, location: str) -> None:
         """Remove a file of the temporary folder (a collected blob, an old leftover)."""
+        path = Path(location)
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
@@ -194,7 +203,7 @@ class BlobStore:
             if CAS_ID_PATTERN.fullmatch(cas_id) and self.path(cas_id) == path and path.is_file():
                 yield cas_id
 
-    def temporary_files(self) -> list[tuple[Path, float]]:
+    def temporary_files(self) -> list[tuple[str, float]]:
         """Leftovers in the temporary folder (crashed writes, interrupted collections),
         each with when it was last modified."""
         try:
@@ -204,7 +213,7 @@ class BlobStore:
         except OSError as exc:
             raise _unavailable("list", self._tmp, exc) from exc
         found = ((path, _modified_at(path)) for path in paths)
-        return [(path, modified) for path, modified in found if modified is not None]
+        return [(str(path), modified) for path, modified in found if modified is not None]
 
     @contextlib.contextmanager
     def _temporary(self) -> Iterator[tuple[BinaryIO, Path]]:
@@ -273,14 +282,6 @@ def _stat(path: Path) -> os.stat_result | None:
 def _unavailable(action: str, path: Path, exc: OSError) -> StorageUnavailableError:
     reason = exc.strerror or exc
     return StorageUnavailableError(f"cannot {action} blob file {str(path)!r}: {reason}")
-
-
-def hash_stream(stream: BinaryIO) -> str:
-    """The cas id of everything ``stream`` has left to read, read in bounded memory."""
-    digest = hashlib.sha256()
-    while chunk := stream.read(CHUNK_SIZE):
-        digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 def _read_into(stream: BinaryIO, buffer: bytearray, view: memoryview) -> int:

@@ -1,4 +1,5 @@
-"""Real multi-process runs: every step in its own spawned process, on both backends."""
+"""Real multi-process runs: every step in its own spawned process, on both databases,
+with the blobs in a local folder and in an S3 bucket (moto on loopback)."""
 
 import itertools
 from pathlib import Path
@@ -8,11 +9,17 @@ import pytest
 
 import core
 from tests.dagster import parallel_defs
+from tests.support.blob_access import raw_blobs
+
+
+@pytest.fixture
+def blob_root(any_blob_root: Path | str) -> Path | str:
+    return any_blob_root
 
 
 @pytest.mark.slow
 def test_parallel_steps_all_land_on_main(
-    database_url: str, blob_root: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, blob_root: Path | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", database_url)
     monkeypatch.setenv("ORCHESTRATOR_BLOB_ROOT", str(blob_root))
@@ -35,3 +42,5 @@ def test_parallel_steps_all_land_on_main(
             assert later.from_target_id == earlier.to_target_id
         assert catalog.assets.read(catalog.assets.locate_input(None, "main", "total")) == b"6"
         assert catalog.runs.get_run(result.run_id).base_id is None
+        stored = raw_blobs(catalog).ids()
+        assert {node["cas_id"] for node in nodes.values()} <= set(stored)

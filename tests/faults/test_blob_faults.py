@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import core
-from core.storage.blobstore import BlobStore
+from core.storage.blobstore import FolderBlobStore
 from tests.faults.conftest import Tmpfs
 from tests.support.helpers import row_counts
 
@@ -61,7 +61,7 @@ def read_only_store(make_tmpfs: Callable[..., Tmpfs], database_url: str) -> Iter
         broken = catalog.workflows.create_workflow(
             core.CreateWorkflowRequest("etl", {"nodes": {"a": {"deps": []}}}, tag="broken")
         )
-        blobs = BlobStore(catalog.blob_root)
+        blobs = FolderBlobStore(catalog.blob_root)
         blobs.path(corrupt).write_bytes(b'{"id": 2}')  # same size: bit rot
         document = blobs.path(broken.cas_id)
         document.write_bytes(document.read_bytes().replace(b'"a"', b'"b"'))
@@ -83,7 +83,7 @@ def test_reading_a_corrupt_blob_on_a_read_only_folder_is_an_integrity_error(
         assert "Read-only file system" in str(raised.value)
         with pytest.raises(core.IntegrityError, match=f"blob {corrupt} is corrupt"):
             catalog.cas.open_content(corrupt)
-    assert BlobStore(catalog.blob_root).path(corrupt).read_bytes() == b'{"id": 2}'
+    assert FolderBlobStore(catalog.blob_root).path(corrupt).read_bytes() == b'{"id": 2}'
     assert catalog.cas.get_content(read_only_store.sound) == b"[1, 2]"
 
 
@@ -96,7 +96,7 @@ def test_verify_reports_a_corrupt_blob_it_cannot_set_aside(
     assert {p.problem for p in report.problems} == {"corrupt"}
     assert len(report.problems) == 2  # the value and the broken tag's document
     assert [p.tags for p in report.problems if p.cas_id == read_only_store.corrupt] == [["main"]]
-    assert BlobStore(catalog.blob_root).exists(read_only_store.corrupt)  # not set aside
+    assert FolderBlobStore(catalog.blob_root).exists(read_only_store.corrupt)  # not set aside
 
 
 def test_the_cli_reports_a_corrupt_blob_on_a_read_only_folder(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import core
-from core.storage.blobstore import BlobStore
+from core.storage.blobstore import FolderBlobStore
 from tests.faults.conftest import Tmpfs
 from tests.support import workers
 from tests.support.helpers import row_counts, started_pool
@@ -42,7 +42,7 @@ def store_strays(catalog: core.Services, count: int) -> list[str]:
 
 
 def no_entry_without_bytes(catalog: core.Services, cas_ids: list[str]) -> bool:
-    blobs = BlobStore(catalog.blob_root)
+    blobs = FolderBlobStore(catalog.blob_root)
     return all(
         blobs.exists(cas_id) or catalog.cas.get_blob(cas_id, missing_ok=True) is None
         for cas_id in cas_ids
@@ -60,9 +60,9 @@ def test_gc_on_a_read_only_folder_is_storage_unavailable_and_removes_nothing(
         ).value.cas_id
         strays = store_strays(catalog, 3)
         orphan = catalog.cas.compute_hash(b"a file whose writer crashed")
-        BlobStore(root).put_bytes(orphan, b"a file whose writer crashed")
+        FolderBlobStore(root).put_bytes(orphan, b"a file whose writer crashed")
         old = time.time() - 2 * 3600
-        os.utime(BlobStore(root).path(orphan), (old, old))
+        os.utime(FolderBlobStore(root).path(orphan), (old, old))
         before = row_counts(catalog)
         tmpfs.read_only()
 
@@ -82,7 +82,7 @@ def test_gc_on_a_read_only_folder_is_storage_unavailable_and_removes_nothing(
         assert len(cli.stderr.splitlines()) == 1, cli.stderr
         assert row_counts(catalog) == before
         assert all(catalog.cas.exists(cas_id) for cas_id in [value, *strays])
-        assert BlobStore(root).exists(orphan)
+        assert FolderBlobStore(root).exists(orphan)
 
         tmpfs.writable()
         report = catalog.maintenance.gc(timedelta(0))

@@ -7,7 +7,7 @@ import pytest
 import core
 from core.repository.commit_store import RepositoryCommitStore
 from core.service.asset import LARGE_VALUE
-from core.storage.blobstore import BlobStore
+from core.storage.blobstore import FolderBlobStore
 from core.storage.commit_record import CommitRecord
 from core.storage.duckdb.write_behind import JournaledCommitStore
 from tests.support.helpers import (
@@ -71,7 +71,7 @@ def test_materialising_the_same_value_again_repairs_its_lost_file(
     catalog: core.Services,
 ) -> None:
     first = commit(catalog, "orders", b"[1, 2]")
-    path = BlobStore(catalog.blob_root).path(first.value.cas_id)
+    path = FolderBlobStore(catalog.blob_root).path(first.value.cas_id)
     path.write_bytes(b"[1, 3]")  # rot: the next read sets the file aside
     with pytest.raises(core.IntegrityError, match="corrupt"):
         catalog.assets.read(first.value)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import core
-from core.storage.blobstore import BlobStore
+from core.storage.blobstore import FolderBlobStore
 
 
 def backdate(path: os.PathLike[str], hours: float) -> None:
@@ -19,7 +19,7 @@ def backdate(path: os.PathLike[str], hours: float) -> None:
 def orphan_file(catalog: core.Services, content: bytes, hours: float) -> Path:
     """A blob file with no catalog row (its writer crashed, or has not committed yet),
     last stored ``hours`` ago."""
-    blobs = BlobStore(catalog.blob_root)
+    blobs = FolderBlobStore(catalog.blob_root)
     cas_id = catalog.cas.compute_hash(content)
     blobs.put_bytes(cas_id, content)
     backdate(blobs.path(cas_id), hours=hours)
@@ -28,7 +28,7 @@ def orphan_file(catalog: core.Services, content: bytes, hours: float) -> Path:
 
 def test_gc_removes_old_orphan_files_at_the_default_grace(catalog: core.Services) -> None:
     """A crash between a blob file's write and its row leaves an orphan file."""
-    blobs = BlobStore(catalog.blob_root)
+    blobs = FolderBlobStore(catalog.blob_root)
     old, young = b"written, then the writer crashed", b"written, its row not yet committed"
     old_id, young_id = catalog.cas.compute_hash(old), catalog.cas.compute_hash(young)
     blobs.put_bytes(old_id, old)
@@ -62,7 +62,7 @@ def test_verify_sets_a_corrupt_file_aside_so_storing_again_repairs_it(
     result = catalog.assets.commit_output(
         "run-1", "main", "orders", b"[1, 2]", media_type="application/json"
     )
-    blobs = BlobStore(catalog.blob_root)
+    blobs = FolderBlobStore(catalog.blob_root)
     blobs.path(result.value.cas_id).write_bytes(b"[1, 3]")  # same size: bit rot
     (problem,) = catalog.maintenance.verify().problems
     assert (problem.cas_id, problem.problem, problem.tags) == (
@@ -94,13 +94,13 @@ def test_gc_puts_back_a_file_stored_again_while_it_was_being_deleted(
 ) -> None:
     content = b"an old orphan, about to be stored again"
     path = orphan_file(catalog, content, hours=2)
-    quarantine = BlobStore.quarantine
+    quarantine = FolderBlobStore.quarantine
 
-    def stored_again_first(store: BlobStore, stored_id: str) -> Path | None:
+    def stored_again_first(store: FolderBlobStore, stored_id: str) -> Path | None:
         assert store.put_bytes(stored_id, content) is False  # present: only touched
         return quarantine(store, stored_id)
 
-    monkeypatch.setattr(BlobStore, "quarantine", stored_again_first)
+    monkeypatch.setattr(FolderBlobStore, "quarantine", stored_again_first)
     report = catalog.maintenance.gc()
     assert (report.removed, report.kept_recent) == ([], 0)
     assert path.read_bytes() == content

@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 import core
 from core.dag import added_cas_ids, canonical_json, make_patch, referenced_cas_ids, validate_dag
-from core.storage.blobstore import BlobStore
+from core.storage.blobstore import FolderBlobStore
 from tests.support.helpers import DAG, row_counts
 
 PROPERTY_SETTINGS = settings(
@@ -749,7 +749,7 @@ def test_cas_ids_are_checked_before_any_path_is_built(
             lambda: cas.get_blob(cas_id),  # type: ignore[arg-type]
         ]
         refuse = AssertionError(f"a blob path was built for malformed id {cas_id!r}")
-        with mock.patch.object(BlobStore, "path", side_effect=refuse):
+        with mock.patch.object(FolderBlobStore, "path", side_effect=refuse):
             for call in calls:
                 with pytest.raises(core.ValidationError) as raised:
                     call()

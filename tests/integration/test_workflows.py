@@ -5,7 +5,7 @@ from typing import BinaryIO
 import pytest
 
 import core
-from core.storage.blobstore import BlobStore
+from core.storage.blobstore import FolderBlobStore
 from tests.support.helpers import DAG, blob_files, row_counts
 
 ADD_NODE = [{"op": "add", "path": "/nodes/extra", "value": {"deps": ["report"]}}]
@@ -18,10 +18,10 @@ def request(dag: dict = DAG, **kwargs: object) -> core.CreateWorkflowRequest:
 def test_commits_and_run_pins_read_back_no_blob_they_stored(
     catalog: core.Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_reads(_store: BlobStore, cas_id: str) -> BinaryIO:
+    def no_reads(_store: FolderBlobStore, cas_id: str) -> BinaryIO:
         raise AssertionError(f"read back blob {cas_id}")
 
-    monkeypatch.setattr(BlobStore, "open", no_reads)
+    monkeypatch.setattr(FolderBlobStore, "open", no_reads)
     catalog.workflows.create_workflow(request())  # a full version
     catalog.runs.create_run("run-1", "main")  # a run snapshot
     catalog.workflows.patch_workflow("main", ADD_NODE)  # a patch set on the version

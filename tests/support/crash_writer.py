@@ -14,10 +14,14 @@ import uuid
 import core
 
 TAGS = ["main", "team/prod", "scratch"]
+STREAM_COPIES = {"local": 2000, "s3": 100_000}
+"""Copies of the content in a streamed blob: ~150 KB to a folder, ~7.5 MB (a multipart
+upload of two parts) to an object store."""
 
 
 def write_forever(url: str, blob_root: str, seed: int) -> None:
     rng = random.Random(seed)
+    copies = STREAM_COPIES["s3" if blob_root.startswith("s3://") else "local"]
     with core.connect(url, blob_root) as catalog:
         print("ready", flush=True)
         step = 0
@@ -37,7 +41,7 @@ def write_forever(url: str, blob_root: str, seed: int) -> None:
                 committed("artifact", commit.artifact_id)
                 committed("blob", commit.value.cas_id)
             elif action < 0.6:
-                committed("blob", catalog.cas.store_stream(_Chunks(content * 2000)))
+                committed("blob", catalog.cas.store_stream(_Chunks(content * copies)))
             elif action < 0.75:
                 head = catalog.tags.get_tag("main")
                 tag = rng.choice(TAGS[1:])

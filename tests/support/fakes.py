@@ -30,7 +30,7 @@ from core.domain import (
 )
 from core.errors import NotFoundError
 from core.repository.commit_store import RepositoryCommitStore
-from core.storage.blobstore import BlobStore
+from core.storage.blobstore import FolderBlobStore
 from core.storage.uow import Publishes
 
 T = TypeVar("T")
@@ -521,5 +521,7 @@ class FakeCatalog:
 def fake_services(blob_root: Path, *, compaction_bound: int = 32) -> FakeCatalog:
     """The services over a fake unit of work and a blob store in ``blob_root``."""
     uow = FakeUnitOfWorkFactory()
-    services = compose(cast(Any, uow), BlobStore(blob_root), compaction_bound=compaction_bound)
+    services = compose(
+        cast(Any, uow), FolderBlobStore(blob_root), compaction_bound=compaction_bound
+    )
     return FakeCatalog(services, uow)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 import core
-from core.storage.blobstore import BlobStore
+from core.storage.blobstore import FolderBlobStore
 from tests.support import workers
 
 TABLES = ("cas_blobs", "artifacts", "blob_refs", "tags", "tag_moves", "runs", "run_io")
@@ -52,13 +52,13 @@ DAG = {
 
 def before_blob_writes(monkeypatch: pytest.MonkeyPatch, before: Callable[[bytes], None]) -> None:
     """Have every blob file write call ``before(content)`` first (to fail or slow it)."""
-    put_bytes = BlobStore.put_bytes
+    put_bytes = FolderBlobStore.put_bytes
 
-    def put(store: BlobStore, cas_id: str, content: bytes) -> bool:
+    def put(store: FolderBlobStore, cas_id: str, content: bytes) -> bool:
         before(content)
         return put_bytes(store, cas_id, content)
 
-    monkeypatch.setattr(BlobStore, "put_bytes", put)
+    monkeypatch.setattr(FolderBlobStore, "put_bytes", put)
 
 
 def disk_full_for(content: bytes) -> Callable[[bytes], None]:

@@ -1,0 +1,123 @@
+"""An S3 API on loopback for the tests: moto's standalone server in a process of its own,
+and direct (boto3) access to what the catalog stored there, for tampering and inspection."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+
+REGION = "us-east-1"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+"""Dummy credentials (moto accepts any unless told to check them)."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def moto_server(log: Path, **env: str) -> Iterator[str]:
+    """``python -m moto.server`` on a free loopback port until the block ends; its
+    endpoint URL (``http://127.0.0.1:PORT``). ``env`` adds to the server's environment
+    (``INITIAL_NO_AUTH_ACTION_COUNT=0`` makes it check credentials)."""
+    port = free_port()
+    with log.open("ab") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_it_answers(endpoint, server)
+        yield endpoint
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _wait_until_it_answers(endpoint: str, server: "subprocess.Popen[bytes]") -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if server.poll() is not None:
+                raise RuntimeError(f"moto server exited with status {server.returncode}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"moto server at {endpoint} did not answer in 60 s") from None
+            time.sleep(0.1)
+
+
+def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def new_bucket(endpoint: str) -> str:
+    """A fresh, empty bucket's name."""
+    name = f"test-{uuid.uuid4().hex[:20]}"
+    s3_client(endpoint).create_bucket(Bucket=name)
+    return name
+
+
+class S3Objects:
+    """The objects under ``s3://bucket/prefix``, read and written behind the catalog's back."""
+
+    def __init__(self, endpoint: str, url: str) -> None:
+        self.client = s3_client(endpoint)
+        self.bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+
+    def key(self, cas_id: str) -> str:
+        digest = cas_id.split(":", 1)[1]
+        return f"{self.prefix}sha256/{digest[:2]}/{digest[2:4]}/{digest}"
+
+    def keys(self, under: str = "") -> list[str]:
+        """Every key under ``prefix + under``, relative to the prefix, sorted."""
+        found: list[str] = []
+        pages = self.client.get_paginator("list_objects_v2")
+        for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix + under):
+            found += [item["Key"][len(self.prefix) :] for item in page.get("Contents", [])]
+        return sorted(found)
+
+    def read(self, key: str) -> bytes:
+        body: bytes = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)[
+            "Body"
+        ].read()
+        return body
+
+    def write(self, key: str, content: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=content)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
