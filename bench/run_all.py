@@ -27,6 +27,7 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
         ("cas_throughput", []),
         ("tag_resolution", []),
         ("dagster_overhead", []),
+        ("dagster_overhead", ["--publish", "run"]),
         ("duckdb_inserts", []),
         ("lock_storm", []),
     ]
@@ -35,7 +36,9 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
             ("cas_throughput", ["--database-url", postgres_url]),
             ("tag_resolution", ["--database-url", postgres_url]),
             ("dagster_overhead", ["--database-url", postgres_url]),
+            ("dagster_overhead", ["--database-url", postgres_url, "--publish", "run"]),
             ("postgres_load", ["--database-url", postgres_url]),
+            ("publish_load", ["--database-url", postgres_url]),
             ("object_store", ["--database-url", postgres_url]),  # Postgres + s3 (moto)
         ]
     else:
