@@ -191,6 +191,10 @@ def check_content(content: object) -> bytes | bytearray | memoryview:
     return content
 
 
+MIN_RUN_PREFIX = 8
+"""The shortest run id prefix that names a run (the Dagster UI shows eight characters)."""
+
+
 def check_publish(publish: object) -> PublishMode | None:
     """``publish`` as a mode (``None`` stays ``None``); an unknown one is refused."""
     if publish is None or isinstance(publish, PublishMode):

@@ -6,7 +6,7 @@ import uuid
 
 from core.domain import Artifact
 from core.errors import NotFoundError, ValidationError
-from core.identifiers import TAG_NAME_PATTERN, check_run_id, check_tag_name
+from core.identifiers import MIN_RUN_PREFIX, TAG_NAME_PATTERN, check_run_id, check_tag_name
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_resolution import ArtifactResolution
 from core.storage.uow import UnitOfWorkFactory
@@ -77,9 +77,15 @@ class RefService:
         return None
 
     def _staged(self, run_id: str) -> Artifact:
-        """The version run ``run_id`` staged last, else its base."""
+        """The version run ``run_id`` (or the one run whose id starts so, with at least
+        ``MIN_RUN_PREFIX`` characters) staged last, else its base."""
         with self._uow() as uow:
             run = uow.runs.get(run_id)
+            if run is None and len(run_id) >= MIN_RUN_PREFIX:  # as the Dagster UI shows ids
+                matches = uow.runs.find_by_prefix(run_id, 2)
+                if len(matches) > 1:
+                    raise ValidationError(f"ambiguous run id prefix {run_id!r} in run:{run_id}")
+                run = matches[0] if matches else None
             if run is None:
                 raise NotFoundError(f"run {run_id!r} not found")
             target = run.head_id or run.base_id

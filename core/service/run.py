@@ -8,6 +8,7 @@ from typing import NamedTuple
 from core.domain import Artifact, Direction, NodeValue, PublishMode, Run, RunIO, RunStatus
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.identifiers import (
+    MIN_RUN_PREFIX,
     check_cas_id,
     check_job_name,
     check_limit,
@@ -30,8 +31,6 @@ from core.storage.uow import UnitOfWorkFactory
 
 FINAL_STATUSES = frozenset(RunStatus) - {RunStatus.STARTED}
 PIN_CACHE_SIZE = 1024
-MIN_RUN_PREFIX = 8
-"""The shortest run id prefix ``find_run`` resolves (the Dagster UI shows eight)."""
 
 
 class _RunExists(Exception):

@@ -156,3 +156,32 @@ def test_an_io_manager_of_another_mode_for_the_same_run_is_refused(
     )
     assert not failed.success
     assert catalog.tags.list_tags() == []
+
+
+def test_a_move_sensor_with_asset_keys_fires_for_a_publish_that_changed_them(
+    orchestrator: OrchestratorResource, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    json = "application/json"
+    catalog.assets.commit_output("seed", "main", "revenue", b"1", media_type=json)
+    for run_id, node in (("touches-revenue", "revenue"), ("elsewhere", "orders")):
+        catalog.runs.create_run(run_id, "main", publish="run")
+        catalog.assets.commit_output(run_id, "main", node, b"2", media_type=json)
+        catalog.assets.commit_output(run_id, "main", f"notes-{run_id}", b"3", media_type=json)
+    sensor = tag_move_sensor("main", dg.define_asset_job("after", selection=[revenue]),
+                             asset_keys=["revenue"])  # fmt: skip
+    with dg.build_sensor_context(
+        resources={"orchestrator": orchestrator}, instance=instance
+    ) as context:
+        first = sensor(context)
+    assert isinstance(first, dg.SensorResult) and first.cursor is not None
+    catalog.runs.publish("touches-revenue")
+    catalog.runs.publish("elsewhere")  # a merge that adds orders and notes, not revenue
+    with dg.build_sensor_context(
+        cursor=first.cursor, resources={"orchestrator": orchestrator}, instance=instance
+    ) as context:
+        after = sensor(context)
+    assert isinstance(after, dg.SensorResult)
+    requested = [request.tags["orchestrator/move_id"] for request in after.run_requests or []]
+    moves = catalog.tags.get_history("main")
+    assert [move.run_id for move in moves[-2:]] == ["touches-revenue", "elsewhere"]
+    assert requested == [str(moves[-2].id)]  # one run, for the publish that changed revenue

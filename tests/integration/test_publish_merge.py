@@ -283,3 +283,15 @@ def test_a_merge_expecting_another_target_moves_nothing(catalog: core.Services) 
     with pytest.raises(core.ConflictError, match="not the expected"):
         catalog.workflows.merge("feature", "main", expected_target_id=stale)
     assert catalog.tags.get_tag("main").revision == 2
+
+
+def test_a_staged_head_is_named_by_a_run_id_prefix(catalog: core.Services) -> None:
+    commit(catalog, "seed", "a", b"1")
+    staged_run(catalog, "6f1c2a9e-0000-4000-8000-000000000001")
+    commit(catalog, "6f1c2a9e-0000-4000-8000-000000000001", "a", b"2")
+    assert values(catalog, "run:6f1c2a9e") == {"a": _sha(b"2")}
+    staged_run(catalog, "6f1c2a9e-0000-4000-8000-000000000002")
+    with pytest.raises(core.ValidationError, match="ambiguous run id prefix"):
+        catalog.refs.resolve("run:6f1c2a9e")
+    with pytest.raises(core.NotFoundError, match="run '6f1c2a9f' not found"):
+        catalog.refs.resolve("run:6f1c2a9f")
