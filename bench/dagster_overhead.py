@@ -60,12 +60,20 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 import dagster as dg
-from figures import Figure, catalog_url, figure, finish, format_figure, redact, work_directory
+from figures import (
+    Figure,
+    catalog_url,
+    figure,
+    finish,
+    format_figure,
+    interleave,
+    redact,
+    work_directory,
+)
 from sqlalchemy.engine import make_url
 
 from orchestrator_dagster import OrchestratorResource, VersionedIOManager, publish_run
@@ -132,24 +140,6 @@ def ensure_repo_root_on_path() -> None:
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if root not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
-
-
-def interleave(
-    rounds: int, first: Callable[[], Timing], second: Callable[[], Timing]
-) -> tuple[list[Timing], list[Timing]]:
-    """One unrecorded warm-up of each, then ``rounds`` rounds alternating which goes first."""
-    first()
-    second()
-    first_times: list[Timing] = []
-    second_times: list[Timing] = []
-    for index in range(rounds):
-        if index % 2 == 0:
-            first_times.append(first())
-            second_times.append(second())
-        else:
-            second_times.append(second())
-            first_times.append(first())
-    return first_times, second_times
 
 
 # --- catalogs ---------------------------------------------------------------------------

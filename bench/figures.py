@@ -8,10 +8,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -109,3 +109,25 @@ def finish(figures: list[Figure], started: float, out: TextIO, as_json: bool) ->
     if as_json:
         dump_json(figures)
     return 0
+
+
+T = TypeVar("T")
+
+
+def interleave(
+    rounds: int, first: Callable[[], T], second: Callable[[], T]
+) -> tuple[list[T], list[T]]:
+    """One unrecorded warm-up of each side, then ``rounds`` rounds alternating which goes
+    first; each side's measurements."""
+    first()
+    second()
+    first_values: list[T] = []
+    second_values: list[T] = []
+    for index in range(rounds):
+        if index % 2 == 0:
+            first_values.append(first())
+            second_values.append(second())
+        else:
+            second_values.append(second())
+            first_values.append(first())
+    return first_values, second_values

@@ -48,7 +48,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from figures import Figure, catalog_url, figure, finish, format_figure, redact, work_directory
+from figures import (
+    Figure,
+    catalog_url,
+    figure,
+    finish,
+    format_figure,
+    interleave,
+    redact,
+    work_directory,
+)
 
 import core
 
@@ -120,24 +129,6 @@ def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
-
-
-def interleave(
-    rounds: int, first: Callable[[], float], second: Callable[[], float]
-) -> tuple[list[float], list[float]]:
-    """One unrecorded warm-up of each, then ``rounds`` rounds alternating which goes first."""
-    first()
-    second()
-    a: list[float] = []
-    b: list[float] = []
-    for index in range(rounds):
-        if index % 2 == 0:
-            a.append(first())
-            b.append(second())
-        else:
-            b.append(second())
-            a.append(first())
-    return a, b
 
 
 def raw_line(label: str, values: list[float]) -> str:

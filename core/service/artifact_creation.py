@@ -131,9 +131,12 @@ class ArtifactCreation:
         created_by: str | None,
         metadata_json: str,
         blobs: Sequence[tuple[bytes, str]] = (),
+        *,
+        merged_id: uuid.UUID | None = None,
     ) -> "PlannedVersion":
-        """A step: the version ``add_dag_version_in`` would record, its files written
-        for ``uow`` and nothing recorded yet."""
+        """A step: the version ``add_dag_version_in`` would record (a merge version when
+        ``merged_id`` names what it merged), its files written for ``uow`` and nothing
+        recorded yet."""
         content = canonical_json(document)
         staged = self._cas.stage_in(uow, [(content, DAG_MEDIA_TYPE), *blobs])
         return self._plan(
@@ -147,6 +150,7 @@ class ArtifactCreation:
             refs=referenced_cas_ids(document),
             staged=staged,
             resolved=Resolved(content, 0),
+            merged_id=merged_id,
         )
 
     def plan_merge_in(
@@ -173,20 +177,8 @@ class ArtifactCreation:
                 uow, name, staged[0].cas_id, parent_id, parent_document, document, created_by,
                 metadata_json, staged, merged_id=merged_id,
             )  # fmt: skip
-        content = canonical_json(document)
-        staged = self._cas.stage_in(uow, [(content, DAG_MEDIA_TYPE)])
-        return self._plan(
-            uow,
-            ArtifactKind.DAG_VERSION,
-            name,
-            staged[0].cas_id,
-            parent_id,
-            created_by,
-            metadata_json,
-            refs=referenced_cas_ids(document),
-            staged=staged,
-            resolved=Resolved(content, 0),
-            merged_id=merged_id,
+        return self.plan_dag_version_in(
+            uow, name, document, parent_id, created_by, metadata_json, merged_id=merged_id
         )
 
     def create_patch_set(

@@ -4,7 +4,7 @@ version (a full version on the tag's target whose second parent is what it merge
 import uuid
 from dataclasses import dataclass
 
-from core.dag import changed_nodes, validate_dag
+from core.dag import canonical_json, changed_nodes, validate_dag
 from core.domain import Artifact, ArtifactKind, MergeResult
 from core.errors import ConflictError, MergeConflictError, ValidationError
 from core.identifiers import check_artifact_id, check_tag_name
@@ -212,7 +212,7 @@ class Merges:
         if conflicts:
             return _Plan(None, False, frozenset(), tuple(conflicts))
         changes = changed_nodes(ours, merged)
-        if not changes and merged.keys() == ours.keys():
+        if canonical_json(merged) == canonical_json(ours):  # the tag holds it all already
             return _Plan(None, False, frozenset(), ())
         try:
             document = validate_dag(merged)
