@@ -7,7 +7,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Row, func, literal, select
+from sqlalchemy import CTE, ColumnElement, Row, case, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,7 @@ from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.storage.duckdb.inserts import insert_if_absent
 from core.storage.models import ArtifactRow, BlobRefRow
+from core.storage.skip_list import SkipNode, skip_node
 
 artifacts = ArtifactRow.__table__
 blob_refs = BlobRefRow.__table__
@@ -57,8 +58,10 @@ class ArtifactRepository:
     ) -> Artifact | None:
         """Insert an artifact (a new id, and now, unless given); ``None`` when one with
         this version hash exists already."""
+        artifact_id = artifact_id or uuid.uuid4()
+        skip = skip_node(artifact_id, parent_id, self.skip_node)
         values = {
-            "id": artifact_id or uuid.uuid4(),
+            "id": artifact_id,
             "kind": kind.value,
             "version_hash": version_hash,
             "cas_id": cas_id,
@@ -68,6 +71,8 @@ class ArtifactRepository:
             "created_at": created_at or utc_now(),
             "created_by": created_by,
             "metadata": metadata_json,
+            "generation": skip.generation,
+            "skip_id": skip.skip_id,
         }
         inserted = insert_if_absent(
             self._session, artifacts, values, ("version_hash",), returning=("id",)
@@ -81,6 +86,41 @@ class ArtifactRepository:
         if not rows:
             return
         self._session.execute(insert(blob_refs), rows)
+
+    def skip_node(self, artifact_id: uuid.UUID) -> SkipNode:
+        """The first-parent skip pointers of a stored artifact."""
+        row = self._session.execute(
+            select(artifacts.c.generation, artifacts.c.skip_id).where(artifacts.c.id == artifact_id)
+        ).one()
+        return SkipNode(row.generation, row.skip_id)
+
+    def first_parent(self, head_id: uuid.UUID, generations: int) -> Artifact | None:
+        """The artifact ``generations`` first parents below ``head_id`` (``REF~N``), in
+        O(log N) steps along the skip pointers; ``None`` when the line is shorter."""
+        start = select(
+            artifacts.c.id,
+            artifacts.c.generation,
+            artifacts.c.parent_id,
+            artifacts.c.skip_id,
+            (artifacts.c.generation - generations).label("target"),
+        ).where(artifacts.c.id == head_id)
+        walk = start.cte("walk", recursive=True)
+        skip = artifacts.alias("skip")
+        step = artifacts.alias("step")
+        walk = walk.union_all(
+            select(step.c.id, step.c.generation, step.c.parent_id, step.c.skip_id, walk.c.target)
+            .select_from(walk.join(skip, skip.c.id == walk.c.skip_id))
+            .join(
+                step,
+                step.c.id
+                == case(
+                    (skip.c.generation >= walk.c.target, walk.c.skip_id), else_=walk.c.parent_id
+                ),
+            )
+            .where(walk.c.generation > walk.c.target)
+        )
+        found = select(walk.c.id).where(walk.c.generation == walk.c.target).scalar_subquery()
+        return self._find(artifacts.c.id == found)
 
     def get(self, artifact_id: uuid.UUID) -> Artifact | None:
         return self._find(artifacts.c.id == artifact_id)

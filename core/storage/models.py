@@ -11,8 +11,10 @@ from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Sequence,
@@ -23,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump with a migration in ``core.storage.schema`` whenever a table below changes."""
 
 NAMING_CONVENTION = {
@@ -36,7 +38,9 @@ NAMING_CONVENTION = {
 CAS_ID = String(71)
 TAG_NAME = String(200)
 RUN_ID = String(200)
+REF = String(500)
 tag_move_id_seq = Sequence("tag_move_id_seq")
+policy_change_id_seq = Sequence("tag_policy_change_id_seq")
 
 
 class Base(DeclarativeBase):
@@ -71,6 +75,11 @@ class ArtifactRow(Base):
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("artifacts.id"))
     merged_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("artifacts.id"))
     """A merge version's second parent: the version it merged."""
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    """How many first parents lie below this artifact (a first version is 0)."""
+    skip_id: Mapped[uuid.UUID | None]
+    """A first-parent ancestor further down (itself for a first version): with
+    ``generation``, a skew-binary skip list, so ``REF~N`` takes O(log N) steps."""
     name: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     created_by: Mapped[str | None] = mapped_column(String(255))
@@ -95,7 +104,10 @@ class TagMoveRow(Base):
     """Append-only tag history; ``id`` is the sensors' cursor."""
 
     __tablename__ = "tag_moves"
-    __table_args__ = (UniqueConstraint("tag_name", "revision"),)
+    __table_args__ = (
+        UniqueConstraint("tag_name", "revision"),
+        Index(None, "tag_name", "moved_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, tag_move_id_seq, primary_key=True)
     tag_name: Mapped[str] = mapped_column(TAG_NAME)
@@ -133,6 +145,7 @@ class RunIORow(Base):
     """Lineage: which blob a run produced or read for each node (and partition)."""
 
     __tablename__ = "run_io"
+    __table_args__ = (Index(None, "cas_id"),)
 
     run_id: Mapped[str] = mapped_column(RUN_ID, primary_key=True)
     direction: Mapped[str] = mapped_column(String(8), primary_key=True)
@@ -148,6 +161,7 @@ class BlobRefRow(Base):
     """The blobs an artifact's content names (node values): what ``gc`` must keep."""
 
     __tablename__ = "blob_refs"
+    __table_args__ = (Index(None, "cas_id"),)
 
     artifact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(ArtifactRow.id), primary_key=True)
     cas_id: Mapped[str] = mapped_column(ForeignKey(CasBlob.cas_id), primary_key=True)
@@ -162,3 +176,43 @@ class JournalMark(Base):
     name: Mapped[str] = mapped_column(String(16), primary_key=True)
     record_id: Mapped[uuid.UUID]
     folded_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RunPinRow(Base):
+    """What a run resolved a ref to, the first time it read through it: a run reads one
+    version of each tag and ref however they move (``TAG@{run:<run id>}``)."""
+
+    __tablename__ = "run_pins"
+
+    run_id: Mapped[str] = mapped_column(RUN_ID, primary_key=True)
+    ref: Mapped[str] = mapped_column(REF, primary_key=True)
+    artifact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(ArtifactRow.id))
+    pinned_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class TagPolicyRow(Base):
+    """A policy for the tags whose names match ``pattern`` (a glob)."""
+
+    __tablename__ = "tag_policies"
+
+    pattern: Mapped[str] = mapped_column(TAG_NAME, primary_key=True)
+    immutable: Mapped[bool] = mapped_column(Boolean)
+    protected: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class TagPolicyChangeRow(Base):
+    """Append-only history of policy changes; ``None`` flags: no policy (before a first
+    set, after a delete)."""
+
+    __tablename__ = "tag_policy_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, policy_change_id_seq, primary_key=True)
+    pattern: Mapped[str] = mapped_column(TAG_NAME)
+    old_immutable: Mapped[bool | None] = mapped_column(Boolean)
+    old_protected: Mapped[bool | None] = mapped_column(Boolean)
+    new_immutable: Mapped[bool | None] = mapped_column(Boolean)
+    new_protected: Mapped[bool | None] = mapped_column(Boolean)
+    changed_at: Mapped[datetime] = mapped_column(DateTime)
+    changed_by: Mapped[str | None] = mapped_column(String(255))

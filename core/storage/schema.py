@@ -6,6 +6,7 @@ a migration to ``MIGRATIONS`` (keyed by the version it upgrades *from*) and bump
 the DuckDB file lock or a Postgres advisory lock, so concurrent first connects are safe.
 """
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -14,12 +15,27 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError, OrchestratorError
 from core.storage.db import Database
-from core.storage.models import SCHEMA_VERSION, Base, JournalMark, SchemaVersion
+from core.storage.models import (
+    SCHEMA_VERSION,
+    ArtifactRow,
+    Base,
+    BlobRefRow,
+    JournalMark,
+    RunIORow,
+    RunPinRow,
+    SchemaVersion,
+    TagMoveRow,
+    TagPolicyChangeRow,
+    TagPolicyRow,
+)
+from core.storage.skip_list import SkipNode, skip_nodes
 
 _SCHEMA_LOCK_KEY = 0x6F72636863617401
 """Postgres advisory lock key taken while creating or migrating the schema."""
 
 Migration = Callable[[Session], None]
+FILL_BATCH = 1000
+"""Rows a statement when a migration fills in a new column."""
 
 
 def _add_journal_marks(session: Session) -> None:
@@ -41,7 +57,68 @@ def _add_run_publishing(session: Session) -> None:
         session.execute(sa.text(statement))
 
 
-MIGRATIONS: dict[int, Migration] = {1: _add_journal_marks, 2: _add_run_publishing}
+def _add_refs_and_policies(session: Session) -> None:
+    """Version 4: first-parent skip pointers on artifacts (filled in for every stored
+    one), run pins, tag policies and their history, and the indexes behind time-travel
+    refs and lineage. DuckDB cannot alter a table that has an index, so the columns come
+    before the indexes."""
+    connection = session.connection()
+    for statement in (
+        "ALTER TABLE artifacts ADD COLUMN generation INTEGER DEFAULT 0",
+        "ALTER TABLE artifacts ADD COLUMN skip_id UUID",
+    ):
+        session.execute(sa.text(statement))
+    _fill_skip_pointers(session)
+    for new in (RunPinRow, TagPolicyRow, TagPolicyChangeRow):
+        new.__table__.create(connection, checkfirst=True)
+    for indexed in (TagMoveRow, RunIORow, BlobRefRow):
+        for index in indexed.__table__.indexes:
+            index.create(connection, checkfirst=True)
+
+
+def _fill_skip_pointers(session: Session) -> None:
+    """Give every stored artifact its ``generation`` and ``skip_id``, parents first."""
+    artifacts = ArtifactRow.__table__
+    parents = dict(session.execute(sa.select(artifacts.c.id, artifacts.c.parent_id)).tuples())
+    children: dict[uuid.UUID | None, list[uuid.UUID]] = {}
+    for artifact_id, parent_id in parents.items():
+        children.setdefault(parent_id, []).append(artifact_id)
+    ordered: list[tuple[uuid.UUID, uuid.UUID | None]] = []
+    pending = list(children.get(None, []))
+    while pending:
+        artifact_id = pending.pop()
+        ordered.append((artifact_id, parents[artifact_id]))
+        pending += children.get(artifact_id, [])
+    nodes = skip_nodes(ordered, _parent_first)
+    fill = sa.table(
+        "skip_fill", sa.column("id", sa.Uuid), sa.column("generation"), sa.column("skip_id")
+    )
+    session.execute(
+        sa.text("CREATE TEMPORARY TABLE skip_fill (id UUID, generation INTEGER, skip_id UUID)")
+    )
+    rows = [
+        {"id": artifact_id, "generation": node.generation, "skip_id": node.skip_id}
+        for artifact_id, node in nodes.items()
+    ]
+    for start in range(0, len(rows), FILL_BATCH):
+        session.execute(sa.insert(fill).values(rows[start : start + FILL_BATCH]))
+    session.execute(
+        artifacts.update()
+        .where(artifacts.c.id == fill.c.id)
+        .values(generation=fill.c.generation, skip_id=fill.c.skip_id)
+    )
+    session.execute(sa.text("DROP TABLE skip_fill"))
+
+
+def _parent_first(artifact_id: uuid.UUID) -> SkipNode:
+    raise AssertionError(f"artifact {artifact_id} was ordered before its parent")
+
+
+MIGRATIONS: dict[int, Migration] = {
+    1: _add_journal_marks,
+    2: _add_run_publishing,
+    3: _add_refs_and_policies,
+}
 
 
 def ensure_schema(db: Database, *, create: bool = True) -> int:

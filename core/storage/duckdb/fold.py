@@ -34,6 +34,7 @@ from core.storage.models import (
     TagRow,
     tag_move_id_seq,
 )
+from core.storage.skip_list import SkipNode, skip_nodes
 
 Row = dict[str, Any]
 MARK = "journal"
@@ -176,7 +177,7 @@ def _apply(connection: Connection, records: list[CommitRecord]) -> None:
             heads[staged.run_id] = (first_expected, moved)
         values += [_run_value_row(record, index) for index in range(len(record.run_values))]
     _insert(connection, CasBlob.__table__, blobs, on_conflict="DO NOTHING")
-    _insert_in_order(connection, ArtifactRow.__table__, versions)
+    _insert_in_order(connection, ArtifactRow.__table__, _with_skips(connection, versions))
     _insert(connection, BlobRefRow.__table__, refs)
     for name, (expected, row) in tags.items():
         _swap(connection, name, expected, row)
@@ -199,6 +200,23 @@ def _version_row(version: NewVersion, record: CommitRecord) -> Row:
         "created_by": version.created_by,
         "metadata": version.metadata_json,
     }
+
+
+def _with_skips(connection: Connection, versions: list[Row]) -> list[Row]:
+    """``versions`` (each after its parent) with their first-parent skip pointers."""
+    artifacts = ArtifactRow.__table__
+
+    def stored(artifact_id: uuid.UUID) -> SkipNode:
+        row = connection.execute(
+            select(artifacts.c.generation, artifacts.c.skip_id).where(artifacts.c.id == artifact_id)
+        ).one()
+        return SkipNode(row.generation, row.skip_id)
+
+    nodes = skip_nodes([(row["id"], row["parent_id"]) for row in versions], stored)
+    return [
+        {**row, "generation": nodes[row["id"]].generation, "skip_id": nodes[row["id"]].skip_id}
+        for row in versions
+    ]
 
 
 def _tag_values(record: CommitRecord) -> Row:

@@ -1,0 +1,57 @@
+"""First-parent skip pointers, so ``REF~N`` takes O(log N) steps however long the line.
+
+Each artifact stores its ``generation`` (how many first parents lie below it) and a
+``skip_id``: a first-parent ancestor chosen as in Myers' skew-binary random-access lists
+("An applicative random-access stack", 1983). A walk down to a generation follows the
+skip pointer whenever it does not overshoot, else the parent; both the insert and the
+walk touch O(1) and O(log N) rows.
+"""
+
+import uuid
+from collections.abc import Callable
+from typing import NamedTuple
+
+
+class SkipNode(NamedTuple):
+    generation: int
+    skip_id: uuid.UUID
+
+
+def skip_node(
+    artifact_id: uuid.UUID,
+    parent_id: uuid.UUID | None,
+    stored: Callable[[uuid.UUID], SkipNode],
+) -> SkipNode:
+    """The pointers of a new artifact, from its parent's (``stored`` reads a node).
+
+    A first version skips to itself. Otherwise, when the parent's skip and the skip's
+    skip span equal lengths, the new artifact skips over both; else to its parent.
+    """
+    if parent_id is None:
+        return SkipNode(0, artifact_id)
+    parent = stored(parent_id)
+    skip = stored(parent.skip_id)
+    skip_skip = stored(skip.skip_id)
+    generation = parent.generation + 1
+    if parent.generation - skip.generation == skip.generation - skip_skip.generation:
+        return SkipNode(generation, skip.skip_id)
+    return SkipNode(generation, parent_id)
+
+
+def skip_nodes(
+    rows: list[tuple[uuid.UUID, uuid.UUID | None]], stored: Callable[[uuid.UUID], SkipNode]
+) -> dict[uuid.UUID, SkipNode]:
+    """The pointers of new artifacts ``(id, parent id)``, each after its parent when both
+    are new; ``stored`` reads the nodes of artifacts already stored."""
+    known: dict[uuid.UUID, SkipNode] = {}
+
+    def node(artifact_id: uuid.UUID) -> SkipNode:
+        found = known.get(artifact_id)
+        if found is None:
+            found = known[artifact_id] = stored(artifact_id)
+        return found
+
+    new: dict[uuid.UUID, SkipNode] = {}
+    for artifact_id, parent_id in rows:
+        new[artifact_id] = known[artifact_id] = skip_node(artifact_id, parent_id, node)
+    return new
