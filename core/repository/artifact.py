@@ -103,7 +103,7 @@ class ArtifactRepository:
             artifacts.c.parent_id,
             artifacts.c.skip_id,
             (artifacts.c.generation - generations).label("target"),
-        ).where(artifacts.c.id == head_id)
+        ).where(artifacts.c.id == head_id, artifacts.c.generation >= generations)
         walk = start.cte("walk", recursive=True)
         skip = artifacts.alias("skip")
         step = artifacts.alias("step")

@@ -23,10 +23,11 @@ from core.domain import (
 from core.repository.clock import aware, aware_or_none, stored, utc_now
 from core.repository.errors import conflicts_on_integrity_errors, missing_rows_not_found
 from core.storage.duckdb.inserts import insert_if_absent, upsert
-from core.storage.models import RunIORow, RunRow
+from core.storage.models import RunIORow, RunPinRow, RunRow
 
 runs = RunRow.__table__
 run_io = RunIORow.__table__
+pins = RunPinRow.__table__
 IO_KEY = tuple(column.name for column in run_io.primary_key)
 
 
@@ -87,6 +88,23 @@ class RunRepository:
             .limit(limit)
         ).all()
         return [_to_run(row) for row in rows]
+
+    def pinned(self, run_id: str, ref: str) -> uuid.UUID | None:
+        """The version run ``run_id`` resolved ``ref`` to when it first read through it."""
+        return self._session.scalar(
+            select(pins.c.artifact_id).where(pins.c.run_id == run_id, pins.c.ref == ref)
+        )
+
+    @conflicts_on_integrity_errors
+    def pin_ref(self, run_id: str, ref: str, artifact_id: uuid.UUID) -> uuid.UUID:
+        """Record that run ``run_id`` reads ``ref`` as ``artifact_id``, unless it has a pin
+        for ``ref`` already; the pin that holds."""
+        values = {"run_id": run_id, "ref": ref, "artifact_id": artifact_id, "pinned_at": utc_now()}
+        if insert_if_absent(self._session, pins, values, ("run_id", "ref"), ("artifact_id",)):
+            return artifact_id
+        pinned = self.pinned(run_id, ref)
+        assert pinned is not None, "a pin that was not inserted is there"
+        return pinned
 
     def recent(self, limit: int) -> list[Run]:
         """The latest runs, newest first."""

@@ -263,12 +263,23 @@ class TagRepository:
         return [_to_move(row) for row in rows]
 
     def move_at(self, name: str, position: int) -> TagMove | None:
-        """The move ``position`` steps back from the latest (0 = the latest), as in a reflog."""
+        """The move ``position`` steps back from the latest (0 = the latest), as in a
+        reflog: one lookup by revision, since a tag's moves are numbered 1, 2, 3..."""
+        revision = self.revision(name) - position
+        if revision < 1:
+            return None
+        row = self._session.execute(
+            select(moves).where(moves.c.tag_name == name, moves.c.revision == revision)
+        ).first()
+        return None if row is None else _to_move(row)
+
+    def move_as_of(self, name: str, instant: datetime) -> TagMove | None:
+        """The last move of ``name`` made at or before ``instant`` (naive UTC), through
+        the index on ``(tag_name, moved_at)``."""
         row = self._session.execute(
             select(moves)
-            .where(moves.c.tag_name == name)
-            .order_by(moves.c.id.desc())
-            .offset(position)
+            .where(moves.c.tag_name == name, moves.c.moved_at <= instant)
+            .order_by(moves.c.moved_at.desc(), moves.c.revision.desc())
             .limit(1)
         ).first()
         return None if row is None else _to_move(row)

@@ -79,7 +79,10 @@ def _add_refs_and_policies(session: Session) -> None:
 def _fill_skip_pointers(session: Session) -> None:
     """Give every stored artifact its ``generation`` and ``skip_id``, parents first."""
     artifacts = ArtifactRow.__table__
-    parents = dict(session.execute(sa.select(artifacts.c.id, artifacts.c.parent_id)).tuples())
+    parents = {
+        row.id: row.parent_id
+        for row in session.execute(sa.select(artifacts.c.id, artifacts.c.parent_id))
+    }
     children: dict[uuid.UUID | None, list[uuid.UUID]] = {}
     for artifact_id, parent_id in parents.items():
         children.setdefault(parent_id, []).append(artifact_id)

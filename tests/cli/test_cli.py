@@ -98,8 +98,9 @@ def test_ambiguous_prefix_is_an_error(run, catalog: core.Services) -> None:  # t
             session.execute(
                 sa.text(
                     "INSERT INTO artifacts (id, kind, version_hash, cas_id, parent_id, name,"
-                    " created_at, created_by, metadata) VALUES (:id, 'dag_version', :hash,"
-                    " :cas_id, NULL, 'x', CURRENT_TIMESTAMP, NULL, '{}')"
+                    " created_at, created_by, metadata, generation, skip_id) VALUES (:id,"
+                    " 'dag_version', :hash, :cas_id, NULL, 'x', CURRENT_TIMESTAMP, NULL, '{}',"
+                    " 0, :id)"
                 ),
                 {"id": uuid.uuid4(), "hash": f"sha256:deadbeef{tail}", "cas_id": cas_id},
             )

@@ -1,0 +1,80 @@
+"""A catalog created by an older release opens with this one: its data kept, the new
+columns filled in, the new tables and indexes there."""
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import core
+from core.storage.models import SCHEMA_VERSION
+
+SCHEMAS = Path(__file__).parent.parent / "support" / "schemas"
+BLOB = "sha256:" + "ab" * 32
+
+
+def create_version_3(database_url: str, line: int) -> list[uuid.UUID]:
+    """A catalog as schema 3 (``tests/support/schemas/v3.sql``) with one blob, a line of
+    ``line`` versions and a merge version off its middle, and ``main`` at the line's end;
+    the line's ids, oldest first."""
+    engine = sa.create_engine(database_url)
+    ids = [uuid.uuid4() for _ in range(line)]
+    side = uuid.uuid4()
+    now = datetime(2026, 11, 1)
+    with engine.begin() as connection:
+        for statement in (SCHEMAS / "v3.sql").read_text().split(";\n"):
+            if statement.strip():
+                connection.exec_driver_sql(statement)
+        connection.execute(
+            sa.text("INSERT INTO schema_version VALUES (3, :now)"), {"now": now}
+        )
+        connection.execute(
+            sa.text("INSERT INTO cas_blobs VALUES (:cas_id, 2, 'application/json', :now)"),
+            {"cas_id": BLOB, "now": now},
+        )
+        rows = [(artifact_id, ids[i - 1] if i else None) for i, artifact_id in enumerate(ids)]
+        rows.append((side, ids[line // 2]))
+        for number, (artifact_id, parent_id) in enumerate(rows):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO artifacts (id, kind, version_hash, cas_id, parent_id, name, "
+                    "created_at, metadata) VALUES (:id, 'dag_version', :hash, :cas_id, "
+                    ":parent_id, 'line', :now, '{}')"
+                ),
+                {
+                    "id": artifact_id,
+                    "hash": f"sha256:{number:064x}",
+                    "cas_id": BLOB,
+                    "parent_id": parent_id,
+                    "now": now,
+                },
+            )
+        connection.execute(
+            sa.text("INSERT INTO tags VALUES ('main', :id, 'dag_version', 1, :now, :now, NULL)"),
+            {"id": ids[-1], "now": now},
+        )
+    engine.dispose()
+    return ids
+
+
+def test_a_version_3_catalog_is_migrated_with_its_data(database_url: str, tmp_path: Path) -> None:
+    ids = create_version_3(database_url, 40)
+    with core.connect(database_url, tmp_path / "blobs") as catalog:
+        with catalog.database.transaction() as session:
+            assert session.scalar(sa.text("SELECT version FROM schema_version")) == SCHEMA_VERSION
+            tables = set(sa.inspect(session.connection()).get_table_names())
+            generations = {
+                row.id: row.generation
+                for row in session.execute(sa.text("SELECT id, generation FROM artifacts"))
+            }
+        assert {"run_pins", "tag_policies", "tag_policy_changes"} <= tables
+        assert [generations[artifact_id] for artifact_id in ids] == list(range(40))
+        assert catalog.tags.get_tag("main").target_id == ids[-1]
+        for distance in (1, 7, 39):
+            assert catalog.refs.resolve(f"main~{distance}").id == ids[39 - distance]
+        with pytest.raises(core.NotFoundError):
+            catalog.refs.resolve("main~40")
+        with core.connect(database_url, tmp_path / "blobs") as again:  # opens as it is
+            assert again.refs.resolve(f"{ids[-1]}~39").id == ids[0]
