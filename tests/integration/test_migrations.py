@@ -27,9 +27,7 @@ def create_version_3(database_url: str, line: int) -> list[uuid.UUID]:
         for statement in (SCHEMAS / "v3.sql").read_text().split(";\n"):
             if statement.strip():
                 connection.exec_driver_sql(statement)
-        connection.execute(
-            sa.text("INSERT INTO schema_version VALUES (3, :now)"), {"now": now}
-        )
+        connection.execute(sa.text("INSERT INTO schema_version VALUES (3, :now)"), {"now": now})
         connection.execute(
             sa.text("INSERT INTO cas_blobs VALUES (:cas_id, 2, 'application/json', :now)"),
             {"cas_id": BLOB, "now": now},
