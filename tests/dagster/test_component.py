@@ -137,6 +137,7 @@ def test_a_dg_project_checks_and_materialises_through_the_component(
     checked = run_dg(project, "check", "defs")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "All definitions loaded successfully." in checked.stdout
+    assert not (project / "catalog").exists()  # checking opens no catalog
 
     launched = run_dg(  # from elsewhere: relative paths still land in the project
         project, "launch", "--target-path", str(project), "--assets", "orders,revenue", cwd=tmp_path
@@ -285,3 +286,50 @@ def test_the_component_names_a_bad_setting(field: str, value: str, message: str)
     with pytest.raises(pydantic.ValidationError, match=field) as invalid:
         OrchestratorComponent(**{field: value})
     assert message in str(invalid.value)
+
+
+DOC_ASSETS = """
+import dagster as dg
+
+
+@dg.asset
+def report() -> int:
+    return 1
+
+
+@dg.asset
+def sales_report() -> int:
+    return 1
+
+
+@dg.asset
+def publish_report(report: int) -> int:
+    return report
+
+
+@dg.asset
+def prod_report() -> int:
+    return 1
+"""
+
+
+def yaml_examples(path: Path) -> list[dict[str, Any]]:
+    """The ``defs.yaml`` examples of a page: its ``yaml`` blocks of the component."""
+    blocks = path.read_text().split("```yaml\n")[1:]
+    documents = [yaml.safe_load(block.split("```", 1)[0]) for block in blocks]
+    return [document for document in documents if document.get("type") == TYPE]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/dagster.md"])
+def test_the_documented_defs_yaml_loads(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (example,) = yaml_examples(Path(__file__).parents[2] / page)
+    example["attributes"]["blob_root"] = str(tmp_path / "blobs")  # not /data on this machine
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", f"duckdb:///{tmp_path / 'catalog.duckdb'}")
+    with build_defs(example, DOC_ASSETS) as defs:
+        dg.Definitions.validate_loadable(defs)
+        assert defs.sensors and "io_manager" in (defs.resources or {})
+        assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+        with dg.instance_for_test() as instance:
+            assert dg.materialize(assets, resources=defs.resources, instance=instance).success
