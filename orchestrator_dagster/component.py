@@ -22,7 +22,7 @@ _STATUSES = {
 
 def _refuse_invalid(check: Callable[[Any], object], value: object) -> None:
     """Run a core check on ``value``: its ``ValidationError`` becomes the ``ValueError``
-    pydantic reports (with the field and, from a ``defs.yaml``, the file and line)."""
+    pydantic reports under the attribute's name (``dg check defs`` prints it)."""
     try:
         check(value)
     except core.ValidationError as exc:
