@@ -25,7 +25,7 @@ from core.service.workflow_moves import WorkflowMoves
 from core.storage.blob_url import parse_blob_root
 from core.storage.blobs import BlobStore
 from core.storage.blobstore import FolderBlobStore
-from core.storage.db import DEFAULT_BUSY_TIMEOUT, DEFAULT_LINGER, Database
+from core.storage.db import DEFAULT_BUSY_TIMEOUT, DEFAULT_LINGER, Database, check_database_url
 from core.storage.schema import ensure_schema
 from core.storage.uow import UnitOfWorkFactory
 
@@ -107,6 +107,37 @@ def connect(
         UnitOfWorkFactory(database, UnitOfWork), blobs, compaction_bound=compaction_bound
     )
     return Services(**vars(uses), database=database, blob_root=shown)
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """Where a catalog lives, checked: ``None`` leaves the choice to ``connect`` (the
+    environment, else the defaults)."""
+
+    database_url: str | None
+    blob_root: str | None
+
+
+def check_settings(
+    database_url: str | None = None,
+    blob_root: str | os.PathLike[str] | None = None,
+    *,
+    base: Path | None = None,
+) -> CatalogSettings:
+    """The settings ``connect`` would take, checked without opening or creating anything:
+    a malformed database URL or blob root is a ``ValidationError`` naming it. With
+    ``base``, a relative DuckDB file or blob folder is taken under ``base``."""
+    if database_url:
+        url = check_database_url(database_url)
+        database = Path(str(url.database)).expanduser()
+        if base is not None and url.get_backend_name() == "duckdb" and not database.is_absolute():
+            database_url = url.set(database=str(base / database)).render_as_string(False)
+    root = parse_blob_root(blob_root) if blob_root else None
+    if isinstance(root, Path) and base is not None and not root.expanduser().is_absolute():
+        root = base / root
+    return CatalogSettings(
+        database_url=database_url or None, blob_root=None if root is None else str(root)
+    )
 
 
 def open_blobs(root: str | os.PathLike[str]) -> tuple[BlobStore, Path | str]:

@@ -97,14 +97,30 @@ def tag_move_sensor(
     return _sensor
 
 
-@dg.sensor(
-    name="run_snapshot_sensor",
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Records the final status of every run the catalog knows, and publishes "
-    'the publish="run" runs that passed.',
-)
-def run_snapshot_sensor(
+def build_run_snapshot_sensor(
+    *,
+    name: str = "run_snapshot_sensor",
+    minimum_interval_seconds: int = 30,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+) -> dg.SensorDefinition:
+    """``run_snapshot_sensor`` with another name, interval or default status."""
+
+    @dg.sensor(
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="Records the final status of every run the catalog knows, and publishes "
+        'the publish="run" runs that passed.',
+    )
+    def _sensor(
+        context: dg.SensorEvaluationContext, orchestrator: OrchestratorResource
+    ) -> dg.SensorResult:
+        return _record_finished_runs(context, orchestrator)
+
+    return _sensor
+
+
+def _record_finished_runs(
     context: dg.SensorEvaluationContext, orchestrator: OrchestratorResource
 ) -> dg.SensorResult:
     """Marks each finished Dagster run finished in the catalog (success, failure, canceled)
@@ -123,6 +139,12 @@ def run_snapshot_sensor(
     newest = max([cursor or 0.0, *(r.update_timestamp.timestamp() for r in records)])
     skip = None if finished else "no finished runs to record"
     return dg.SensorResult(skip_reason=skip, cursor=str(newest) if records else context.cursor)
+
+
+run_snapshot_sensor = build_run_snapshot_sensor()
+"""Records each finished run's status in the catalog and publishes the ``publish="run"``
+runs that passed (every 30 s, running by default); ``build_run_snapshot_sensor`` makes
+one with other settings."""
 
 
 def _finished_runs_since(

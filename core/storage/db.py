@@ -65,6 +65,29 @@ DEFAULT_LINGER = 0.2
 """Seconds an idle process keeps its DuckDB connection when no other process waits."""
 
 
+SUPPORTED_BACKENDS = ("duckdb", "postgresql")
+
+
+def check_database_url(url: str | URL) -> URL:
+    """``url`` parsed, or a ``ValidationError`` naming it: a DuckDB file
+    (``duckdb:///<file>``) or Postgres (``postgresql+psycopg://...``). Opens nothing."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ValidationError(
+            f"invalid database url {url!r}: expected duckdb:///<file> or postgresql+psycopg://..."
+        ) from exc
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise ValidationError(
+            f"unsupported database url {parsed.render_as_string(hide_password=True)!r}: "
+            "use duckdb:///<file> or postgresql+psycopg://..."
+        )
+    if parsed.get_backend_name() == "duckdb" and parsed.database in (None, "", ":memory:"):
+        shown = url if isinstance(url, str) else str(url)
+        raise ValidationError(f"DuckDB catalog needs a file path, got {shown!r}")
+    return parsed
+
+
 def _is_duckdb_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "could not set lock" in text or "conflicting lock" in text
@@ -87,19 +110,12 @@ class Database:
     ) -> None:
         """``create=False`` refuses a DuckDB file that does not exist (``NotFoundError``)
         instead of creating it and its folder."""
-        try:
-            self.url = make_url(url)
-        except sa.exc.ArgumentError as exc:
-            raise ValidationError(
-                f"invalid database url {url!r}: expected duckdb:///<file> or "
-                "postgresql+psycopg://..."
-            ) from exc
+        self.url = check_database_url(url)
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         if self.url.get_backend_name() == "duckdb":
             database = self.url.database
-            if not database or database == ":memory:":
-                raise ValidationError(f"DuckDB catalog needs a file path, got {str(self.url)!r}")
+            assert database is not None, "check_database_url refuses a DuckDB url without a file"
             check_regular(Path(database).expanduser(), "the DuckDB catalog")
             path = Path(database).expanduser().resolve()
             if not create and not path.is_file():
@@ -123,7 +139,7 @@ class Database:
                 on_open=self._recover,
                 before_lend=self._fold,
             )
-        elif self.url.get_backend_name() == "postgresql":
+        else:  # postgresql
             self._lease = None
             try:
                 self.engine = sa.create_engine(
@@ -134,11 +150,6 @@ class Database:
                     f"a Postgres catalog needs {exc.name!r}, which is not installed: "
                     "pip install 'orchestrator-catalog[postgres]'"
                 ) from exc
-        else:
-            raise ValidationError(
-                f"unsupported database url {self.url.render_as_string(hide_password=True)!r}: "
-                "use duckdb:///<file> or postgresql+psycopg://..."
-            )
 
     @property
     def dialect(self) -> str:
