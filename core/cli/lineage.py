@@ -10,7 +10,7 @@ from core.cli.app import CatalogContext, cli, domain_errors, pass_catalog
 from core.cli.output import emit_json, short, table, to_json, when
 from core.cli.read import artifact_json, json_option
 
-BY_HAND = "none: written by hand"
+BY_HAND = "by hand"
 """What blame shows for a value that no run recorded as its output."""
 
 
