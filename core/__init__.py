@@ -9,7 +9,11 @@ from core.bootstrap import Services, connect
 from core.domain import (
     Artifact,
     ArtifactKind,
+    Blame,
+    BlameEntry,
     Blob,
+    BlobLineage,
+    BlobUse,
     CreateWorkflowRequest,
     CreateWorkflowResponse,
     Direction,
@@ -43,7 +47,11 @@ from core.errors import (
 __all__ = [
     "Artifact",
     "ArtifactKind",
+    "Blame",
+    "BlameEntry",
     "Blob",
+    "BlobLineage",
+    "BlobUse",
     "ConflictError",
     "CreateWorkflowRequest",
     "CreateWorkflowResponse",

@@ -12,6 +12,7 @@ from core.service.asset_inputs import AssetInputs
 from core.service.asset_lineage import RunLineage
 from core.service.asset_outputs import AssetOutputs
 from core.service.cas import CasService
+from core.service.lineage_queries import LineageQueries
 from core.service.maintenance import MaintenanceService
 from core.service.merges import Merges
 from core.service.ref import RefService
@@ -47,6 +48,7 @@ class UseCases:
     assets: AssetService
     refs: RefService
     maintenance: MaintenanceService
+    lineage: LineageQueries
 
 
 @dataclass(frozen=True)
@@ -180,4 +182,5 @@ def compose(
         ),
         refs=refs,
         maintenance=MaintenanceService(uow, blobs, found, tags),
+        lineage=LineageQueries(uow, found, refs),
     )

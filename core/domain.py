@@ -196,6 +196,64 @@ class RunIO:
 
 @final
 @dataclass(frozen=True)
+class BlobUse:
+    """A run that produced or read a blob, for one node (and partition): its lineage
+    row with the run's tag, job, status and way of publishing."""
+
+    run_id: str
+    direction: Direction
+    node: str
+    partition_key: str | None
+    recorded_at: datetime
+    """When the run recorded the value (for an output, when its commit was written)."""
+    tag: str
+    job_name: str | None
+    status: str
+    publish: PublishMode
+
+
+@final
+@dataclass(frozen=True)
+class BlobLineage:
+    """The runs that produced a blob and the runs that read it, each oldest first."""
+
+    blob: Blob
+    produced_by: tuple[BlobUse, ...]
+    read_by: tuple[BlobUse, ...]
+
+
+@final
+@dataclass(frozen=True)
+class BlameEntry:
+    """Where one value of a version comes from.
+
+    ``since`` is the oldest version on the blamed version's first-parent line from which
+    this node (or partition) held ``cas_id`` without a break up to the blamed version;
+    ``produced_by`` is the earliest run that recorded an output of these bytes for this
+    node and partition (``None``: no run did, the value was written by hand).
+    """
+
+    node: str
+    partition_key: str | None
+    cas_id: str
+    media_type: str | None
+    size: int | None
+    since: Artifact
+    produced_by: BlobUse | None
+
+
+@final
+@dataclass(frozen=True)
+class Blame:
+    """Each value of ``version`` (what ``ref`` resolved to), in node and partition order."""
+
+    ref: str
+    version: Artifact
+    entries: tuple[BlameEntry, ...]
+
+
+@final
+@dataclass(frozen=True)
 class NodeValue:
     """Where a node's (or one partition's) value is stored."""
 

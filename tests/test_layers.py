@@ -88,6 +88,10 @@ def test_public_names_are_exported() -> None:
         "MergeConflictError": errors.MergeConflictError,
         "Publication": domain.Publication,
         "MergeResult": domain.MergeResult,
+        "Blame": domain.Blame,
+        "BlameEntry": domain.BlameEntry,
+        "BlobLineage": domain.BlobLineage,
+        "BlobUse": domain.BlobUse,
     }
     missing = sorted(set(contract) - set(core.__all__))
     assert not missing, f"not in core.__all__: {missing}"
@@ -98,6 +102,6 @@ def test_public_names_are_exported() -> None:
     assert issubclass(core.StorageBusyError, core.OrchestratorError)
     assert issubclass(core.MergeConflictError, core.ConflictError)
     assert issubclass(core.TransactionLostError, core.StorageUnavailableError)
-    assert {"cas", "artifacts", "tags", "workflows", "runs"} <= set(
+    assert {"cas", "artifacts", "tags", "workflows", "runs", "lineage"} <= set(
         core.Services.__dataclass_fields__
     )

@@ -225,6 +225,86 @@ class ArtifactOut(BaseModel):
         return cls.model_validate(artifact, from_attributes=True)
 
 
+class BlobUseOut(BaseModel):
+    run_id: str
+    direction: core.Direction
+    node: str
+    partition_key: str | None = Field(description="The partition; null: the node's own value.")
+    recorded_at: datetime = Field(description="When the run recorded the value.")
+    tag: str = Field(description="The run's tag.")
+    job_name: str | None
+    status: str = Field(description="The run's status: started, success, failure, canceled.")
+    publish: core.PublishMode
+
+    @classmethod
+    def of(cls, use: core.BlobUse) -> "BlobUseOut":
+        return cls.model_validate(use, from_attributes=True)
+
+
+class BlobOut(BaseModel):
+    cas_id: str
+    size: int
+    media_type: str
+    created_at: datetime
+
+
+class BlobLineageOut(BaseModel):
+    blob: BlobOut
+    produced_by: list[BlobUseOut] = Field(description="Runs that produced it, oldest first.")
+    read_by: list[BlobUseOut] = Field(description="Runs that read it, oldest first.")
+
+    @classmethod
+    def of(cls, lineage: core.BlobLineage) -> "BlobLineageOut":
+        return cls(
+            blob=BlobOut.model_validate(lineage.blob, from_attributes=True),
+            produced_by=[BlobUseOut.of(use) for use in lineage.produced_by],
+            read_by=[BlobUseOut.of(use) for use in lineage.read_by],
+        )
+
+
+class BlameEntryOut(BaseModel):
+    node: str
+    partition_key: str | None = Field(description="The partition; null: the node's own value.")
+    cas_id: str
+    media_type: str | None
+    size: int | None
+    since: ArtifactOut = Field(
+        description="The oldest version on the ref's first-parent line from which this "
+        "value held these bytes without a break."
+    )
+    produced_by: BlobUseOut | None = Field(
+        description="The earliest run that produced these bytes for this node and "
+        "partition; null: no run did (written by hand)."
+    )
+
+
+class BlameOut(BaseModel):
+    ref: str
+    version: ArtifactOut = Field(description="The version the ref names.")
+    entries: list[BlameEntryOut] = Field(description="Each node and partition value.")
+
+    @classmethod
+    def of(cls, blame: core.Blame) -> "BlameOut":
+        return cls(
+            ref=blame.ref,
+            version=ArtifactOut.of(blame.version),
+            entries=[
+                BlameEntryOut(
+                    node=entry.node,
+                    partition_key=entry.partition_key,
+                    cas_id=entry.cas_id,
+                    media_type=entry.media_type,
+                    size=entry.size,
+                    since=ArtifactOut.of(entry.since),
+                    produced_by=None
+                    if entry.produced_by is None
+                    else BlobUseOut.of(entry.produced_by),
+                )
+                for entry in blame.entries
+            ],
+        )
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Not found"},
     409: {"model": ErrorBody, "description": "Conflict: a compare-and-swap lost"},

@@ -190,6 +190,13 @@ class RunRepository:
         ).first()
         return None if row is None else int(row.head_revision)
 
+    def get_many(self, run_ids: Sequence[str]) -> dict[str, Run]:
+        """The runs among ``run_ids`` that exist, by id."""
+        if not run_ids:
+            return {}
+        rows = self._session.execute(select(runs).where(runs.c.run_id.in_(set(run_ids)))).all()
+        return {row.run_id: _to_run(row) for row in rows}
+
     def record_outcome(self, run_id: str, outcome: RunOutcome) -> None:
         """Record how publishing ``run_id`` ended (the latest word wins)."""
         self._session.execute(
@@ -260,5 +267,32 @@ class RunIORepository:
             select(run_io)
             .where(run_io.c.run_id == run_id)
             .order_by(run_io.c.direction, run_io.c.node, run_io.c.partition_key)
+        ).all()
+        return [_to_io(row) for row in rows]
+
+    def first_output(self, node: str, partition_key: str | None, cas_id: str) -> RunIO | None:
+        """The earliest output of ``cas_id`` recorded for ``node`` (and partition), through
+        the index on ``run_io(cas_id)``."""
+        row = self._session.execute(
+            select(run_io)
+            .where(
+                run_io.c.cas_id == cas_id,
+                run_io.c.direction == Direction.OUTPUT.value,
+                run_io.c.node == node,
+                run_io.c.partition_key == (partition_key or ""),
+            )
+            .order_by(run_io.c.recorded_at, run_io.c.run_id)
+            .limit(1)
+        ).first()
+        return None if row is None else _to_io(row)
+
+    def of_blob(self, cas_id: str, direction: Direction, limit: int) -> list[RunIO]:
+        """The first ``limit`` records of ``cas_id`` in ``direction``, oldest first, through
+        the index on ``run_io(cas_id)``."""
+        rows = self._session.execute(
+            select(run_io)
+            .where(run_io.c.cas_id == cas_id, run_io.c.direction == direction.value)
+            .order_by(run_io.c.recorded_at, run_io.c.run_id, run_io.c.node, run_io.c.partition_key)
+            .limit(limit)
         ).all()
         return [_to_io(row) for row in rows]

@@ -1,18 +1,21 @@
-"""Routes: /blobs."""
+"""Routes: /blobs (verified bytes, and the runs that produced and read them)."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
 
 import core
 from core.handlers.blob import BlobHandler
 from core.handlers.errors import RetryingRoute
-from core.handlers.schemas import ERROR_RESPONSES
+from core.handlers.lineage import LineageHandler
+from core.handlers.schemas import ERROR_RESPONSES, BlobLineageOut
+from core.identifiers import MAX_LIMIT
 from core.routes.headers import IfNoneMatchHeader
 
 
 def router(catalog: core.Services) -> APIRouter:
     handler = BlobHandler(catalog)
+    lineage = LineageHandler(catalog)
     routes = APIRouter(
         prefix="/blobs", tags=["blobs"], responses=ERROR_RESPONSES, route_class=RetryingRoute
     )
@@ -47,5 +50,14 @@ def router(catalog: core.Services) -> APIRouter:
         range_header: Annotated[str | None, Header(alias="Range")] = None,
     ) -> Response:
         return handler.head(cas_id, range_header, if_none_match)
+
+    @routes.get("/{cas_id}/lineage", summary="The runs that produced the blob and that read it")
+    def get_lineage(
+        cas_id: str,
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_LIMIT, description="At most this many of each, oldest first")
+        ] = 100,
+    ) -> BlobLineageOut:
+        return lineage.of_blob(cas_id, limit)
 
     return routes

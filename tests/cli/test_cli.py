@@ -253,6 +253,8 @@ def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no
         ["verify"],
         ["merge"],
         ["publish"],
+        ["blame"],
+        ["lineage"],
     ]
     for command in commands:
         result = CliRunner().invoke(cli, [*command, "--help"])
@@ -422,6 +424,8 @@ def test_commands_that_need_a_catalog_do_not_create_one(
         ["merge", "prod", "main"],
         ["merge", "prod", "main", "--dry-run"],
         ["publish", "run-1"],
+        ["blame", "main"],
+        ["lineage", "sha256:" + "0" * 64],
     ]
     (tmp_path / "patch.json").write_text("[]")
     for args in commands:
