@@ -26,6 +26,8 @@ from core.domain import (
     RunStatus,
     Tag,
     TagMove,
+    TagPolicy,
+    TagPolicyChange,
     WorkflowMove,
 )
 from core.errors import (
@@ -34,6 +36,7 @@ from core.errors import (
     MergeConflictError,
     NotFoundError,
     OrchestratorError,
+    PolicyError,
     StorageBusyError,
     StorageUnavailableError,
     TransactionLostError,
@@ -57,6 +60,7 @@ __all__ = [
     "OrchestratorError",
     "OutcomeState",
     "OutputCommit",
+    "PolicyError",
     "Publication",
     "PublishMode",
     "Run",
@@ -68,6 +72,8 @@ __all__ = [
     "StorageUnavailableError",
     "Tag",
     "TagMove",
+    "TagPolicy",
+    "TagPolicyChange",
     "TransactionLostError",
     "ValidationError",
     "WorkflowMove",

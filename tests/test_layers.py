@@ -88,6 +88,8 @@ def test_public_names_are_exported() -> None:
         "MergeConflictError": errors.MergeConflictError,
         "Publication": domain.Publication,
         "MergeResult": domain.MergeResult,
+        "TagPolicy": domain.TagPolicy,
+        "PolicyError": errors.PolicyError,
     }
     missing = sorted(set(contract) - set(core.__all__))
     assert not missing, f"not in core.__all__: {missing}"
@@ -97,6 +99,7 @@ def test_public_names_are_exported() -> None:
         assert issubclass(contract[error], core.OrchestratorError), error
     assert issubclass(core.StorageBusyError, core.OrchestratorError)
     assert issubclass(core.MergeConflictError, core.ConflictError)
+    assert issubclass(core.PolicyError, core.ConflictError)
     assert issubclass(core.TransactionLostError, core.StorageUnavailableError)
     assert {"cas", "artifacts", "tags", "workflows", "runs"} <= set(
         core.Services.__dataclass_fields__
