@@ -13,6 +13,11 @@ tag that does not exist may be created by hand (it holds nothing to protect yet)
 it exists only publishing a run (``runs.publish``) and merging (``workflows.merge``)
 move it. A call that would leave a tag where it is is never refused. A policy set on a
 tag's existing history is allowed: it governs moves from then on.
+
+Every mover reads the policies in its own transaction, before it moves (a commit through
+its ``CommitStore``, so a DuckDB commit written behind obeys them too). On Postgres a move
+whose transaction read them just before a concurrent policy change committed may still
+land: a policy governs the moves that begin after it is set.
 """
 
 import fnmatch
