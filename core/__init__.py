@@ -30,6 +30,8 @@ from core.domain import (
     RunStatus,
     Tag,
     TagMove,
+    TagPolicy,
+    TagPolicyChange,
     WorkflowMove,
 )
 from core.errors import (
@@ -38,6 +40,7 @@ from core.errors import (
     MergeConflictError,
     NotFoundError,
     OrchestratorError,
+    PolicyError,
     StorageBusyError,
     StorageUnavailableError,
     TransactionLostError,
@@ -65,6 +68,7 @@ __all__ = [
     "OrchestratorError",
     "OutcomeState",
     "OutputCommit",
+    "PolicyError",
     "Publication",
     "PublishMode",
     "Run",
@@ -76,6 +80,8 @@ __all__ = [
     "StorageUnavailableError",
     "Tag",
     "TagMove",
+    "TagPolicy",
+    "TagPolicyChange",
     "TransactionLostError",
     "ValidationError",
     "WorkflowMove",

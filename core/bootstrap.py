@@ -20,6 +20,7 @@ from core.service.run import RunService
 from core.service.run_publishing import RunPublishing
 from core.service.tag import TagService
 from core.service.tag_moves import TagMoves
+from core.service.tag_policies import TagPolicies
 from core.service.workflow import WorkflowService
 from core.service.workflow_commits import DEFAULT_COMPACTION_BOUND, WorkflowCommits
 from core.service.workflow_moves import WorkflowMoves
@@ -161,14 +162,15 @@ def compose(
     cas = CasService(uow, blobs)
     artifacts = ArtifactService.compose(uow, cas)
     found, creation = artifacts.resolution, artifacts.creation
-    moves = TagMoves(found)
+    policies = TagPolicies(uow)
+    moves = TagMoves(found, policies)
     commits = WorkflowCommits(uow, found, creation, cas, compaction_bound=compaction_bound)
     read_model = WorkflowMoves(uow, found)
     refs = RefService(uow, found)
     merges = Merges(uow, found, creation, refs, compaction_bound=compaction_bound)
     runs = RunService(uow, found, creation, RunPublishing(uow, merges))
     lineage = RunLineage(uow, runs)
-    tags = TagService(uow, found, moves)
+    tags = TagService(uow, found, moves, policies)
     return UseCases(
         cas=cas,
         artifacts=artifacts,

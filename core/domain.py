@@ -36,6 +36,8 @@ class OutcomeState(enum.StrEnum):
     CHECKS_FAILED = "checks_failed"
     FAILED = "failed"
     CONFLICT = "conflict"
+    REFUSED = "refused"
+    """A tag policy refused the move (``core.errors.PolicyError``)."""
 
 
 class RunStatus(enum.StrEnum):
@@ -107,6 +109,37 @@ class TagMove:
     moved_by: str | None
     reason: str | None
     run_id: str | None
+
+
+@final
+@dataclass(frozen=True)
+class TagPolicy:
+    """What may move the tags whose names match ``pattern`` (a glob: ``v*``,
+    ``release/*``, ``main``). ``immutable``: created once, never moved or deleted;
+    ``protected``: moved only by publishing a run or merging. Neither: no rule (a more
+    specific pattern that exempts names from a broader one)."""
+
+    pattern: str
+    immutable: bool
+    protected: bool
+    updated_at: datetime
+    updated_by: str | None
+
+
+@final
+@dataclass(frozen=True)
+class TagPolicyChange:
+    """One change of a policy (append-only): its flags before and after, ``None`` where
+    there was no policy (before the first set, after a delete)."""
+
+    id: int
+    pattern: str
+    old_immutable: bool | None
+    old_protected: bool | None
+    new_immutable: bool | None
+    new_protected: bool | None
+    changed_at: datetime
+    changed_by: str | None
 
 
 @final

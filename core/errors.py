@@ -5,7 +5,8 @@ Every error the core raises on purpose is an ``OrchestratorError``::
     OrchestratorError
     ├── NotFoundError        an id, hash or tag that does not exist
     ├── ConflictError        a compare-and-swap lost (or an expectation did not hold)
-    │   └── MergeConflictError  both sides of a merge changed one value differently
+    │   ├── MergeConflictError  both sides of a merge changed one value differently
+    │   └── PolicyError      a tag policy refused the move
     ├── ValidationError      bad input, rejected before anything changed
     ├── IntegrityError       stored bytes do not match their content id
     ├── StorageBusyError     the database stayed locked past the retry budget
@@ -35,6 +36,16 @@ class MergeConflictError(ConflictError):
     def __init__(self, message: str, conflicts: list[tuple[str, str | None]]) -> None:
         super().__init__(message)
         self.conflicts = conflicts
+
+
+class PolicyError(ConflictError):
+    """A tag policy (``immutable`` or ``protected``) refused a move; nothing changed.
+    ``tag`` is the tag, ``pattern`` the policy's pattern that governs it."""
+
+    def __init__(self, message: str, *, tag: str, pattern: str) -> None:
+        super().__init__(message)
+        self.tag = tag
+        self.pattern = pattern
 
 
 class ValidationError(OrchestratorError, ValueError):

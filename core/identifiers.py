@@ -203,3 +203,28 @@ def check_publish(publish: object) -> PublishMode | None:
         return PublishMode(publish)
     modes = ", ".join(repr(mode.value) for mode in PublishMode)
     raise ValidationError(f"invalid publish mode {publish!r}: expected one of {modes}")
+
+
+TAG_PATTERN_CHARACTERS = re.compile(r"[A-Za-z0-9._/*?\[\]!-]{1,200}")
+"""A tag policy's pattern: the tag-name alphabet plus the glob's ``*``, ``?`` and
+``[...]`` (``[!...]`` negates)."""
+_BRACKET = re.compile(r"\[!?(?:[A-Za-z0-9._/-](?:-[A-Za-z0-9._/])?)+\]")
+
+
+def check_tag_pattern(pattern: object) -> str:
+    """``pattern`` if it is a glob over tag names (``v*``, ``release/*``, ``main``): at
+    most 200 characters of the tag-name alphabet, ``*``, ``?`` and bracket expressions
+    (``[0-9]``, ``[!x]``) that close; no ``..`` or ``//`` (no tag name holds them)."""
+    text = pattern if isinstance(pattern, str) else ""
+    rest = _BRACKET.sub("?", text)
+    if (
+        TAG_PATTERN_CHARACTERS.fullmatch(text) is None
+        or any(c in rest for c in "[]!")
+        or ".." in text
+        or "//" in text
+    ):
+        raise ValidationError(
+            f"invalid tag pattern {pattern!r}: expected a glob of at most 200 characters "
+            "over tag names ([A-Za-z0-9._/-]) with *, ? and closed [...] (no '..', no '//')"
+        )
+    return text

@@ -92,6 +92,8 @@ def test_public_names_are_exported() -> None:
         "BlameEntry": domain.BlameEntry,
         "BlobLineage": domain.BlobLineage,
         "BlobUse": domain.BlobUse,
+        "TagPolicy": domain.TagPolicy,
+        "PolicyError": errors.PolicyError,
     }
     missing = sorted(set(contract) - set(core.__all__))
     assert not missing, f"not in core.__all__: {missing}"
@@ -101,6 +103,7 @@ def test_public_names_are_exported() -> None:
         assert issubclass(contract[error], core.OrchestratorError), error
     assert issubclass(core.StorageBusyError, core.OrchestratorError)
     assert issubclass(core.MergeConflictError, core.ConflictError)
+    assert issubclass(core.PolicyError, core.ConflictError)
     assert issubclass(core.TransactionLostError, core.StorageUnavailableError)
     assert {"cas", "artifacts", "tags", "workflows", "runs", "lineage"} <= set(
         core.Services.__dataclass_fields__

@@ -2,10 +2,10 @@
 
 import signal
 
-from core.cli import landing, lineage, maintenance, read, serve, write
+from core.cli import landing, lineage, maintenance, policy, read, serve, write
 from core.cli.app import cli
 
-__all__ = ["cli", "landing", "lineage", "main", "maintenance", "read", "serve", "write"]
+__all__ = ["cli", "landing", "lineage", "main", "maintenance", "policy", "read", "serve", "write"]
 
 
 def main() -> None:

@@ -1,11 +1,12 @@
 """The ``orchestrator`` root command: options, the catalog, and exit statuses.
 
 Exit statuses: 0 success; 1 ``verify`` or ``gc`` found a problem (or a blob is corrupt);
-2 usage or validation error; 3 not found; 4 conflict (a compare-and-swap lost);
-5 the catalog stayed busy (DuckDB locked by other processes) or is unreachable, or the
-blob store cannot be used (a read-only or full folder; an unreachable endpoint, a missing
-bucket, denied credentials); 130 interrupted (Ctrl-C); 141 the reader
-of the output went away (``| head``), as for any piped Unix tool.
+2 usage or validation error; 3 not found; 4 conflict (a compare-and-swap lost); 5 the
+catalog stayed busy (DuckDB locked by other processes) or is unreachable, or the blob
+store cannot be used (a read-only or full folder; an unreachable endpoint, a missing
+bucket, denied credentials); 6 a tag policy refused the move (``PolicyError``); 130
+interrupted (Ctrl-C); 141 the reader of the output went away (``| head``), as for any
+piped Unix tool.
 """
 
 import contextlib
@@ -24,12 +25,14 @@ import core
 from core.bootstrap import BLOB_ROOT_ENV, DATABASE_URL_ENV
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_BUSY = 1, 2, 3, 4, 5
+EXIT_POLICY = 6
 EXIT_PIPE_CLOSED = 128 + 13  # SIGPIPE
 EXIT_INTERRUPTED = 128 + 2  # SIGINT
 EXIT_STATUSES = {
     core.IntegrityError: EXIT_PROBLEM,
     core.ValidationError: EXIT_USAGE,
     core.NotFoundError: EXIT_NOT_FOUND,
+    core.PolicyError: EXIT_POLICY,  # a ConflictError: before it
     core.ConflictError: EXIT_CONFLICT,
     core.StorageBusyError: EXIT_BUSY,
     core.StorageUnavailableError: EXIT_BUSY,
@@ -171,7 +174,8 @@ def cli(ctx: click.Context, database_url: str | None, blob_root: str | None) -> 
     Exit statuses: 0 success, 1 verify found a problem, 2 usage or validation
     error, 3 not found, 4 conflict (a compare-and-swap lost), 5 catalog or blob
     store unusable now (busy, unreachable, read-only, full, missing bucket, denied
-    credentials), 130 interrupted, 141 the reader of the output went away.
+    credentials), 6 a tag policy refused the move, 130 interrupted, 141 the
+    reader of the output went away.
 
     \b
     Example:

@@ -29,6 +29,7 @@ TRANSACTION_ATTEMPTS = 3
 """How often a request is served when the database drops its transaction before commit."""
 STATUSES: list[tuple[type[core.OrchestratorError], int, str]] = [
     (core.NotFoundError, 404, "not_found"),
+    (core.PolicyError, 403, "policy"),  # a ConflictError: before it
     (core.ConflictError, 409, "conflict"),
     (core.ValidationError, 422, "validation"),
     (core.StorageBusyError, 503, "busy"),
@@ -61,6 +62,8 @@ def install(app: FastAPI) -> None:
         if isinstance(error, TagConflict) and error.current is not None:
             detail.current_target = str(error.current.target_id)
             detail.current_revision = error.current.revision
+        if isinstance(error, core.PolicyError):
+            detail.tag, detail.pattern = error.tag, error.pattern
         if isinstance(error, core.MergeConflictError):
             detail.conflicts = ConflictOut.all(error.conflicts)
         if isinstance(error, core.IntegrityError):  # its message names server paths: log it

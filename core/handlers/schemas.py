@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 import core
 from core.identifiers import check_revision
@@ -25,7 +25,9 @@ class ConflictOut(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    type: str = Field(description="not_found, conflict, validation, busy, integrity or internal.")
+    type: str = Field(
+        description="not_found, policy, conflict, validation, busy, integrity or internal."
+    )
     message: str
     field: str | None = Field(default=None, description="The offending field, if any.")
     value: Any = Field(default=None, description="The offending value, if any.")
@@ -34,6 +36,10 @@ class ErrorDetail(BaseModel):
     conflicts: list[ConflictOut] | None = Field(
         default=None,
         description="On a merge conflict: each value both sides changed differently.",
+    )
+    tag: str | None = Field(default=None, description="On a policy refusal: the tag.")
+    pattern: str | None = Field(
+        default=None, description="On a policy refusal: the pattern of the policy that refused."
     )
 
 
@@ -209,6 +215,42 @@ class TagMoveOut(BaseModel):
         return cls.model_validate(move, from_attributes=True)
 
 
+class TagPolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    immutable: StrictBool = Field(
+        default=False, description="Created once, never moved or deleted."
+    )
+    protected: StrictBool = Field(default=False, description="Moved only by publish or merge.")
+    moved_by: str | None = Field(default=None, description="Who sets it (policy history).")
+
+
+class TagPolicyOut(BaseModel):
+    pattern: str = Field(description="A glob over tag names: *, ?, [...].")
+    immutable: bool
+    protected: bool
+    updated_at: datetime
+    updated_by: str | None
+
+    @classmethod
+    def of(cls, policy: core.TagPolicy) -> "TagPolicyOut":
+        return cls.model_validate(policy, from_attributes=True)
+
+
+class TagPolicyChangeOut(BaseModel):
+    id: int
+    pattern: str
+    old_immutable: bool | None = Field(description="Null: no policy before this change.")
+    old_protected: bool | None
+    new_immutable: bool | None = Field(description="Null: the policy was deleted.")
+    new_protected: bool | None
+    changed_at: datetime
+    changed_by: str | None
+
+    @classmethod
+    def of(cls, change: core.TagPolicyChange) -> "TagPolicyChangeOut":
+        return cls.model_validate(change, from_attributes=True)
+
+
 class ArtifactOut(BaseModel):
     id: uuid.UUID
     kind: str
@@ -306,6 +348,7 @@ class BlameOut(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "A tag policy refused the move; nothing changed"},
     404: {"model": ErrorBody, "description": "Not found"},
     409: {"model": ErrorBody, "description": "Conflict: a compare-and-swap lost"},
     422: {"model": ErrorBody, "description": "Validation error"},

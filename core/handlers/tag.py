@@ -9,7 +9,14 @@ import core
 from core.dag import changed_nodes
 from core.handlers.errors import TagConflict
 from core.handlers.headers import IfMatch, expected_revision, parse_if_match, revision_etag
-from core.handlers.schemas import MergeIn, MergeOut, MoveTagIn, TagMoveOut, TagOut
+from core.handlers.schemas import (
+    MergeIn,
+    MergeOut,
+    MoveTagIn,
+    TagMoveOut,
+    TagOut,
+    TagPolicyOut,
+)
 from core.service.tag import TagWrite
 
 
@@ -63,6 +70,8 @@ class TagHandler:
                 moved_by=moved_by,
                 reason=reason,
             )
+        except core.PolicyError:
+            raise
         except core.ConflictError as error:
             raise TagConflict(str(error), self._current(name)) from error
 
@@ -80,7 +89,7 @@ class TagHandler:
                 moved_by=body.moved_by,
                 reason=body.reason,
             )
-        except core.MergeConflictError:
+        except (core.MergeConflictError, core.PolicyError):
             raise
         except core.ConflictError as error:
             raise TagConflict(str(error), self._current(name)) from error
@@ -129,6 +138,12 @@ class TagHandler:
             changed=preview.changed,
             changed_nodes=sorted(preview.changed_nodes),
         )
+
+    def policy(self, name: str) -> TagPolicyOut:
+        governing = self._catalog.tags.get_policy(name)
+        if governing is None:
+            raise core.NotFoundError(f"no tag policy governs tag {name!r}")
+        return TagPolicyOut.of(governing)
 
     def history(self, name: str) -> list[TagMoveOut]:
         moves = self._catalog.tags.get_history(name)

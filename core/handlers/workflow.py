@@ -54,6 +54,8 @@ class WorkflowHandler:
         """Run ``call``; a conflict names the tag's current target and revision."""
         try:
             return call()
+        except core.PolicyError:
+            raise
         except core.ConflictError as error:
             try:
                 current = self._catalog.tags.get_tag(tag)

@@ -3,12 +3,13 @@ the unit of work's transaction."""
 
 import uuid
 
-from core.domain import NodeValue
+from core.domain import NodeValue, TagPolicy
 from core.errors import NotFoundError
 from core.repository.artifact import ArtifactRepository
 from core.repository.cas_blob import CasBlobRepository
 from core.repository.run import RunIORepository, RunRepository
 from core.repository.tag import TagRepository
+from core.repository.tag_policy import TagPolicyRepository
 from core.storage.commit_record import CommitRecord, Head
 
 
@@ -22,12 +23,14 @@ class RepositoryCommitStore:
         tags: TagRepository,
         runs: RunRepository,
         run_io: RunIORepository,
+        policies: TagPolicyRepository,
     ) -> None:
         self._blobs = blobs
         self._artifacts = artifacts
         self._tags = tags
         self._runs = runs
         self._run_io = run_io
+        self._policies = policies
 
     def head(self, tag: str) -> Head:
         live = self._tags.get(tag)
@@ -40,6 +43,9 @@ class RepositoryCommitStore:
         if found is None:
             raise NotFoundError(f"run {run_id!r} not found")
         return Head(*found)
+
+    def policies(self) -> tuple[TagPolicy, ...]:
+        return self._policies.all()
 
     def version_id(self, version_hash: str, parent_id: uuid.UUID | None = None) -> uuid.UUID | None:
         found = self._artifacts.get_by_version_hash(version_hash)

@@ -8,6 +8,7 @@ from core.repository.cas_blob import CasBlobRepository
 from core.repository.commit_store import RepositoryCommitStore
 from core.repository.run import RunIORepository, RunRepository
 from core.repository.tag import TagRepository
+from core.repository.tag_policy import TagPolicyRepository
 from core.storage.commit_record import CommitStore
 from core.storage.session_info import Settle
 from core.storage.uow import Publishes, Transaction
@@ -26,8 +27,9 @@ class UnitOfWork:
         self.tags = TagRepository(session)
         self.runs = RunRepository(session)
         self.run_io = RunIORepository(session)
+        self.tag_policies = TagPolicyRepository(session)
         self.commits: CommitStore = transaction.commit_store or RepositoryCommitStore(
-            self.blobs, self.artifacts, self.tags, self.runs, self.run_io
+            self.blobs, self.artifacts, self.tags, self.runs, self.run_io, self.tag_policies
         )
 
     def commit(self) -> None:

@@ -1,4 +1,4 @@
-"""Routes: /tags (names contain '/': the history route is matched first)."""
+"""Routes: /tags (names contain '/': the history and policy routes are matched first)."""
 
 from typing import Annotated
 
@@ -13,6 +13,7 @@ from core.handlers.schemas import (
     MoveTagIn,
     TagMoveOut,
     TagOut,
+    TagPolicyOut,
 )
 from core.handlers.tag import TagHandler
 from core.routes.headers import IfMatchHeader
@@ -31,6 +32,10 @@ def router(catalog: core.Services) -> APIRouter:
     @routes.get("/{name:path}/history", summary="A tag's moves, oldest first")
     def tag_history(name: str) -> list[TagMoveOut]:
         return handler.history(name)
+
+    @routes.get("/{name:path}/policy", summary="The tag policy that governs a tag")
+    def tag_policy(name: str) -> TagPolicyOut:
+        return handler.policy(name)
 
     @routes.post(
         "/{name:path}/merge",

@@ -4,7 +4,7 @@ from functools import partial
 
 from core.dag import with_node_value
 from core.domain import CreateWorkflowResponse, NodeValue, OutputCommit, PublishMode
-from core.errors import ConflictError, ValidationError
+from core.errors import ConflictError, PolicyError, ValidationError
 from core.identifiers import (
     check_content,
     check_job_name,
@@ -51,6 +51,14 @@ def check_output(
     check_job_name(job_name)
 
 
+class _Refused(Exception):
+    """Carries a ``PolicyError`` past the retries of lost races."""
+
+    def __init__(self, error: PolicyError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class AssetOutputs:
     """Each output becomes the node's value on the tag, with the run's pin, the new
     version, the tag's move and the run's lineage in one unit of work."""
@@ -92,7 +100,8 @@ class AssetOutputs:
         current one changes nothing (``changed=False``); a lost race is retried on the new
         head.
         The commit is one decision (``core.storage.commit_record``), which the storage
-        may write behind.
+        may write behind. A move the tag's policy refuses is a ``PolicyError``: a
+        ``publish="output"`` commit on a protected tag, or on an immutable one that exists.
         """
         check_output(run_id, tag, node, deps, content, media_type, job_name)
         check_partition_key(partition_key)
@@ -135,9 +144,18 @@ class AssetOutputs:
             self._lineage.written_in(uow, run_id, value, reads)
             return response
 
-        response = self._uow.run(
-            commit, lost=ConflictError, attempts=MAX_SWAP_ATTEMPTS, deferred=True
-        )
+        def decided(uow: UnitOfWork) -> CreateWorkflowResponse:
+            try:
+                return commit(uow)
+            except PolicyError as refused:  # a ConflictError, but no race: never retried
+                raise _Refused(refused) from None
+
+        try:
+            response = self._uow.run(
+                decided, lost=ConflictError, attempts=MAX_SWAP_ATTEMPTS, deferred=True
+            )
+        except _Refused as refused:
+            raise refused.error from None
         return OutputCommit(
             value=value,
             tag=tag,

@@ -16,6 +16,7 @@ from core.service.artifact_resolution import ArtifactResolution
 from core.service.ref import RefService
 from core.service.tag import MAX_SWAP_ATTEMPTS
 from core.service.tag_moves import check_move_fields
+from core.service.tag_policies import governing, refuse_landing
 from core.storage.commit_record import CommitRecord, Head, TagSwap
 from core.storage.uow import UnitOfWorkFactory
 
@@ -153,7 +154,15 @@ class Merges:
         """A step: move ``tag`` (at ``head``) to hold ``source_id`` (what ``label`` names)
         merged over ``base``: one compare-and-swap, or nothing when it holds it already.
         ``LostRace`` when the tag moved meanwhile; ``MergeConflictError`` naming the
-        conflicts."""
+        conflicts; ``PolicyError`` when the tag is immutable (and this would move it)."""
+        policies = uow.commits.policies()
+        policy = governing(policies, tag)
+        if policy is not None and policy.immutable and head.target_id is not None:
+            preview = self._plan(uow, tag, head, base, source_id, moved_by, write=False)
+            if preview.changes or preview.conflicts:
+                what = f"publishing {label}" if run_id is not None else f"merging {label}"
+                refuse_landing(policies, tag, live=True, action=what)
+            return MergeResult(tag, head.target_id, head.target_id, head.revision, False, False)
         plan = self._plan(uow, tag, head, base, source_id, moved_by, write=True)
         if plan.conflicts:
             names = ", ".join(f"{n}[{k}]" if k is not None else n for n, k in plan.conflicts)

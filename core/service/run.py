@@ -25,6 +25,7 @@ from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_creation import ArtifactCreation, check_record
 from core.service.artifact_resolution import ArtifactResolution
 from core.service.run_publishing import RunPublishing
+from core.service.tag_policies import refuse_run_in
 from core.storage.commit_record import CommitRecord, RunValue
 from core.storage.committed_cache import CommittedCache
 from core.storage.uow import UnitOfWorkFactory
@@ -150,7 +151,9 @@ class RunService:
         land on the tag together; a re-execution of such a run (``parent_run_id``) starts
         from its parent's base and staged head, so that publishing it publishes the
         corrected whole. A run on a tag that does not exist yet (a pipeline's first run) is
-        pinned to no base: it reads nothing it did not produce itself.
+        pinned to no base: it reads nothing it did not produce itself. A new run that its
+        tag's policy would never let land is refused (``PolicyError``, nothing recorded): a
+        ``publish="output"`` run on a protected tag, any run on an immutable tag that exists.
         """
         check_run_id(run_id)
         check_tag_name(tag)
@@ -187,6 +190,7 @@ class RunService:
         run = uow.runs.get(run_id)
         if run is not None:
             return self._remember(uow, run, tag, publish)
+        refuse_run_in(uow, tag, publish)
         parent = self._staged_parent(uow, parent_run_id, tag, publish)
         base: Artifact | None
         if parent is not None:

@@ -3,7 +3,13 @@
 from collections.abc import Sequence
 
 from core.domain import OutcomeState, Publication, PublishMode, Run, RunOutcome, RunStatus
-from core.errors import ConflictError, MergeConflictError, NotFoundError, ValidationError
+from core.errors import (
+    ConflictError,
+    MergeConflictError,
+    NotFoundError,
+    PolicyError,
+    ValidationError,
+)
 from core.identifiers import check_run_id, check_text
 from core.repository.unit_of_work import UnitOfWork
 from core.service.merges import LostRace, Merges
@@ -87,7 +93,8 @@ class RunPublishing:
     ) -> RunOutcome:
         """The audit: publish a ``publish="run"`` run that ended ``SUCCESS`` with no
         failed check of severity ``ERROR`` (``failed_checks`` names those), else record
-        why not; a conflict is recorded, not raised. Once: a run with an outcome keeps it."""
+        why not; a conflict, or a tag policy's refusal, is recorded, not raised. Once: a
+        run with an outcome keeps it."""
         check_run_id(run_id)
         checks = tuple(sorted(check_text_list(failed_checks)))
         with self._uow() as uow:
@@ -104,6 +111,10 @@ class RunPublishing:
                 self.publish(run_id, moved_by=run.job_name)
             except MergeConflictError as exc:
                 return RunOutcome(OutcomeState.CONFLICT, conflicts=tuple(exc.conflicts))
+            except PolicyError:  # the tag became immutable: recorded, so not tried again
+                outcome = RunOutcome(OutcomeState.REFUSED)
+                self.record_outcome(run_id, outcome)
+                return outcome
             with self._uow() as uow:
                 outcome = _staged_run(uow, run_id).outcome or RunOutcome(OutcomeState.UNCHANGED)
                 uow.commit()

@@ -9,6 +9,7 @@ from core.identifiers import check_artifact_id, check_limit, check_tag_name
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_resolution import ArtifactResolution
 from core.service.tag_moves import TagMoves, check_move_fields
+from core.service.tag_policies import TagPolicies
 from core.storage.uow import UnitOfWorkFactory
 
 MAX_MOVES_PER_POLL = 1000
@@ -33,15 +34,26 @@ class TagService:
     """Every move is a compare-and-swap that appends one history row in its transaction.
 
     A move that would leave the tag where it is records nothing. A deleted tag keeps its
-    history, and its revision keeps counting when the name is created again.
+    history, and its revision keeps counting when the name is created again. Tag policies
+    (``set_policy``, ``core.service.tag_policies``) may refuse a move: ``PolicyError``.
     """
 
     def __init__(
-        self, uow: UnitOfWorkFactory[UnitOfWork], artifacts: ArtifactResolution, moves: TagMoves
+        self,
+        uow: UnitOfWorkFactory[UnitOfWork],
+        artifacts: ArtifactResolution,
+        moves: TagMoves,
+        policies: TagPolicies,
     ) -> None:
         self._uow = uow
         self._artifacts = artifacts
         self.moves = moves
+        self.policies = policies
+        self.set_policy = policies.set_policy
+        self.get_policy = policies.get_policy
+        self.list_policies = policies.list_policies
+        self.delete_policy = policies.delete_policy
+        self.policy_history = policies.policy_history
 
     def create_tag(
         self,
@@ -199,6 +211,7 @@ class TagService:
                 moved_by=moved_by,
                 reason="rollback",
                 expected_revision=current.revision,
+                action="a rollback",
             ):
                 raise ConflictError(f"tag {name!r} moved during the rollback")
             tag = self._live(uow, name)

@@ -14,6 +14,7 @@ from core.identifiers import (
 )
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_resolution import ArtifactResolution
+from core.service.tag_policies import TagPolicies
 
 
 def check_move_fields(moved_by: object, reason: object, run_id: object) -> None:
@@ -26,8 +27,9 @@ def check_move_fields(moved_by: object, reason: object, run_id: object) -> None:
 class TagMoves:
     """Moves tags inside a caller's unit of work (the tag service's moves)."""
 
-    def __init__(self, artifacts: ArtifactResolution) -> None:
+    def __init__(self, artifacts: ArtifactResolution, policies: TagPolicies) -> None:
         self._artifacts = artifacts
+        self._policies = policies
 
     def swap(
         self,
@@ -40,12 +42,15 @@ class TagMoves:
         reason: str | None = None,
         run_id: str | None = None,
         expected_revision: int | None = None,
+        action: str | None = None,
     ) -> bool:
         """Move ``name`` from ``expected_target_id`` to ``new_target_id``; ``False`` if lost.
 
         ``expected_target_id=None`` means the tag must not exist yet; ``new_target_id=None``
         deletes it. With ``expected_revision`` the tag must also be at that revision. A
         deleted tag keeps its revision, which counts on when the name is created again.
+        A move the tag's policy refuses is a ``PolicyError`` (``core.service.tag_policies``)
+        naming ``action`` (default: a delete, or a direct move or compare-and-swap).
         """
         check_tag_name(name)
         expected = None if expected_target_id is None else check_artifact_id(expected_target_id)
@@ -61,6 +66,8 @@ class TagMoves:
                 and current.target_id == expected
                 and expected_revision in (None, current.revision)
             )
+        action = action or ("a delete" if new is None else "a direct move or compare-and-swap")
+        self._policies.refuse_direct_in(uow, name, action)
         target = None if new is None else self._artifacts.get_in(uow, new)
         revision = uow.tags.move(
             name,

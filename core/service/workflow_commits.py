@@ -29,6 +29,7 @@ from core.service.artifact_creation import ArtifactCreation, PlannedVersion, che
 from core.service.artifact_resolution import ArtifactResolution
 from core.service.cas import CasService
 from core.service.tag import MAX_SWAP_ATTEMPTS
+from core.service.tag_policies import refuse_direct
 from core.storage.commit_record import CommitRecord, Head, HeadMove, RunValue, TagSwap
 from core.storage.uow import UnitOfWorkFactory
 
@@ -205,7 +206,8 @@ class WorkflowCommits:
 
     def _attempt(self, uow: UnitOfWork, commit: "_Commit") -> CreateWorkflowResponse:
         """One attempt in ``uow``, decided from what it reads and handed to its commit
-        store as one record; ``_LostRace`` if another writer moved the tag first."""
+        store as one record; ``_LostRace`` if another writer moved the tag first,
+        ``PolicyError`` if the tag's policy refuses the move (before anything is planned)."""
         head = (
             uow.commits.head(commit.tag)
             if commit.stage_on is None
@@ -227,6 +229,12 @@ class WorkflowCommits:
             if repaired or commit.run_values:
                 self._apply(uow, commit, CommitRecord(utc_now(), blobs=tuple(repaired)))
             return _response(self._artifacts.get_in(uow, head.target_id), commit, head, False)
+        if commit.stage_on is None:  # staging moves no tag
+            what = (
+                "a workflow commit" if commit.run_id is None else f"run {commit.run_id!r}'s commit"
+            )
+            live = head.target_id is not None
+            refuse_direct(uow.commits.policies(), commit.tag, live=live, action=what)
         version = self._version(uow, commit, planned, head.target_id, current)
         record = CommitRecord(version.at, blobs=version.blobs, version=version.new)
         if commit.stage_on is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from core.domain import ArtifactKind, Direction
+from core.domain import ArtifactKind, Direction, TagPolicy
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,11 @@ class CommitStore(Protocol):
 
     def staged_head(self, run_id: str) -> Head:
         """A ``publish="run"`` run's staged head as this unit of work sees it."""
+        ...
+
+    def policies(self) -> tuple[TagPolicy, ...]:
+        """Every tag policy, by pattern (a commit that moves a tag obeys the one that
+        governs it: ``core.service.tag_policies``)."""
         ...
 
     def version_id(self, version_hash: str, parent_id: uuid.UUID | None = None) -> uuid.UUID | None:

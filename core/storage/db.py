@@ -183,7 +183,10 @@ class Database:
             if self._lease is not None:
                 session.info[MEMO] = self._lease.memo
             if deferred:
-                session.info[COMMIT_STORE] = JournaledCommitStore(connection, self._behind)
+                assert self._lease is not None  # only DuckDB defers
+                session.info[COMMIT_STORE] = JournaledCommitStore(
+                    connection, self._behind, self._lease.memo
+                )
                 event.listen(session, "do_orm_execute", _refuse_statements)
             settles: list[Settle] = []
             session.info[SETTLE] = settles

@@ -27,6 +27,8 @@ from core.domain import (
     RunOutcome,
     Tag,
     TagMove,
+    TagPolicy,
+    TagPolicyChange,
 )
 from core.errors import NotFoundError
 from core.repository.commit_store import RepositoryCommitStore
@@ -56,6 +58,8 @@ class CatalogState:
     head_moves: dict[str, int] = field(default_factory=dict)
     """How many times each run's staged head moved."""
     run_io: dict[tuple[str, Direction, str, str], RunIO] = field(default_factory=dict)
+    policies: dict[str, TagPolicy] = field(default_factory=dict)
+    policy_changes: list[TagPolicyChange] = field(default_factory=list)
 
 
 class FakeBlobs:
@@ -400,6 +404,56 @@ class FakeRunIO:
         return [io for key, io in sorted(self._state.run_io.items()) if key[0] == run_id]
 
 
+class FakeTagPolicies:
+    def __init__(self, state: CatalogState) -> None:
+        self._state = state
+
+    def all(self) -> tuple[TagPolicy, ...]:
+        return tuple(policy for _, policy in sorted(self._state.policies.items()))
+
+    def get(self, pattern: str) -> TagPolicy | None:
+        return self._state.policies.get(pattern)
+
+    def lock(self, pattern: str) -> None:
+        pass
+
+    def put(
+        self,
+        pattern: str,
+        *,
+        immutable: bool,
+        protected: bool,
+        updated_by: str | None,
+        at: datetime | None = None,
+        exists: bool,
+    ) -> TagPolicy:
+        policy = TagPolicy(pattern, immutable, protected, _now(at), updated_by)
+        self._state.policies[pattern] = policy
+        return policy
+
+    def delete(self, pattern: str) -> None:
+        self._state.policies.pop(pattern, None)
+
+    def append_change(
+        self,
+        pattern: str,
+        old: TagPolicy | None,
+        new: TagPolicy | None,
+        *,
+        changed_by: str | None,
+        at: datetime | None = None,
+    ) -> None:
+        change = TagPolicyChange(
+            len(self._state.policy_changes) + 1, pattern,
+            old and old.immutable, old and old.protected,
+            new and new.immutable, new and new.protected, _now(at), changed_by,
+        )  # fmt: skip
+        self._state.policy_changes.append(change)
+
+    def history(self, pattern: str | None) -> list[TagPolicyChange]:
+        return [c for c in self._state.policy_changes if pattern in (None, c.pattern)]
+
+
 class FakeUnitOfWork:
     """The repositories over a private copy of the catalog, until ``commit()``."""
 
@@ -413,9 +467,10 @@ class FakeUnitOfWork:
         self.tags = FakeTags(self.state, factory.move_ids)
         self.runs = FakeRuns(self.state)
         self.run_io = FakeRunIO(self.state)
+        self.tag_policies = FakeTagPolicies(self.state)
         self.commits = RepositoryCommitStore(
             cast(Any, self.blobs), cast(Any, self.artifacts), cast(Any, self.tags),
-            cast(Any, self.runs), cast(Any, self.run_io),
+            cast(Any, self.runs), cast(Any, self.run_io), cast(Any, self.tag_policies),
         )  # fmt: skip
         self.committed = False
         self._settles: list[Callable[[bool], None]] = []

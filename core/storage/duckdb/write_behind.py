@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from core.domain import TagPolicy
 from core.storage.commit_record import CommitRecord, Head
 from core.storage.duckdb.journal import Journal
 from core.storage.duckdb.record_format import encode
 from core.storage.models import ArtifactRow, CasBlob, RunRow, TagRow
 from core.storage.session_info import NotDeferrable
+from core.storage.tag_policies import Memo, read_policies
 
 JournalEntry = tuple[uuid.UUID, CommitRecord]
 """A record and the id its journal line carries."""
@@ -132,9 +134,10 @@ class JournaledCommitStore:
     only through this store: a read of it stays true for the transaction); the record
     staged for the journal."""
 
-    def __init__(self, connection: Connection, behind: WriteBehind) -> None:
+    def __init__(self, connection: Connection, behind: WriteBehind, memo: Memo) -> None:
         self._connection = connection
         self._behind = behind
+        self._memo = memo
         self._file_heads: dict[str, Head] = {}
         self._file_staged: dict[str, Head] = {}
         self._file_versions: dict[str, uuid.UUID | None] = {}
@@ -164,6 +167,10 @@ class JournaledCommitStore:
         head = Head(row.head_id or row.base_id, row.head_revision)
         self._file_staged[run_id] = head
         return head
+
+    def policies(self) -> tuple[TagPolicy, ...]:
+        """From the file (records never change policies), or the lease's memo."""
+        return read_policies(self._connection, self._memo)
 
     def version_id(self, version_hash: str, parent_id: uuid.UUID | None = None) -> uuid.UUID | None:
         found = self._behind.version_id(version_hash)
