@@ -237,6 +237,7 @@ class OutputCommit:
     from_target_id: uuid.UUID | None
     revision: int
     changed: bool
+    from_version_hash: str | None = None
 
 
 @final
@@ -264,6 +265,7 @@ class CreateWorkflowResponse:
     revision: int
     changed: bool = True
     from_target_id: uuid.UUID | None = None
+    from_version_hash: str | None = None
 
 
 @final
