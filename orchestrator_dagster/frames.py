@@ -8,6 +8,7 @@ its input has no frame annotation; an annotated input loads it as its own type, 
 Arrow (a polars input reads what a pandas asset wrote).
 """
 
+import base64
 import enum
 import importlib
 import re
@@ -91,7 +92,7 @@ def write(frame: Frame, sink: BinaryIO) -> None:
     """Write ``frame`` to ``sink`` as Parquet, deterministically, as it goes (row group
     by row group, never the whole file in memory)."""
     if frame.kind in (FrameKind.POLARS, FrameKind.POLARS_LAZY):
-        frame.data.write_parquet(
+        _polars_nested_in_one_chunk(frame.data).write_parquet(
             sink,
             compression=COMPRESSION,
             compression_level=COMPRESSION_LEVEL,
@@ -114,17 +115,30 @@ def write(frame: Frame, sink: BinaryIO) -> None:
         write_statistics=True,
         store_schema=True,
     ) as writer:
-        for start in range(0, table.num_rows, ROW_GROUP_ROWS):
+        for start in range(0, max(table.num_rows, 1), ROW_GROUP_ROWS):  # 0 rows: 1 group
             # one chunk per column and row group: pages do not depend on the input's chunks
             part = table.slice(start, ROW_GROUP_ROWS).combine_chunks()
             writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
+
+
+def _polars_nested_in_one_chunk(data: Any) -> Any:
+    """``data`` with its nested columns (lists, arrays, structs) in one chunk each: polars
+    writes those differently when they come in several (the other types it writes the same
+    whatever their chunks), so only they are copied, and only when chunked."""
+    chunked = [
+        series.rechunk()
+        for series in data.iter_columns()
+        if series.dtype.is_nested() and series.n_chunks() > 1
+    ]
+    return data.with_columns(chunked) if chunked else data
 
 
 def read(source: BinaryIO, as_type: Any = None) -> Any:
     """The Parquet file ``source`` as ``as_type``'s kind, else as the kind that wrote it
     (a file from elsewhere: pandas if it carries pandas' metadata, else a ``pyarrow.Table``)."""
     pq = _parquet()
-    kind = kind_of_type(as_type) or written_kind(pq.read_metadata(source).metadata or {})
+    file_metadata = pq.read_metadata(source).metadata or {}
+    kind = kind_of_type(as_type) or written_kind(file_metadata)
     source.seek(0)
     if kind in (FrameKind.POLARS, FrameKind.POLARS_LAZY):
         frame = _module(kind).read_parquet(source)
@@ -132,7 +146,24 @@ def read(source: BinaryIO, as_type: Any = None) -> Any:
         frame = frame.drop(index) if index else frame
         return frame.lazy() if kind is FrameKind.POLARS_LAZY else frame
     table = pq.read_table(source)
+    if kind is FrameKind.ARROW:
+        table = _as_written(table, file_metadata.get(b"ARROW:schema"))
     return from_arrow(table, kind)
+
+
+def _as_written(table: Any, stored: bytes | None) -> Any:
+    """``table`` cast to the Arrow schema its writer stored, where Parquet's reader chose
+    other types (a dictionary of ``large_string`` comes back as one of ``string``)."""
+    pa = _pyarrow()
+    if stored is None:
+        return table
+    written = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(stored)))
+    if table.schema.equals(written):
+        return table
+    try:
+        return table.cast(written.with_metadata(table.schema.metadata))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        return table  # as read: still the same values
 
 
 def written_kind(metadata: dict[bytes, bytes]) -> FrameKind:
