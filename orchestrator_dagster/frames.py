@@ -1,6 +1,6 @@
 """DataFrames as Parquet: pandas, polars and pyarrow, imported only when a value needs them.
 
-A frame is written with fixed options (zstd, fixed row groups, statistics, no timestamps),
+A frame is written with fixed options (compression, row groups, statistics; no timestamps),
 so the same data gives the same bytes in any process with the same library versions, and
 a re-materialised frame that did not change moves nothing. The file's key-value metadata
 records which type wrote it (``orchestrator:frame``), so a value loads as that type when
@@ -20,10 +20,13 @@ from typing import Any, BinaryIO
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 FRAME_KEY = "orchestrator:frame"
 """The Parquet key-value metadata naming the type that wrote the file."""
-ROW_GROUP_ROWS = 256 * 1024
-"""Rows per row group: fixed, so the bytes do not depend on how the frame is chunked."""
-COMPRESSION = "zstd"
-COMPRESSION_LEVEL = 3
+ROW_GROUP_ROWS = 1024 * 1024
+"""Rows per row group (pyarrow's default), fixed: the bytes must not depend on how the
+frame is chunked."""
+POLARS_COMPRESSION = ("zstd", 3)
+"""polars' own default, named: its zstd is fast (and multi-threaded)."""
+ARROW_COMPRESSION = ("snappy", None)
+"""pyarrow's own default, named: its zstd costs pandas frames twice the time to write."""
 _PANDAS_INDEX_COLUMN = re.compile(r"__index_level_\d+__")
 
 
@@ -94,8 +97,8 @@ def write(frame: Frame, sink: BinaryIO) -> None:
     if frame.kind in (FrameKind.POLARS, FrameKind.POLARS_LAZY):
         _polars_nested_in_one_chunk(frame.data).write_parquet(
             sink,
-            compression=COMPRESSION,
-            compression_level=COMPRESSION_LEVEL,
+            compression=POLARS_COMPRESSION[0],
+            compression_level=POLARS_COMPRESSION[1],
             statistics=True,
             row_group_size=ROW_GROUP_ROWS,
             metadata={FRAME_KEY: frame.kind.value},
@@ -109,15 +112,16 @@ def write(frame: Frame, sink: BinaryIO) -> None:
     with pq.ParquetWriter(
         sink,
         schema,
-        compression=COMPRESSION,
-        compression_level=COMPRESSION_LEVEL,
+        compression=ARROW_COMPRESSION[0],
+        compression_level=ARROW_COMPRESSION[1],
         version="2.6",
         write_statistics=True,
         store_schema=True,
     ) as writer:
         for start in range(0, max(table.num_rows, 1), ROW_GROUP_ROWS):  # 0 rows: 1 group
-            # one chunk per column and row group: pages do not depend on the input's chunks
-            part = table.slice(start, ROW_GROUP_ROWS).combine_chunks()
+            part = table.slice(start, ROW_GROUP_ROWS)
+            if any(column.num_chunks > 1 for column in part.columns):
+                part = part.combine_chunks()  # pages must not depend on the input's chunks
             writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
 
 
