@@ -150,6 +150,30 @@ def timed_run(
     return elapsed
 
 
+def probe(
+    assets: list[dg.AssetsDefinition], io_manager: Any, instance: dg.DagsterInstance, small: Any
+) -> str | None:
+    """Why a run with ``io_manager`` fails here (its first error line), or ``None``."""
+    silent = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    result = dg.materialize(
+        assets,
+        resources={"io_manager": io_manager, "small": small},
+        instance=instance,
+        run_config=silent,
+        raise_on_error=False,
+    )
+    if result.success:
+        return None
+    errors = [
+        event.step_failure_data.error
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data.error
+    ]
+    while errors and errors[0].cause is not None:
+        errors = [errors[0].cause]  # the library's own error, not Dagster's wrapper
+    return errors[0].message.strip().splitlines()[0] if errors else "the run failed"
+
+
 def side_by_side(
     name: str,
     work: Path,
@@ -174,11 +198,9 @@ def side_by_side(
         def run(io_manager: Any) -> Callable[[], float]:
             return lambda: timed_run(assets, io_manager, instance, small, len(frame))
 
-        try:
-            run(other)()  # a library pairing that cannot run is reported, not a crash
-        except Exception as exc:
-            message = str(exc).strip().splitlines()[0]
-            print(f"  {name}: not measured: {other_name} failed: {message}", file=out)
+        failure = probe(assets, other, instance, small)
+        if failure is not None:  # a library pairing that cannot run is reported, not a crash
+            print(f"  {name}: not measured: {other_name} failed: {failure}", file=out)
             return None
         ours, theirs = interleave(rounds, run(versioned), run(other))
     fig = figure(name, statistics.median(ours) / statistics.median(theirs), target, "ratio")
