@@ -236,5 +236,10 @@ def _pyarrow() -> Any:
 
 
 def _parquet() -> Any:
-    _pyarrow()
-    return importlib.import_module("pyarrow.parquet")
+    try:
+        return importlib.import_module("pyarrow.parquet")
+    except ImportError as exc:
+        raise ImportError(
+            "Parquet values need pyarrow: pip install 'orchestrator-catalog[arrow]' "
+            "(or the pandas or polars extra, which include it)"
+        ) from exc

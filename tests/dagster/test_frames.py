@@ -254,3 +254,62 @@ def test_the_same_frame_gives_the_same_bytes_in_another_process() -> None:
     assert len(first) == 2
     assert first == second
     assert hashlib.sha256(b"").hexdigest() not in first
+
+
+WITHOUT_FRAME_LIBRARIES = """
+import sys
+for name in ("pandas", "polars", "pyarrow", "numpy"):
+    sys.modules[name] = None  # import fails, as where they are not installed
+import io
+import dagster as dg
+import core
+from orchestrator_dagster import OrchestratorResource, VersionedIOManager, codecs, frames
+
+@dg.asset
+def plain() -> dict:
+    return {"a": 1}
+
+@dg.asset
+def stored_frame() -> dict:
+    raise AssertionError("its value is stored by hand")
+
+@dg.asset
+def reads_frame(stored_frame) -> int:
+    return 0
+
+url, blobs = sys.argv[1], sys.argv[2]
+orchestrator = OrchestratorResource(database_url=url, blob_root=blobs)
+resources = {"io_manager": VersionedIOManager(orchestrator=orchestrator)}
+with dg.instance_for_test() as instance:
+    assert dg.materialize([plain], resources=resources, instance=instance).success
+    with core.connect(url, blobs) as catalog:
+        catalog.assets.commit_output(
+            "by-hand", "main", "stored_frame", b"PAR1", media_type=frames.PARQUET_MEDIA_TYPE
+        )
+    result = dg.materialize(
+        [stored_frame, reads_frame], selection=[reads_frame], resources=resources,
+        instance=instance, raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    print(failure.step_failure_data.error.to_string())
+assert not any(sys.modules.get(name) for name in ("pandas", "polars", "pyarrow"))
+"""
+
+
+def test_the_package_works_without_any_frame_library(tmp_path: Any) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            WITHOUT_FRAME_LIBRARIES,
+            f"duckdb:///{tmp_path / 'catalog.duckdb'}",
+            str(tmp_path / "blobs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "pip install 'orchestrator-catalog[arrow]'" in done.stdout
+    assert "cannot decode asset 'stored_frame'" in done.stdout
