@@ -4,7 +4,8 @@ Regional orders are ingested per partition, cleaned, aggregated and summarised; 
 output is stored in CAS and moves the ``main`` tag. When ``sales_report`` changes on
 ``main``, a sensor starts the ``publish_report`` job. The ``fx_pipeline`` job runs
 write-audit-publish (``publish="run"``): its outputs stage on the run's own head and land
-on ``main`` in one move once the run and its asset check pass.
+on ``main`` in one move once the run and its asset check pass; its ``fx_table`` is a pandas
+DataFrame, stored as Parquet (``pip install -e '.[pandas]'``).
 
 Open it in the UI with ``dagster dev -w workspace.yaml``; run it end to end from a
 terminal with ``python definitions.py``.
@@ -16,6 +17,7 @@ import random
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
 import core
 from orchestrator_dagster import (
@@ -92,13 +94,18 @@ def fx_rates() -> dict[str, float]:
     return {"EUR": 1.08, "GBP": 1.27, "JPY": 0.0067}
 
 
-@dg.asset(group_name="fx")
-def fx_table(fx_rates: dict[str, float]) -> list[dict]:
-    """The rates as rows, with their inverse."""
-    return [
-        {"currency": code, "usd": rate, "per_usd": round(1 / rate, 4)}
-        for code, rate in sorted(fx_rates.items())
-    ]
+@dg.asset(group_name="fx", kinds={"pandas"})
+def fx_table(fx_rates: dict[str, float]) -> pd.DataFrame:
+    """The rates as a table, with their inverse: stored as Parquet, its row count, columns
+    and first rows shown on the materialisation."""
+    codes = sorted(fx_rates)
+    return pd.DataFrame(
+        {
+            "currency": pd.Categorical(codes),
+            "usd": [fx_rates[code] for code in codes],
+            "per_usd": [round(1 / fx_rates[code], 4) for code in codes],
+        }
+    )
 
 
 @dg.asset_check(asset=fx_rates, description="Every rate is positive (else nothing publishes).")

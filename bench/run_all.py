@@ -30,6 +30,7 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
         ("dagster_overhead", ["--publish", "run"]),
         ("duckdb_inserts", []),
         ("lock_storm", []),
+        ("frames", []),
     ]
     if postgres_url:
         runs += [

@@ -328,6 +328,7 @@ class OutputCommit:
     from_target_id: uuid.UUID | None
     revision: int
     changed: bool
+    from_version_hash: str | None = None
 
 
 @final
@@ -355,6 +356,7 @@ class CreateWorkflowResponse:
     revision: int
     changed: bool = True
     from_target_id: uuid.UUID | None = None
+    from_version_hash: str | None = None
 
 
 @final

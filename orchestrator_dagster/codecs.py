@@ -1,22 +1,27 @@
 """How Python values become bytes and back: a codec table keyed by type.
 
-JSON for JSON-able values, raw bytes for ``bytes``, pickle otherwise. Register a codec
-for your own types (in the module that defines your assets, so every step process has
-it)::
+JSON for JSON-able values, raw bytes for ``bytes``, Parquet for DataFrames (pandas,
+polars, pyarrow: ``orchestrator_dagster.frames``, written and read as streams), pickle
+otherwise. Register a codec for your own types (in the module that defines your assets,
+so every step process has it)::
 
     from orchestrator_dagster import codecs
 
-    codecs.register(pd.DataFrame, codecs.Codec("application/vnd.apache.parquet",
-                                               encode=to_parquet, decode=from_parquet))
+    codecs.register(MyType, codecs.Codec("application/vnd.my-type+json",
+                                         encode=to_json, decode=from_json))
 """
 
+import contextlib
 import json
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, BinaryIO, cast
 
 import core
+from orchestrator_dagster import frames
+from orchestrator_dagster.piped import WriterError, WrittenStream
 
 JSON_MEDIA_TYPE = "application/json"
 PICKLE_MEDIA_TYPE = "application/x-python-pickle"
@@ -40,9 +45,26 @@ def _json_encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
+@dataclass(frozen=True)
+class StreamCodec:
+    """Writes values to a binary stream and reads them back, as the type asked for: for
+    values too big to hold as bytes twice."""
+
+    media_type: str
+    prepare: Callable[[Any], Any]
+    """Turns the value into what ``write`` takes (once, before it is written)."""
+    write: Callable[[Any, BinaryIO], None]
+    read: Callable[[BinaryIO, Any], Any]
+    """``read(source, annotation)``: the value, as ``annotation`` if it names a type the
+    codec reads (``typing.Any`` for none)."""
+
+
+AnyCodec = Codec | StreamCodec
+
 JSON = Codec(JSON_MEDIA_TYPE, _json_encode, json.loads)
 PICKLE = Codec(PICKLE_MEDIA_TYPE, lambda value: pickle.dumps(value, protocol=5), pickle.loads)
 BYTES = Codec(BYTES_MEDIA_TYPE, bytes, bytes)
+PARQUET = StreamCodec(frames.PARQUET_MEDIA_TYPE, frames.prepare, frames.write, frames.read)
 
 
 def is_plain_json(value: Any) -> bool:
@@ -68,10 +90,12 @@ class CodecRegistry:
     """Chooses a codec for a value (by its type's MRO) and for stored bytes (by media type)."""
 
     def __init__(self) -> None:
-        self._by_type: dict[type, Codec] = {bytes: BYTES}
-        self._by_media_type: dict[str, Codec] = {c.media_type: c for c in (JSON, PICKLE, BYTES)}
+        self._by_type: dict[type, AnyCodec] = {bytes: BYTES}
+        self._by_media_type: dict[str, AnyCodec] = {
+            c.media_type: c for c in (JSON, PICKLE, BYTES, PARQUET)
+        }
 
-    def register(self, value_type: type, codec: Codec) -> None:
+    def register(self, value_type: type, codec: AnyCodec) -> None:
         """Use ``codec`` for instances of ``value_type`` (and its subclasses).
 
         Stored bytes are decoded by media type, so a media type belongs to one codec:
@@ -86,15 +110,30 @@ class CodecRegistry:
         self._by_type[value_type] = codec
         self._by_media_type[codec.media_type] = codec
 
-    def codec_for(self, value: Any) -> Codec:
+    def codec_for(self, value: Any) -> AnyCodec:
+        """The codec registered for ``value``'s type (or a base), else Parquet for a
+        DataFrame, JSON for plain JSON, pickle for anything else."""
         for klass in type(value).__mro__:
             if klass in self._by_type:
                 return self._by_type[klass]
+        if frames.is_frame(value):
+            return PARQUET
         return JSON if is_plain_json(value) else PICKLE
+
+    def codec_of(self, media_type: str, *, what: str) -> AnyCodec:
+        """The codec that decodes ``media_type``; ``CodecError`` naming ``what`` if none."""
+        codec = self._by_media_type.get(media_type)
+        if codec is None:
+            raise CodecError(
+                f"cannot decode {what}: no codec registered for media type {media_type!r}"
+            )
+        return codec
 
     def encode(self, value: Any, *, what: str) -> tuple[bytes, str]:
         """``(bytes, media type)`` for ``value``; ``CodecError`` naming ``what`` on failure."""
         codec = self.codec_for(value)
+        if isinstance(codec, StreamCodec):
+            raise CodecError(f"cannot encode {what}: {codec.media_type} is written as a stream")
         try:
             return codec.encode(value), codec.media_type
         except Exception as exc:
@@ -103,11 +142,9 @@ class CodecRegistry:
             ) from exc
 
     def decode(self, data: bytes, media_type: str, *, what: str) -> Any:
-        codec = self._by_media_type.get(media_type)
-        if codec is None:
-            raise CodecError(
-                f"cannot decode {what}: no codec registered for media type {media_type!r}"
-            )
+        codec = self.codec_of(media_type, what=what)
+        if isinstance(codec, StreamCodec):
+            raise CodecError(f"cannot decode {what}: {media_type} is read as a stream")
         try:
             return codec.decode(data)
         except Exception as exc:
@@ -116,3 +153,27 @@ class CodecRegistry:
 
 default_registry = CodecRegistry()
 register = default_registry.register
+
+
+@contextlib.contextmanager
+def written(codec: StreamCodec, prepared: Any, *, what: str) -> Iterator[BinaryIO]:
+    """A stream of ``prepared`` as ``codec`` writes it (on a thread, in bounded memory);
+    ``CodecError`` naming ``what`` if the writer fails."""
+    try:
+        with WrittenStream(partial(codec.write, prepared)) as stream:
+            yield cast(BinaryIO, stream)
+    except WriterError as exc:
+        cause = exc.__cause__ or exc
+        raise CodecError(
+            f"cannot encode {what} as {codec.media_type}: {type(cause).__name__}: {cause}"
+        ) from cause
+
+
+def read(codec: StreamCodec, source: BinaryIO, annotation: Any, *, what: str) -> Any:
+    """``codec.read`` of ``source``; ``CodecError`` naming ``what`` on failure."""
+    try:
+        return codec.read(source, annotation)
+    except Exception as exc:
+        raise CodecError(
+            f"cannot decode {what} as {codec.media_type}: {type(exc).__name__}: {exc}"
+        ) from exc

@@ -1,5 +1,7 @@
 """The versioned IO manager: outputs go to CAS as versions of the pipeline's DAG."""
 
+import collections.abc
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -8,8 +10,10 @@ from pydantic import Field, PrivateAttr
 
 import core
 from core.identifiers import check_publish
-from orchestrator_dagster.codecs import JSON_MEDIA_TYPE, default_registry
+from orchestrator_dagster import codecs, frames
+from orchestrator_dagster.codecs import JSON_MEDIA_TYPE, StreamCodec, default_registry
 from orchestrator_dagster.data_version import set_content_data_version
+from orchestrator_dagster.frame_metadata import frame_metadata
 from orchestrator_dagster.resource import OrchestratorResource
 from orchestrator_dagster.sensors import MOVED_TAG_KEY, MOVED_VERSION_KEY
 
@@ -68,6 +72,20 @@ def _producer(context: dg.InputContext) -> str | None:
         return context.upstream_output.run_id if context.upstream_output else None
     except dg.DagsterInvariantViolationError:  # unit-test contexts have no run id
         return None
+
+
+def _annotation(context: dg.InputContext) -> Any:
+    """The type the input is annotated with (``typing.Any`` when it is not)."""
+    dagster_type = context.dagster_type
+    return getattr(dagster_type, "typing_type", Any) if dagster_type is not None else Any
+
+
+def _value_annotation(annotation: Any) -> Any:
+    """The type of each value of a ``dict[str, T]`` (or ``Mapping``) annotation, else ``Any``."""
+    if typing.get_origin(annotation) in (dict, collections.abc.Mapping):
+        args = typing.get_args(annotation)
+        return args[1] if len(args) == 2 else Any
+    return Any
 
 
 def _current_run_id(context: dg.InputContext) -> str | None:
@@ -149,43 +167,67 @@ class VersionedIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         node = node_id(context)
-        if _is_op_output(context):
-            data, media_type = default_registry.encode(obj, what=f"the output {node!r}")
-            value = self.orchestrator.catalog.assets.commit_step_output(
-                context.run_id,
-                self.tag,
-                node,
-                data,
-                media_type=media_type,
-                job_name=_job_name(context.job_name),
-            )
-            context.add_output_metadata(_value_metadata(value, obj))
+        assets = self.orchestrator.catalog.assets
+        codec = default_registry.codec_for(obj)
+        op_output = _is_op_output(context)
+        what = f"the output {node!r}" if op_output else f"the output of asset {node!r}"
+        shown: dict[str, Any] = {}
+        if isinstance(codec, StreamCodec):
+            obj = codec.prepare(obj)
+            if isinstance(obj, frames.Frame):
+                shown = frame_metadata(obj)
+        if op_output:
+            step: dict[str, Any] = {
+                "media_type": codec.media_type,
+                "job_name": _job_name(context.job_name),
+            }
+            if isinstance(codec, StreamCodec):
+                with codecs.written(codec, obj, what=what) as stream:
+                    value = assets.commit_step_output_stream(
+                        context.run_id, self.tag, node, stream, **step
+                    )
+            else:
+                data, _ = default_registry.encode(obj, what=what)
+                value = assets.commit_step_output(context.run_id, self.tag, node, data, **step)
+            context.add_output_metadata({**_value_metadata(value, obj), **shown})
             return
-        data, media_type = default_registry.encode(obj, what=f"the output of asset {node!r}")
-        commit = self.orchestrator.catalog.assets.commit_output(
-            context.run_id,
-            self.tag,
-            node,
-            data,
-            media_type=media_type,
-            deps=self._deps(context),
-            partition_key=self._partition(context),
-            code_version=context.asset_spec.code_version,
-            job_name=_job_name(context.job_name),
-            publish=self._mode or check_publish(self.publish),
-        )
-        context.add_output_metadata(self._metadata(commit, obj))
+        output: dict[str, Any] = {
+            "media_type": codec.media_type,
+            "deps": self._deps(context),
+            "partition_key": self._partition(context),
+            "code_version": context.asset_spec.code_version,
+            "job_name": _job_name(context.job_name),
+            "publish": self._mode or check_publish(self.publish),
+        }
+        if isinstance(codec, StreamCodec):
+            with codecs.written(codec, obj, what=what) as stream:
+                commit = assets.commit_output_stream(
+                    context.run_id, self.tag, node, stream, **output
+                )
+        else:
+            data, _ = default_registry.encode(obj, what=what)
+            commit = assets.commit_output(context.run_id, self.tag, node, data, **output)
+        context.add_output_metadata({**self._metadata(commit, obj), **shown})
         set_content_data_version(context, commit.value.cas_id)
 
     def load_input(self, context: dg.InputContext) -> Any:
+        """The stored value, as the type the input is annotated with where a codec can
+        (a DataFrame as the annotated frame type); several partitions load as a dict of
+        partition key to value, or as one frame when annotated with a frame type."""
         node = node_id(context)
+        annotation = _annotation(context)
         keys = list(context.asset_partition_keys) if context.has_asset_partitions else [None]
-        values = {key: self._load(context, node, key) for key in keys}
-        if keys == [None] or len(keys) == 1:
-            return next(iter(values.values()))
-        return values
+        if len(keys) == 1:
+            return self._load(context, node, keys[0], annotation)
+        if frames.kind_of_type(annotation) is not None:
+            parts = [self._load(context, node, key, annotation) for key in keys]
+            return frames.concat(parts, annotation)
+        each = _value_annotation(annotation)
+        return {key: self._load(context, node, key, each) for key in keys}
 
-    def _load(self, context: dg.InputContext, node: str, partition_key: str | None) -> Any:
+    def _load(
+        self, context: dg.InputContext, node: str, partition_key: str | None, annotation: Any
+    ) -> Any:
         assets = self.orchestrator.catalog.assets
         run_id = _current_run_id(context)
         if _is_op_output(context):  # on no tag: a pin has nothing to name
@@ -206,7 +248,12 @@ class VersionedIOManager(dg.ConfigurableIOManager):
                 producer=_producer(context),
             )
             what = f"asset {node!r} ({value.cas_id})"
-        return default_registry.decode(assets.read(value), value.media_type, what=what)
+        codec = default_registry.codec_of(value.media_type, what=what)
+        if isinstance(codec, StreamCodec):
+            with assets.open(value) as handle:
+                return codecs.read(codec, handle, annotation, what=what)
+        decoded = default_registry.decode(assets.read(value), value.media_type, what=what)
+        return frames.as_annotated(decoded, annotation)  # a frame an older codec pickled
 
     @staticmethod
     def _deps(context: dg.OutputContext) -> list[str]:
@@ -228,10 +275,10 @@ class VersionedIOManager(dg.ConfigurableIOManager):
     def _metadata(self, commit: core.OutputCommit, obj: Any) -> dict[str, Any]:
         return {
             "orchestrator/cas_id": commit.value.cas_id,
-            "orchestrator/version_hash": commit.version_hash,
+            "orchestrator/version_hash": dg.MetadataValue.text(commit.version_hash),
             "orchestrator/tag": commit.tag,
-            "orchestrator/from": str(commit.from_target_id) if commit.from_target_id else "",
-            "orchestrator/to": str(commit.artifact_id),
+            "orchestrator/from": dg.MetadataValue.text(commit.from_version_hash or ""),
+            "orchestrator/to": dg.MetadataValue.text(commit.version_hash),
             "orchestrator/revision": commit.revision,
             "orchestrator/unchanged": not commit.changed,
             "orchestrator/publish": str(self._mode or self.publish),

@@ -26,8 +26,11 @@ class AssetService:
         self.inputs = inputs
         self.lineage = lineage
         self.commit_output = outputs.commit_output
+        self.commit_output_stream = outputs.commit_output_stream
         self.commit_step_output = outputs.commit_step_output
+        self.commit_step_output_stream = outputs.commit_step_output_stream
         self.locate_input = inputs.locate_input
         self.locate_step_output = inputs.locate_step_output
         self.read = inputs.read
+        self.open = inputs.open
         self.flush_reads = lineage.flush_reads

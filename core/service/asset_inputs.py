@@ -1,6 +1,6 @@
 """Input location: where the value an asset or op reads is stored, as of its run's pin."""
 
-from typing import Any
+from typing import Any, BinaryIO
 
 from core.dag import node_value
 from core.domain import NodeValue
@@ -90,6 +90,11 @@ class AssetInputs:
     def read(self, value: NodeValue) -> bytes:
         """The bytes of ``value``, verified against its cas id."""
         return self._cas.get_content(value.cas_id)
+
+    def open(self, value: NodeValue) -> BinaryIO:
+        """The stored file of ``value``, verified against its cas id in bounded memory and
+        open at its start (``read`` for values too big to hold twice); the caller closes it."""
+        return self._cas.open_content(value.cas_id)
 
     def _locate(
         self,

@@ -1,6 +1,8 @@
 """Output commits: a pipeline's outputs become node values on its tag."""
 
+import io
 from functools import partial
+from typing import BinaryIO, cast
 
 from core.dag import with_node_value
 from core.domain import CreateWorkflowResponse, NodeValue, OutputCommit, PublishMode
@@ -33,7 +35,6 @@ def check_output(
     tag: object,
     node: object,
     deps: object,
-    content: object,
     media_type: object,
     job_name: object,
 ) -> None:
@@ -46,7 +47,6 @@ def check_output(
         raise ValidationError(f"invalid deps {deps!r}: expected a list of node ids")
     for dep in deps:
         check_node_id(dep, "in deps")
-    check_content(content)
     check_media_type(media_type)
     check_job_name(job_name)
 
@@ -57,6 +57,15 @@ class _Refused(Exception):
     def __init__(self, error: PolicyError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def check_stream(stream: object) -> BinaryIO:
+    """``stream`` if it is a binary file-like object to read a value from."""
+    if isinstance(stream, io.TextIOBase) or not callable(getattr(stream, "read", None)):
+        raise ValidationError(
+            f"stream must be a binary file-like object, got {type(stream).__name__}"
+        )
+    return cast(BinaryIO, stream)
 
 
 class AssetOutputs:
@@ -103,7 +112,8 @@ class AssetOutputs:
         may write behind. A move the tag's policy refuses is a ``PolicyError``: a
         ``publish="output"`` commit on a protected tag, or on an immutable one that exists.
         """
-        check_output(run_id, tag, node, deps, content, media_type, job_name)
+        check_output(run_id, tag, node, deps, media_type, job_name)
+        check_content(content)
         check_partition_key(partition_key)
         mode = check_publish(publish)
         check_text(code_version, "code version", 255)
@@ -114,7 +124,49 @@ class AssetOutputs:
             cas_id = self._cas.compute_hash(content)
             blobs = [(content, media_type)]
         value = NodeValue(node, partition_key, cas_id, media_type, len(content))
-        entry = {"cas_id": cas_id, "media_type": media_type, "size": len(content)}
+        return self._commit(value, run_id, tag, deps, code_version, job_name, mode, blobs)
+
+    def commit_output_stream(
+        self,
+        run_id: str,
+        tag: str,
+        node: str,
+        stream: BinaryIO,
+        *,
+        media_type: str,
+        deps: list[str] | tuple[str, ...] = (),
+        partition_key: str | None = None,
+        code_version: str | None = None,
+        job_name: str | None = None,
+        publish: PublishMode | str | None = None,
+    ) -> OutputCommit:
+        """``commit_output`` for a value read from ``stream`` (a binary file-like object of
+        any size, read to its end): the bytes go to the blob store in bounded memory before
+        the commit's transaction, which then takes the stored blob's cas id."""
+        check_output(run_id, tag, node, deps, media_type, job_name)
+        check_stream(stream)
+        check_partition_key(partition_key)
+        mode = check_publish(publish)
+        check_text(code_version, "code version", 255)
+        cas_id, size = self._cas.store_stream_sized(stream, media_type)
+        value = NodeValue(node, partition_key, cas_id, media_type, size)
+        return self._commit(value, run_id, tag, deps, code_version, job_name, mode, [])
+
+    def _commit(
+        self,
+        value: NodeValue,
+        run_id: str,
+        tag: str,
+        deps: list[str] | tuple[str, ...],
+        code_version: str | None,
+        job_name: str | None,
+        mode: PublishMode | None,
+        blobs: list[tuple[bytes, str]],
+    ) -> OutputCommit:
+        """Commit ``value`` (its bytes stored already, or in ``blobs`` to store with the
+        new version) as its node's value on ``tag``."""
+        node, partition_key = value.node, value.partition_key
+        entry = {"cas_id": value.cas_id, "media_type": value.media_type, "size": value.size}
         update = partial(
             with_node_value,
             node_id=node,
@@ -164,6 +216,7 @@ class AssetOutputs:
             from_target_id=response.from_target_id,
             revision=response.revision,
             changed=response.changed,
+            from_version_hash=response.from_version_hash,
         )
 
     def commit_step_output(
@@ -181,11 +234,44 @@ class AssetOutputs:
         It moves no tag and joins no DAG version: the run's later steps, and re-executions
         of the run, read it back with ``locate_step_output``. ``tag`` is the run's pin.
         """
-        check_output(run_id, tag, node, (), content, media_type, job_name)
+        check_output(run_id, tag, node, (), media_type, job_name)
+        check_content(content)
+        cas_id = self._cas.compute_hash(content)
+        value = NodeValue(node, None, cas_id, media_type, len(content))
+        return self._record_step_output(value, run_id, tag, job_name, [(content, media_type)])
+
+    def commit_step_output_stream(
+        self,
+        run_id: str,
+        tag: str,
+        node: str,
+        stream: BinaryIO,
+        *,
+        media_type: str,
+        job_name: str | None = None,
+    ) -> NodeValue:
+        """``commit_step_output`` for a value read from ``stream``, stored in bounded memory
+        before the transaction that records it."""
+        check_output(run_id, tag, node, (), media_type, job_name)
+        check_stream(stream)
+        cas_id, size = self._cas.store_stream_sized(stream, media_type)
+        value = NodeValue(node, None, cas_id, media_type, size)
+        return self._record_step_output(value, run_id, tag, job_name, [])
+
+    def _record_step_output(
+        self,
+        value: NodeValue,
+        run_id: str,
+        tag: str,
+        job_name: str | None,
+        blobs: list[tuple[bytes, str]],
+    ) -> NodeValue:
+        """Pin the run and record the op output ``value`` (its bytes stored already, or in
+        ``blobs`` to store in the same unit of work)."""
         with self._uow() as uow:
             self._runs.pin_in(uow, run_id, tag, job_name=job_name)
-            cas_id = self._cas.store_in(uow, [(content, media_type)])[0]
-            value = NodeValue(node, None, cas_id, media_type, len(content))
+            if blobs:
+                self._cas.store_in(uow, blobs)
             reads = self._lineage.unwritten_reads(run_id)
             self._runs.record_io_in(uow, run_id, outputs=[value], inputs=reads)
             self._lineage.written_in(uow, run_id, value, reads)

@@ -127,6 +127,12 @@ class CasService:
 
     def store_stream(self, stream: BinaryIO, media_type: str = DEFAULT_MEDIA_TYPE) -> str:
         """Store a binary file-like object of any size in bounded memory."""
+        return self.store_stream_sized(stream, media_type)[0]
+
+    def store_stream_sized(
+        self, stream: BinaryIO, media_type: str = DEFAULT_MEDIA_TYPE
+    ) -> tuple[str, int]:
+        """``store_stream``, returning the blob's size too: ``(cas id, size)``."""
         if isinstance(stream, io.TextIOBase) or not callable(getattr(stream, "read", None)):
             raise ValidationError(
                 f"stream must be a binary file-like object, got {type(stream).__name__}"
@@ -140,7 +146,7 @@ class CasService:
                     f"blob {cas_id} was garbage-collected while being stored; store it again"
                 )
             uow.commit()
-        return cas_id
+        return cas_id, size
 
     def get_content(self, cas_id: str) -> bytes:
         """The bytes stored under ``cas_id``, verified against it."""

@@ -228,7 +228,8 @@ class WorkflowCommits:
             repaired = self._cas.stage_missing_in(uow, commit.blobs)
             if repaired or commit.run_values:
                 self._apply(uow, commit, CommitRecord(utc_now(), blobs=tuple(repaired)))
-            return _response(self._artifacts.get_in(uow, head.target_id), commit, head, False)
+            target = self._artifacts.get_in(uow, head.target_id)
+            return _response(target, commit, head, False, target.version_hash)
         if commit.stage_on is None:  # staging moves no tag
             what = (
                 "a workflow commit" if commit.run_id is None else f"run {commit.run_id!r}'s commit"
@@ -254,7 +255,8 @@ class WorkflowCommits:
             record = replace(record, swap=swap)
         self._apply(uow, commit, record)
         self._creation.remember(uow, version)
-        return _response(version.target, commit, head, True)
+        parent = None if head.target_id is None else self._artifacts.get_in(uow, head.target_id)
+        return _response(version.target, commit, head, True, parent and parent.version_hash)
 
     def _apply(self, uow: UnitOfWork, commit: "_Commit", record: CommitRecord) -> None:
         """Hand ``record`` (with the run's values of ``commit``) to ``uow``'s store."""
@@ -307,7 +309,7 @@ class WorkflowCommits:
 
 
 def _response(
-    target: Artifact, commit: "_Commit", head: Head, changed: bool
+    target: Artifact, commit: "_Commit", head: Head, changed: bool, from_version: str | None
 ) -> CreateWorkflowResponse:
     return CreateWorkflowResponse(
         target.id,
@@ -317,6 +319,7 @@ def _response(
         head.revision + 1 if changed else head.revision,
         changed=changed,
         from_target_id=head.target_id,
+        from_version_hash=from_version,
     )
 
 

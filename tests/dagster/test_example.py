@@ -66,6 +66,7 @@ def test_main_command_materialises_the_example(tmp_path: Path) -> None:
             "fx_table",
         }
         document = catalog.workflows.get_workflow_by_tag("main")
+        assert document["nodes"]["fx_table"]["media_type"] == "application/vnd.apache.parquet"
         assert set(document["nodes"]["raw_orders"]["partitions"]) == {"amer", "apac", "emea"}
         assert document["nodes"]["clean_orders"]["code_version"] == "2"
         runs = {move.run_id for move in history}

@@ -70,8 +70,14 @@ def test_outputs_become_versions_of_main(
         == catalog.artifacts.get_by_id(catalog.tags.get_tag("main").target_id).version_hash
     )
     assert summary_meta["orchestrator/revision"].value == 3
-    assert summary_meta["orchestrator/to"].value == str(history[-1].to_target_id)
-    assert summary_meta["orchestrator/from"].value == str(history[-1].from_target_id)
+    # the move as the CLI shows it: version hashes, each a ref `orchestrator show` takes
+    to_version = catalog.artifacts.get_by_id(history[-1].to_target_id).version_hash
+    from_version = catalog.artifacts.get_by_id(history[-1].from_target_id).version_hash
+    assert summary_meta["orchestrator/to"] == dg.MetadataValue.text(to_version)
+    assert summary_meta["orchestrator/from"] == dg.MetadataValue.text(from_version)
+    assert summary_meta["orchestrator/version_hash"] == dg.MetadataValue.text(to_version)
+    assert catalog.refs.resolve(from_version).id == history[-1].from_target_id
+    assert metadata["orders"]["orchestrator/from"] == dg.MetadataValue.text("")  # a new tag
     assert summary_meta["orchestrator/unchanged"].value is False
     assert summary_meta["orchestrator/media_type"].value == "application/json"
     assert summary_meta["orchestrator/size"].value == len(catalog.cas.get_content(cas_id))
