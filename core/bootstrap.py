@@ -179,7 +179,7 @@ def compose(
         runs=runs,
         assets=AssetService(
             AssetOutputs(uow, cas, commits, runs, lineage),
-            AssetInputs(uow, cas, found, read_model, runs, lineage),
+            AssetInputs(uow, cas, found, read_model, runs, lineage, refs),
             lineage,
         ),
         refs=refs,

@@ -96,27 +96,28 @@ class ArtifactRepository:
 
     def first_parent(self, head_id: uuid.UUID, generations: int) -> Artifact | None:
         """The artifact ``generations`` first parents below ``head_id`` (``REF~N``), in
-        O(log N) steps along the skip pointers; ``None`` when the line is shorter."""
-        start = select(
-            artifacts.c.id,
-            artifacts.c.generation,
-            artifacts.c.parent_id,
-            artifacts.c.skip_id,
-            (artifacts.c.generation - generations).label("target"),
-        ).where(artifacts.c.id == head_id, artifacts.c.generation >= generations)
-        walk = start.cte("walk", recursive=True)
+        O(log N) steps along the skip pointers; ``None`` when the line is shorter.
+
+        Each row of the walk carries the next id (the skip pointer unless it overshoots,
+        else the parent), so every step is a join on the primary key."""
         skip = artifacts.alias("skip")
+
+        def next_id(row: Any, target: Any) -> ColumnElement[Any]:
+            chosen = case((skip.c.generation >= target, row.c.skip_id), else_=row.c.parent_id)
+            return chosen.label("next_id")
+
+        target = (artifacts.c.generation - generations).label("target")
+        start = (
+            select(artifacts.c.id, artifacts.c.generation, target, next_id(artifacts, target))
+            .join(skip, skip.c.id == artifacts.c.skip_id)
+            .where(artifacts.c.id == head_id, artifacts.c.generation >= generations)
+        )
+        walk = start.cte("walk", recursive=True)
         step = artifacts.alias("step")
         walk = walk.union_all(
-            select(step.c.id, step.c.generation, step.c.parent_id, step.c.skip_id, walk.c.target)
-            .select_from(walk.join(skip, skip.c.id == walk.c.skip_id))
-            .join(
-                step,
-                step.c.id
-                == case(
-                    (skip.c.generation >= walk.c.target, walk.c.skip_id), else_=walk.c.parent_id
-                ),
-            )
+            select(step.c.id, step.c.generation, walk.c.target, next_id(step, walk.c.target))
+            .select_from(walk.join(step, step.c.id == walk.c.next_id))
+            .join(skip, skip.c.id == step.c.skip_id)
             .where(walk.c.generation > walk.c.target)
         )
         found = select(walk.c.id).where(walk.c.generation == walk.c.target).scalar_subquery()

@@ -1,18 +1,24 @@
 """Input location: where the value an asset or op reads is stored, as of its run's pin."""
 
+import uuid
 from typing import Any, BinaryIO
 
 from core.dag import node_value
-from core.domain import NodeValue
+from core.domain import Artifact, NodeValue
 from core.errors import NotFoundError
 from core.identifiers import check_node_id, check_run_id, check_tag_name
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_resolution import ArtifactResolution
 from core.service.asset_lineage import RunLineage
 from core.service.cas import CasService
+from core.service.ref import RefService
 from core.service.run import RunService
 from core.service.workflow_moves import WorkflowMoves
+from core.storage.committed_cache import CommittedCache
 from core.storage.uow import UnitOfWorkFactory
+
+REF_PIN_CACHE_SIZE = 4096
+"""Runs' ref pins this process remembers (a pin never changes)."""
 
 
 class AssetInputs:
@@ -26,6 +32,7 @@ class AssetInputs:
         workflows: WorkflowMoves,
         runs: RunService,
         lineage: RunLineage,
+        refs: RefService,
     ) -> None:
         self._uow = uow
         self._cas = cas
@@ -33,6 +40,8 @@ class AssetInputs:
         self._workflows = workflows
         self._runs = runs
         self._lineage = lineage
+        self._refs = refs
+        self._ref_pins = CommittedCache[tuple[str, str], uuid.UUID](REF_PIN_CACHE_SIZE)
 
     def locate_step_output(
         self, run_id: str | None, tag: str, producer: str, node: str
@@ -63,7 +72,8 @@ class AssetInputs:
     ) -> NodeValue:
         """Where the value ``node`` reads is stored; the read is noted for the run.
 
-        An explicit pin wins (``pin_version``, a version hash, or ``pin_tag``); otherwise
+        An explicit pin wins (``pin_version``, any ref, or ``pin_tag``, a tag), resolved
+        once per run and recorded (``TAG@{run:<run id>}``); otherwise
         the value this run produced, or that run ``producer`` did (the run a re-execution
         re-executes); otherwise the value in the run's pinned snapshot (or, with no run,
         on the tag now).
@@ -106,14 +116,11 @@ class AssetInputs:
         pin_tag: str | None,
         pin_version: str | None,
     ) -> NodeValue:
-        if pin_version is not None:
-            artifact = self._artifacts.get_by_version_hash_in(uow, pin_version)
-            document = self._artifacts.resolve_in(uow, artifact.id)
-            value = self._in(uow, document, node, partition_key)
-            where = f"version {pin_version}"
-        elif pin_tag is not None:
-            value = self._in(uow, self._workflows.document_in(uow, pin_tag), node, partition_key)
-            where = f"tag {pin_tag!r}"
+        if pin_version is not None or pin_tag is not None:
+            ref = pin_version if pin_version is not None else check_tag_name(pin_tag)
+            artifact = self._pinned_ref(uow, run_id, ref)
+            value = self._in(uow, self._artifacts.resolve_in(uow, artifact.id), node, partition_key)
+            where = f"{ref!r} ({artifact.version_hash})"
         elif run_id is None:
             value = self._in(uow, self._workflows.document_in(uow, tag), node, partition_key)
             where = f"tag {tag!r}"
@@ -126,6 +133,21 @@ class AssetInputs:
             part = f" partition {partition_key!r}" if partition_key is not None else ""
             raise NotFoundError(f"asset {node!r}{part} has no stored value on {where}")
         return value
+
+    def _pinned_ref(self, uow: UnitOfWork, run_id: str | None, ref: str) -> Artifact:
+        """The version ``ref`` names for run ``run_id``: resolved on the run's first read
+        through it and pinned, so the run reads one version however the ref moves."""
+        if run_id is None:
+            return self._refs.resolve_in(uow, ref)
+        pinned = self._ref_pins.get((run_id, ref), uow) or uow.runs.pinned(run_id, ref)
+        if pinned is None:
+            resolved = self._refs.resolve_in(uow, ref)
+            pinned = uow.runs.pin_ref(run_id, ref, resolved.id)
+            if pinned == resolved.id:
+                self._ref_pins.put((run_id, ref), pinned, uow)
+                return resolved
+        self._ref_pins.put((run_id, ref), pinned, uow)
+        return self._artifacts.get_in(uow, pinned)
 
     def _pinned(
         self, uow: UnitOfWork, run_id: str, tag: str, node: str, partition_key: str | None

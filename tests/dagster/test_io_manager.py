@@ -355,3 +355,72 @@ def test_a_run_reads_the_values_of_its_pinned_snapshot(
         b'[{"id": 7, "amount": 1000.0}]'
     )  # main really moved before late_revenue ran...
     assert result.output_for_node("late_revenue") == 42.5  # ...but the run read its pin
+
+
+def test_a_ref_pins_an_input_as_of_a_past_version(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    dg.materialize([orders], resources=resources, instance=instance)
+    catalog.tags.create_tag("prod", catalog.tags.get_tag("main").target_id)
+    before = catalog.tags.get_history("prod")[-1].moved_at
+    catalog.assets.commit_output(
+        "other-writer",
+        "main",
+        "orders",
+        b'[{"id": 9, "amount": 1.0}]',
+        media_type="application/json",
+    )
+    catalog.tags.move_tag("prod", catalog.tags.get_tag("main").target_id)
+    for ref in ("prod~1", "prod@{1}", f"prod@{{{before.isoformat()}}}", "prod^"):
+
+        @dg.asset(
+            name="past_revenue", ins={"orders": dg.AssetIn(metadata={"orchestrator/version": ref})}
+        )
+        def past_revenue(orders: list[dict]) -> float:
+            return sum(order["amount"] for order in orders)
+
+        result = dg.materialize(
+            [orders, past_revenue], selection=[past_revenue], resources=resources, instance=instance
+        )
+        assert result.output_for_node("past_revenue") == 42.5, ref
+
+
+@dg.asset(ins={"orders": dg.AssetIn(metadata={"orchestrator/tag": "prod"})})
+def first_read(orders: list[dict]) -> float:
+    return sum(order["amount"] for order in orders)
+
+
+@dg.asset(deps=[first_read])
+def prod_mover(orchestrator: OrchestratorResource) -> int:
+    """Moves prod mid-run to a version with another value of ``orders``."""
+    catalog = orchestrator.catalog
+    catalog.assets.commit_output(
+        "rival-run",
+        "main",
+        "orders",
+        b'[{"id": 7, "amount": 1000.0}]',
+        media_type="application/json",
+    )
+    catalog.tags.move_tag("prod", catalog.tags.get_tag("main").target_id)
+    return 1
+
+
+@dg.asset(deps=[prod_mover], ins={"orders": dg.AssetIn(metadata={"orchestrator/tag": "prod"})})
+def second_read(orders: list[dict]) -> float:
+    return sum(order["amount"] for order in orders)
+
+
+def test_a_run_reads_one_version_of_a_pinned_tag_while_it_moves(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    dg.materialize([orders], resources=resources, instance=instance)
+    pinned = catalog.tags.create_tag("prod", catalog.tags.get_tag("main").target_id).target_id
+    result = dg.materialize(
+        [orders, first_read, prod_mover, second_read],
+        selection=[first_read, prod_mover, second_read],
+        resources=resources,
+        instance=instance,
+    )
+    assert result.output_for_node("first_read") == result.output_for_node("second_read") == 42.5
+    assert catalog.tags.get_tag("prod").target_id != pinned  # prod really moved mid-run
+    assert catalog.refs.resolve(f"prod@{{run:{result.run_id}}}").id == pinned
