@@ -48,7 +48,12 @@ class RefService:
     def resolve_in(self, uow: UnitOfWork, ref: str) -> Artifact:
         """``resolve`` in ``uow``."""
         parsed = parse_ref(ref)
-        found = self._base(uow, parsed, parsed.base)
+        try:
+            found = self._base(uow, parsed, parsed.base)
+        except NotFoundError as exc:
+            if repr(ref) in str(exc):
+                raise
+            raise NotFoundError(f"unknown ref {ref!r}: {exc}") from exc
         if parsed.first_parents == 0:
             return found
         ancestor = (

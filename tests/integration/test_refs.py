@@ -65,3 +65,36 @@ def test_non_ascii_positions_over_http_and_cli(
         shown = runner.invoke(cli, [*base, "show", ref])
         assert shown.exit_code == 2, (ref, shown.output)
         assert ref in shown.output
+
+
+GRAMMAR = {  # ref -> HTTP status, CLI exit code
+    "main~1": (200, 0),
+    "main^": (200, 0),
+    "main@{1}~0": (200, 0),
+    "main@{2999-01-01}": (200, 0),
+    "main@{2000-01-01}": (404, 3),
+    "main~2": (404, 3),
+    "main@{run:nobody}": (404, 3),
+    "run:nobody": (404, 3),
+    "main~x": (422, 2),
+    "main@{yesterday}": (422, 2),
+    "main^2": (422, 2),
+}
+
+
+def test_the_grammar_over_http_and_cli(
+    moved: core.Services, database_url: str, blob_root: Path
+) -> None:
+    runner = CliRunner()
+    base = ["--database-url", database_url, "--blob-root", str(blob_root)]
+    with TestClient(create_app(moved), raise_server_exceptions=False) as client:
+        for ref, (status, code) in GRAMMAR.items():
+            answer = client.get(f"/artifacts/{ref}")
+            assert answer.status_code == status, (ref, answer.text)
+            shown = runner.invoke(cli, [*base, "show", ref])
+            assert shown.exit_code == code, (ref, shown.output)
+            if status == 200:
+                assert answer.json()["id"] == str(moved.refs.resolve(ref).id)
+            else:
+                assert ref in answer.json()["error"]["message"]
+                assert ref in shown.output
