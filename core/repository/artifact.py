@@ -16,7 +16,7 @@ from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.storage.duckdb.inserts import insert_if_absent
 from core.storage.models import ArtifactRow, BlobRefRow
-from core.storage.skip_list import SkipNode, skip_node
+from core.storage.skip_list import SkipNode, skip_length, skip_node
 
 artifacts = ArtifactRow.__table__
 blob_refs = BlobRefRow.__table__
@@ -95,32 +95,36 @@ class ArtifactRepository:
         return SkipNode(row.generation, row.skip_id)
 
     def first_parent(self, head_id: uuid.UUID, generations: int) -> Artifact | None:
-        """The artifact ``generations`` first parents below ``head_id`` (``REF~N``), in
-        O(log N) steps along the skip pointers; ``None`` when the line is shorter.
+        """The artifact ``generations`` first parents below ``head_id`` (``REF~N``), or
+        ``None`` when the line is shorter.
 
-        Each row of the walk carries the next id (the skip pointer unless it overshoots,
-        else the parent), so every step is a join on the primary key."""
-        skip = artifacts.alias("skip")
+        Which pointer each step follows depends on generations alone (``skip_length``),
+        so once the head's generation is read, the O(log N) steps are one recursive query
+        that follows the spelled-out path (``s``: skip, ``p``: parent), each step a join
+        on the primary key."""
+        head = self._session.scalar(select(artifacts.c.generation).where(artifacts.c.id == head_id))
+        if head is None or head < generations:
+            return None
+        path = _first_parent_path(head, head - generations)
+        if not path:
+            return self.get(head_id)
 
-        def next_id(row: Any, target: Any) -> ColumnElement[Any]:
-            chosen = case((skip.c.generation >= target, row.c.skip_id), else_=row.c.parent_id)
-            return chosen.label("next_id")
+        def next_id(row: Any, step: ColumnElement[int]) -> ColumnElement[Any]:
+            pointer = case(
+                (func.substr(literal(path), step + 1, 1) == "s", row.c.skip_id),
+                else_=row.c.parent_id,
+            )
+            return pointer.label("next_id")
 
-        target = (artifacts.c.generation - generations).label("target")
-        start = (
-            select(artifacts.c.id, artifacts.c.generation, target, next_id(artifacts, target))
-            .join(skip, skip.c.id == artifacts.c.skip_id)
-            .where(artifacts.c.id == head_id, artifacts.c.generation >= generations)
-        )
-        walk = start.cte("walk", recursive=True)
-        step = artifacts.alias("step")
+        start = select(artifacts.c.id, next_id(artifacts, literal(0)), literal(0).label("step"))
+        walk = start.where(artifacts.c.id == head_id).cte("walk", recursive=True)
+        below = artifacts.alias("below")
         walk = walk.union_all(
-            select(step.c.id, step.c.generation, walk.c.target, next_id(step, walk.c.target))
-            .select_from(walk.join(step, step.c.id == walk.c.next_id))
-            .join(skip, skip.c.id == step.c.skip_id)
-            .where(walk.c.generation > walk.c.target)
+            select(below.c.id, next_id(below, walk.c.step + 1), (walk.c.step + 1).label("step"))
+            .select_from(walk.join(below, below.c.id == walk.c.next_id))
+            .where(walk.c.step < len(path))
         )
-        found = select(walk.c.id).where(walk.c.generation == walk.c.target).scalar_subquery()
+        found = select(walk.c.id).where(walk.c.step == len(path)).scalar_subquery()
         return self._find(artifacts.c.id == found)
 
     def get(self, artifact_id: uuid.UUID) -> Artifact | None:
@@ -183,6 +187,21 @@ class ArtifactRepository:
         line = _line_up(head_id, lambda child: child.c.kind != ArtifactKind.DAG_VERSION.value)
         rows = self._session.execute(select(line).order_by(line.c.depth.desc())).all()
         return [_to_artifact(row) for row in rows]
+
+
+def _first_parent_path(generation: int, target: int) -> str:
+    """The pointers a walk from ``generation`` down to ``target`` follows: ``s`` for a
+    skip that does not overshoot, else ``p`` for the parent."""
+    steps = []
+    while generation > target:
+        skips_to = generation - skip_length(generation)
+        if skips_to >= target:
+            steps.append("s")
+            generation = skips_to
+        else:
+            steps.append("p")
+            generation -= 1
+    return "".join(steps)
 
 
 def _line_up(head_id: uuid.UUID, climbs: Callable[[CTE], ColumnElement[bool]]) -> CTE:

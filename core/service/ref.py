@@ -55,20 +55,22 @@ class RefService:
                 raise
             raise NotFoundError(f"unknown ref {ref!r}: {exc}") from exc
         if parsed.first_parents == 0:
-            return found
+            return found if isinstance(found, Artifact) else self._artifacts.get_in(uow, found)
+        start = found.id if isinstance(found, Artifact) else found
         ancestor = (
-            uow.artifacts.first_parent(found.id, parsed.first_parents)
+            uow.artifacts.first_parent(start, parsed.first_parents)
             if parsed.first_parents <= MAX_STEPS
             else None
         )
         if ancestor is None:
             raise NotFoundError(
                 f"ref {ref!r} names no version: fewer than {parsed.first_parents} first "
-                f"parents lie below {found.version_hash}"
+                "parents lie below where it starts"
             )
         return ancestor
 
-    def _base(self, uow: UnitOfWork, ref: Ref, base: Base) -> Artifact:
+    def _base(self, uow: UnitOfWork, ref: Ref, base: Base) -> Artifact | uuid.UUID:
+        """The artifact (or only its id, when that is all a lookup gave) a ref starts at."""
         match base:
             case Named(name):
                 return self._named(uow, ref.text, name)
@@ -77,14 +79,14 @@ class RefService:
                 target = run.head_id or run.base_id
                 if target is None:
                     raise NotFoundError(f"run {run.run_id!r} has staged nothing, and has no base")
-                return self._artifacts.get_in(uow, target)
+                return target
             case Position(tag, moves_back):
                 move = uow.tags.move_at(tag, moves_back) if moves_back <= MAX_STEPS else None
                 if move is None:
                     raise NotFoundError(f"tag {tag!r} has no position @{{{moves_back}}}")
                 if move.to_target_id is None:
                     raise NotFoundError(f"tag {tag!r} was deleted at position @{{{moves_back}}}")
-                return self._artifacts.get_in(uow, move.to_target_id)
+                return move.to_target_id
             case AsOf(tag, instant):
                 return self._as_of(uow, tag, instant)
             case PinnedBy(tag, run_id):
@@ -96,16 +98,16 @@ class RefService:
                         raise NotFoundError(f"tag {tag!r} did not exist when run {run_id!r} began")
                 if pinned is None:
                     raise NotFoundError(f"run {run.run_id!r} did not read tag {tag!r}")
-                return self._artifacts.get_in(uow, pinned)
+                return pinned
 
-    def _named(self, uow: UnitOfWork, ref: str, name: str) -> Artifact:
+    def _named(self, uow: UnitOfWork, ref: str, name: str) -> Artifact | uuid.UUID:
         """A tag, a unique version hash prefix or an artifact id."""
         if ARTIFACT_ID.fullmatch(name):
             with contextlib.suppress(NotFoundError):  # may still be a tag so named
                 return self._artifacts.get_in(uow, uuid.UUID(name))
         tag = uow.tags.get(name) if TAG_NAME_PATTERN.fullmatch(name) else None
         if tag is not None:
-            return self._artifacts.get_in(uow, tag.target_id)
+            return tag.target_id
         digits = name.removeprefix(HASH_PREFIX)
         if HEX_PREFIX.fullmatch(digits):
             matches = uow.artifacts.find_by_version_prefix("sha256:" + digits, 2)
@@ -118,7 +120,7 @@ class RefService:
             "or artifact id matches"
         )
 
-    def _as_of(self, uow: UnitOfWork, tag: str, instant: datetime) -> Artifact:
+    def _as_of(self, uow: UnitOfWork, tag: str, instant: datetime) -> uuid.UUID:
         """Where ``tag`` pointed at ``instant``."""
         move = uow.tags.move_as_of(tag, stored(instant))
         when = instant.isoformat()
@@ -126,7 +128,7 @@ class RefService:
             raise NotFoundError(f"tag {tag!r} did not exist at {when}")
         if move.to_target_id is None:
             raise NotFoundError(f"tag {tag!r} was deleted at {when}")
-        return self._artifacts.get_in(uow, move.to_target_id)
+        return move.to_target_id
 
     def _run(self, uow: UnitOfWork, run_id: str, ref: str) -> Run:
         """Run ``run_id``, or the one run whose id starts so (with at least

@@ -4,7 +4,8 @@ Each artifact stores its ``generation`` (how many first parents lie below it) an
 ``skip_id``: a first-parent ancestor chosen as in Myers' skew-binary random-access lists
 ("An applicative random-access stack", 1983). A walk down to a generation follows the
 skip pointer whenever it does not overshoot, else the parent; both the insert and the
-walk touch O(1) and O(log N) rows.
+walk touch O(1) and O(log N) rows: the span of every skip pointer follows from the
+generation alone (``skip_length``), so a walk decides each step from the row it is on.
 """
 
 import uuid
@@ -36,6 +37,19 @@ def skip_node(
     if parent.generation - skip.generation == skip.generation - skip_skip.generation:
         return SkipNode(generation, skip.skip_id)
     return SkipNode(generation, parent_id)
+
+
+def skip_length(generation: int) -> int:
+    """How many generations an artifact's skip pointer spans (0 for a first version): the
+    least term of ``generation`` written greedily as a sum of numbers 2**k - 1 (its
+    skew-binary form), which the insert rule of ``skip_node`` yields."""
+    last = 0
+    while generation > 0:
+        term = (1 << generation.bit_length()) - 1
+        if term > generation:
+            term >>= 1
+        last, generation = term, generation - term
+    return last
 
 
 def skip_nodes(
