@@ -26,6 +26,7 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
     runs = [
         ("cas_throughput", []),
         ("tag_resolution", []),
+        ("time_travel", []),
         ("dagster_overhead", []),
         ("dagster_overhead", ["--publish", "run"]),
         ("duckdb_inserts", []),
@@ -36,6 +37,7 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
         runs += [
             ("cas_throughput", ["--database-url", postgres_url]),
             ("tag_resolution", ["--database-url", postgres_url]),
+            ("time_travel", ["--database-url", postgres_url]),
             ("dagster_overhead", ["--database-url", postgres_url]),
             ("dagster_overhead", ["--database-url", postgres_url, "--publish", "run"]),
             ("postgres_load", ["--database-url", postgres_url]),
