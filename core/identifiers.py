@@ -193,6 +193,18 @@ def check_content(content: object) -> bytes | bytearray | memoryview:
 
 MIN_RUN_PREFIX = 8
 """The shortest run id prefix that names a run (the Dagster UI shows eight characters)."""
+MAX_PIN_REF = 500
+"""Characters of a ref an input pins (``orchestrator/version``), which its run records."""
+
+
+def check_pin_ref(ref: object) -> None:
+    """``ValidationError`` if ``ref`` is text longer than a run can record as a pin (any
+    other malformed ref is the ref grammar's to refuse)."""
+    if isinstance(ref, str) and len(ref) > MAX_PIN_REF:
+        raise ValidationError(
+            f"invalid pinned ref {ref[:40]!r}... ({len(ref)} characters): a ref an input "
+            f"pins is at most {MAX_PIN_REF} characters"
+        )
 
 
 def check_publish(publish: object) -> PublishMode | None:

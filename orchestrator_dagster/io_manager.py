@@ -171,11 +171,8 @@ class VersionedIOManager(dg.ConfigurableIOManager):
         codec = default_registry.codec_for(obj)
         op_output = _is_op_output(context)
         what = f"the output {node!r}" if op_output else f"the output of asset {node!r}"
-        shown: dict[str, Any] = {}
         if isinstance(codec, StreamCodec):
             obj = codec.prepare(obj)
-            if isinstance(obj, frames.Frame):
-                shown = frame_metadata(obj)
         if op_output:
             step: dict[str, Any] = {
                 "media_type": codec.media_type,
@@ -189,7 +186,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
             else:
                 data, _ = default_registry.encode(obj, what=what)
                 value = assets.commit_step_output(context.run_id, self.tag, node, data, **step)
-            context.add_output_metadata({**_value_metadata(value, obj), **shown})
+            context.add_output_metadata({**_value_metadata(value, obj), **_shown(obj)})
             return
         output: dict[str, Any] = {
             "media_type": codec.media_type,
@@ -207,7 +204,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
         else:
             data, _ = default_registry.encode(obj, what=what)
             commit = assets.commit_output(context.run_id, self.tag, node, data, **output)
-        context.add_output_metadata({**self._metadata(commit, obj), **shown})
+        context.add_output_metadata({**self._metadata(commit, obj), **_shown(obj)})
         set_content_data_version(context, commit.value.cas_id)
 
     def load_input(self, context: dg.InputContext) -> Any:
@@ -284,6 +281,12 @@ class VersionedIOManager(dg.ConfigurableIOManager):
             "orchestrator/publish": str(self._mode or self.publish),
             **_value_metadata(commit.value, obj),
         }
+
+
+def _shown(obj: Any) -> dict[str, Any]:
+    """What the UI shows of a frame (``frame_metadata``), once it is written: a frame its
+    writer refuses fails with the writer's ``CodecError`` naming the output, not here."""
+    return frame_metadata(obj) if isinstance(obj, frames.Frame) else {}
 
 
 def _value_metadata(value: core.NodeValue, obj: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any, BinaryIO
 from core.dag import node_value
 from core.domain import Artifact, NodeValue
 from core.errors import NotFoundError
-from core.identifiers import check_node_id, check_run_id, check_tag_name
+from core.identifiers import check_node_id, check_pin_ref, check_run_id, check_tag_name
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_resolution import ArtifactResolution
 from core.service.asset_lineage import RunLineage
@@ -80,6 +80,7 @@ class AssetInputs:
         """
         check_node_id(node)
         check_tag_name(tag)
+        check_pin_ref(pin_version)
         if producer is not None:
             check_run_id(producer)
         if run_id is not None:

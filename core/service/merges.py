@@ -112,13 +112,18 @@ class Merges:
         return result
 
     def preview(self, source: str, into: str) -> MergePreview:
-        """What ``merge(source, into)`` would do now, conflicts included; nothing moves."""
+        """What ``merge(source, into)`` would do now, conflicts included (and the
+        ``PolicyError`` of an immutable ``into`` it would move); nothing moves."""
         check_tag_name(into)
         source_id = _mergeable(self._refs.resolve(source), source).id
         with self._uow() as uow:
             head = uow.commits.head(into)
             base = self.merge_base(uow, head.target_id, source_id)
             plan = self._plan(uow, into, head, base, source_id, None, write=False)
+            if head.target_id is not None and (plan.changes or plan.conflicts):
+                refuse_landing(
+                    uow.commits.policies(), into, live=True, action=f"merging {source!r}"
+                )
             uow.commit()
         return MergePreview(
             into, head.target_id, source_id, plan.fast_forward, plan.changes,

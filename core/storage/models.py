@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.identifiers import MAX_PIN_REF
+
 SCHEMA_VERSION = 4
 """Bump with a migration in ``core.storage.schema`` whenever a table below changes."""
 
@@ -38,7 +40,7 @@ NAMING_CONVENTION = {
 CAS_ID = String(71)
 TAG_NAME = String(200)
 RUN_ID = String(200)
-REF = String(500)
+REF = String(MAX_PIN_REF)
 tag_move_id_seq = Sequence("tag_move_id_seq")
 policy_change_id_seq = Sequence("tag_policy_change_id_seq")
 

@@ -216,3 +216,21 @@ def test_an_unchanged_frame_rematerialised_in_other_processes_moves_nothing(
         assert [move.run_id for move in history] == [first.run_id] * 3  # the second: no move
         eu = catalog.assets.locate_input(None, "main", "eu_orders")
         assert catalog.assets.read(eu) == b"25000"
+
+
+@dg.asset
+def mixed_types() -> pd.DataFrame:
+    return pd.DataFrame({"mixed": [1, "two"]})  # Parquet cannot hold it
+
+
+def test_a_frame_parquet_cannot_hold_fails_its_step_naming_the_asset(
+    resources: dict, instance: dg.DagsterInstance, catalog: core.Services
+) -> None:
+    result = dg.materialize(
+        [mixed_types], resources=resources, instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failure.step_failure_data.error)
+    assert "CodecError: cannot encode the output of asset 'mixed_types' as application/" in message
+    assert catalog.tags.list_tags() == []

@@ -9,6 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 import core
+from core.domain import ArtifactKind
+from core.storage.commit_record import CommitRecord, NewVersion, TagSwap
+from core.storage.duckdb.journal import Journal
+from core.storage.duckdb.record_format import encode
 from core.storage.models import SCHEMA_VERSION
 
 SCHEMAS = Path(__file__).parent.parent / "support" / "schemas"
@@ -76,3 +80,32 @@ def test_a_version_3_catalog_is_migrated_with_its_data(database_url: str, tmp_pa
             catalog.refs.resolve("main~40")
         with core.connect(database_url, tmp_path / "blobs") as again:  # opens as it is
             assert again.refs.resolve(f"{ids[-1]}~39").id == ids[0]
+
+
+def test_a_version_3_catalog_with_a_journal_left_behind_is_migrated_then_folded(
+    tmp_path: Path,
+) -> None:
+    """A release-3 writer died holding the file: its journal folds after the migration,
+    so its versions get their skip pointers and nothing acknowledged is lost."""
+    path = tmp_path / "catalog.duckdb"
+    ids = create_version_3(f"duckdb:///{path}", 3)
+    added = uuid.uuid4()
+    record = CommitRecord(
+        datetime(2026, 11, 2),
+        version=NewVersion(
+            id=added,
+            kind=ArtifactKind.DAG_VERSION,
+            version_hash=f"sha256:{99:064x}",
+            cas_id=BLOB,
+            parent_id=ids[-1],
+            name="line",
+            created_by=None,
+            metadata_json="{}",
+        ),
+        swap=TagSwap("main", ids[-1], 1, added, ArtifactKind.DAG_VERSION, None, None, None),
+    )
+    Journal(path.with_name(path.name + ".journal")).append(encode(uuid.uuid4(), record))
+    with core.connect(f"duckdb:///{path}", tmp_path / "blobs") as catalog:
+        assert catalog.tags.get_tag("main").target_id == added
+        assert catalog.refs.resolve("main~1").id == ids[-1]
+        assert catalog.refs.resolve("main~3").id == ids[0]

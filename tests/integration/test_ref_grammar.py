@@ -266,3 +266,12 @@ def test_no_ref_raises_anything_but_validation_or_not_found(
         catalog.refs.resolve(text)
     except (core.ValidationError, core.NotFoundError):
         pass
+
+
+def test_a_ref_too_long_for_a_run_to_record_is_refused_as_a_pin(catalog: core.Services) -> None:
+    catalog.assets.commit_output("writer", "main", "a", b"1", media_type="application/json")
+    ref = "main" + "~0" * 300  # main, spelled in 604 characters
+    with pytest.raises(core.ValidationError, match="at most 500 characters"):
+        catalog.assets.locate_input("reader", "main", "a", pin_version=ref)
+    assert catalog.refs.resolve(ref) == catalog.refs.resolve("main")  # pinning it is refused
+    assert catalog.assets.locate_input("reader", "main", "a", pin_version=ref[:500]).cas_id

@@ -255,3 +255,13 @@ def test_a_policy_set_between_output_commits_refuses_the_next(catalog: core.Serv
     refused(catalog, "main", "ma*", lambda: commit(catalog, "busy", "n9", b"9", "main"))
     catalog.tags.delete_policy("ma*")
     assert commit(catalog, "busy", "n9", b"9", "main").changed
+
+
+def test_a_dry_run_of_a_merge_an_immutable_tag_refuses_is_refused_too(
+    catalog: core.Services, versions: dict[str, uuid.UUID]
+) -> None:
+    catalog.tags.create_tag("v1.4", versions["one"])
+    catalog.tags.set_policy("v*", immutable=True)
+    refused(catalog, "v1.4", "v*", lambda: catalog.workflows.preview_merge("feature", "v1.4"))
+    refused(catalog, "v1.4", "v*", lambda: catalog.workflows.merge("feature", "v1.4"))
+    assert not catalog.workflows.preview_merge("main@{1}", "v1.4").changed  # holds it already

@@ -75,7 +75,7 @@ def recover(connection: Connection, behind: WriteBehind, journal: Journal) -> No
                 raise Misfit("the catalog has no tables yet")
             start = _after_mark(connection, entries)
             _Fit.read(connection, entries[start:]).take(entries, start)
-            _apply_and_mark(connection, entries[start:])
+            _apply_and_mark(connection, entries[start:], skips=_has_skip_pointers(connection))
     except (Misfit, IntegrityError, sa.exc.SQLAlchemyError) as exc:
         behind.clear()
         raise _refusal(journal, len(lines), exc) from exc
@@ -102,6 +102,19 @@ def _decoded(number: int, line: object) -> JournalEntry:
         return decode(line)
     except RecordError as exc:
         raise Misfit(f"line {number} {exc}") from None
+
+
+def _has_skip_pointers(connection: Connection) -> bool:
+    """Whether the file's artifacts have skip pointers: a catalog an older release left
+    (with its journal) gets them from its migration, for every artifact folded before it."""
+    found = connection.execute(
+        text(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = :table AND column_name = 'skip_id'"
+        ),
+        {"table": ArtifactRow.__tablename__},
+    )
+    return bool(found.scalar())
 
 
 def _after_mark(connection: Connection, entries: list[JournalEntry]) -> int:
@@ -139,14 +152,17 @@ def apply_records(connection: Connection, entries: Sequence[JournalEntry]) -> No
         _apply_and_mark(connection, entries)
 
 
-def _apply_and_mark(connection: Connection, entries: Sequence[JournalEntry]) -> None:
+def _apply_and_mark(
+    connection: Connection, entries: Sequence[JournalEntry], *, skips: bool = True
+) -> None:
     if entries:
-        _apply(connection, [record for _, record in entries])
+        _apply(connection, [record for _, record in entries], skips=skips)
         _mark(connection, entries[-1][0])
 
 
-def _apply(connection: Connection, records: list[CommitRecord]) -> None:
-    """Tables in the order their references need, a table's rows in one statement."""
+def _apply(connection: Connection, records: list[CommitRecord], *, skips: bool) -> None:
+    """Tables in the order their references need, a table's rows in one statement;
+    ``skips``: with the new versions' skip pointers."""
     blobs: list[Row] = []
     versions: list[Row] = []
     refs: list[Row] = []
@@ -177,7 +193,9 @@ def _apply(connection: Connection, records: list[CommitRecord]) -> None:
             heads[staged.run_id] = (first_expected, moved)
         values += [_run_value_row(record, index) for index in range(len(record.run_values))]
     _insert(connection, CasBlob.__table__, blobs, on_conflict="DO NOTHING")
-    _insert_in_order(connection, ArtifactRow.__table__, _with_skips(connection, versions))
+    _insert_in_order(
+        connection, ArtifactRow.__table__, _with_skips(connection, versions) if skips else versions
+    )
     _insert(connection, BlobRefRow.__table__, refs)
     for name, (expected, row) in tags.items():
         _swap(connection, name, expected, row)
