@@ -84,12 +84,23 @@ def refuse_run(
     policies: Iterable[TagPolicy], name: str, publish: PublishMode, *, live: bool
 ) -> None:
     """``PolicyError`` for a new run that could never move its tag: a ``publish="output"``
-    run on a protected tag, or any run on an immutable tag that exists."""
+    run on a protected tag, any run on an immutable tag that exists, and a
+    ``publish="output"`` run on an immutable tag that does not (its first output would
+    create the tag and freeze it holding part of the run)."""
     policy = governing(policies, name)
     if policy is None:
         return
     if policy.immutable and live:
         raise _immutable(name, policy, f"a publish={publish.value!r} run")
+    if policy.immutable and publish is PublishMode.OUTPUT:
+        raise PolicyError(
+            f"tag {name!r} is immutable (policy {policy.pattern!r}): a publish='output' run "
+            "would create it with its first output and freeze it holding part of the run; "
+            "run with publish='run' (it lands whole) or create the tag by hand; nothing "
+            "changed",
+            tag=name,
+            pattern=policy.pattern,
+        )
     if policy.protected and not policy.immutable and publish is PublishMode.OUTPUT:
         raise PolicyError(
             f"tag {name!r} is protected (policy {policy.pattern!r}): a publish='output' run "

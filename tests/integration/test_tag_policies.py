@@ -166,14 +166,20 @@ def test_an_immutable_tag_is_created_once_and_never_moved_swapped_or_deleted(
     assert tags.get_tag("v1.4").target_id == one and three != one
 
 
-def test_an_immutable_tag_that_does_not_exist_is_created_by_its_first_output_only(
+def test_an_immutable_tag_that_does_not_exist_is_created_by_a_whole_run_only(
     catalog: core.Services,
 ) -> None:
     catalog.tags.set_policy("v*", immutable=True)
-    first = commit(catalog, "build", "a", b"1", "v9")  # creates v9: allowed once
-    assert first.changed and catalog.tags.get_tag("v9").revision == 1
-    refused(catalog, "v9", "v*", lambda: commit(catalog, "build", "b", b"2", "v9"))
-    assert not commit(catalog, "build", "a", b"1", "v9").changed  # no move: not refused
+    refused(catalog, "v9", "v*", lambda: commit(catalog, "build", "a", b"1", "v9"))
+    with pytest.raises(core.PolicyError, match="freeze it holding part of the run"):
+        catalog.runs.create_run("build", "v9")
+    catalog.runs.create_run("whole", "v9", publish="run")
+    commit(catalog, "whole", "a", b"1", "v9")
+    commit(catalog, "whole", "b", b"2", "v9")
+    assert "v9" not in {tag.name for tag in catalog.tags.list_tags()}  # staged only
+    published = catalog.runs.publish("whole")  # creates v9 with the whole run: allowed once
+    assert published.changed and catalog.tags.get_tag("v9").revision == 1
+    refused(catalog, "v9", "v*", lambda: catalog.runs.create_run("again", "v9", publish="run"))
 
 
 def test_a_protected_tag_moves_only_by_publish_or_merge(
