@@ -132,10 +132,6 @@ def test_an_immutable_tag_is_created_once_and_never_moved_swapped_or_deleted(
     assert tags.create_or_move_tag("v1.4", one).revision == created.revision  # no move: allowed
     assert tags.compare_and_swap("v1.4", one, one)
 
-    def rollback() -> None:
-        tags.create_tag("v2.0", one)
-        tags.rollback("v2.0", two)
-
     pattern = "v*"
     for call in (
         lambda: tags.create_tag("v1.4", two),
