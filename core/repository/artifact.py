@@ -59,7 +59,7 @@ class ArtifactRepository:
         """Insert an artifact (a new id, and now, unless given); ``None`` when one with
         this version hash exists already."""
         artifact_id = artifact_id or uuid.uuid4()
-        skip = skip_node(artifact_id, parent_id, self.skip_node)
+        skip = skip_node(artifact_id, parent_id, self._skip_nodes_above(parent_id).__getitem__)
         values = {
             "id": artifact_id,
             "kind": kind.value,
@@ -87,12 +87,19 @@ class ArtifactRepository:
             return
         self._session.execute(insert(blob_refs), rows)
 
-    def skip_node(self, artifact_id: uuid.UUID) -> SkipNode:
-        """The first-parent skip pointers of a stored artifact."""
+    def _skip_nodes_above(self, parent_id: uuid.UUID | None) -> dict[uuid.UUID, SkipNode]:
+        """The skip nodes of ``parent_id`` and of its skip: what a new child's need, in
+        one query."""
+        if parent_id is None:
+            return {}
+        skip = artifacts.alias("skip")
         row = self._session.execute(
-            select(artifacts.c.generation, artifacts.c.skip_id).where(artifacts.c.id == artifact_id)
+            select(artifacts.c.generation, artifacts.c.skip_id, skip.c.generation, skip.c.skip_id)
+            .join(skip, skip.c.id == artifacts.c.skip_id)
+            .where(artifacts.c.id == parent_id)
         ).one()
-        return SkipNode(row.generation, row.skip_id)
+        parent, above = SkipNode(row[0], row[1]), SkipNode(row[2], row[3])
+        return {parent_id: parent, parent.skip_id: above}
 
     def first_parent(self, head_id: uuid.UUID, generations: int) -> Artifact | None:
         """The artifact ``generations`` first parents below ``head_id`` (``REF~N``), or

@@ -51,8 +51,6 @@ class RefService:
         try:
             found = self._base(uow, parsed, parsed.base)
         except NotFoundError as exc:
-            if repr(ref) in str(exc):
-                raise
             raise NotFoundError(f"unknown ref {ref!r}: {exc}") from exc
         if parsed.first_parents == 0:
             return found if isinstance(found, Artifact) else self._artifacts.get_in(uow, found)
@@ -116,8 +114,7 @@ class RefService:
             if matches:
                 return matches[0]
         raise NotFoundError(
-            f"unknown ref {ref!r}: no tag, version hash (at least {MIN_PREFIX} hex characters) "
-            "or artifact id matches"
+            f"no tag, version hash (at least {MIN_PREFIX} hex characters) or artifact id matches"
         )
 
     def _as_of(self, uow: UnitOfWork, tag: str, instant: datetime) -> uuid.UUID:

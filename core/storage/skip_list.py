@@ -25,18 +25,17 @@ def skip_node(
 ) -> SkipNode:
     """The pointers of a new artifact, from its parent's (``stored`` reads a node).
 
-    A first version skips to itself. Otherwise, when the parent's skip and the skip's
-    skip span equal lengths, the new artifact skips over both; else to its parent.
+    A first version skips to itself. Otherwise the new artifact skips over its parent's
+    skip and that skip's skip when they span equal lengths (its ``skip_length`` is then
+    more than 1), else to its parent.
     """
     if parent_id is None:
         return SkipNode(0, artifact_id)
     parent = stored(parent_id)
-    skip = stored(parent.skip_id)
-    skip_skip = stored(skip.skip_id)
     generation = parent.generation + 1
-    if parent.generation - skip.generation == skip.generation - skip_skip.generation:
-        return SkipNode(generation, skip.skip_id)
-    return SkipNode(generation, parent_id)
+    if skip_length(generation) == 1:
+        return SkipNode(generation, parent_id)
+    return SkipNode(generation, stored(parent.skip_id).skip_id)
 
 
 def skip_length(generation: int) -> int:
