@@ -28,7 +28,7 @@ from core.storage.models import (
     TagPolicyChangeRow,
     TagPolicyRow,
 )
-from core.storage.skip_list import SkipNode, skip_nodes
+from core.storage.skip_list import skip_nodes
 
 _SCHEMA_LOCK_KEY = 0x6F72636863617401
 """Postgres advisory lock key taken while creating or migrating the schema."""
@@ -92,7 +92,7 @@ def _fill_skip_pointers(session: Session) -> None:
         artifact_id = pending.pop()
         ordered.append((artifact_id, parents[artifact_id]))
         pending += children.get(artifact_id, [])
-    nodes = skip_nodes(ordered, _parent_first)
+    nodes = skip_nodes(ordered)
     fill = sa.table(
         "skip_fill", sa.column("id", sa.Uuid), sa.column("generation"), sa.column("skip_id")
     )
@@ -111,10 +111,6 @@ def _fill_skip_pointers(session: Session) -> None:
         .values(generation=fill.c.generation, skip_id=fill.c.skip_id)
     )
     session.execute(sa.text("DROP TABLE skip_fill"))
-
-
-def _parent_first(artifact_id: uuid.UUID) -> SkipNode:
-    raise AssertionError(f"artifact {artifact_id} was ordered before its parent")
 
 
 MIGRATIONS: dict[int, Migration] = {

@@ -52,15 +52,19 @@ def skip_length(generation: int) -> int:
 
 
 def skip_nodes(
-    rows: list[tuple[uuid.UUID, uuid.UUID | None]], stored: Callable[[uuid.UUID], SkipNode]
+    rows: list[tuple[uuid.UUID, uuid.UUID | None]],
+    stored: Callable[[uuid.UUID], SkipNode] | None = None,
 ) -> dict[uuid.UUID, SkipNode]:
     """The pointers of new artifacts ``(id, parent id)``, each after its parent when both
-    are new; ``stored`` reads the nodes of artifacts already stored."""
+    are new; ``stored`` reads the nodes of artifacts already stored (none: every parent
+    is among ``rows``)."""
     known: dict[uuid.UUID, SkipNode] = {}
 
     def node(artifact_id: uuid.UUID) -> SkipNode:
         found = known.get(artifact_id)
         if found is None:
+            if stored is None:
+                raise AssertionError(f"artifact {artifact_id} comes before its parent")
             found = known[artifact_id] = stored(artifact_id)
         return found
 

@@ -7,12 +7,8 @@ from core.storage.skip_list import SkipNode, skip_length, skip_nodes
 
 def line(length: int) -> tuple[list[uuid.UUID], dict[uuid.UUID, SkipNode]]:
     ids = [uuid.uuid4() for _ in range(length)]
-    nodes = skip_nodes(list(zip(ids, [None, *ids[:-1]], strict=True)), _never)
+    nodes = skip_nodes(list(zip(ids, [None, *ids[:-1]], strict=True)))
     return ids, nodes
-
-
-def _never(artifact_id: uuid.UUID) -> SkipNode:
-    raise AssertionError(artifact_id)
 
 
 def test_the_span_of_every_pointer_follows_from_the_generation() -> None:
