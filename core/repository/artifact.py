@@ -107,28 +107,31 @@ class ArtifactRepository:
 
         Which pointer each step follows depends on generations alone (``skip_length``),
         so once the head's generation is read, the O(log N) steps are one recursive query
-        that follows the spelled-out path (``s``: skip, ``p``: parent), each step a join
-        on the primary key."""
+        that follows the spelled-out path (``s``: skip, ``p``: parent). Each step joins
+        only the artifacts of the generations the walk steps from, not the whole table:
+        DuckDB has no index joins, so a join with every artifact would scan them all at
+        every step."""
         head = self._session.scalar(select(artifacts.c.generation).where(artifacts.c.id == head_id))
         if head is None or head < generations:
             return None
-        path = _first_parent_path(head, head - generations)
-        if not path:
+        steps = _first_parent_path(head, head - generations)
+        if not steps:
             return self.get(head_id)
-
-        def next_id(row: Any, step: ColumnElement[int]) -> ColumnElement[Any]:
-            pointer = case(
-                (func.substr(literal(path), step + 1, 1) == "s", row.c.skip_id),
-                else_=row.c.parent_id,
-            )
-            return pointer.label("next_id")
-
-        start = select(artifacts.c.id, next_id(artifacts, literal(0)), literal(0).label("step"))
-        walk = start.where(artifacts.c.id == head_id).cte("walk", recursive=True)
-        below = artifacts.alias("below")
+        path = "".join(pointer for _, pointer in steps)
+        on_path = (
+            select(artifacts.c.id, artifacts.c.parent_id, artifacts.c.skip_id)
+            .where(artifacts.c.generation.in_({generation for generation, _ in steps}))
+            .cte("on_path")
+        )
+        start = select(literal(head_id, artifacts.c.id.type).label("id"), literal(0).label("step"))
+        walk = start.cte("walk", recursive=True)
+        pointer = case(
+            (func.substr(literal(path), walk.c.step + 1, 1) == "s", on_path.c.skip_id),
+            else_=on_path.c.parent_id,
+        )
         walk = walk.union_all(
-            select(below.c.id, next_id(below, walk.c.step + 1), (walk.c.step + 1).label("step"))
-            .select_from(walk.join(below, below.c.id == walk.c.next_id))
+            select(pointer.label("id"), (walk.c.step + 1).label("step"))
+            .select_from(walk.join(on_path, on_path.c.id == walk.c.id))
             .where(walk.c.step < len(path))
         )
         found = select(walk.c.id).where(walk.c.step == len(path)).scalar_subquery()
@@ -196,19 +199,20 @@ class ArtifactRepository:
         return [_to_artifact(row) for row in rows]
 
 
-def _first_parent_path(generation: int, target: int) -> str:
-    """The pointers a walk from ``generation`` down to ``target`` follows: ``s`` for a
-    skip that does not overshoot, else ``p`` for the parent."""
+def _first_parent_path(generation: int, target: int) -> list[tuple[int, str]]:
+    """The steps of a walk from ``generation`` down to ``target``: the generation each
+    step leaves and the pointer it follows, ``s`` for a skip that does not overshoot,
+    else ``p`` for the parent."""
     steps = []
     while generation > target:
         skips_to = generation - skip_length(generation)
         if skips_to >= target:
-            steps.append("s")
+            steps.append((generation, "s"))
             generation = skips_to
         else:
-            steps.append("p")
+            steps.append((generation, "p"))
             generation -= 1
-    return "".join(steps)
+    return steps
 
 
 def _line_up(head_id: uuid.UUID, climbs: Callable[[CTE], ColumnElement[bool]]) -> CTE:
