@@ -208,8 +208,14 @@ class Database:
                 try:
                     session.rollback()
                 except sa.exc.DBAPIError as failed:
+                    if self._lease is not None:
+                        raise
+                    # The server's connection broke (psycopg may not say so in words
+                    # SQLAlchemy knows: "connection socket closed", then "another
+                    # command is already in progress"): the server drops the transaction
+                    # with it, and the connection never goes back to the pool.
                     if not failed.connection_invalidated:
-                        raise  # else the server dropped the transaction with the connection
+                        connection.invalidate()
                 finally:
                     if deferred:
                         _end_reads(connection)
