@@ -145,6 +145,7 @@ class Database:
                 self.engine = sa.create_engine(
                     self.url, pool_pre_ping=True, pool_size=5, max_overflow=10
                 )
+                event.listen(self.engine, "handle_error", _recognise_broken_connections)
             except ModuleNotFoundError as exc:
                 raise StorageUnavailableError(
                     f"a Postgres catalog needs {exc.name!r}, which is not installed: "
@@ -336,6 +337,23 @@ class Database:
         if self._lease is not None:
             self._lease.close()
         self.engine.dispose()
+
+
+def _recognise_broken_connections(context: sa.engine.ExceptionContext) -> None:
+    """Mark a broken Postgres connection as one, where SQLAlchemy does not know psycopg's
+    words for it ("connection socket closed", "another command is already in
+    progress"): then it is invalidated, never pooled, and its transaction is lost.
+
+    A failed pool ping means the connection is unusable, whatever it raised (a ping of
+    a dead socket may raise ``can't change 'autocommit' now``). A statement's
+    ``OperationalError`` without an SQLSTATE comes from the client library, not the
+    server: the connection broke (a server error, such as a deadlock, has an SQLSTATE).
+    """
+    if context.is_pre_ping or (
+        isinstance(context.sqlalchemy_exception, sa.exc.OperationalError)
+        and getattr(context.original_exception, "sqlstate", "") is None
+    ):
+        context.is_disconnect = True
 
 
 def _refuse_statements(state: ORMExecuteState) -> None:

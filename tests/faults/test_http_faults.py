@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -187,6 +188,33 @@ def test_a_broken_connection_sqlalchemy_does_not_recognise_is_lost_not_an_error(
         sa.event.remove(database.engine, "handle_error", unrecognised)
         with database.transaction() as session:  # the broken connection was not pooled
             assert session.execute(sa.text("SELECT 1")).scalar_one() == 1
+    finally:
+        database.dispose()
+
+
+def test_a_pooled_connection_whose_ping_fails_is_replaced(
+    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ping of a connection whose socket closed may raise a ``ProgrammingError``
+    (psycopg: "can't change 'autocommit' now"); the pool replaces it all the same."""
+    database = Database(postgres_schema_url)
+    try:
+        with database.transaction() as session:  # the pool now holds a connection
+            session.execute(sa.text("SELECT 1"))
+        dialect = database.engine.dialect
+        ping = dialect.do_ping
+        failed: list[object] = []
+
+        def fails_once(dbapi_connection: Any) -> bool:
+            if not failed:
+                failed.append(dbapi_connection)
+                raise psycopg.ProgrammingError("can't change 'autocommit' now")
+            return ping(dbapi_connection)
+
+        monkeypatch.setattr(dialect, "do_ping", fails_once)
+        with database.transaction() as session:
+            assert session.execute(sa.text("SELECT 1")).scalar_one() == 1
+        assert failed, "the pooled connection was not pinged"
     finally:
         database.dispose()
 
