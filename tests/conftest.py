@@ -1,5 +1,6 @@
 """Fixtures: every core test runs against a DuckDB file and against Postgres; blob tests
-also run against a local folder and an S3 bucket on a loopback moto server."""
+also run against a local folder and an S3 bucket on a loopback moto server, and the
+object-store tests against an Azure container on a loopback Azurite too."""
 
 import os
 import uuid
@@ -11,6 +12,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 import core
+from tests.support.azurite import (
+    azurite_command,
+    azurite_server,
+    emulator_environment,
+    new_container,
+)
 from tests.support.moto_server import CREDENTIALS, moto_server, new_bucket
 
 POSTGRES_ENV = "ORCHESTRATOR_TEST_POSTGRES_URL"
@@ -78,6 +85,39 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def s3_blob_root(moto_endpoint: str) -> str:
     """``s3://<a fresh bucket>/blobs`` on the loopback server."""
     return f"s3://{new_bucket(moto_endpoint)}/blobs"
+
+
+@pytest.fixture(scope="session")
+def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An Azurite blob service on loopback for the whole session; the standard Azure
+    environment points obstore at it (emulator mode, its well-known account) meanwhile.
+    Skipped, saying why, where Azurite is not installed (it needs npm)."""
+    command = azurite_command()
+    if command is None:
+        pytest.skip(
+            "Azurite is not installed: `npm install --prefix .ci azurite` (as .ci/run does) "
+            "runs the Azure tests"
+        )
+    log = tmp_path_factory.mktemp("azurite") / "azurite.log"
+    with azurite_server(command, log) as endpoint, pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("AZURE_")]:
+            patch.delenv(name)
+        for name, value in emulator_environment(endpoint).items():
+            patch.setenv(name, value)
+        yield endpoint
+
+
+@pytest.fixture
+def az_blob_root(azurite_endpoint: str) -> str:
+    """``az://<a fresh container>/blobs`` on the loopback Azurite."""
+    return f"az://{new_container(azurite_endpoint)}/blobs"
+
+
+@pytest.fixture(params=["s3", "az"])
+def object_blob_root(request: pytest.FixtureRequest) -> str:
+    """A fresh bucket or container of each kind of object store, on loopback."""
+    root: str = request.getfixturevalue(f"{request.param}_blob_root")
+    return root
 
 
 @pytest.fixture(params=["local", "s3"])
