@@ -337,6 +337,8 @@ def _reason(exc: BaseException) -> str:
         return "access denied: check the credentials in the environment"
     if "NoSuchBucket" in text:
         return "the bucket does not exist"
+    if "ContainerNotFound" in text:  # Azure's answer to listing a missing container
+        return "the container does not exist"
     if "builder error" in text:
         return "cannot build a request (a plain-http endpoint needs AWS_ENDPOINT_URL=http://...)"
     if "error sending request" in text or "timed out" in text.lower():
