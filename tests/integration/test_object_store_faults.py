@@ -24,16 +24,25 @@ from tests.support.moto_server import free_port, moto_server, new_bucket
 
 ORCHESTRATOR = str(Path(sys.executable).parent / "orchestrator")
 SECRET = "testing-secret"  # the session's AWS_SECRET_ACCESS_KEY (tests/support/moto_server.py)
-MISSING = {"s3": "s3://no-such-bucket-here/blobs", "az": "az://no-such-container-here/blobs"}
+MISSING = {
+    "s3": "s3://no-such-bucket-here/blobs",
+    "gs": "gs://no-such-bucket-here/blobs",
+    "az": "az://no-such-container-here/blobs",
+}
 """A bucket or container that does not exist, on each loopback server."""
-ENDPOINT_VARIABLE = {"s3": "AWS_ENDPOINT_URL", "az": "AZURITE_BLOB_STORAGE_URL"}
+ENDPOINT_VARIABLE = {
+    "s3": "AWS_ENDPOINT_URL",
+    "gs": "GOOGLE_BASE_URL",
+    "az": "AZURITE_BLOB_STORAGE_URL",
+}
+SERVERS = {"s3": "moto_endpoint", "gs": "gcs_endpoint", "az": "azurite_endpoint"}
 
 
-@pytest.fixture(params=["s3", "az"])
+@pytest.fixture(params=list(SERVERS))
 def scheme(request: pytest.FixtureRequest) -> str:
-    """``s3`` or ``az``, with its loopback server running and the cloud's environment
-    pointing at it."""
-    request.getfixturevalue({"s3": "moto_endpoint", "az": "azurite_endpoint"}[request.param])
+    """``s3``, ``gs`` or ``az``, with its loopback server running and the cloud's
+    environment pointing at it."""
+    request.getfixturevalue(SERVERS[request.param])
     return str(request.param)
 
 
