@@ -1,5 +1,7 @@
 """Fixtures: every core test runs against a DuckDB file and against Postgres; blob tests
-also run against a local folder and an S3 bucket on a loopback moto server."""
+also run against a local folder and an S3 bucket on a loopback moto server, and the
+object-store tests against a GCS bucket on a loopback fake-gcs-server and an Azure
+container on a loopback Azurite too."""
 
 import os
 import uuid
@@ -11,6 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 import core
+from tests.support.azurite import (
+    azurite_command,
+    azurite_server,
+    emulator_environment,
+    new_container,
+)
+from tests.support.fake_gcs import fake_gcs_server, new_gcs_bucket, service_account
 from tests.support.moto_server import CREDENTIALS, moto_server, new_bucket
 
 POSTGRES_ENV = "ORCHESTRATOR_TEST_POSTGRES_URL"
@@ -78,6 +87,60 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def s3_blob_root(moto_endpoint: str) -> str:
     """``s3://<a fresh bucket>/blobs`` on the loopback server."""
     return f"s3://{new_bucket(moto_endpoint)}/blobs"
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """fake-gcs-server on loopback for the whole session (see tests/support/fake_gcs.py);
+    the standard Google environment points obstore at it meanwhile: its base URL and a
+    service-account key without OAuth (so no request ever looks for Google's metadata
+    server)."""
+    log = tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log"
+    with fake_gcs_server(log) as endpoint, pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("GOOGLE_")]:
+            patch.delenv(name)
+        patch.setenv("GOOGLE_SERVICE_ACCOUNT_KEY", service_account(endpoint))
+        patch.setenv("GOOGLE_BASE_URL", endpoint)  # plain http only where this says so
+        yield endpoint
+
+
+@pytest.fixture
+def gs_blob_root(gcs_endpoint: str) -> str:
+    """``gs://<a fresh bucket>/blobs`` on the loopback fake-gcs-server."""
+    return f"gs://{new_gcs_bucket(gcs_endpoint)}/blobs"
+
+
+@pytest.fixture(scope="session")
+def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An Azurite blob service on loopback for the whole session; the standard Azure
+    environment points obstore at it (emulator mode, its well-known account) meanwhile.
+    Skipped, saying why, where Azurite is not installed (it needs npm)."""
+    command = azurite_command()
+    if command is None:
+        pytest.skip(
+            "Azurite is not installed: `npm install --prefix .ci azurite` (as .ci/run does) "
+            "runs the Azure tests"
+        )
+    log = tmp_path_factory.mktemp("azurite") / "azurite.log"
+    with azurite_server(command, log) as endpoint, pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("AZURE_")]:
+            patch.delenv(name)
+        for name, value in emulator_environment(endpoint).items():
+            patch.setenv(name, value)
+        yield endpoint
+
+
+@pytest.fixture
+def az_blob_root(azurite_endpoint: str) -> str:
+    """``az://<a fresh container>/blobs`` on the loopback Azurite."""
+    return f"az://{new_container(azurite_endpoint)}/blobs"
+
+
+@pytest.fixture(params=["s3", "gs", "az"])
+def object_blob_root(request: pytest.FixtureRequest) -> str:
+    """A fresh bucket or container of each kind of object store, on loopback."""
+    root: str = request.getfixturevalue(f"{request.param}_blob_root")
+    return root
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -15,8 +15,9 @@ blob stored during the grace period.
 
 Credentials come from each cloud's standard environment (``AWS_*``, ``GOOGLE_*``,
 ``AZURE_*``), never from the URL. A plain-http endpoint is used only when
-``AWS_ENDPOINT_URL`` says ``http://``. Failures are ``StorageUnavailableError`` naming
-the URL and the key, never a credential.
+``AWS_ENDPOINT_URL`` or ``GOOGLE_BASE_URL`` says ``http://`` (or Azure's emulator mode
+is on). Failures are ``StorageUnavailableError`` naming the URL and the key, never a
+credential.
 """
 
 import contextlib
@@ -307,24 +308,26 @@ class _Download(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
 
 def _make_store(url: ObjectStoreUrl) -> "ObjectStore":
     prefix = url.prefix or None
+    options: ClientConfig = {"connect_timeout": timedelta(seconds=5)}
     try:
         if url.scheme == "s3":
-            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
-                "AWS_ENDPOINT_URL", ""
-            )
-            options: ClientConfig = {
-                "allow_http": endpoint.lower().startswith("http://"),
-                "connect_timeout": timedelta(seconds=5),
-            }
+            options["allow_http"] = _says_http("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
             return S3Store(url.bucket, prefix=prefix, client_options=options, retry_config=RETRY)
-        options = {"connect_timeout": timedelta(seconds=5)}
         if url.scheme == "gs":
+            options["allow_http"] = _says_http("GOOGLE_BASE_URL")
             return GCSStore(url.bucket, prefix=prefix, client_options=options, retry_config=RETRY)
+        # Azure's emulator mode (AZURE_STORAGE_USE_EMULATOR) allows plain http by itself
         return AzureStore(url.bucket, prefix=prefix, client_options=options, retry_config=RETRY)
     except (BaseError, OSError, ValueError) as exc:
         raise StorageUnavailableError(
             f"cannot use blob store {str(url)!r}: {_reason(exc)}"
         ) from exc
+
+
+def _says_http(*variables: str) -> bool:
+    """Whether the first of these endpoint variables that is set names a plain-http URL."""
+    endpoint = next((os.environ[name] for name in variables if os.environ.get(name)), "")
+    return endpoint.lower().startswith("http://")
 
 
 def _reason(exc: BaseException) -> str:
@@ -337,8 +340,13 @@ def _reason(exc: BaseException) -> str:
         return "access denied: check the credentials in the environment"
     if "NoSuchBucket" in text:
         return "the bucket does not exist"
+    if "ContainerNotFound" in text:  # Azure's answer to listing a missing container
+        return "the container does not exist"
     if "builder error" in text:
-        return "cannot build a request (a plain-http endpoint needs AWS_ENDPOINT_URL=http://...)"
+        return (
+            "cannot build a request (a plain-http endpoint needs AWS_ENDPOINT_URL=http://... "
+            "or GOOGLE_BASE_URL=http://...)"
+        )
     if "error sending request" in text or "timed out" in text.lower():
         return "the endpoint cannot be reached"
     first = text.splitlines()[0] if text else type(exc).__name__

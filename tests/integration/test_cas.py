@@ -1,6 +1,7 @@
-"""Content-addressed storage on both databases and both kinds of blob store (a local
-folder, an S3 bucket on a loopback moto server); the tests of folder-only faults use a
-folder."""
+"""Content-addressed storage on both databases and every kind of blob store (a local
+folder, an S3 bucket on a loopback moto server, a GCS bucket on a loopback
+fake-gcs-server, an Azure container on a loopback Azurite); the tests of folder-only
+faults use a folder."""
 
 import hashlib
 import io
@@ -22,10 +23,17 @@ from tests.support.helpers import (
 )
 
 
-@pytest.fixture
-def catalog(any_catalog: core.Services) -> core.Services:
-    """Each test below runs over a local folder and over an S3 bucket."""
-    return any_catalog
+@pytest.fixture(params=["local", "s3", "gs", "az"])
+def catalog(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> Iterator[core.Services]:
+    """Each test below runs over a local folder, an S3 and a GCS bucket and an Azure
+    container."""
+    root: Path | str = tmp_path / "blobs"
+    if request.param != "local":
+        root = request.getfixturevalue(f"{request.param}_blob_root")
+    with core.connect(database_url, root) as services:
+        yield services
 
 
 @pytest.fixture

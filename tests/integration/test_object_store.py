@@ -1,6 +1,7 @@
-"""The object store (``s3://``) keeps every promise of the local folder: blobs stored
-once, verified on read, set aside when corrupt, collected by their last-modified time,
-streamed in parts through a temporary key. Against a moto S3 server on loopback.
+"""The object stores (``s3://``, ``az://``) keep every promise of the local folder: blobs
+stored once, verified on read, set aside when corrupt, collected by their last-modified
+time, streamed in parts through a temporary key. Each test runs against a moto S3 server
+and an Azurite blob service on loopback.
 
 Objects cannot be backdated, so the gc tests here shorten the ages instead (the orphan
 age to 2 s, the refresh window to 0 s) and wait for the objects to grow older.
@@ -9,9 +10,10 @@ age to 2 s, the refresh window to 0 s) and wait for the objects to grow older.
 import hashlib
 import io
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,14 +28,14 @@ from tests.support.helpers import row_counts
 
 
 @pytest.fixture
-def catalog(database_url: str, s3_blob_root: str) -> core.Services:
-    with core.connect(database_url, s3_blob_root) as services:
+def catalog(database_url: str, object_blob_root: str) -> core.Services:
+    with core.connect(database_url, object_blob_root) as services:
         yield services
 
 
 @pytest.fixture
-def store(s3_blob_root: str) -> ObjectBlobStore:
-    url = parse_blob_root(s3_blob_root)
+def store(object_blob_root: str) -> ObjectBlobStore:
+    url = parse_blob_root(object_blob_root)
     assert isinstance(url, ObjectStoreUrl)
     return ObjectBlobStore(url)
 
@@ -50,9 +52,9 @@ def cas_id_of(content: bytes) -> str:
 
 
 def test_the_blob_root_is_the_url_and_blobs_live_under_its_prefix(
-    catalog: core.Services, s3_blob_root: str
+    catalog: core.Services, object_blob_root: str
 ) -> None:
-    assert catalog.blob_root == s3_blob_root
+    assert catalog.blob_root == object_blob_root
     cas_id = catalog.cas.store_content(b"hello", "text/plain")
     raw = raw_blobs(catalog)
     assert isinstance(raw, RawObjects)
@@ -70,15 +72,14 @@ def test_a_blob_is_created_once_even_by_racing_writers(store: ObjectBlobStore) -
 
 
 def test_storing_again_renews_an_old_object_so_gc_keeps_it(
-    store: ObjectBlobStore, s3_blob_root: str, monkeypatch: pytest.MonkeyPatch
+    store: ObjectBlobStore, object_blob_root: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     content = b"stored long ago"
     cas_id = cas_id_of(content)
-    objects = RawObjects(s3_blob_root)._objects
+    objects = RawObjects(object_blob_root)._objects
 
-    def last_modified() -> object:
-        head = objects.client.head_object(Bucket=objects.bucket, Key=objects.key(cas_id))
-        return head["LastModified"]
+    def last_modified() -> datetime:
+        return objects.last_modified(objects.key(cas_id).removeprefix(objects.prefix))
 
     store.put_bytes(cas_id, content)
     first = last_modified()
@@ -87,7 +88,7 @@ def test_storing_again_renews_an_old_object_so_gc_keeps_it(
     assert last_modified() == first  # younger than REFRESH_AFTER: not rewritten
     monkeypatch.setattr(object_store, "REFRESH_AFTER", 0.0)
     assert store.put_bytes(cas_id, content) is False
-    assert last_modified() > first  # type: ignore[operator]
+    assert last_modified() > first
     stored_by = store.modified_at(cas_id)  # what gc compares: a bound, never earlier
     assert stored_by is not None and stored_by >= time.time() - 1.5
 
@@ -129,12 +130,13 @@ def test_an_aborted_stream_leaves_no_content_key_and_no_row(catalog: core.Servic
 
 
 def test_a_tampered_object_is_an_integrity_error_set_aside_and_repaired(
-    catalog: core.Services,
+    catalog: core.Services, object_blob_root: str
 ) -> None:
     cas_id = catalog.cas.store_content(b"0123456789")
     raw = raw_blobs(catalog)
     raw.write(cas_id, b"0123X56789")
-    with pytest.raises(core.IntegrityError, match=rf"{cas_id} is corrupt.*moved to s3://.*corrupt"):
+    aside = re.escape(f"{object_blob_root}/tmp/{cas_id[7:]}.corrupt")
+    with pytest.raises(core.IntegrityError, match=rf"{cas_id} is corrupt.*moved to {aside}"):
         catalog.cas.get_content(cas_id)
     assert raw.temporary() == {f"{cas_id[7:]}.corrupt": b"0123X56789"}
     assert raw.ids() == []
@@ -145,11 +147,11 @@ def test_a_tampered_object_is_an_integrity_error_set_aside_and_repaired(
 
 
 def test_a_corrupt_object_replaced_by_a_sound_copy_is_left_in_place(
-    store: ObjectBlobStore, s3_blob_root: str
+    store: ObjectBlobStore, object_blob_root: str
 ) -> None:
     content = b"sound"
     cas_id = cas_id_of(content)
-    raw = RawObjects(s3_blob_root)
+    raw = RawObjects(object_blob_root)
     store.put_bytes(cas_id, content)
     raw.write(cas_id, b"rot!!")
     with store.open(cas_id) as corrupt:  # a reader found it corrupt; then a writer repairs it
@@ -231,8 +233,8 @@ def test_gc_puts_back_an_object_stored_again_while_it_was_being_deleted(
 
 
 @pytest.mark.usefixtures("short_ages")
-def test_gc_sweeps_old_temporary_keys(catalog: core.Services, s3_blob_root: str) -> None:
-    raw = RawObjects(s3_blob_root)
+def test_gc_sweeps_old_temporary_keys(catalog: core.Services, object_blob_root: str) -> None:
+    raw = RawObjects(object_blob_root)
     raw._objects.write("tmp/crashed-upload.part", b"leftover")
     time.sleep(3.2)
     raw._objects.write("tmp/young.part", b"an upload in progress")
@@ -282,8 +284,10 @@ def test_malformed_urls_are_validation_errors_naming_them_without_secrets(
 
 
 @pytest.mark.usefixtures("short_ages")
-def test_gc_leaves_keys_that_are_not_blobs_alone(catalog: core.Services, s3_blob_root: str) -> None:
-    objects = RawObjects(s3_blob_root)._objects
+def test_gc_leaves_keys_that_are_not_blobs_alone(
+    catalog: core.Services, object_blob_root: str
+) -> None:
+    objects = RawObjects(object_blob_root)._objects
     misplaced = cas_id_of(b"misplaced")
     strays = ["sha256/aa/cc/notes.txt", f"sha256/aa/cc/{misplaced[7:]}", "sha256/loose"]
     for key in strays:

@@ -1,8 +1,9 @@
 """An object store that cannot be used is one clear error naming its URL, never a
 secret and never a traceback: ``StorageUnavailableError`` (CLI exit 5, HTTP 503, a failed
 Dagster run with the message) or, for a malformed URL, ``ValidationError`` (CLI exit 2).
-Every server here is a moto server on loopback."""
+Every server here is a moto server or an Azurite on loopback."""
 
+import base64
 import json
 import os
 import subprocess
@@ -23,6 +24,26 @@ from tests.support.moto_server import free_port, moto_server, new_bucket
 
 ORCHESTRATOR = str(Path(sys.executable).parent / "orchestrator")
 SECRET = "testing-secret"  # the session's AWS_SECRET_ACCESS_KEY (tests/support/moto_server.py)
+MISSING = {
+    "s3": "s3://no-such-bucket-here/blobs",
+    "gs": "gs://no-such-bucket-here/blobs",
+    "az": "az://no-such-container-here/blobs",
+}
+"""A bucket or container that does not exist, on each loopback server."""
+ENDPOINT_VARIABLE = {
+    "s3": "AWS_ENDPOINT_URL",
+    "gs": "GOOGLE_BASE_URL",
+    "az": "AZURITE_BLOB_STORAGE_URL",
+}
+SERVERS = {"s3": "moto_endpoint", "gs": "gcs_endpoint", "az": "azurite_endpoint"}
+
+
+@pytest.fixture(params=list(SERVERS))
+def scheme(request: pytest.FixtureRequest) -> str:
+    """``s3``, ``gs`` or ``az``, with its loopback server running and the cloud's
+    environment pointing at it."""
+    request.getfixturevalue(SERVERS[request.param])
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +71,18 @@ def assert_clear(message: str, url: str, reason: str) -> None:
     assert "Traceback" not in message
 
 
-def test_a_missing_bucket_is_unavailable_naming_the_url(
-    database_url: str, moto_endpoint: str
-) -> None:
-    url = "s3://no-such-bucket-here/blobs"
+def test_a_missing_bucket_is_unavailable_naming_the_url(database_url: str, scheme: str) -> None:
+    url = MISSING[scheme]
     with pytest.raises(core.StorageUnavailableError) as raised:
         core.connect(database_url, url)
     assert_clear(str(raised.value), url, "does not exist")
 
 
 def test_an_unreachable_endpoint_is_unavailable_within_seconds(
-    database_url: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, scheme: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
-    url = "s3://some-bucket/blobs"
+    monkeypatch.setenv(ENDPOINT_VARIABLE[scheme], f"http://127.0.0.1:{free_port()}")  # nobody
+    url = f"{scheme}://some-bucket/blobs"
     started = time.monotonic()
     with pytest.raises(core.StorageUnavailableError) as raised:
         core.connect(database_url, url)
@@ -92,6 +111,26 @@ def test_denied_credentials_are_unavailable_without_the_secret(
     with pytest.raises(core.StorageUnavailableError) as raised:
         core.connect(database_url, url)
     assert_clear(str(raised.value), url, "access denied")
+
+
+def test_a_wrong_azure_account_key_is_denied_without_the_key(
+    database_url: str, az_blob_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong_key = base64.b64encode(b"not the emulator's key").decode()
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", wrong_key)
+    with pytest.raises(core.StorageUnavailableError) as raised:
+        core.connect(database_url, az_blob_root)
+    assert_clear(str(raised.value), az_blob_root, "access denied")
+    assert wrong_key not in str(raised.value)
+
+
+def test_the_cli_exits_5_naming_a_missing_container(
+    database_url: str, azurite_endpoint: str, tmp_path: Path
+) -> None:
+    core.connect(database_url, tmp_path / "blobs").close()  # the catalog exists
+    missing = orchestrator(database_url, MISSING["az"], "tags")
+    assert missing.returncode == 5
+    assert_clear(missing.stderr, MISSING["az"], "does not exist")
 
 
 def test_the_cli_exits_5_or_2_with_one_line(
@@ -155,8 +194,8 @@ def orders() -> list[int]:
     return [1, 2]
 
 
-def test_a_dagster_run_fails_with_the_message(database_url: str, moto_endpoint: str) -> None:
-    url = "s3://no-such-bucket-here/blobs"
+def test_a_dagster_run_fails_with_the_message(database_url: str, scheme: str) -> None:
+    url = MISSING[scheme]
     orchestrator = OrchestratorResource(database_url=database_url, blob_root=url)
     resources = {
         "orchestrator": orchestrator,

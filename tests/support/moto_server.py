@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -121,3 +122,8 @@ class S3Objects:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+
+    def last_modified(self, key: str) -> datetime:
+        head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        modified: datetime = head["LastModified"]
+        return modified
