@@ -7,10 +7,13 @@ limit (``S3_COPY_LIMIT``) below their few MiB and check that no server-side copy
 
 import hashlib
 import io
+import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import obstore
 import pytest
@@ -176,3 +179,20 @@ def test_a_quarantined_big_blob_is_put_back_by_streaming(
     raw = RawObjects(s3_blob_root)
     assert raw.read(cas_id) == content and raw.temporary() == {}
     assert server_copies == []
+
+
+def test_the_readmes_lifecycle_rule_is_one_s3_takes(s3_blob_root: str) -> None:
+    """obstore can neither list nor abort multipart uploads, so gc cannot sweep those a
+    killed writer left; the README's remedy is a bucket lifecycle rule: this one."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    command = re.search(r"put-bucket-lifecycle-configuration .*?'(\{.*?\})'`", readme, re.S)
+    assert command is not None
+    rules = json.loads(command[1].replace("\n", " "))
+    objects = RawObjects(s3_blob_root)._objects
+    objects.client.put_bucket_lifecycle_configuration(
+        Bucket=objects.bucket, LifecycleConfiguration=rules
+    )
+    stored = objects.client.get_bucket_lifecycle_configuration(Bucket=objects.bucket)
+    [rule] = stored["Rules"]
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert not hasattr(obstore, "list_multipart_uploads")  # else gc should sweep them
