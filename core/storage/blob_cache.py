@@ -9,13 +9,14 @@ copy is dropped and the blob downloaded again, within the same read. Copies live
 into place, so processes sharing the folder never see a partial copy, and a copy removed
 by another process's eviction stays readable to whoever has it open.
 
-The cache is bounded: after each fill, the least recently used copies (by modification
-time, which each hit renews: access times are unreliable on ``noatime`` mounts) are
-removed until the folder holds at most ``max_bytes``. A blob bigger than that is never
-cached. Only reads go through the cache; everything else is the store's. A blob that
-``gc`` collected may still be read from a cache that holds it (its bytes are still its
-own). A cache that cannot be written (full, read-only) is passed by: reads go to the
-store.
+The cache is bounded: after each fill (a miss, never a hit) the folder is walked and the
+least recently used copies (by modification time, which each hit renews: access times
+are unreliable on ``noatime`` mounts) are removed until it holds at most ``max_bytes``,
+whichever process filled them (a miss costs a walk of the folder: one ``stat`` per copy).
+A blob bigger than that is never cached. Only reads go through the cache; everything else
+is the store's. A blob that ``gc`` collected may still be read from a cache that holds it
+(its bytes are still its own). A cache that cannot be written (full, read-only) is passed
+by: reads go to the store.
 """
 
 import contextlib
@@ -88,8 +89,7 @@ class BlobCache:
         try:
             size = source.seek(0, os.SEEK_END)
             source.seek(0)
-            if size <= self.max_bytes:
-                self._copy_in(cas_id, source)
+            if size <= self.max_bytes and self._copy_in(cas_id, source):
                 self.evict()
         except OSError:  # a full or read-only cache: this read goes without
             pass
@@ -116,7 +116,8 @@ class BlobCache:
                 if time.time() - path.stat().st_mtime > LEFTOVER_AGE:
                     path.unlink()
 
-    def _copy_in(self, cas_id: str, source: BinaryIO) -> None:
+    def _copy_in(self, cas_id: str, source: BinaryIO) -> bool:
+        """Whether ``source`` verified, and so was copied in."""
         fd, name = tempfile.mkstemp(dir=self._tmp, suffix=".part")
         temporary = Path(name)
         try:
@@ -125,10 +126,12 @@ class BlobCache:
                 while chunk := source.read(CHUNK_SIZE):
                     digest.update(chunk)
                     copy.write(chunk)
-            if "sha256:" + digest.hexdigest() == cas_id:  # else the store's bytes are corrupt
-                target = self.path(cas_id)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(temporary, target)
+            if "sha256:" + digest.hexdigest() != cas_id:  # the store's bytes are corrupt
+                return False
+            target = self.path(cas_id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temporary, target)
+            return True
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
