@@ -5,11 +5,11 @@ Keys, under the URL's prefix: ``sha256/ab/cd/<hex>`` for a blob, ``tmp/`` for up
 progress, corrupt blobs set aside (``<hex>.corrupt``) and blobs being collected
 (``<hex>.gc``). A blob is written with a conditional create (``If-None-Match: *``), so it
 is stored once; ``put_stream`` uploads in parts to a temporary key while hashing, then
-copies it to its content key (server-side, or streamed back through this process above the
-store's copy limit: ``core.storage.object_copy``), so an aborted upload never leaves a
-content key with other bytes. An object store has no ``touch``: a blob stored again whose object is
-older than ``REFRESH_AFTER`` is refreshed (written again if small, else copied away and
-back server-side), and ``modified_at`` answers the object's last-modified time plus
+copies it to its content key (server-side, or streamed back through this process above
+the store's copy limit: ``core.storage.object_copy``), so an aborted upload never leaves
+a content key with other bytes. An object store has no ``touch``: a blob stored again
+whose object is older than ``REFRESH_AFTER`` is refreshed (written again if small, else
+copied), and ``modified_at`` answers the object's last-modified time plus
 ``REFRESH_AFTER`` and one second (the time's resolution), the latest moment it may have
 been stored again; so ``gc``, which keeps its grace period by that time, never takes a
 blob stored during the grace period.
