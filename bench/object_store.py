@@ -12,7 +12,8 @@ same loopback S3 server (moto's standalone server, started here; or ``--endpoint
    connected. Target <= 64 MiB.
 4. The 6-wide job (``bench/object_store_defs.py``) on the multiprocess executor:
    ``VersionedIOManager`` on the catalog database + ``s3://`` ÷ dagster-aws's
-   ``S3PickleIOManager`` on the same server. Target <= 1.15. Needs ``dagster-aws``.
+   ``S3PickleIOManager`` on the same server. Target <= 1.15. Needs ``dagster-aws`` (in
+   the dev extra).
 
 Figures 1, 2 and 4 interleave their sides over ``--rounds`` rounds (the order alternating,
 after an unrecorded warm-up) and compare medians. The catalog database is a DuckDB file
@@ -33,7 +34,6 @@ import contextlib
 import gc
 import hashlib
 import importlib
-import importlib.util
 import io
 import json
 import os
@@ -319,8 +319,6 @@ def run_mp(kind: str, env: dict[str, str], home: Path) -> float:
 
 
 def measure_job(database_url: str, rounds: int, work: Path) -> tuple[list[Figure], list[str]]:
-    if importlib.util.find_spec("dagster_aws") is None:
-        return [], ["  not measured: the 6-wide job needs dagster-aws (pip install dagster-aws)"]
     bucket = new_bucket()
     env = {
         **os.environ,

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from core.errors import ValidationError
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact import ArtifactService
 from core.service.asset import AssetService
@@ -24,6 +25,7 @@ from core.service.tag_policies import TagPolicies
 from core.service.workflow import WorkflowService
 from core.service.workflow_commits import DEFAULT_COMPACTION_BOUND, WorkflowCommits
 from core.service.workflow_moves import WorkflowMoves
+from core.storage.blob_cache import DEFAULT_CACHE_MAX_BYTES, BlobCache, CachedBlobStore
 from core.storage.blob_url import parse_blob_root
 from core.storage.blobs import BlobStore
 from core.storage.blobstore import FolderBlobStore
@@ -33,6 +35,8 @@ from core.storage.uow import UnitOfWorkFactory
 
 DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
 BLOB_ROOT_ENV = "ORCHESTRATOR_BLOB_ROOT"
+CACHE_DIR_ENV = "ORCHESTRATOR_CACHE_DIR"
+CACHE_MAX_BYTES_ENV = "ORCHESTRATOR_CACHE_MAX_BYTES"
 DEFAULT_DATABASE_URL = "duckdb:///.orchestrator/catalog.duckdb"
 DEFAULT_BLOB_ROOT = ".orchestrator/blobs"
 
@@ -83,6 +87,8 @@ def connect(
     linger: float = DEFAULT_LINGER,
     compaction_bound: int = DEFAULT_COMPACTION_BOUND,
     create: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    cache_max_bytes: int | None = None,
 ) -> Services:
     """Open the catalog, creating its schema on first use (with ``create=False``, a
     catalog that does not exist yet is a ``NotFoundError`` and nothing is created).
@@ -93,6 +99,9 @@ def connect(
     credentials from the cloud's standard environment). On DuckDB, ``busy_timeout``
     bounds the wait for a file other processes hold, and an idle process keeps its
     connection for ``linger`` seconds unless another process asks for the file first.
+    With an object store, ``cache_dir`` (default: ``$ORCHESTRATOR_CACHE_DIR``, else none)
+    keeps verified copies of the blobs read, at most ``cache_max_bytes`` (default:
+    ``$ORCHESTRATOR_CACHE_MAX_BYTES``, else 10 GiB); a blob folder needs no cache.
     """
     database = Database(
         database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL,
@@ -103,11 +112,15 @@ def connect(
     try:
         ensure_schema(database, create=create)
         blobs, shown = open_blobs(blob_root or os.environ.get(BLOB_ROOT_ENV) or DEFAULT_BLOB_ROOT)
+        reads = cached_reads(blobs, shown, cache_dir, cache_max_bytes)
     except BaseException:
         database.dispose()
         raise
     uses = compose(
-        UnitOfWorkFactory(database, UnitOfWork), blobs, compaction_bound=compaction_bound
+        UnitOfWorkFactory(database, UnitOfWork),
+        blobs,
+        compaction_bound=compaction_bound,
+        reads=reads,
     )
     return Services(**vars(uses), database=database, blob_root=shown)
 
@@ -119,6 +132,7 @@ class CatalogSettings:
 
     database_url: str | None
     blob_root: str | None
+    cache_dir: str | None = None
 
 
 def check_settings(
@@ -126,10 +140,11 @@ def check_settings(
     blob_root: str | os.PathLike[str] | None = None,
     *,
     base: Path | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> CatalogSettings:
     """The settings ``connect`` would take, checked without opening or creating anything:
     a malformed database URL or blob root is a ``ValidationError`` naming it. With
-    ``base``, a relative DuckDB file or blob folder is taken under ``base``."""
+    ``base``, a relative DuckDB file, blob folder or cache folder is taken under ``base``."""
     if database_url:
         url = check_database_url(database_url)
         database = Path(str(url.database)).expanduser()
@@ -138,8 +153,13 @@ def check_settings(
     root = parse_blob_root(blob_root) if blob_root else None
     if isinstance(root, Path) and base is not None and not root.expanduser().is_absolute():
         root = base / root
+    cache = Path(cache_dir).expanduser() if cache_dir else None
+    if cache is not None and base is not None and not cache.is_absolute():
+        cache = base / cache
     return CatalogSettings(
-        database_url=database_url or None, blob_root=None if root is None else str(root)
+        database_url=database_url or None,
+        blob_root=None if root is None else str(root),
+        cache_dir=None if cache is None else str(cache),
     )
 
 
@@ -155,11 +175,46 @@ def open_blobs(root: str | os.PathLike[str]) -> tuple[BlobStore, Path | str]:
     return ObjectBlobStore(location), str(location)
 
 
+def cached_reads(
+    blobs: BlobStore,
+    shown: Path | str,
+    cache_dir: str | os.PathLike[str] | None,
+    cache_max_bytes: int | None,
+) -> BlobStore:
+    """``blobs`` with a read cache in ``cache_dir`` (else ``$ORCHESTRATOR_CACHE_DIR``) if
+    one is set and ``blobs`` is an object store (``shown`` is its URL), else ``blobs``."""
+    folder = cache_dir or os.environ.get(CACHE_DIR_ENV)
+    if not folder or isinstance(shown, Path):
+        return blobs
+    return CachedBlobStore(blobs, BlobCache(folder, cache_size(cache_max_bytes)))
+
+
+def cache_size(max_bytes: int | None) -> int:
+    """``max_bytes``, else ``$ORCHESTRATOR_CACHE_MAX_BYTES``, else the default; a value that
+    is no positive whole number of bytes is a ``ValidationError`` naming it."""
+    if max_bytes is not None:
+        return max_bytes
+    text = os.environ.get(CACHE_MAX_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_CACHE_MAX_BYTES
+    if not text.isdigit() or int(text) <= 0:
+        raise ValidationError(
+            f"invalid {CACHE_MAX_BYTES_ENV} {text!r}: expected a positive number of bytes"
+        )
+    return int(text)
+
+
 def compose(
-    uow: UnitOfWorkFactory[UnitOfWork], blobs: BlobStore, *, compaction_bound: int
+    uow: UnitOfWorkFactory[UnitOfWork],
+    blobs: BlobStore,
+    *,
+    compaction_bound: int,
+    reads: BlobStore | None = None,
 ) -> UseCases:
-    """The services and the parts they share, each concern once."""
-    cas = CasService(uow, blobs)
+    """The services and the parts they share, each concern once. Reads of blob bytes go
+    through ``reads`` (``blobs`` behind a cache) if given; ``gc`` and ``verify`` always
+    see ``blobs`` itself."""
+    cas = CasService(uow, blobs if reads is None else reads)
     artifacts = ArtifactService.compose(uow, cas)
     found, creation = artifacts.resolution, artifacts.creation
     policies = TagPolicies(uow)

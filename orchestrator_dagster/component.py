@@ -118,6 +118,16 @@ class OrchestratorComponent(dg.Component, dg.Resolvable, dg.Model):
         description="Where blobs live: a folder, or s3://, gs://, az:// bucket/prefix "
         "(default: $ORCHESTRATOR_BLOB_ROOT, else .orchestrator/blobs).",
     )
+    cache_dir: str | None = Field(
+        default=None,
+        description="A local read cache of an object store's blobs, relative to the project "
+        "(default: $ORCHESTRATOR_CACHE_DIR, else none).",
+    )
+    cache_max_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="The read cache's bound (default: $ORCHESTRATOR_CACHE_MAX_BYTES, else 10 GiB).",
+    )
     tag: str = Field(default="main", description="The tag that materialisations move.")
     publish: Literal["output", "run"] = Field(
         default="output",
@@ -156,11 +166,15 @@ class OrchestratorComponent(dg.Component, dg.Resolvable, dg.Model):
         return publish
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        settings = check_settings(self.database_url, self.blob_root, base=context.project_root)
+        settings = check_settings(
+            self.database_url, self.blob_root, base=context.project_root, cache_dir=self.cache_dir
+        )
         orchestrator = OrchestratorResource(
             database_url=settings.database_url,
             blob_root=settings.blob_root,
             busy_timeout=self.busy_timeout,
+            cache_dir=settings.cache_dir,
+            cache_max_bytes=self.cache_max_bytes,
         )
         return dg.Definitions(
             resources={

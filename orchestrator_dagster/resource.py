@@ -63,13 +63,27 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         default=60.0,
         description="Seconds to wait for a DuckDB catalog locked by other processes.",
     )
+    cache_dir: Optional[str] = Field(  # noqa: UP045
+        default=None,
+        description=(
+            "A local folder caching the blobs read from an object store (verified copies; "
+            "content never changes, so never stale). Default: $ORCHESTRATOR_CACHE_DIR, else "
+            "no cache."
+        ),
+    )
+    cache_max_bytes: Optional[int] = Field(  # noqa: UP045
+        default=None,
+        gt=0,
+        description=(
+            "The cache's bound: least recently used copies are evicted beyond it. Default: "
+            "$ORCHESTRATOR_CACHE_MAX_BYTES, else 10 GiB."
+        ),
+    )
 
     _catalog: Optional[core.Services] = PrivateAttr(default=None)  # noqa: UP045
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._catalog = core.connect(
-            self.database_url, self.blob_root, busy_timeout=self.busy_timeout
-        )
+        self._catalog = self._connect()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._catalog is not None:
@@ -83,10 +97,17 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         if self._catalog is not None:
             yield self._catalog
             return
-        with core.connect(
-            self.database_url, self.blob_root, busy_timeout=self.busy_timeout
-        ) as catalog:
+        with self._connect() as catalog:
             yield catalog
+
+    def _connect(self) -> core.Services:
+        return core.connect(
+            self.database_url,
+            self.blob_root,
+            busy_timeout=self.busy_timeout,
+            cache_dir=self.cache_dir,
+            cache_max_bytes=self.cache_max_bytes,
+        )
 
     @property
     def catalog(self) -> core.Services:

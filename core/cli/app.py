@@ -22,7 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 import core
-from core.bootstrap import BLOB_ROOT_ENV, DATABASE_URL_ENV
+from core.bootstrap import BLOB_ROOT_ENV, CACHE_DIR_ENV, CACHE_MAX_BYTES_ENV, DATABASE_URL_ENV
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_BUSY = 1, 2, 3, 4, 5
 EXIT_POLICY = 6
@@ -46,9 +46,12 @@ R = TypeVar("R")
 class CatalogContext:
     """Opens the catalog on first use, closes it when the command ends."""
 
-    def __init__(self, database_url: str | None, blob_root: str | None) -> None:
+    def __init__(
+        self, database_url: str | None, blob_root: str | None, cache_dir: str | None = None
+    ) -> None:
         self.database_url = database_url
         self.blob_root = blob_root
+        self.cache_dir = cache_dir
         self._catalog: core.Services | None = None
 
     @property
@@ -64,7 +67,9 @@ class CatalogContext:
 
     def _open(self, *, create: bool) -> core.Services:
         if self._catalog is None:
-            self._catalog = core.connect(self.database_url, self.blob_root, create=create)
+            self._catalog = core.connect(
+                self.database_url, self.blob_root, create=create, cache_dir=self.cache_dir
+            )
         return self._catalog
 
     def close(self) -> None:
@@ -166,8 +171,16 @@ pass_catalog = click.make_pass_decorator(CatalogContext)
     help="Blob folder, or object store URL: s3://bucket/prefix, gs://..., az://container/... "
     f"(default: ${BLOB_ROOT_ENV}, else .orchestrator/blobs).",
 )
+@click.option(
+    "--cache-dir",
+    envvar=CACHE_DIR_ENV,
+    help="Local read cache of an object store's blobs, verified, at most "
+    f"${CACHE_MAX_BYTES_ENV} bytes (default 10 GiB) (default: ${CACHE_DIR_ENV}, else none).",
+)
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, blob_root: str | None) -> None:
+def cli(
+    ctx: click.Context, database_url: str | None, blob_root: str | None, cache_dir: str | None
+) -> None:
     """Inspect and steer the versioned DAG catalog.
 
     \b
@@ -182,6 +195,6 @@ def cli(ctx: click.Context, database_url: str | None, blob_root: str | None) -> 
       orchestrator history main
     """
     ctx.with_resource(_interrupts.handled())  # left last: after the catalog has closed
-    context = CatalogContext(database_url, blob_root)
+    context = CatalogContext(database_url, blob_root, cache_dir)
     ctx.obj = context
     ctx.call_on_close(context.close)

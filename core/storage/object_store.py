@@ -5,10 +5,11 @@ Keys, under the URL's prefix: ``sha256/ab/cd/<hex>`` for a blob, ``tmp/`` for up
 progress, corrupt blobs set aside (``<hex>.corrupt``) and blobs being collected
 (``<hex>.gc``). A blob is written with a conditional create (``If-None-Match: *``), so it
 is stored once; ``put_stream`` uploads in parts to a temporary key while hashing, then
-copies it server-side to its content key, so an aborted upload never leaves a content key
-with other bytes. An object store has no ``touch``: a blob stored again whose object is
-older than ``REFRESH_AFTER`` is refreshed (written again if small, else copied away and
-back server-side), and ``modified_at`` answers the object's last-modified time plus
+copies it to its content key (server-side, or streamed back through this process above
+the store's copy limit: ``core.storage.object_copy``), so an aborted upload never leaves
+a content key with other bytes. An object store has no ``touch``: a blob stored again
+whose object is older than ``REFRESH_AFTER`` is refreshed (written again if small, else
+copied), and ``modified_at`` answers the object's last-modified time plus
 ``REFRESH_AFTER`` and one second (the time's resolution), the latest moment it may have
 been stored again; so ``gc``, which keeps its grace period by that time, never takes a
 blob stored during the grace period.
@@ -42,10 +43,11 @@ from obstore.exceptions import (
 )
 from obstore.store import AzureStore, GCSStore, S3Store
 
-from core.errors import StorageUnavailableError
+from core.errors import IntegrityError, StorageUnavailableError
 from core.identifiers import CAS_ID_PATTERN
 from core.storage.blob_url import ObjectStoreUrl
 from core.storage.blobs import CHUNK_SIZE
+from core.storage.object_copy import copy_limit, copy_object
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
@@ -143,7 +145,7 @@ class ObjectBlobStore:
             cas_id = "sha256:" + digest.hexdigest()
             key = _blob_key(cas_id)
             with self._failing("write", key):  # the bytes were hashed as they were sent
-                obstore.copy(self._store, temporary, key)
+                self._copy(temporary, key, size, expected=cas_id)
         finally:
             with contextlib.suppress(BaseError, OSError):  # else gc sweeps it later
                 obstore.delete(self._store, temporary)
@@ -174,7 +176,7 @@ class ObjectBlobStore:
         if meta is None or meta["e_tag"] != getattr(opened, "e_tag", meta["e_tag"]):
             return None
         aside = f"tmp/{cas_id.split(':', 1)[1]}.corrupt"
-        self._move(key, aside)
+        self._move(key, aside, meta["size"])
         return self._shown(aside)
 
     def modified_at(self, cas_id: str) -> float | None:
@@ -193,7 +195,7 @@ class ObjectBlobStore:
             return None
         quarantined = f"tmp/{cas_id.split(':', 1)[1]}.gc"
         try:
-            self._move(key, quarantined)
+            self._move(key, quarantined, meta["size"])
         except FileNotFoundError:  # another gc took it meanwhile
             return None
         return self._shown(quarantined), _stored_by(meta)
@@ -201,9 +203,9 @@ class ObjectBlobStore:
     def restore(self, cas_id: str, quarantined: str) -> None:
         key, aside = _blob_key(cas_id), self._key_of(quarantined)
         try:
-            if self._head(key) is None:
+            if self._head(key) is None and (meta := self._head(aside)) is not None:
                 with self._failing("put back", key):
-                    obstore.copy(self._store, aside, key)
+                    self._copy(aside, key, meta["size"])
         except FileNotFoundError:  # nothing left to put back
             return
         except StorageUnavailableError as exc:
@@ -251,12 +253,19 @@ class ObjectBlobStore:
         if meta is not None and meta["size"] == len(content):
             if not _stale(meta):
                 return
-            if len(content) > PART_SIZE:  # big: copied away and back, server-side
-                self._touch(key)
+            if len(content) > PART_SIZE:  # big: copied, not sent again
+                self._touch(key, len(content))
                 return
         obstore.put(self._store, key, content, use_multipart=False)
 
-    def _touch(self, key: str) -> None:
+    def _touch(self, key: str, size: int) -> None:
+        """Renew the last-modified time of ``key``: copied away and back server-side (a
+        store refuses to copy an object onto itself), or streamed onto itself above the
+        copy limit (the new object replaces the old only once it is complete)."""
+        limit = copy_limit(self._url.scheme)
+        if limit is not None and size > limit:
+            self._copy(key, key, size)
+            return
         touched = f"tmp/{uuid.uuid4().hex}.touch"
         obstore.copy(self._store, key, touched)
         try:
@@ -264,10 +273,25 @@ class ObjectBlobStore:
         finally:
             obstore.delete(self._store, touched)
 
-    def _move(self, key: str, to: str) -> None:
+    def _move(self, key: str, to: str, size: int) -> None:
         with self._failing("move", key):
-            obstore.copy(self._store, key, to)
+            self._copy(key, to, size)
             obstore.delete(self._store, key)
+
+    def _copy(self, source: str, target: str, size: int, expected: str | None = None) -> None:
+        try:
+            copy_object(
+                self._store,
+                source,
+                target,
+                size=size,
+                limit=copy_limit(self._url.scheme),
+                part_size=PART_SIZE,
+                concurrency=PART_CONCURRENCY,
+                expected=expected,
+            )
+        except IntegrityError as exc:  # the store changed the bytes: nothing was written
+            raise IntegrityError(f"in blob store {self.url!r}, {exc}") from exc
 
     def _head(self, key: str) -> "obstore.ObjectMeta | None":
         with self._failing("read", key):

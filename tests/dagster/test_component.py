@@ -18,7 +18,7 @@ import yaml
 from dagster.components.testing import create_defs_folder_sandbox
 
 import core
-from orchestrator_dagster import OrchestratorComponent, VersionedIOManager
+from orchestrator_dagster import OrchestratorComponent, OrchestratorResource, VersionedIOManager
 
 DG = Path(sys.executable).with_name("dg")
 TYPE = "orchestrator_dagster.OrchestratorComponent"
@@ -333,3 +333,21 @@ def test_the_documented_defs_yaml_loads(
         assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
         with dg.instance_for_test() as instance:
             assert dg.materialize(assets, resources=defs.resources, instance=instance).success
+
+
+def test_the_components_cache_dir_is_taken_under_the_project(tmp_path: Path) -> None:
+    attributes = {
+        "database_url": f"duckdb:///{tmp_path / 'catalog.duckdb'}",
+        "blob_root": str(tmp_path / "blobs"),
+        "cache_dir": "cache/blobs",
+        "cache_max_bytes": 1 << 20,
+    }
+    with build_defs({"type": TYPE, "attributes": attributes}) as defs:
+        orchestrator = (defs.resources or {})["orchestrator"]
+        assert isinstance(orchestrator, OrchestratorResource)
+        assert orchestrator.cache_dir is not None
+        assert Path(orchestrator.cache_dir).is_absolute()
+        assert orchestrator.cache_dir.endswith("/cache/blobs")
+        assert orchestrator.cache_max_bytes == 1 << 20
+    with pytest.raises(pydantic.ValidationError, match="cache_max_bytes"):
+        OrchestratorComponent(cache_max_bytes=0)

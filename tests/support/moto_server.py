@@ -127,3 +127,9 @@ class S3Objects:
         head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
         modified: datetime = head["LastModified"]
         return modified
+
+    def incomplete_uploads(self) -> list[str]:
+        """The keys of the multipart uploads begun under the prefix and neither completed
+        nor aborted (invisible to a listing of objects, but billed)."""
+        found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix)
+        return sorted(upload["Key"][len(self.prefix) :] for upload in found.get("Uploads", []))
