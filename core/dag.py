@@ -275,12 +275,14 @@ def with_node_value(
 
 
 def changed_nodes(before: dict[str, Any], after: dict[str, Any]) -> frozenset[str]:
-    """Nodes added, removed or changed between two DAG documents."""
+    """Nodes added, removed or changed between two DAG documents (nodes the two share,
+    the same objects, are skipped unread)."""
     old, new = before.get("nodes", {}), after.get("nodes", {})
     return frozenset(
         node
         for node in old.keys() | new.keys()
-        if canonical_json(old.get(node)) != canonical_json(new.get(node))
+        if old.get(node) is not new.get(node)
+        and canonical_json(old.get(node)) != canonical_json(new.get(node))
     )
 
 

@@ -89,12 +89,18 @@ class TagRepository:
         else:
             self._memo.put(("tag", name), tag)
 
-    def lock(self, name: str) -> None:
+    def lock(self, name: str) -> tuple[uuid.UUID | None, int] | None:
         """Hold ``name``'s row until this transaction ends, so that writers who decide a
         move from a long read (a merge) take turns instead of losing races (Postgres; on
-        DuckDB one process at a time holds the file). A name with no row locks nothing."""
-        if self._session.get_bind().dialect.name == "postgresql":
-            self._session.execute(select(tags.c.name).where(tags.c.name == name).with_for_update())
+        DuckDB one process at a time holds the file): the target and revision it holds
+        then, read in the same statement. ``None`` when nothing was read: on DuckDB, or
+        for a name with no row (which locks nothing)."""
+        if self._session.get_bind().dialect.name != "postgresql":
+            return None
+        row = self._session.execute(
+            select(tags.c.target_id, tags.c.revision).where(tags.c.name == name).with_for_update()
+        ).first()
+        return None if row is None else (row.target_id, int(row.revision))
 
     def revision(self, name: str) -> int:
         """How many moves ``name`` has had (0 if never created), deleted or not."""

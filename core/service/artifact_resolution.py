@@ -144,10 +144,16 @@ class ArtifactResolution:
         """Resolve ``artifact_id`` from the highest link of its chain this process has
         resolved (else from its ``dag_version``), patching one private copy in place, and
         cache its document and depth."""
-        head = self.get_in(uow, artifact_id)
-        start = None if head.parent_id is None else self.resolved.get(head.parent_id, uow)
-        chain = [head] if start is not None else self._chain(uow, artifact_id)
-        if start is None:
+        head = self.by_id.get(artifact_id, uow)
+        start = None
+        if head is not None and head.parent_id is not None:
+            start = self.resolved.get(head.parent_id, uow)
+        if head is not None and start is not None:
+            chain = [head]
+        else:
+            chain = self._chain(uow, artifact_id)
+            for artifact in chain:
+                self.by_id.put(artifact.id, artifact, uow)
             for index in range(len(chain) - 2, -1, -1):
                 start = self.resolved.get(chain[index].id, uow)
                 if start is not None:
