@@ -7,7 +7,18 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Row, case, func, literal, select
+from sqlalchemy import (
+    CTE,
+    BindParameter,
+    ColumnElement,
+    Row,
+    Select,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -191,8 +202,7 @@ class ArtifactRepository:
 
     def chain(self, head_id: uuid.UUID) -> list[Artifact]:
         """``head_id`` and its ancestors down to the nearest ``dag_version``, base first."""
-        line = _line_up(head_id, lambda child: child.c.kind != ArtifactKind.DAG_VERSION.value)
-        rows = self._session.execute(select(line).order_by(line.c.depth.desc())).all()
+        rows = self._session.execute(_CHAIN, {"head_id": head_id}).all()
         return [_to_artifact(row) for row in rows]
 
 
@@ -211,7 +221,9 @@ def _first_parent_path(generation: int, target: int) -> str:
     return "".join(steps)
 
 
-def _line_up(head_id: uuid.UUID, climbs: Callable[[CTE], ColumnElement[bool]]) -> CTE:
+def _line_up(
+    head_id: uuid.UUID | BindParameter[uuid.UUID], climbs: Callable[[CTE], ColumnElement[bool]]
+) -> CTE:
     """One recursive query: ``head_id`` at depth 0, then each parent whose child
     satisfies ``climbs``."""
     start = select(artifacts, literal(0).label("depth")).where(artifacts.c.id == head_id)
@@ -222,3 +234,16 @@ def _line_up(head_id: uuid.UUID, climbs: Callable[[CTE], ColumnElement[bool]]) -
         .join(line, parent.c.id == line.c.parent_id)
         .where(climbs(line))
     )
+
+
+def _chain_query() -> Select[Any]:
+    """``chain``'s query, built once (building it costs more than running it): the
+    artifacts from ``:head_id`` down to the nearest ``dag_version``, base first."""
+    line = _line_up(
+        bindparam("head_id", type_=artifacts.c.id.type),
+        lambda child: child.c.kind != ArtifactKind.DAG_VERSION.value,
+    )
+    return select(line).order_by(line.c.depth.desc())
+
+
+_CHAIN = _chain_query()

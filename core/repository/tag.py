@@ -15,7 +15,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Update, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -158,30 +158,63 @@ class TagRepository:
         """Point ``name`` at ``new_target_id`` if it still points at ``expected_target_id``
         (and has ``expected_revision``, when given). Returns the new revision, or ``None``
         when the swap lost. A ``None`` target is a deleted tag."""
-        expected = (
-            tags.c.target_id.is_(None)
-            if expected_target_id is None
-            else tags.c.target_id == expected_target_id
-        )
-        conditions = [tags.c.name == name, expected]
-        if expected_revision is not None:
-            conditions.append(tags.c.revision == expected_revision)
-        now = at or utc_now()
-        values: dict[str, Any] = {
-            "target_id": new_target_id,
-            "target_kind": None if new_target_kind is None else new_target_kind.value,
-            "revision": tags.c.revision + 1,
-            "updated_at": now,
-            "updated_by": updated_by,
-        }
-        if expected_target_id is None:
-            values["created_at"] = now
-        row = self._session.execute(
-            tags.update().where(*conditions).values(**values).returning(*tags.c)
-        ).first()
+        update = _swap_update(
+            name, expected_target_id, expected_revision, new_target_id, new_target_kind,
+            updated_by, at or utc_now(),
+        )  # fmt: skip
+        row = self._session.execute(update.returning(*tags.c)).first()
         # a lost swap means whatever we knew of the tag is stale; a deleted one is not live
         self._remember(name, None if row is None or row.target_id is None else _to_tag(row))
         return None if row is None else row.revision
+
+    @conflicts_on_integrity_errors
+    def _swap_with_move(
+        self,
+        name: str,
+        *,
+        expected_target_id: uuid.UUID | None,
+        expected_revision: int | None,
+        new_target_id: uuid.UUID | None,
+        new_target_kind: ArtifactKind | None,
+        moved_by: str | None,
+        reason: str | None,
+        run_id: str | None,
+        at: datetime | None,
+    ) -> int | None:
+        """Postgres: ``swap`` and its history row in one statement (the row is inserted
+        from the updated tag row, so after it is written); the new revision, or ``None``
+        when the swap lost and nothing was written."""
+        now = at or utc_now()
+        moved = (
+            _swap_update(
+                name,
+                expected_target_id,
+                expected_revision,
+                new_target_id,
+                new_target_kind,
+                moved_by,
+                now,
+            )
+            .returning(tags.c.revision)
+            .cte("moved")
+        )
+        row = select(
+            tag_move_id_seq.next_value(),
+            literal(name, moves.c.tag_name.type),
+            literal(expected_target_id, moves.c.from_target_id.type),
+            literal(new_target_id, moves.c.to_target_id.type),
+            moved.c.revision,
+            literal(now, moves.c.moved_at.type),
+            literal(moved_by, moves.c.moved_by.type),
+            literal(reason, moves.c.reason.type),
+            literal(run_id, moves.c.run_id.type),
+        )
+        columns = ("id", "tag_name", "from_target_id", "to_target_id", "revision")
+        statement = insert(moves).from_select(
+            [*columns, "moved_at", "moved_by", "reason", "run_id"], row
+        )
+        revision = self._session.scalar(statement.returning(moves.c.revision))
+        return None if revision is None else int(revision)
 
     @conflicts_on_integrity_errors
     def append_move(
@@ -222,33 +255,35 @@ class TagRepository:
         at: datetime | None = None,
     ) -> int | None:
         """``swap`` (or, for a name never used, ``insert``) and its history row: the new
-        revision, or ``None`` when the move lost and nothing was written."""
-        revision = self.swap(
-            name,
-            expected_target_id=expected_target_id,
-            expected_revision=expected_revision,
-            new_target_id=new_target_id,
-            new_target_kind=new_target_kind,
-            updated_by=moved_by,
-            at=at,
-        )
-        creating = expected_target_id is None and expected_revision in (None, 0)
-        if revision is None and creating and new_target_id is not None:
+        revision, or ``None`` when the move lost and nothing was written. On Postgres
+        the swap and its history row are one statement."""
+        together = self._session.get_bind().dialect.name == "postgresql"
+        if together:
+            revision = self._swap_with_move(
+                name, expected_target_id=expected_target_id, expected_revision=expected_revision,
+                new_target_id=new_target_id, new_target_kind=new_target_kind, moved_by=moved_by,
+                reason=reason, run_id=run_id, at=at,
+            )  # fmt: skip
+        else:
+            revision = self.swap(
+                name, expected_target_id=expected_target_id, expected_revision=expected_revision,
+                new_target_id=new_target_id, new_target_kind=new_target_kind,
+                updated_by=moved_by, at=at,
+            )  # fmt: skip
+        if revision is None:
+            creating = expected_target_id is None and expected_revision in (None, 0)
+            if not creating or new_target_id is None:
+                return None
             assert new_target_kind is not None, "a tag's target has a kind"
             created = self.insert(name, new_target_id, new_target_kind, moved_by, at)
-            revision = created and created.revision
-        if revision is None:
-            return None
-        self.append_move(
-            name,
-            from_target_id=expected_target_id,
-            to_target_id=new_target_id,
-            revision=revision,
-            moved_by=moved_by,
-            reason=reason,
-            run_id=run_id,
-            at=at,
-        )
+            if created is None:
+                return None
+            revision, together = created.revision, False
+        if not together:
+            self.append_move(
+                name, from_target_id=expected_target_id, to_target_id=new_target_id,
+                revision=revision, moved_by=moved_by, reason=reason, run_id=run_id, at=at,
+            )  # fmt: skip
         return revision
 
     def history(self, name: str) -> list[TagMove]:
@@ -295,3 +330,33 @@ class TagRepository:
             select(moves).where(moves.c.tag_name == name).order_by(moves.c.id.desc()).limit(1)
         ).first()
         return None if row is None else _to_move(row)
+
+
+def _swap_update(
+    name: str,
+    expected_target_id: uuid.UUID | None,
+    expected_revision: int | None,
+    new_target_id: uuid.UUID | None,
+    new_target_kind: ArtifactKind | None,
+    updated_by: str | None,
+    now: datetime,
+) -> Update:
+    """The compare-and-swap of ``name``'s row, as ``TagRepository.swap`` describes it."""
+    expected = (
+        tags.c.target_id.is_(None)
+        if expected_target_id is None
+        else tags.c.target_id == expected_target_id
+    )
+    conditions = [tags.c.name == name, expected]
+    if expected_revision is not None:
+        conditions.append(tags.c.revision == expected_revision)
+    values: dict[str, Any] = {
+        "target_id": new_target_id,
+        "target_kind": None if new_target_kind is None else new_target_kind.value,
+        "revision": tags.c.revision + 1,
+        "updated_at": now,
+        "updated_by": updated_by,
+    }
+    if expected_target_id is None:
+        values["created_at"] = now
+    return tags.update().where(*conditions).values(**values)

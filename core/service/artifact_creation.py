@@ -135,8 +135,9 @@ class ArtifactCreation:
         merged_id: uuid.UUID | None = None,
     ) -> "PlannedVersion":
         """A step: the version ``add_dag_version_in`` would record (a merge version when
-        ``merged_id`` names what it merged), its files written for ``uow`` and nothing
-        recorded yet."""
+        ``merged_id`` names what it merged, whose values all come from versions the
+        catalog holds, so they are not looked up), its files written for ``uow`` and
+        nothing recorded yet."""
         content = canonical_json(document)
         staged = self._cas.stage_in(uow, [(content, DAG_MEDIA_TYPE), *blobs])
         return self._plan(
@@ -151,6 +152,7 @@ class ArtifactCreation:
             staged=staged,
             resolved=Resolved(content, 0),
             merged_id=merged_id,
+            refs_known=merged_id is not None,
         )
 
     def plan_merge_in(
@@ -299,6 +301,7 @@ class ArtifactCreation:
             staged=staged,
             resolved=Resolved(canonical_json(document), depth),
             merged_id=merged_id,
+            refs_known=merged_id is not None,
         )
 
     def create_run_snapshot(
@@ -371,12 +374,16 @@ class ArtifactCreation:
         staged: Sequence[BlobEntry] = (),
         resolved: Resolved | None = None,
         merged_id: uuid.UUID | None = None,
+        refs_known: bool = False,
     ) -> "PlannedVersion":
         """The version of ``cas_id`` on ``parent_id`` (and ``merged_id``): the one the
         catalog has with its hash, or a new one to record (name, actor and metadata
         checked by the caller). ``staged`` blobs are recorded with it; every other blob it
-        names must be there."""
+        names must be there (looked up unless ``refs_known``: the caller took them all
+        from versions the catalog holds)."""
         unstaged = (refs | {cas_id}) - {blob.cas_id for blob in staged}
+        if refs_known:
+            unstaged = frozenset()
         missing = uow.commits.missing_blobs(unstaged) if unstaged else frozenset()
         if cas_id in missing:
             raise NotFoundError(f"blob {cas_id} not found in the catalog")
