@@ -11,6 +11,7 @@ from sqlalchemy import (
     CTE,
     BindParameter,
     ColumnElement,
+    FromClause,
     Row,
     Select,
     bindparam,
@@ -27,6 +28,7 @@ from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.storage.duckdb.inserts import insert_if_absent
 from core.storage.models import ArtifactRow, BlobRefRow
+from core.storage.session_info import SKIP_NODES
 from core.storage.skip_list import SkipNode, skip_length, skip_node
 
 artifacts = ArtifactRow.__table__
@@ -70,7 +72,11 @@ class ArtifactRepository:
         """Insert an artifact (a new id, and now, unless given); ``None`` when one with
         this version hash exists already."""
         artifact_id = artifact_id or uuid.uuid4()
-        skip = skip_node(artifact_id, parent_id, self._skip_nodes_above(parent_id).__getitem__)
+        known: dict[uuid.UUID, SkipNode] = self._session.info.get(SKIP_NODES, {})
+        if parent_id is not None and parent_id in known and known[parent_id].skip_id in known:
+            skip = skip_node(artifact_id, parent_id, known.__getitem__)
+        else:
+            skip = skip_node(artifact_id, parent_id, self._skip_nodes_above(parent_id).__getitem__)
         values = {
             "id": artifact_id,
             "kind": kind.value,
@@ -247,3 +253,32 @@ def _chain_query() -> Select[Any]:
 
 
 _CHAIN = _chain_query()
+
+
+def join_target_skips(
+    source: FromClause, target_id: ColumnElement[Any]
+) -> tuple[FromClause, list[ColumnElement[Any]]]:
+    """``source`` (whose ``target_id`` names an artifact, or nothing) outer-joined with
+    that artifact and its skip, and the columns that read their skip-list nodes, for
+    ``remember_skip_nodes``."""
+    target = artifacts.alias("target")
+    skip = artifacts.alias("target_skip")
+    joined = source.outerjoin(target, target.c.id == target_id).outerjoin(
+        skip, skip.c.id == target.c.skip_id
+    )
+    columns: list[ColumnElement[Any]] = [
+        target.c.generation.label("target_generation"),
+        target.c.skip_id.label("target_skip_id"),
+        skip.c.generation.label("skip_generation"),
+        skip.c.skip_id.label("skip_skip_id"),
+    ]
+    return joined, columns
+
+
+def remember_skip_nodes(session: Session, target_id: uuid.UUID | None, row: Any) -> None:
+    """Keep, for this transaction, the skip-list nodes a ``join_target_skips`` row read."""
+    if target_id is None or row.target_generation is None or row.skip_generation is None:
+        return
+    known = session.info.setdefault(SKIP_NODES, {})
+    known[target_id] = SkipNode(row.target_generation, row.target_skip_id)
+    known[row.target_skip_id] = SkipNode(row.skip_generation, row.skip_skip_id)

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.domain import ArtifactKind, Tag, TagMove
+from core.repository.artifact import join_target_skips, remember_skip_nodes
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.storage.cache import LRUCache
@@ -97,10 +98,17 @@ class TagRepository:
         for a name with no row (which locks nothing)."""
         if self._session.get_bind().dialect.name != "postgresql":
             return None
+        joined, columns = join_target_skips(tags, tags.c.target_id)
         row = self._session.execute(
-            select(tags.c.target_id, tags.c.revision).where(tags.c.name == name).with_for_update()
+            select(tags.c.target_id, tags.c.revision, *columns)
+            .select_from(joined)
+            .where(tags.c.name == name)
+            .with_for_update(of=tags)
         ).first()
-        return None if row is None else (row.target_id, int(row.revision))
+        if row is None:
+            return None
+        remember_skip_nodes(self._session, row.target_id, row)  # a version added on it
+        return row.target_id, int(row.revision)
 
     def revision(self, name: str) -> int:
         """How many moves ``name`` has had (0 if never created), deleted or not."""

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.domain import TagPolicy, TagPolicyChange
+from core.repository.artifact import join_target_skips, remember_skip_nodes
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.storage.models import TagPolicyChangeRow, TagRow, policy_change_id_seq
@@ -49,16 +50,21 @@ class TagPolicyRepository:
         self, name: str
     ) -> tuple[tuple[uuid.UUID | None, int] | None, tuple[TagPolicy, ...]]:
         """Tag ``name``'s target and revision (``None``: it has no row) and every policy,
-        by pattern, in one statement (what a commit that moves a tag reads first); ``all``
-        answers from them until this repository changes a policy."""
+        by pattern: what a commit that moves a tag reads first, in one statement that
+        also keeps the target's skip-list nodes for a version added on it. ``all``
+        answers from these policies until this repository changes one."""
         one = select(literal(1).label("one")).subquery()
+        joined, columns = join_target_skips(
+            one.outerjoin(tags, tags.c.name == name), tags.c.target_id
+        )
         rows = self._session.execute(
-            select(tags.c.name, tags.c.target_id, tags.c.revision, *policies.c)
-            .select_from(one.outerjoin(tags, tags.c.name == name).outerjoin(policies, true()))
+            select(tags.c.name, tags.c.target_id, tags.c.revision, *columns, *policies.c)
+            .select_from(joined.outerjoin(policies, true()))
             .order_by(policies.c.pattern)
         ).all()
         first = rows[0]
         tag = None if first.name is None else (first.target_id, int(first.revision))
+        remember_skip_nodes(self._session, first.target_id, first)  # a version added on it
         self._read = tuple(to_policy(row) for row in rows if row.pattern is not None)
         return tag, self._read
 
