@@ -2,7 +2,7 @@
 version (a full version on the tag's target whose second parent is what it merged)."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.dag import canonical_json, changed_nodes, validate_dag
@@ -219,11 +219,16 @@ class Merges:
         if version is not None:
             record = CommitRecord(version.at, blobs=version.blobs, version=version.new, swap=swap)
         if uow.commits.apply(record) is None:
-            raise LostRace
+            found = None if version is None else self._creation.recorded(uow, version)
+            if found is None:
+                raise LostRace
+            version, swap = found, replace(swap, to_target_id=found.target.id)
+            if uow.commits.apply(CommitRecord(found.at, blobs=found.blobs, swap=swap)) is None:
+                raise LostRace
         if version is not None:
             self._creation.remember(uow, version)
         return MergeResult(
-            tag, head.target_id, plan.target.id, head.revision + 1, plan.fast_forward, True
+            tag, head.target_id, swap.to_target_id, head.revision + 1, plan.fast_forward, True
         )
 
     def _plan(
@@ -286,6 +291,7 @@ class Merges:
             moved_by,
             check_record(current.name, moved_by, {"message": f"merge {source.version_hash}"}),
             compaction_bound=self._compaction_bound,
+            look_up=False,  # planned as new unread: see ``ArtifactCreation.recorded``
         )
         return _Plan(version.target, False, changes, (), version, changes=True)
 
