@@ -10,14 +10,16 @@ On DuckDB the live tags this process read or moved are remembered in the lease's
 commit that moves the same tag again skips reading it.
 """
 
+import functools
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Row, Update, literal, select
+from sqlalchemy import BindParameter, Column, Row, Select, Update, bindparam, null, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from core.domain import ArtifactKind, Tag, TagMove
 from core.repository.artifact import join_target_skips, remember_skip_nodes
@@ -98,13 +100,7 @@ class TagRepository:
         for a name with no row (which locks nothing)."""
         if self._session.get_bind().dialect.name != "postgresql":
             return None
-        joined, columns = join_target_skips(tags, tags.c.target_id)
-        row = self._session.execute(
-            select(tags.c.target_id, tags.c.revision, *columns)
-            .select_from(joined)
-            .where(tags.c.name == name)
-            .with_for_update(of=tags)
-        ).first()
+        row = self._session.execute(_LOCK, {"name": name}).first()
         if row is None:
             return None
         remember_skip_nodes(self._session, row.target_id, row)  # a version added on it
@@ -192,36 +188,23 @@ class TagRepository:
         """Postgres: ``swap`` and its history row in one statement (the row is inserted
         from the updated tag row, so after it is written); the new revision, or ``None``
         when the swap lost and nothing was written."""
-        now = at or utc_now()
-        moved = (
-            _swap_update(
-                name,
-                expected_target_id,
-                expected_revision,
-                new_target_id,
-                new_target_kind,
-                moved_by,
-                now,
-            )
-            .returning(tags.c.revision)
-            .cte("moved")
+        statement = _swap_with_move_query(
+            expected_target_id is not None, expected_revision is not None
         )
-        row = select(
-            tag_move_id_seq.next_value(),
-            literal(name, moves.c.tag_name.type),
-            literal(expected_target_id, moves.c.from_target_id.type),
-            literal(new_target_id, moves.c.to_target_id.type),
-            moved.c.revision,
-            literal(now, moves.c.moved_at.type),
-            literal(moved_by, moves.c.moved_by.type),
-            literal(reason, moves.c.reason.type),
-            literal(run_id, moves.c.run_id.type),
+        revision = self._session.scalar(
+            statement,
+            {
+                "tag": name,  # not "name": an UPDATE's parameter named as a column sets it
+                "expected_target_id": expected_target_id,
+                "expected_revision": expected_revision,
+                "new_target_id": new_target_id,
+                "new_target_kind": None if new_target_kind is None else new_target_kind.value,
+                "now": at or utc_now(),
+                "moved_by": moved_by,
+                "reason": reason,
+                "run_id": run_id,
+            },
         )
-        columns = ("id", "tag_name", "from_target_id", "to_target_id", "revision")
-        statement = insert(moves).from_select(
-            [*columns, "moved_at", "moved_by", "reason", "run_id"], row
-        )
-        revision = self._session.scalar(statement.returning(moves.c.revision))
         return None if revision is None else int(revision)
 
     @conflicts_on_integrity_errors
@@ -368,3 +351,65 @@ def _swap_update(
     if expected_target_id is None:
         values["created_at"] = now
     return tags.update().where(*conditions).values(**values)
+
+
+def _lock_query() -> Select[Any]:
+    """``TagRepository.lock``'s statement, built once (building it costs more than running
+    it): ``:name``'s row locked, its target and revision, and its target's skip nodes."""
+    joined, columns = join_target_skips(tags, tags.c.target_id)
+    return (
+        select(tags.c.target_id, tags.c.revision, *columns)
+        .select_from(joined)
+        .where(tags.c.name == bindparam("name", type_=tags.c.name.type))
+        .with_for_update(of=tags)
+    )
+
+
+_LOCK = _lock_query()
+
+
+@functools.cache
+def _swap_with_move_query(expects_target: bool, expects_revision: bool) -> ReturningInsert[Any]:
+    """``TagRepository._swap_with_move``'s statement for each shape of swap (whether it
+    expects a target, and a revision), built once (building it costs more than running
+    it): ``WITH moved AS (UPDATE tags ... RETURNING revision) INSERT INTO tag_moves
+    SELECT ... FROM moved RETURNING revision``."""
+
+    def param(key: str, column: Column[Any]) -> BindParameter[Any]:
+        return bindparam(key, type_=column.type)
+
+    name, now = param("tag", tags.c.name), param("now", tags.c.updated_at)
+    expected_target = param("expected_target_id", tags.c.target_id)
+    conditions = [
+        tags.c.name == name,
+        tags.c.target_id == expected_target if expects_target else tags.c.target_id.is_(None),
+    ]
+    if expects_revision:
+        conditions.append(tags.c.revision == param("expected_revision", tags.c.revision))
+    new_target = param("new_target_id", tags.c.target_id)
+    moved_by = param("moved_by", tags.c.updated_by)
+    values: dict[str, Any] = {
+        "target_id": new_target,
+        "target_kind": param("new_target_kind", tags.c.target_kind),
+        "revision": tags.c.revision + 1,
+        "updated_at": now,
+        "updated_by": moved_by,
+    }
+    if not expects_target:
+        values["created_at"] = now
+    moved = tags.update().where(*conditions).values(**values).returning(tags.c.revision)
+    line = moved.cte("moved")
+    row = select(
+        tag_move_id_seq.next_value(),
+        name,
+        expected_target if expects_target else null(),
+        new_target,
+        line.c.revision,
+        now,
+        moved_by,
+        param("reason", moves.c.reason),
+        param("run_id", moves.c.run_id),
+    )
+    columns = ["id", "tag_name", "from_target_id", "to_target_id", "revision", "moved_at"]
+    history = insert(moves).from_select([*columns, "moved_by", "reason", "run_id"], row)
+    return history.returning(moves.c.revision)

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, literal, select, true
+from sqlalchemy import Row, Select, bindparam, literal, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -53,15 +53,7 @@ class TagPolicyRepository:
         by pattern: what a commit that moves a tag reads first, in one statement that
         also keeps the target's skip-list nodes for a version added on it. ``all``
         answers from these policies until this repository changes one."""
-        one = select(literal(1).label("one")).subquery()
-        joined, columns = join_target_skips(
-            one.outerjoin(tags, tags.c.name == name), tags.c.target_id
-        )
-        rows = self._session.execute(
-            select(tags.c.name, tags.c.target_id, tags.c.revision, *columns, *policies.c)
-            .select_from(joined.outerjoin(policies, true()))
-            .order_by(policies.c.pattern)
-        ).all()
+        rows = self._session.execute(_WITH_TAG, {"name": name}).all()
         first = rows[0]
         tag = None if first.name is None else (first.target_id, int(first.revision))
         remember_skip_nodes(self._session, first.target_id, first)  # a version added on it
@@ -143,3 +135,18 @@ class TagPolicyRepository:
         if pattern is not None:
             query = query.where(changes.c.pattern == pattern)
         return [_to_change(row) for row in self._session.execute(query).all()]
+
+
+def _with_tag_query() -> Select[Any]:
+    """``all_with_tag``'s statement, built once (building it costs more than running it)."""
+    one = select(literal(1).label("one")).subquery()
+    name = bindparam("name", type_=tags.c.name.type)
+    joined, columns = join_target_skips(one.outerjoin(tags, tags.c.name == name), tags.c.target_id)
+    return (
+        select(tags.c.name, tags.c.target_id, tags.c.revision, *columns, *policies.c)
+        .select_from(joined.outerjoin(policies, true()))
+        .order_by(policies.c.pattern)
+    )
+
+
+_WITH_TAG = _with_tag_query()
