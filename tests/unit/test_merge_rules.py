@@ -82,7 +82,7 @@ def test_a_value_changed_only_in_its_json_type_is_a_change() -> None:
 
 
 def test_a_node_of_ours_naming_a_node_theirs_removed_conflicts() -> None:
-    base = {"nodes": {"y": {"deps": []}}}
+    base: dict[str, Any] = {"nodes": {"y": {"deps": []}}}
     ours = {"nodes": {"y": base["nodes"]["y"], "z": {"deps": ["y"]}}}
     _, conflicts = _both(base, ours, {"nodes": {}})
     assert conflicts == [("z", None)]
