@@ -184,10 +184,14 @@ def validate_patch(patch: object) -> list[dict[str, Any]]:
     return [dict(op) for op in patch]
 
 
-def apply_patch(document: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
-    """Apply ``patch`` to a copy of ``document``; ``ValidationError`` when it does not apply."""
+def apply_patch(
+    document: dict[str, Any], patch: list[dict[str, Any]], *, in_place: bool = False
+) -> dict[str, Any]:
+    """Apply ``patch`` to a copy of ``document`` (``in_place``: to ``document`` itself,
+    which a patch that does not apply leaves half changed); ``ValidationError`` when it
+    does not apply."""
     try:
-        patched: dict[str, Any] = jsonpatch.apply_patch(document, patch, in_place=False)
+        patched: dict[str, Any] = jsonpatch.apply_patch(document, patch, in_place=in_place)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
         raise ValidationError(f"JSON Patch does not apply: {exc}") from exc
     return patched
@@ -271,12 +275,14 @@ def with_node_value(
 
 
 def changed_nodes(before: dict[str, Any], after: dict[str, Any]) -> frozenset[str]:
-    """Nodes added, removed or changed between two DAG documents."""
+    """Nodes added, removed or changed between two DAG documents (nodes the two share,
+    the same objects, are skipped unread)."""
     old, new = before.get("nodes", {}), after.get("nodes", {})
     return frozenset(
         node
         for node in old.keys() | new.keys()
-        if canonical_json(old.get(node)) != canonical_json(new.get(node))
+        if old.get(node) is not new.get(node)
+        and canonical_json(old.get(node)) != canonical_json(new.get(node))
     )
 
 

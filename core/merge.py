@@ -9,7 +9,7 @@ removed on one side and changed on the other is a conflict too; a dep on a node 
 merge leaves out is one, on the node that names it.
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from core.dag import canonical_json
@@ -23,19 +23,23 @@ _OWN_PARTS = ("deps", "code_version", "partitions")
 
 
 def merge_documents(
-    base: Mapping[str, Any] | None, ours: Mapping[str, Any], theirs: Mapping[str, Any]
+    base: Mapping[str, Any] | None,
+    ours: Mapping[str, Any],
+    theirs: Mapping[str, Any],
+    *,
+    theirs_changed: Collection[str] | None = None,
 ) -> tuple[dict[str, Any], list[Conflict]]:
     """``ours`` and ``theirs`` (both changed from ``base``, ``None`` for an empty DAG)
-    merged; the conflicts, sorted, when there are any (the document is then partial)."""
+    merged; the conflicts, sorted, when there are any (the document is then partial).
+
+    ``theirs_changed``, when the caller knows it (``changed_between(base, theirs)``),
+    names every node ``theirs`` changed: the others keep ``ours`` as they are (the same
+    objects), unread, so merging a few changes into a large document costs little."""
     base = base or {"nodes": {}}
+    if theirs_changed is not None:
+        return _merge_changed(base, ours, theirs, theirs_changed)
     conflicts: list[Conflict] = []
-    merged: dict[str, Any] = {}
-    for key in sorted((base.keys() | ours.keys() | theirs.keys()) - {"nodes"}):
-        value = _pick(base.get(key, _MISSING), ours.get(key, _MISSING), theirs.get(key, _MISSING))
-        if value is _CONFLICT:
-            conflicts.append((f"${key}", None))
-        elif value is not _MISSING:
-            merged[key] = value
+    merged = _merge_top(base, ours, theirs, conflicts)
     nodes: dict[str, Any] = {}
     old, left, right = base.get("nodes", {}), ours.get("nodes", {}), theirs.get("nodes", {})
     for node in sorted(old.keys() | left.keys() | right.keys()):
@@ -45,11 +49,79 @@ def merge_documents(
         )  # fmt: skip
         if value is not _MISSING:
             nodes[node] = value
-    for node, body in nodes.items():
-        if isinstance(body, Mapping) and any(dep not in nodes for dep in body.get("deps", ())):
-            conflicts.append((node, None))
+    _missing_deps(nodes, nodes, conflicts)
     merged["nodes"] = nodes
     return merged, sorted(set(conflicts), key=lambda c: (c[0], c[1] or ""))
+
+
+def _merge_changed(
+    base: Mapping[str, Any],
+    ours: Mapping[str, Any],
+    theirs: Mapping[str, Any],
+    theirs_changed: Collection[str],
+) -> tuple[dict[str, Any], list[Conflict]]:
+    """``merge_documents`` when ``theirs`` changed only the nodes ``theirs_changed``."""
+    conflicts: list[Conflict] = []
+    merged = _merge_top(base, ours, theirs, conflicts)
+    old, left, right = base.get("nodes", {}), ours.get("nodes", {}), theirs.get("nodes", {})
+    nodes = dict(left)
+    for node in sorted(theirs_changed):
+        value = _merge_node(
+            node, old.get(node, _MISSING), left.get(node, _MISSING), right.get(node, _MISSING),
+            conflicts,
+        )  # fmt: skip
+        if value is _MISSING:
+            nodes.pop(node, None)
+        else:
+            nodes[node] = value
+    if nodes.keys() - left.keys():  # in key order, as the full merge makes them
+        nodes = {node: nodes[node] for node in sorted(nodes)}
+    # a node of ``ours`` names only nodes of ``ours``: it can lose a dep only when the
+    # merge dropped one of those
+    dropped = any(node in left and node not in nodes for node in theirs_changed)
+    checked = nodes if dropped else [node for node in theirs_changed if node in nodes]
+    _missing_deps(nodes, checked, conflicts)
+    merged["nodes"] = nodes
+    return merged, sorted(set(conflicts), key=lambda c: (c[0], c[1] or ""))
+
+
+def _merge_top(
+    base: Mapping[str, Any],
+    ours: Mapping[str, Any],
+    theirs: Mapping[str, Any],
+    conflicts: list[Conflict],
+) -> dict[str, Any]:
+    """The document's fields other than its nodes, merged."""
+    merged: dict[str, Any] = {}
+    for key in sorted((base.keys() | ours.keys() | theirs.keys()) - {"nodes"}):
+        value = _pick(base.get(key, _MISSING), ours.get(key, _MISSING), theirs.get(key, _MISSING))
+        if value is _CONFLICT:
+            conflicts.append((f"${key}", None))
+        elif value is not _MISSING:
+            merged[key] = value
+    return merged
+
+
+def _missing_deps(
+    nodes: Mapping[str, Any], checked: Iterable[str], conflicts: list[Conflict]
+) -> None:
+    """A conflict on each node of ``checked`` that names a dep ``nodes`` lacks."""
+    for node in checked:
+        body = nodes[node]
+        if isinstance(body, Mapping) and any(dep not in nodes for dep in body.get("deps", ())):
+            conflicts.append((node, None))
+
+
+def changed_between(base: Mapping[str, Any] | None, theirs: Mapping[str, Any]) -> frozenset[str]:
+    """The nodes ``theirs`` added, removed or changed from ``base`` (as JSON: ``1``,
+    ``1.0`` and ``true`` differ)."""
+    old = (base or {}).get("nodes", {})
+    new = theirs.get("nodes", {})
+    return frozenset(
+        node
+        for node in old.keys() | new.keys()
+        if not _same(old.get(node, _MISSING), new.get(node, _MISSING))
+    )
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -7,7 +7,19 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Row, case, func, literal, select
+from sqlalchemy import (
+    CTE,
+    BindParameter,
+    ColumnElement,
+    FromClause,
+    Row,
+    Select,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -16,6 +28,7 @@ from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.storage.duckdb.inserts import insert_if_absent
 from core.storage.models import ArtifactRow, BlobRefRow
+from core.storage.session_info import SKIP_NODES
 from core.storage.skip_list import SkipNode, skip_length, skip_node
 
 artifacts = ArtifactRow.__table__
@@ -59,7 +72,11 @@ class ArtifactRepository:
         """Insert an artifact (a new id, and now, unless given); ``None`` when one with
         this version hash exists already."""
         artifact_id = artifact_id or uuid.uuid4()
-        skip = skip_node(artifact_id, parent_id, self._skip_nodes_above(parent_id).__getitem__)
+        known: dict[uuid.UUID, SkipNode] = self._session.info.get(SKIP_NODES, {})
+        if parent_id is not None and parent_id in known and known[parent_id].skip_id in known:
+            skip = skip_node(artifact_id, parent_id, known.__getitem__)
+        else:
+            skip = skip_node(artifact_id, parent_id, self._skip_nodes_above(parent_id).__getitem__)
         values = {
             "id": artifact_id,
             "kind": kind.value,
@@ -194,8 +211,7 @@ class ArtifactRepository:
 
     def chain(self, head_id: uuid.UUID) -> list[Artifact]:
         """``head_id`` and its ancestors down to the nearest ``dag_version``, base first."""
-        line = _line_up(head_id, lambda child: child.c.kind != ArtifactKind.DAG_VERSION.value)
-        rows = self._session.execute(select(line).order_by(line.c.depth.desc())).all()
+        rows = self._session.execute(_CHAIN, {"head_id": head_id}).all()
         return [_to_artifact(row) for row in rows]
 
 
@@ -215,7 +231,9 @@ def _first_parent_path(generation: int, target: int) -> list[tuple[int, str]]:
     return steps
 
 
-def _line_up(head_id: uuid.UUID, climbs: Callable[[CTE], ColumnElement[bool]]) -> CTE:
+def _line_up(
+    head_id: uuid.UUID | BindParameter[uuid.UUID], climbs: Callable[[CTE], ColumnElement[bool]]
+) -> CTE:
     """One recursive query: ``head_id`` at depth 0, then each parent whose child
     satisfies ``climbs``."""
     start = select(artifacts, literal(0).label("depth")).where(artifacts.c.id == head_id)
@@ -226,3 +244,45 @@ def _line_up(head_id: uuid.UUID, climbs: Callable[[CTE], ColumnElement[bool]]) -
         .join(line, parent.c.id == line.c.parent_id)
         .where(climbs(line))
     )
+
+
+def _chain_query() -> Select[Any]:
+    """``chain``'s query, built once (building it costs more than running it): the
+    artifacts from ``:head_id`` down to the nearest ``dag_version``, base first."""
+    line = _line_up(
+        bindparam("head_id", type_=artifacts.c.id.type),
+        lambda child: child.c.kind != ArtifactKind.DAG_VERSION.value,
+    )
+    return select(line).order_by(line.c.depth.desc())
+
+
+_CHAIN = _chain_query()
+
+
+def join_target_skips(
+    source: FromClause, target_id: ColumnElement[Any]
+) -> tuple[FromClause, list[ColumnElement[Any]]]:
+    """``source`` (whose ``target_id`` names an artifact, or nothing) outer-joined with
+    that artifact and its skip, and the columns that read their skip-list nodes, for
+    ``remember_skip_nodes``."""
+    target = artifacts.alias("target")
+    skip = artifacts.alias("target_skip")
+    joined = source.outerjoin(target, target.c.id == target_id).outerjoin(
+        skip, skip.c.id == target.c.skip_id
+    )
+    columns: list[ColumnElement[Any]] = [
+        target.c.generation.label("target_generation"),
+        target.c.skip_id.label("target_skip_id"),
+        skip.c.generation.label("skip_generation"),
+        skip.c.skip_id.label("skip_skip_id"),
+    ]
+    return joined, columns
+
+
+def remember_skip_nodes(session: Session, target_id: uuid.UUID | None, row: Any) -> None:
+    """Keep, for this transaction, the skip-list nodes a ``join_target_skips`` row read."""
+    if target_id is None or row.target_generation is None or row.skip_generation is None:
+        return
+    known = session.info.setdefault(SKIP_NODES, {})
+    known[target_id] = SkipNode(row.target_generation, row.target_skip_id)
+    known[row.target_skip_id] = SkipNode(row.skip_generation, row.skip_skip_id)

@@ -24,6 +24,8 @@ class RepositoryCommitStore:
         runs: RunRepository,
         run_io: RunIORepository,
         policies: TagPolicyRepository,
+        *,
+        read_together: bool = False,
     ) -> None:
         self._blobs = blobs
         self._artifacts = artifacts
@@ -31,8 +33,14 @@ class RepositoryCommitStore:
         self._runs = runs
         self._run_io = run_io
         self._policies = policies
+        self._read_together = read_together
+        """Whether ``head`` reads the policies too (Postgres, where it saves a commit a
+        round trip; DuckDB keeps them in memory)."""
 
     def head(self, tag: str) -> Head:
+        if self._read_together:  # the policies come along: the commit reads them next
+            found, _ = self._policies.all_with_tag(tag)
+            return Head(None, 0) if found is None else Head(*found)
         live = self._tags.get(tag)
         if live is not None:
             return Head(live.target_id, live.revision)

@@ -10,16 +10,19 @@ On DuckDB the live tags this process read or moved are remembered in the lease's
 commit that moves the same tag again skips reading it.
 """
 
+import functools
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import BindParameter, Column, Row, Select, Update, bindparam, null, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from core.domain import ArtifactKind, Tag, TagMove
+from core.repository.artifact import join_target_skips, remember_skip_nodes
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.storage.cache import LRUCache
@@ -89,12 +92,19 @@ class TagRepository:
         else:
             self._memo.put(("tag", name), tag)
 
-    def lock(self, name: str) -> None:
+    def lock(self, name: str) -> tuple[uuid.UUID | None, int] | None:
         """Hold ``name``'s row until this transaction ends, so that writers who decide a
         move from a long read (a merge) take turns instead of losing races (Postgres; on
-        DuckDB one process at a time holds the file). A name with no row locks nothing."""
-        if self._session.get_bind().dialect.name == "postgresql":
-            self._session.execute(select(tags.c.name).where(tags.c.name == name).with_for_update())
+        DuckDB one process at a time holds the file): the target and revision it holds
+        then, read in the same statement. ``None`` when nothing was read: on DuckDB, or
+        for a name with no row (which locks nothing)."""
+        if self._session.get_bind().dialect.name != "postgresql":
+            return None
+        row = self._session.execute(_LOCK, {"name": name}).first()
+        if row is None:
+            return None
+        remember_skip_nodes(self._session, row.target_id, row)  # a version added on it
+        return row.target_id, int(row.revision)
 
     def revision(self, name: str) -> int:
         """How many moves ``name`` has had (0 if never created), deleted or not."""
@@ -152,30 +162,50 @@ class TagRepository:
         """Point ``name`` at ``new_target_id`` if it still points at ``expected_target_id``
         (and has ``expected_revision``, when given). Returns the new revision, or ``None``
         when the swap lost. A ``None`` target is a deleted tag."""
-        expected = (
-            tags.c.target_id.is_(None)
-            if expected_target_id is None
-            else tags.c.target_id == expected_target_id
-        )
-        conditions = [tags.c.name == name, expected]
-        if expected_revision is not None:
-            conditions.append(tags.c.revision == expected_revision)
-        now = at or utc_now()
-        values: dict[str, Any] = {
-            "target_id": new_target_id,
-            "target_kind": None if new_target_kind is None else new_target_kind.value,
-            "revision": tags.c.revision + 1,
-            "updated_at": now,
-            "updated_by": updated_by,
-        }
-        if expected_target_id is None:
-            values["created_at"] = now
-        row = self._session.execute(
-            tags.update().where(*conditions).values(**values).returning(*tags.c)
-        ).first()
+        update = _swap_update(
+            name, expected_target_id, expected_revision, new_target_id, new_target_kind,
+            updated_by, at or utc_now(),
+        )  # fmt: skip
+        row = self._session.execute(update.returning(*tags.c)).first()
         # a lost swap means whatever we knew of the tag is stale; a deleted one is not live
         self._remember(name, None if row is None or row.target_id is None else _to_tag(row))
         return None if row is None else row.revision
+
+    @conflicts_on_integrity_errors
+    def _swap_with_move(
+        self,
+        name: str,
+        *,
+        expected_target_id: uuid.UUID | None,
+        expected_revision: int | None,
+        new_target_id: uuid.UUID | None,
+        new_target_kind: ArtifactKind | None,
+        moved_by: str | None,
+        reason: str | None,
+        run_id: str | None,
+        at: datetime | None,
+    ) -> int | None:
+        """Postgres: ``swap`` and its history row in one statement (the row is inserted
+        from the updated tag row, so after it is written); the new revision, or ``None``
+        when the swap lost and nothing was written."""
+        statement = _swap_with_move_query(
+            expected_target_id is not None, expected_revision is not None
+        )
+        revision = self._session.scalar(
+            statement,
+            {
+                "tag": name,  # not "name": an UPDATE's parameter named as a column sets it
+                "expected_target_id": expected_target_id,
+                "expected_revision": expected_revision,
+                "new_target_id": new_target_id,
+                "new_target_kind": None if new_target_kind is None else new_target_kind.value,
+                "now": at or utc_now(),
+                "moved_by": moved_by,
+                "reason": reason,
+                "run_id": run_id,
+            },
+        )
+        return None if revision is None else int(revision)
 
     @conflicts_on_integrity_errors
     def append_move(
@@ -216,33 +246,35 @@ class TagRepository:
         at: datetime | None = None,
     ) -> int | None:
         """``swap`` (or, for a name never used, ``insert``) and its history row: the new
-        revision, or ``None`` when the move lost and nothing was written."""
-        revision = self.swap(
-            name,
-            expected_target_id=expected_target_id,
-            expected_revision=expected_revision,
-            new_target_id=new_target_id,
-            new_target_kind=new_target_kind,
-            updated_by=moved_by,
-            at=at,
-        )
-        creating = expected_target_id is None and expected_revision in (None, 0)
-        if revision is None and creating and new_target_id is not None:
+        revision, or ``None`` when the move lost and nothing was written. On Postgres
+        the swap and its history row are one statement."""
+        together = self._session.get_bind().dialect.name == "postgresql"
+        if together:
+            revision = self._swap_with_move(
+                name, expected_target_id=expected_target_id, expected_revision=expected_revision,
+                new_target_id=new_target_id, new_target_kind=new_target_kind, moved_by=moved_by,
+                reason=reason, run_id=run_id, at=at,
+            )  # fmt: skip
+        else:
+            revision = self.swap(
+                name, expected_target_id=expected_target_id, expected_revision=expected_revision,
+                new_target_id=new_target_id, new_target_kind=new_target_kind,
+                updated_by=moved_by, at=at,
+            )  # fmt: skip
+        if revision is None:
+            creating = expected_target_id is None and expected_revision in (None, 0)
+            if not creating or new_target_id is None:
+                return None
             assert new_target_kind is not None, "a tag's target has a kind"
             created = self.insert(name, new_target_id, new_target_kind, moved_by, at)
-            revision = created and created.revision
-        if revision is None:
-            return None
-        self.append_move(
-            name,
-            from_target_id=expected_target_id,
-            to_target_id=new_target_id,
-            revision=revision,
-            moved_by=moved_by,
-            reason=reason,
-            run_id=run_id,
-            at=at,
-        )
+            if created is None:
+                return None
+            revision, together = created.revision, False
+        if not together:
+            self.append_move(
+                name, from_target_id=expected_target_id, to_target_id=new_target_id,
+                revision=revision, moved_by=moved_by, reason=reason, run_id=run_id, at=at,
+            )  # fmt: skip
         return revision
 
     def history(self, name: str) -> list[TagMove]:
@@ -289,3 +321,95 @@ class TagRepository:
             select(moves).where(moves.c.tag_name == name).order_by(moves.c.id.desc()).limit(1)
         ).first()
         return None if row is None else _to_move(row)
+
+
+def _swap_update(
+    name: str,
+    expected_target_id: uuid.UUID | None,
+    expected_revision: int | None,
+    new_target_id: uuid.UUID | None,
+    new_target_kind: ArtifactKind | None,
+    updated_by: str | None,
+    now: datetime,
+) -> Update:
+    """The compare-and-swap of ``name``'s row, as ``TagRepository.swap`` describes it."""
+    expected = (
+        tags.c.target_id.is_(None)
+        if expected_target_id is None
+        else tags.c.target_id == expected_target_id
+    )
+    conditions = [tags.c.name == name, expected]
+    if expected_revision is not None:
+        conditions.append(tags.c.revision == expected_revision)
+    values: dict[str, Any] = {
+        "target_id": new_target_id,
+        "target_kind": None if new_target_kind is None else new_target_kind.value,
+        "revision": tags.c.revision + 1,
+        "updated_at": now,
+        "updated_by": updated_by,
+    }
+    if expected_target_id is None:
+        values["created_at"] = now
+    return tags.update().where(*conditions).values(**values)
+
+
+def _lock_query() -> Select[Any]:
+    """``TagRepository.lock``'s statement, built once (building it costs more than running
+    it): ``:name``'s row locked, its target and revision, and its target's skip nodes."""
+    joined, columns = join_target_skips(tags, tags.c.target_id)
+    return (
+        select(tags.c.target_id, tags.c.revision, *columns)
+        .select_from(joined)
+        .where(tags.c.name == bindparam("name", type_=tags.c.name.type))
+        .with_for_update(of=tags)
+    )
+
+
+_LOCK = _lock_query()
+
+
+@functools.cache
+def _swap_with_move_query(expects_target: bool, expects_revision: bool) -> ReturningInsert[Any]:
+    """``TagRepository._swap_with_move``'s statement for each shape of swap (whether it
+    expects a target, and a revision), built once (building it costs more than running
+    it): ``WITH moved AS (UPDATE tags ... RETURNING revision) INSERT INTO tag_moves
+    SELECT ... FROM moved RETURNING revision``."""
+
+    def param(key: str, column: Column[Any]) -> BindParameter[Any]:
+        return bindparam(key, type_=column.type)
+
+    name, now = param("tag", tags.c.name), param("now", tags.c.updated_at)
+    expected_target = param("expected_target_id", tags.c.target_id)
+    conditions = [
+        tags.c.name == name,
+        tags.c.target_id == expected_target if expects_target else tags.c.target_id.is_(None),
+    ]
+    if expects_revision:
+        conditions.append(tags.c.revision == param("expected_revision", tags.c.revision))
+    new_target = param("new_target_id", tags.c.target_id)
+    moved_by = param("moved_by", tags.c.updated_by)
+    values: dict[str, Any] = {
+        "target_id": new_target,
+        "target_kind": param("new_target_kind", tags.c.target_kind),
+        "revision": tags.c.revision + 1,
+        "updated_at": now,
+        "updated_by": moved_by,
+    }
+    if not expects_target:
+        values["created_at"] = now
+    moved = tags.update().where(*conditions).values(**values).returning(tags.c.revision)
+    line = moved.cte("moved")
+    row = select(
+        tag_move_id_seq.next_value(),
+        name,
+        expected_target if expects_target else null(),
+        new_target,
+        line.c.revision,
+        now,
+        moved_by,
+        param("reason", moves.c.reason),
+        param("run_id", moves.c.run_id),
+    )
+    columns = ["id", "tag_name", "from_target_id", "to_target_id", "revision", "moved_at"]
+    history = insert(moves).from_select([*columns, "moved_by", "reason", "run_id"], row)
+    return history.returning(moves.c.revision)

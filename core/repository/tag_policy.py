@@ -1,20 +1,23 @@
 """SQL for tag policies and their append-only change history."""
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, bindparam, literal, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.domain import TagPolicy, TagPolicyChange
+from core.repository.artifact import join_target_skips, remember_skip_nodes
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
-from core.storage.models import TagPolicyChangeRow, policy_change_id_seq
+from core.storage.models import TagPolicyChangeRow, TagRow, policy_change_id_seq
 from core.storage.session_info import MEMO
 from core.storage.tag_policies import forget_policies, policies, read_policies, to_policy
 
 changes = TagPolicyChangeRow.__table__
+tags = TagRow.__table__
 
 
 def _to_change(row: Row[Any]) -> TagPolicyChange:
@@ -34,10 +37,28 @@ class TagPolicyRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._memo = session.info.get(MEMO)
+        self._read: tuple[TagPolicy, ...] | None = None
+        """Every policy as ``all_with_tag`` read them (until this repository changes one)."""
 
     def all(self) -> tuple[TagPolicy, ...]:
         """Every policy, by pattern."""
+        if self._read is not None:
+            return self._read
         return read_policies(self._session, self._memo)
+
+    def all_with_tag(
+        self, name: str
+    ) -> tuple[tuple[uuid.UUID | None, int] | None, tuple[TagPolicy, ...]]:
+        """Tag ``name``'s target and revision (``None``: it has no row) and every policy,
+        by pattern: what a commit that moves a tag reads first, in one statement that
+        also keeps the target's skip-list nodes for a version added on it. ``all``
+        answers from these policies until this repository changes one."""
+        rows = self._session.execute(_WITH_TAG, {"name": name}).all()
+        first = rows[0]
+        tag = None if first.name is None else (first.target_id, int(first.revision))
+        remember_skip_nodes(self._session, first.target_id, first)  # a version added on it
+        self._read = tuple(to_policy(row) for row in rows if row.pattern is not None)
+        return tag, self._read
 
     def get(self, pattern: str) -> TagPolicy | None:
         """The policy stored under exactly ``pattern``."""
@@ -78,11 +99,13 @@ class TagPolicyRepository:
             added = insert(policies).values(pattern=pattern, **values)
             row = self._session.execute(added.returning(*policies.c)).one()
         forget_policies(self._memo)
+        self._read = None
         return to_policy(row)
 
     def delete(self, pattern: str) -> None:
         self._session.execute(policies.delete().where(policies.c.pattern == pattern))
         forget_policies(self._memo)
+        self._read = None
 
     def append_change(
         self,
@@ -112,3 +135,18 @@ class TagPolicyRepository:
         if pattern is not None:
             query = query.where(changes.c.pattern == pattern)
         return [_to_change(row) for row in self._session.execute(query).all()]
+
+
+def _with_tag_query() -> Select[Any]:
+    """``all_with_tag``'s statement, built once (building it costs more than running it)."""
+    one = select(literal(1).label("one")).subquery()
+    name = bindparam("name", type_=tags.c.name.type)
+    joined, columns = join_target_skips(one.outerjoin(tags, tags.c.name == name), tags.c.target_id)
+    return (
+        select(tags.c.name, tags.c.target_id, tags.c.revision, *columns, *policies.c)
+        .select_from(joined.outerjoin(policies, true()))
+        .order_by(policies.c.pattern)
+    )
+
+
+_WITH_TAG = _with_tag_query()

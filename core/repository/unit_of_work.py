@@ -29,8 +29,9 @@ class UnitOfWork:
         self.run_io = RunIORepository(session)
         self.tag_policies = TagPolicyRepository(session)
         self.commits: CommitStore = transaction.commit_store or RepositoryCommitStore(
-            self.blobs, self.artifacts, self.tags, self.runs, self.run_io, self.tag_policies
-        )
+            self.blobs, self.artifacts, self.tags, self.runs, self.run_io, self.tag_policies,
+            read_together=session.get_bind().dialect.name == "postgresql",
+        )  # fmt: skip
 
     def commit(self) -> None:
         self._transaction.commit()

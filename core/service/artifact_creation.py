@@ -133,10 +133,12 @@ class ArtifactCreation:
         blobs: Sequence[tuple[bytes, str]] = (),
         *,
         merged_id: uuid.UUID | None = None,
+        look_up: bool = True,
     ) -> "PlannedVersion":
         """A step: the version ``add_dag_version_in`` would record (a merge version when
-        ``merged_id`` names what it merged), its files written for ``uow`` and nothing
-        recorded yet."""
+        ``merged_id`` names what it merged, whose values all come from versions the
+        catalog holds, so they are not looked up), its files written for ``uow`` and
+        nothing recorded yet; ``look_up`` as in ``_plan``."""
         content = canonical_json(document)
         staged = self._cas.stage_in(uow, [(content, DAG_MEDIA_TYPE), *blobs])
         return self._plan(
@@ -151,6 +153,8 @@ class ArtifactCreation:
             staged=staged,
             resolved=Resolved(content, 0),
             merged_id=merged_id,
+            refs_known=merged_id is not None,
+            look_up=look_up,
         )
 
     def plan_merge_in(
@@ -165,21 +169,23 @@ class ArtifactCreation:
         metadata_json: str,
         *,
         compaction_bound: int,
+        look_up: bool = True,
     ) -> "PlannedVersion":
         """A step: a merge version of ``document`` on ``parent_id`` that also records
         ``merged_id`` (what it merged) as its second parent: a patch set on the parent, or
         a full version once the parent's patch chain reaches ``compaction_bound``; its
-        file written for ``uow``."""
+        file written for ``uow``; ``look_up`` as in ``_plan``."""
         if self._found.patch_depth_in(uow, parent_id) < compaction_bound:
             patch = make_patch(parent_document, document)
             staged = self._cas.stage_in(uow, [(canonical_json(patch), PATCH_MEDIA_TYPE)])
             return self._patch_set(
                 uow, name, staged[0].cas_id, parent_id, parent_document, document, created_by,
-                metadata_json, staged, merged_id=merged_id,
+                metadata_json, staged, merged_id=merged_id, look_up=look_up,
             )  # fmt: skip
         return self.plan_dag_version_in(
-            uow, name, document, parent_id, created_by, metadata_json, merged_id=merged_id
-        )
+            uow, name, document, parent_id, created_by, metadata_json, merged_id=merged_id,
+            look_up=look_up,
+        )  # fmt: skip
 
     def create_patch_set(
         self,
@@ -262,13 +268,15 @@ class ArtifactCreation:
         created_by: str | None,
         metadata_json: str,
         blobs: Sequence[tuple[bytes, str]] = (),
+        *,
+        look_up: bool = True,
     ) -> "PlannedVersion":
         """A step: the patch set ``add_patch_set_in`` would record, its files written
-        for ``uow`` and nothing recorded yet."""
+        for ``uow`` and nothing recorded yet; ``look_up`` as in ``_plan``."""
         staged = self._cas.stage_in(uow, [(canonical_json(patch), PATCH_MEDIA_TYPE), *blobs])
         return self._patch_set(
             uow, name, staged[0].cas_id, parent_id, parent_document, document, created_by,
-            metadata_json, staged,
+            metadata_json, staged, look_up=look_up,
         )  # fmt: skip
 
     def _patch_set(
@@ -284,6 +292,7 @@ class ArtifactCreation:
         staged: Sequence[BlobEntry] = (),
         *,
         merged_id: uuid.UUID | None = None,
+        look_up: bool = True,
     ) -> "PlannedVersion":
         depth = self._found.patch_depth_in(uow, parent_id) + 1
         return self._plan(
@@ -299,6 +308,8 @@ class ArtifactCreation:
             staged=staged,
             resolved=Resolved(canonical_json(document), depth),
             merged_id=merged_id,
+            refs_known=merged_id is not None,
+            look_up=look_up,
         )
 
     def create_run_snapshot(
@@ -371,12 +382,18 @@ class ArtifactCreation:
         staged: Sequence[BlobEntry] = (),
         resolved: Resolved | None = None,
         merged_id: uuid.UUID | None = None,
+        refs_known: bool = False,
+        look_up: bool = True,
     ) -> "PlannedVersion":
         """The version of ``cas_id`` on ``parent_id`` (and ``merged_id``): the one the
         catalog has with its hash, or a new one to record (name, actor and metadata
         checked by the caller). ``staged`` blobs are recorded with it; every other blob it
-        names must be there."""
+        names must be there (looked up unless ``refs_known``: the caller took them all
+        from versions the catalog holds). Without ``look_up`` the version is planned as
+        new unread: a caller whose commit record then fails asks ``recorded``."""
         unstaged = (refs | {cas_id}) - {blob.cas_id for blob in staged}
+        if refs_known:
+            unstaged = frozenset()
         missing = uow.commits.missing_blobs(unstaged) if unstaged else frozenset()
         if cas_id in missing:
             raise NotFoundError(f"blob {cas_id} not found in the catalog")
@@ -393,7 +410,7 @@ class ArtifactCreation:
             kind, cas_id, parent and parent.version_hash, merged and merged.version_hash
         )
         at = utc_now()
-        existing = uow.commits.version_id(digest, parent and parent.id)
+        existing = uow.commits.version_id(digest, parent and parent.id) if look_up else None
         if existing is not None:
             target = self._found.get_in(uow, existing)
             return PlannedVersion(target, None, tuple(staged), resolved, at)
@@ -422,6 +439,19 @@ class ArtifactCreation:
             merged_id=merged_id,
         )
         return PlannedVersion(target, new, tuple(staged), resolved, at)
+
+    def recorded(self, uow: UnitOfWork, planned: "PlannedVersion") -> "PlannedVersion | None":
+        """A step, once a commit record carrying ``planned.new`` failed: ``planned`` with
+        the version the catalog has under its hash as target (the same content on the
+        same parents, recorded before), or ``None`` when it has none (the record lost a
+        race)."""
+        if planned.new is None:
+            return None
+        existing = uow.commits.version_id(planned.new.version_hash, planned.new.parent_id)
+        if existing is None:
+            return None
+        target = self._found.get_in(uow, existing)
+        return PlannedVersion(target, None, planned.blobs, planned.resolved, planned.at)
 
     def record_in(self, uow: UnitOfWork, planned: "PlannedVersion") -> uuid.UUID:
         """A step: record ``planned`` in ``uow`` alone (no tag moves); its id."""

@@ -141,12 +141,26 @@ class ArtifactResolution:
         return chain
 
     def _replay(self, uow: UnitOfWork, artifact_id: uuid.UUID) -> Resolved:
-        """Resolve ``artifact_id`` and cache its document and depth (and its chain's)."""
-        head = self.get_in(uow, artifact_id)
-        parent = None if head.parent_id is None else self.resolved.get(head.parent_id, uow)
-        chain = [head] if parent is not None else self._chain(uow, artifact_id)
-        if parent is not None:
-            document, depth = json.loads(parent.document), parent.depth
+        """Resolve ``artifact_id`` from the highest link of its chain this process has
+        resolved (else from its ``dag_version``), patching one private copy in place, and
+        cache its document and depth."""
+        head = self.by_id.get(artifact_id, uow)
+        start = None
+        if head is not None and head.parent_id is not None:
+            start = self.resolved.get(head.parent_id, uow)
+        if head is not None and start is not None:
+            chain = [head]
+        else:
+            chain = self._chain(uow, artifact_id)
+            for artifact in chain:
+                self.by_id.put(artifact.id, artifact, uow)
+            for index in range(len(chain) - 2, -1, -1):
+                start = self.resolved.get(chain[index].id, uow)
+                if start is not None:
+                    chain = chain[index + 1 :]
+                    break
+        if start is not None:
+            document, depth = json.loads(start.document), start.depth
         elif chain[0].kind is ArtifactKind.DAG_VERSION:
             document, depth = None, 0
         else:
@@ -154,13 +168,13 @@ class ArtifactResolution:
                 f"artifact {artifact_id} does not descend from a dag_version "
                 f"(its chain starts at {chain[0].kind} {chain[0].id})"
             )
-        resolved = Resolved(b"", 0)
         for artifact in chain:
             if artifact.kind is ArtifactKind.DAG_VERSION:
                 document, depth = self.load_json(artifact.cas_id, uow), 0
             elif artifact.kind is ArtifactKind.PATCH_SET:
-                document = apply_patch(document, self.load_json(artifact.cas_id, uow))
+                patch = self.load_json(artifact.cas_id, uow)
+                document = apply_patch(document, patch, in_place=True)  # a private copy
                 depth += 1
-            resolved = Resolved(canonical_json(document), depth)
-            self.resolved.put(artifact.id, resolved, uow)
+        resolved = Resolved(canonical_json(document), depth)
+        self.resolved.put(artifact_id, resolved, uow)
         return resolved

@@ -2,13 +2,14 @@
 version (a full version on the tag's target whose second parent is what it merged)."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from core.dag import canonical_json, changed_nodes, validate_dag
-from core.domain import Artifact, ArtifactKind, MergeResult
+from core.domain import Artifact, ArtifactKind, MergeResult, TagPolicy
 from core.errors import ConflictError, MergeConflictError, ValidationError
 from core.identifiers import check_artifact_id, check_tag_name
-from core.merge import Conflict, merge_documents
+from core.merge import Conflict, changed_between, merge_documents
 from core.repository.clock import utc_now
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_creation import ArtifactCreation, PlannedVersion, check_record
@@ -55,6 +56,18 @@ class _Plan:
     """Whether the tag would move (``target`` is set only when ``write``)."""
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """What a merge brings in, read before the tag is locked: the merge base's document
+    (``None``: no base), the source's, and the nodes the source changed from the base."""
+
+    base: uuid.UUID | None
+    source_id: uuid.UUID
+    old: dict[str, Any] | None
+    theirs: dict[str, Any]
+    changed: frozenset[str]
+
+
 class Merges:
     """Three-way merges of versions into tags, value by value (``core.merge``)."""
 
@@ -95,8 +108,8 @@ class Merges:
         why = reason or f"merge {source}"
 
         def attempt(uow: UnitOfWork) -> MergeResult:
-            uow.tags.lock(into)  # decide on a tag nobody moves meanwhile
-            head = uow.commits.head(into)
+            locked = uow.tags.lock(into)  # decide on a tag nobody moves meanwhile
+            head = uow.commits.head(into) if locked is None else Head(*locked)
             if expected_target_id is not None and head.target_id != expected_target_id:
                 raise ConflictError(
                     f"tag {into!r} points at {head.target_id}, not the expected "
@@ -130,6 +143,13 @@ class Merges:
             plan.changed_nodes, plan.conflicts,
         )  # fmt: skip
 
+    def incoming(self, uow: UnitOfWork, base: uuid.UUID | None, source_id: uuid.UUID) -> Incoming:
+        """A step: what merging ``source_id`` over ``base`` brings in (none of it
+        depends on the tag, so it can be read before the tag is locked)."""
+        theirs = self._artifacts.resolve_in(uow, source_id)
+        old = None if base is None else self._artifacts.resolve_in(uow, base)
+        return Incoming(base, source_id, old, theirs, changed_between(old, theirs))
+
     def merge_base(
         self, uow: UnitOfWork, ours: uuid.UUID | None, theirs: uuid.UUID
     ) -> uuid.UUID | None:
@@ -155,12 +175,18 @@ class Merges:
         reason: str,
         run_id: str | None,
         label: str,
+        *,
+        incoming: Incoming | None = None,
+        policies: tuple[TagPolicy, ...] | None = None,
     ) -> MergeResult:
         """A step: move ``tag`` (at ``head``) to hold ``source_id`` (what ``label`` names)
         merged over ``base``: one compare-and-swap, or nothing when it holds it already.
         ``LostRace`` when the tag moved meanwhile; ``MergeConflictError`` naming the
-        conflicts; ``PolicyError`` when the tag is immutable (and this would move it)."""
-        policies = uow.commits.policies()
+        conflicts; ``PolicyError`` when the tag is immutable (and this would move it).
+        ``incoming`` (``self.incoming(uow, base, source_id)``) and ``policies`` (every
+        tag policy), when the caller read them already, are not read again."""
+        if policies is None:
+            policies = uow.commits.policies()
         policy = governing(policies, tag)
         if policy is not None and policy.immutable and head.target_id is not None:
             preview = self._plan(uow, tag, head, base, source_id, moved_by, write=False)
@@ -168,7 +194,7 @@ class Merges:
                 what = f"publishing {label}" if run_id is not None else f"merging {label}"
                 refuse_landing(policies, tag, live=True, action=what)
             return MergeResult(tag, head.target_id, head.target_id, head.revision, False, False)
-        plan = self._plan(uow, tag, head, base, source_id, moved_by, write=True)
+        plan = self._plan(uow, tag, head, base, source_id, moved_by, write=True, incoming=incoming)
         if plan.conflicts:
             names = ", ".join(f"{n}[{k}]" if k is not None else n for n, k in plan.conflicts)
             raise MergeConflictError(
@@ -193,11 +219,16 @@ class Merges:
         if version is not None:
             record = CommitRecord(version.at, blobs=version.blobs, version=version.new, swap=swap)
         if uow.commits.apply(record) is None:
-            raise LostRace
+            found = None if version is None else self._creation.recorded(uow, version)
+            if found is None:
+                raise LostRace
+            version, swap = found, replace(swap, to_target_id=found.target.id)
+            if uow.commits.apply(CommitRecord(found.at, blobs=found.blobs, swap=swap)) is None:
+                raise LostRace
         if version is not None:
             self._creation.remember(uow, version)
         return MergeResult(
-            tag, head.target_id, plan.target.id, head.revision + 1, plan.fast_forward, True
+            tag, head.target_id, swap.to_target_id, head.revision + 1, plan.fast_forward, True
         )
 
     def _plan(
@@ -210,26 +241,37 @@ class Merges:
         moved_by: str | None,
         *,
         write: bool,
+        incoming: Incoming | None = None,
     ) -> _Plan:
         """The merge of ``source_id`` into ``tag``; ``write``: with its merge version
-        planned (its file written), else only what it would change."""
+        planned (its file written), else only what it would change. Only the nodes the
+        source changed are merged and checked when ``incoming`` names them."""
         source = self._artifacts.get_in(uow, source_id)
         if head.target_id == source_id or base == source_id:
             return _Plan(None, False, frozenset(), ())  # the tag holds it already
-        theirs = self._artifacts.resolve_in(uow, source_id)
         if head.target_id is None or base == head.target_id:
+            if write:  # a fast-forward: nothing to merge
+                return _Plan(source, True, frozenset(), (), changes=True)
+            theirs = self._artifacts.resolve_in(uow, source_id)
             ours = {} if head.target_id is None else self._artifacts.resolve_in(uow, head.target_id)
             return _Plan(source, True, changed_nodes(ours, theirs), (), changes=True)
+        if incoming is None or (incoming.base, incoming.source_id) != (base, source_id):
+            incoming = None
+            theirs = self._artifacts.resolve_in(uow, source_id)
+            old = None if base is None else self._artifacts.resolve_in(uow, base)
+        else:
+            theirs, old = incoming.theirs, incoming.old
         ours = self._artifacts.resolve_in(uow, head.target_id)
-        old = None if base is None else self._artifacts.resolve_in(uow, base)
-        merged, conflicts = merge_documents(old, ours, theirs)
+        merged, conflicts = merge_documents(
+            old, ours, theirs, theirs_changed=None if incoming is None else incoming.changed
+        )
         if conflicts:
             return _Plan(None, False, frozenset(), tuple(conflicts))
         changes = changed_nodes(ours, merged)
-        if canonical_json(merged) == canonical_json(ours):  # the tag holds it all already
+        if not changes and _fields(merged) == _fields(ours):  # the tag holds it all already
             return _Plan(None, False, frozenset(), ())
         try:
-            document = validate_dag(merged)
+            document = validate_dag(merged, base=ours)
         except ValidationError as exc:
             conflict = tuple((node, None) for node in sorted(changes))
             raise MergeConflictError(
@@ -249,8 +291,14 @@ class Merges:
             moved_by,
             check_record(current.name, moved_by, {"message": f"merge {source.version_hash}"}),
             compaction_bound=self._compaction_bound,
+            look_up=False,  # planned as new unread: see ``ArtifactCreation.recorded``
         )
         return _Plan(version.target, False, changes, (), version, changes=True)
+
+
+def _fields(document: dict[str, Any]) -> bytes:
+    """A document's fields other than its nodes, as canonical JSON."""
+    return canonical_json({key: value for key, value in document.items() if key != "nodes"})
 
 
 def _mergeable(artifact: Artifact, ref: str) -> Artifact:

@@ -15,6 +15,7 @@ from core.repository.unit_of_work import UnitOfWork
 from core.service.merges import LostRace, Merges
 from core.service.tag import MAX_SWAP_ATTEMPTS
 from core.service.tag_moves import check_move_fields
+from core.storage.commit_record import Head
 from core.storage.uow import UnitOfWorkFactory
 
 
@@ -58,22 +59,29 @@ class RunPublishing:
         self, uow: UnitOfWork, run_id: str, moved_by: str | None, reason: str
     ) -> Publication:
         run = _staged_run(uow, run_id)
-        uow.tags.lock(run.tag)  # decide on a tag nobody moves meanwhile
-        head = uow.commits.head(run.tag)
+        staged = run.head_id
+        # what the run brings in and the tag policies are read before the tag is locked,
+        # so that the publishes queued on it hold the lock only to merge and write
+        incoming = None
+        if staged is not None and staged != run.base_id and run.outcome is None:
+            incoming = self._merges.incoming(uow, run.base_id, staged)
+        policies = uow.commits.policies()
+        locked = uow.tags.lock(run.tag)  # decide on a tag nobody moves meanwhile
+        head = uow.commits.head(run.tag) if locked is None else Head(*locked)
         if run.outcome is not None and run.outcome.state is OutcomeState.PUBLISHED:
             return Publication(
                 run_id, run.tag, run.outcome.to_target_id, run.outcome.to_target_id,
                 run.outcome.revision or head.revision, False, False,
             )  # fmt: skip
-        staged = run.head_id
         if staged is None or staged == run.base_id:
             uow.runs.record_outcome(run_id, RunOutcome(OutcomeState.UNCHANGED))
             return Publication(
                 run_id, run.tag, head.target_id, head.target_id, head.revision, False, False
             )
         landed = self._merges.land_in(
-            uow, run.tag, head, run.base_id, staged, moved_by, reason, run_id, f"run {run_id!r}"
-        )
+            uow, run.tag, head, run.base_id, staged, moved_by, reason, run_id, f"run {run_id!r}",
+            incoming=incoming, policies=policies,
+        )  # fmt: skip
         state = OutcomeState.PUBLISHED if landed.changed else OutcomeState.UNCHANGED
         uow.runs.record_outcome(
             run_id, RunOutcome(state, revision=landed.revision, to_target_id=landed.to_target_id)

@@ -236,24 +236,16 @@ class WorkflowCommits:
             )
             live = head.target_id is not None
             refuse_direct(uow.commits.policies(), commit.tag, live=live, action=what)
+        # planned as new unread: the catalog rarely has it, and says so when it does
         version = self._version(uow, commit, planned, head.target_id, current)
-        record = CommitRecord(version.at, blobs=version.blobs, version=version.new)
-        if commit.stage_on is not None:
-            staged = HeadMove(commit.stage_on, head.target_id, head.revision, version.target.id)
-            record = replace(record, staged=staged)
-        else:
-            swap = TagSwap(
-                tag=commit.tag,
-                from_target_id=head.target_id,
-                expected_revision=head.revision,
-                to_target_id=version.target.id,
-                target_kind=version.target.kind,
-                moved_by=commit.created_by,
-                reason=commit.message or commit.default_reason,
-                run_id=commit.run_id,
-            )
-            record = replace(record, swap=swap)
-        self._apply(uow, commit, record)
+        try:
+            self._apply(uow, commit, _record(commit, head, version))
+        except _LostRace:
+            found = self._creation.recorded(uow, version)
+            if found is None:
+                raise
+            version = found
+            self._apply(uow, commit, _record(commit, head, version))
         self._creation.remember(uow, version)
         parent = None if head.target_id is None else self._artifacts.get_in(uow, head.target_id)
         return _response(version.target, commit, head, True, parent and parent.version_hash)
@@ -273,7 +265,8 @@ class WorkflowCommits:
         parent_id: uuid.UUID | None,
         parent_document: dict[str, Any] | None,
     ) -> PlannedVersion:
-        """A patch set, or a full version when there is no head or the chain is long."""
+        """A patch set, or a full version when there is no head or the chain is long,
+        planned as new (not looked up: see ``ArtifactCreation.recorded``)."""
         metadata = {"message": commit.message} if commit.message else None
         name = commit.name
         if name is None:
@@ -296,6 +289,7 @@ class WorkflowCommits:
                 commit.created_by,
                 metadata_json,
                 commit.blobs,
+                look_up=False,
             )
         return self._creation.plan_dag_version_in(
             uow,
@@ -305,7 +299,28 @@ class WorkflowCommits:
             commit.created_by,
             metadata_json,
             commit.blobs,
+            look_up=False,
         )
+
+
+def _record(commit: "_Commit", head: Head, version: PlannedVersion) -> CommitRecord:
+    """The record of ``commit`` moving the tag (or the run's staged head) from ``head``
+    to ``version``."""
+    record = CommitRecord(version.at, blobs=version.blobs, version=version.new)
+    if commit.stage_on is not None:
+        staged = HeadMove(commit.stage_on, head.target_id, head.revision, version.target.id)
+        return replace(record, staged=staged)
+    swap = TagSwap(
+        tag=commit.tag,
+        from_target_id=head.target_id,
+        expected_revision=head.revision,
+        to_target_id=version.target.id,
+        target_kind=version.target.kind,
+        moved_by=commit.created_by,
+        reason=commit.message or commit.default_reason,
+        run_id=commit.run_id,
+    )
+    return replace(record, swap=swap)
 
 
 def _response(

@@ -5,6 +5,8 @@ storage gives its unit of work.
 file). ``SETTLE``: work started in the transaction that must finish before it ends.
 ``AFTER_COMMIT``: calls to make once it has committed. ``COMMIT_STORE``: in a deferred
 transaction only, the storage's own ``CommitStore`` (``core.storage.duckdb.write_behind``).
+``SKIP_NODES``: the skip-list nodes (``core.storage.skip_list``) of artifacts the
+transaction read along with a tag, so that a version added on one does not read them again.
 """
 
 from collections.abc import Callable
@@ -15,6 +17,7 @@ Settle = Callable[[bool], None]
 """Finishes work a transaction started: ``True`` before it commits, ``False`` after a rollback."""
 AFTER_COMMIT = "after_commit"
 COMMIT_STORE = "commit_store"
+SKIP_NODES = "skip_nodes"
 
 
 class NotDeferrable(Exception):

@@ -295,3 +295,39 @@ def test_a_staged_head_is_named_by_a_run_id_prefix(catalog: core.Services) -> No
         catalog.refs.resolve("run:6f1c2a9e")
     with pytest.raises(core.NotFoundError, match="run '6f1c2a9f' not found"):
         catalog.refs.resolve("run:6f1c2a9f")
+
+
+def test_a_merge_made_again_lands_on_the_version_recorded_the_first_time(
+    catalog: core.Services,
+) -> None:
+    """A merge version is planned without looking it up first: when the catalog has it
+    already (the same merge on the same parent), the tag moves to that one."""
+    commit(catalog, "seed", "a", b"1")
+    commit(catalog, "seed", "b", b"1")
+    staged_run(catalog, "wap")
+    commit(catalog, "wap", "a", b"2")
+    commit(catalog, "other", "b", b"3")
+    tip = catalog.tags.get_tag("main").target_id
+    published = catalog.runs.publish("wap")
+    catalog.tags.move_to("main", tip)
+    again = catalog.workflows.merge("run:wap", "main")
+    assert again.changed and again.to_target_id == published.to_target_id
+    assert catalog.tags.get_tag("main").target_id == published.to_target_id
+    assert values(catalog) == {"a": _sha(b"2"), "b": _sha(b"3")}
+
+
+def test_an_output_committed_again_on_the_same_parent_lands_on_its_first_version(
+    catalog: core.Services,
+) -> None:
+    """The same value committed on the same parent is the version recorded before."""
+    commit(catalog, "seed", "a", b"1")
+    parent = catalog.tags.get_tag("main").target_id
+    first = commit(catalog, "r1", "a", b"2")
+    catalog.tags.move_to("main", parent)
+    second = commit(catalog, "r2", "a", b"2")
+    assert second.changed and second.artifact_id == first.artifact_id
+    assert catalog.tags.get_tag("main").target_id == first.artifact_id
+    assert [move.to_target_id for move in catalog.tags.get_history("main")[-2:]] == [
+        parent,
+        first.artifact_id,
+    ]
