@@ -15,8 +15,9 @@ same loopback S3 server (moto's standalone server, started here; or ``--endpoint
    ``S3PickleIOManager`` on the same server. Target <= 1.15. Needs ``dagster-aws`` (in
    the dev extra).
 
-Figures 1, 2 and 4 interleave their sides over ``--rounds`` rounds (the order alternating,
-after an unrecorded warm-up) and compare medians. The catalog database is a DuckDB file
+Figures 1 and 2 interleave their sides over ``--rounds`` rounds, figure 4 over
+``--mp-rounds`` (5: a job's time varies more), the order alternating, after an
+unrecorded warm-up, and compare medians. The catalog database is a DuckDB file
 in a temporary directory, or ``--database-url`` (Postgres: a fresh schema, dropped at the
 end). Every object is deleted after its round (moto keeps them in memory).
 
@@ -356,7 +357,7 @@ def main() -> int:
     parser.add_argument("--database-url", help="catalog database (default: a DuckDB file)")
     parser.add_argument("--endpoint", help="an S3-compatible server (default: start moto)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--mp-rounds", type=int, default=3)
+    parser.add_argument("--mp-rounds", type=int, default=5, help="rounds of the 6-wide job")
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--stream-mib", type=int, default=1024)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
