@@ -75,8 +75,14 @@ class RunRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def get(self, run_id: str) -> Run | None:
-        row = self._session.execute(select(runs).where(runs.c.run_id == run_id)).first()
+    def get(self, run_id: str, *, lock: bool = False) -> Run | None:
+        """The run; with ``lock`` (Postgres) its row is held until this transaction ends,
+        so that two publishes of one run take turns and the second reads the first's
+        outcome (``FOR NO KEY UPDATE``: commits that name the run still go on)."""
+        query = select(runs).where(runs.c.run_id == run_id)
+        if lock and self._session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(key_share=True)
+        row = self._session.execute(query).first()
         return None if row is None else _to_run(row)
 
     def find_by_prefix(self, prefix: str, limit: int) -> list[Run]:

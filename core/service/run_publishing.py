@@ -58,7 +58,7 @@ class RunPublishing:
     def _attempt(
         self, uow: UnitOfWork, run_id: str, moved_by: str | None, reason: str
     ) -> Publication:
-        run = _staged_run(uow, run_id)
+        run = _staged_run(uow, run_id, lock=True)  # two publishes of one run take turns
         staged = run.head_id
         # what the run brings in and the tag policies are read before the tag is locked,
         # so that the publishes queued on it hold the lock only to merge and write
@@ -141,8 +141,10 @@ class RunPublishing:
             uow.commit()
 
 
-def _staged_run(uow: UnitOfWork, run_id: str) -> Run:
-    run = uow.runs.get(run_id)
+def _staged_run(uow: UnitOfWork, run_id: str, *, lock: bool = False) -> Run:
+    """The run; with ``lock`` held until ``uow`` ends (a concurrent publish of it waits,
+    then reads the outcome this one records)."""
+    run = uow.runs.get(run_id, lock=lock)
     if run is None:
         raise NotFoundError(f"run {run_id!r} not found")
     if run.publish is not PublishMode.RUN:

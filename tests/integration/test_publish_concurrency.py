@@ -2,6 +2,7 @@
 nothing is lost, the tag's history is a gap-free chain, and a killed publisher leaves the
 tag at the old version or the new one, never between."""
 
+import contextlib
 import itertools
 import os
 import random
@@ -9,12 +10,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 import core
+from core.service import run_publishing
 from tests.support import workers
 from tests.support.helpers import started_pool
 
@@ -118,3 +121,46 @@ def test_a_killed_publisher_leaves_the_tag_whole(
         assert nodes == {"base", *(f"node-{run_id}" for run_id in run_ids)}
         assert len(after.tags.get_history("main")) == 1 + len(run_ids)
         assert after.maintenance.verify().problems == []
+
+
+def test_two_publishes_of_one_run_leave_it_published(
+    postgres_schema_url: str, blob_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes publish the same run at once (Postgres: on DuckDB one process holds
+    the file): the second, which read the run before the first landed it, must not
+    record it as unchanged over the first's published outcome."""
+    with core.connect(postgres_schema_url, blob_root) as setup:
+        setup.assets.commit_output("seed", "main", "base", b"0", media_type=JSON)
+        setup.runs.create_run("wap", "main", publish="run")
+        setup.assets.commit_output("wap", "main", "a", b"1", media_type=JSON)
+    both_read = threading.Barrier(2, timeout=3)
+    read = run_publishing._staged_run
+
+    def read_then_wait(uow: object, run_id: str, **options: bool) -> object:
+        run = read(uow, run_id, **options)  # type: ignore[arg-type]
+        # both read the run before either locks the tag (unless one waits on the other)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait()
+        return run
+
+    monkeypatch.setattr(run_publishing, "_staged_run", read_then_wait)
+    errors: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            with core.connect(postgres_schema_url, blob_root) as catalog:
+                catalog.runs.publish("wap")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    with core.connect(postgres_schema_url, blob_root) as after:
+        outcome = after.runs.get_run("wap").outcome
+        assert outcome is not None and outcome.state is core.OutcomeState.PUBLISHED
+        assert outcome.to_target_id == after.tags.get_tag("main").target_id
+        assert len(after.tags.get_history("main")) == 2
