@@ -316,8 +316,8 @@ class FakeRuns:
     def __init__(self, state: CatalogState) -> None:
         self._state = state
 
-    def get(self, run_id: str) -> Run | None:
-        return self._state.runs.get(run_id)
+    def get(self, run_id: str, *, lock: bool = False) -> Run | None:
+        return self._state.runs.get(run_id)  # one fake unit of work at a time: no lock
 
     def find_by_prefix(self, prefix: str, limit: int) -> list[Run]:
         return [r for k, r in sorted(self._state.runs.items()) if k.startswith(prefix)][:limit]
