@@ -60,13 +60,14 @@ class RunPublishing:
     ) -> Publication:
         run = _staged_run(uow, run_id, lock=True)  # two publishes of one run take turns
         staged = run.head_id
-        # what the run brings in and the tag policies are read before the tag is locked,
-        # so that the publishes queued on it hold the lock only to merge and write
+        # what the run brings in is read before the tag is locked, so that the publishes
+        # queued on it hold the lock only to merge and write
         incoming = None
         if staged is not None and staged != run.base_id and run.outcome is None:
             incoming = self._merges.incoming(uow, run.base_id, staged)
-        policies = uow.commits.policies()
         locked = uow.tags.lock(run.tag)  # decide on a tag nobody moves meanwhile
+        # the policies after the lock: one set while this publish waited binds it
+        policies = uow.commits.policies()
         head = uow.commits.head(run.tag) if locked is None else Head(*locked)
         if run.outcome is not None and run.outcome.state is OutcomeState.PUBLISHED:
             return Publication(

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 import core
 from core.service import run_publishing
@@ -164,3 +165,47 @@ def test_two_publishes_of_one_run_leave_it_published(
         assert outcome is not None and outcome.state is core.OutcomeState.PUBLISHED
         assert outcome.to_target_id == after.tags.get_tag("main").target_id
         assert len(after.tags.get_history("main")) == 2
+
+
+def test_a_publish_waiting_on_the_tag_obeys_a_policy_set_meanwhile(
+    postgres_schema_url: str, blob_root: Path
+) -> None:
+    """A publish queued on the tag's lock while the tag is made immutable (Postgres: on
+    DuckDB one process holds the file) refuses to move it once it gets the lock."""
+    with core.connect(postgres_schema_url, blob_root) as setup:
+        setup.assets.commit_output("seed", "main", "base", b"0", media_type=JSON)
+        setup.runs.create_run("wap", "main", publish="run")
+        setup.assets.commit_output("wap", "main", "a", b"1", media_type=JSON)
+        before = setup.tags.get_tag("main").target_id
+    holder = sa.create_engine(postgres_schema_url)
+    errors: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            with core.connect(postgres_schema_url, blob_root) as catalog:
+                catalog.runs.publish("wap")
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        with holder.begin() as held:  # another writer holds the tag's row
+            held.execute(sa.text("SELECT name FROM tags WHERE name = 'main' FOR UPDATE"))
+            publisher = threading.Thread(target=publish)
+            publisher.start()
+            waiting = sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE :locks_tags"
+            ).bindparams(locks_tags="%FROM tags%FOR UPDATE OF tags%")
+            with holder.connect() as watch:
+                deadline = time.monotonic() + 20
+                while not watch.execute(waiting).scalar() and time.monotonic() < deadline:
+                    watch.rollback()  # a transaction sees one snapshot of the activity
+                    time.sleep(0.05)
+            with core.connect(postgres_schema_url, blob_root) as admin:
+                admin.tags.set_policy("main", immutable=True, moved_by="ann")
+        publisher.join(30)
+    finally:
+        holder.dispose()
+    assert [type(exc) for exc in errors] == [core.PolicyError]
+    with core.connect(postgres_schema_url, blob_root) as after:
+        assert after.tags.get_tag("main").target_id == before
