@@ -209,13 +209,14 @@ class Database:
                 try:
                     session.rollback()
                 except sa.exc.DBAPIError as failed:
-                    if self._lease is not None:
+                    if failed.connection_invalidated:
+                        pass  # the database dropped the transaction with the connection
+                    elif self._lease is not None:
                         raise
-                    # The server's connection broke (psycopg may not say so in words
-                    # SQLAlchemy knows: "connection socket closed", then "another
-                    # command is already in progress"): the server drops the transaction
-                    # with it, and the connection never goes back to the pool.
-                    if not failed.connection_invalidated:
+                    else:
+                        # The server's connection broke in words SQLAlchemy does not
+                        # know ("another command is already in progress"): the server
+                        # drops the transaction with it; it never goes back to the pool.
                         connection.invalidate()
                 finally:
                     if deferred:
