@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 import core
+from tests.support.local_server import free_port
 
 ROOT = Path(__file__).parent.parent.parent
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -62,12 +63,6 @@ query($path: [String!]!) {
 SENSOR_RUNS = """
 { runsOrError(filter: {pipelineName: "publish_report"}) {
     ... on Runs { results { runId status tags { key value } } } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:

@@ -2,7 +2,6 @@
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -14,14 +13,10 @@ from typing import Any
 import httpx
 import uvicorn
 
+from tests.support.local_server import free_port
+
 ORCHESTRATOR = str(Path(sys.executable).parent / "orchestrator")
 STARTUP_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager

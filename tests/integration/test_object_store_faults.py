@@ -20,7 +20,8 @@ import core
 from core.routes import create_app
 from orchestrator_dagster import OrchestratorResource, VersionedIOManager
 from tests.support.blob_access import raw_blobs
-from tests.support.moto_server import free_port, moto_server, new_bucket
+from tests.support.local_server import free_port
+from tests.support.moto_server import moto_server, new_bucket
 
 ORCHESTRATOR = str(Path(sys.executable).parent / "orchestrator")
 SECRET = "testing-secret"  # the session's AWS_SECRET_ACCESS_KEY (tests/support/moto_server.py)

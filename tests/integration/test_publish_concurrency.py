@@ -146,15 +146,8 @@ def test_two_publishes_of_one_run_leave_it_published(
 
     monkeypatch.setattr(run_publishing, "_staged_run", read_then_wait)
     errors: list[BaseException] = []
-
-    def publish() -> None:
-        try:
-            with core.connect(postgres_schema_url, blob_root) as catalog:
-                catalog.runs.publish("wap")
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=publish) for _ in range(2)]
+    publishing = (postgres_schema_url, blob_root, errors)
+    threads = [threading.Thread(target=_publish, args=publishing) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -180,17 +173,11 @@ def test_a_publish_waiting_on_the_tag_obeys_a_policy_set_meanwhile(
     holder = sa.create_engine(postgres_schema_url)
     errors: list[BaseException] = []
 
-    def publish() -> None:
-        try:
-            with core.connect(postgres_schema_url, blob_root) as catalog:
-                catalog.runs.publish("wap")
-        except BaseException as exc:
-            errors.append(exc)
-
     try:
         with holder.begin() as held:  # another writer holds the tag's row
             held.execute(sa.text("SELECT name FROM tags WHERE name = 'main' FOR UPDATE"))
-            publisher = threading.Thread(target=publish)
+            publishing = (postgres_schema_url, blob_root, errors)
+            publisher = threading.Thread(target=_publish, args=publishing)
             publisher.start()
             waiting = sa.text(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
@@ -209,3 +196,12 @@ def test_a_publish_waiting_on_the_tag_obeys_a_policy_set_meanwhile(
     assert [type(exc) for exc in errors] == [core.PolicyError]
     with core.connect(postgres_schema_url, blob_root) as after:
         assert after.tags.get_tag("main").target_id == before
+
+
+def _publish(database_url: str, blob_root: Path, errors: list[BaseException]) -> None:
+    """Publish run ``wap`` from a catalog of its own; what it raised goes to ``errors``."""
+    try:
+        with core.connect(database_url, blob_root) as catalog:
+            catalog.runs.publish("wap")
+    except BaseException as exc:
+        errors.append(exc)

@@ -7,8 +7,6 @@ import contextlib
 import hashlib
 import hmac
 import shutil
-import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,7 +14,7 @@ from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
-from tests.support.moto_server import free_port
+from tests.support.local_server import free_port, serving
 
 ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = (
@@ -45,37 +43,9 @@ def azurite_server(command: str, log: Path) -> Iterator[str]:
     port = free_port()
     args = [command, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence"]
     args += ["--disableTelemetry", "--skipApiVersionCheck", "--silent"]
-    with log.open("ab") as output:
-        server = subprocess.Popen(
-            args, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
     endpoint = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_it_answers(endpoint, server)
+    with serving("azurite", args, log, f"{endpoint}/{ACCOUNT}?comp=list"):
         yield endpoint
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _wait_until_it_answers(endpoint: str, server: "subprocess.Popen[bytes]") -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{endpoint}/{ACCOUNT}?comp=list", timeout=2):
-                return
-        except urllib.error.HTTPError:  # it answered (refusing an unsigned request)
-            return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if server.poll() is not None:
-                raise RuntimeError(f"azurite exited with status {server.returncode}") from None
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"azurite at {endpoint} did not answer in 60 s") from None
-            time.sleep(0.1)
 
 
 def new_container(endpoint: str) -> str:

