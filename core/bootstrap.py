@@ -16,6 +16,7 @@ from core.service.cas import CasService
 from core.service.lineage_queries import LineageQueries
 from core.service.maintenance import MaintenanceService
 from core.service.merges import Merges
+from core.service.publish_queue import PublishQueue
 from core.service.ref import RefService
 from core.service.run import RunService
 from core.service.run_publishing import RunPublishing
@@ -223,7 +224,8 @@ def compose(
     read_model = WorkflowMoves(uow, found)
     refs = RefService(uow, found)
     merges = Merges(uow, found, creation, refs, compaction_bound=compaction_bound)
-    runs = RunService(uow, found, creation, RunPublishing(uow, merges))
+    queue = PublishQueue(uow, found, creation, merges)
+    runs = RunService(uow, found, creation, RunPublishing(uow, merges, queue))
     lineage = RunLineage(uow, runs)
     tags = TagService(uow, found, moves, policies)
     return UseCases(

@@ -217,13 +217,19 @@ def _diff(path: str, before: Any, after: Any, patch: list[dict[str, Any]]) -> No
         for key in sorted(before.keys() - after.keys()):
             patch.append({"op": "remove", "path": f"{path}/{_escape(key)}"})
         for key, value in after.items():
+            old = before.get(key, _ABSENT)
+            if old is value:
+                continue
             where = f"{path}/{_escape(key)}"
-            if key in before:
-                _diff(where, before[key], value, patch)
-            else:
+            if old is _ABSENT:
                 patch.append({"op": "add", "path": where, "value": value})
+            else:
+                _diff(where, old, value, patch)
     elif canonical_json(before) != canonical_json(after):
         patch.append({"op": "replace", "path": path, "value": after})
+
+
+_ABSENT: Any = object()
 
 
 def _escape(key: str) -> str:

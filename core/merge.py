@@ -124,6 +124,18 @@ def changed_between(base: Mapping[str, Any] | None, theirs: Mapping[str, Any]) -
     )
 
 
+def cut_to(document: Mapping[str, Any] | None, nodes: Collection[str]) -> dict[str, Any] | None:
+    """``document`` with only ``nodes`` of its nodes (and every other field): all that
+    ``merge_documents`` reads of a base or of ``theirs`` when ``theirs_changed`` is
+    ``nodes``, so merging the cut documents gives the same result."""
+    if document is None:
+        return None
+    cut = {key: value for key, value in document.items() if key != "nodes"}
+    whole = document.get("nodes", {})
+    cut["nodes"] = {node: whole[node] for node in sorted(nodes) if node in whole}
+    return cut
+
+
 def _same(a: Any, b: Any) -> bool:
     if a is b:
         return True

@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -26,16 +26,18 @@ from sqlalchemy.orm import Session
 from core.domain import Artifact, ArtifactKind
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
+from core.storage.commit_record import NewVersion
 from core.storage.duckdb.inserts import insert_if_absent
 from core.storage.models import ArtifactRow, BlobRefRow
 from core.storage.session_info import SKIP_NODES
-from core.storage.skip_list import SkipNode, skip_length, skip_node
+from core.storage.skip_list import SkipNode, skip_length, skip_node, skip_nodes
 
 artifacts = ArtifactRow.__table__
 blob_refs = BlobRefRow.__table__
+_NAMES = tuple(column.name for column in artifacts.c)
 
 
-def _to_artifact(row: Row[Any] | SimpleNamespace) -> Artifact:
+def to_artifact(row: Row[Any] | SimpleNamespace) -> Artifact:
     return Artifact(
         id=row.id,
         kind=ArtifactKind(row.kind),
@@ -48,6 +50,21 @@ def _to_artifact(row: Row[Any] | SimpleNamespace) -> Artifact:
         metadata=json.loads(row.metadata),
         merged_id=row.merged_id,
     )
+
+
+def labelled_columns(source: FromClause, prefix: str) -> list[ColumnElement[Any]]:
+    """The columns of ``source`` (the artifacts table or an alias of it), labelled
+    ``<prefix><name>``: an artifact read along with another table's row."""
+    return [column.label(f"{prefix}{column.name}") for column in source.c]
+
+
+def labelled_artifact(row: Row[Any], prefix: str) -> Artifact | None:
+    """The artifact a row read through ``labelled_columns`` (``None``: an outer join
+    found none)."""
+    mapping = row._mapping
+    if mapping[f"{prefix}id"] is None:
+        return None
+    return to_artifact(SimpleNamespace(**{name: mapping[f"{prefix}{name}"] for name in _NAMES}))
 
 
 class ArtifactRepository:
@@ -94,7 +111,54 @@ class ArtifactRepository:
         inserted = insert_if_absent(
             self._session, artifacts, values, ("version_hash",), returning=("id",)
         )
-        return None if inserted is None else _to_artifact(SimpleNamespace(**values))
+        if inserted is None:
+            return None
+        known[artifact_id] = skip  # a child added next in this transaction reads it here
+        self._session.info[SKIP_NODES] = known
+        return to_artifact(SimpleNamespace(**values))
+
+    @conflicts_on_integrity_errors
+    def add_line(self, versions: Sequence[NewVersion], created_at: Sequence[datetime]) -> bool:
+        """Postgres: insert new versions, each on the one before it or on an artifact
+        stored already (``created_at`` each), and the blobs their contents name, in two
+        statements; false, and nothing inserted, when one of their hashes is there."""
+        known: dict[uuid.UUID, SkipNode] = self._session.info.setdefault(SKIP_NODES, {})
+
+        def stored(artifact_id: uuid.UUID) -> SkipNode:
+            if artifact_id not in known:
+                known.update(self._skip_nodes_above(artifact_id))
+            return known[artifact_id]
+
+        nodes = skip_nodes([(version.id, version.parent_id) for version in versions], stored)
+        rows = [
+            {
+                "id": version.id,
+                "kind": version.kind.value,
+                "version_hash": version.version_hash,
+                "cas_id": version.cas_id,
+                "parent_id": version.parent_id,
+                "merged_id": version.merged_id,
+                "name": version.name,
+                "created_at": at,
+                "created_by": version.created_by,
+                "metadata": version.metadata_json,
+                "generation": nodes[version.id].generation,
+                "skip_id": nodes[version.id].skip_id,
+            }
+            for version, at in zip(versions, created_at, strict=True)
+        ]
+        inserted = self._session.execute(_ADD_LINE, rows).all()
+        if len(inserted) != len(rows):
+            return False
+        known.update(nodes)
+        refs = [
+            {"artifact_id": version.id, "cas_id": cas_id}
+            for version in versions
+            for cas_id in version.refs
+        ]
+        if refs:
+            self._session.execute(_ADD_REFS, refs)
+        return True
 
     @conflicts_on_integrity_errors
     def add_refs(self, artifact_id: uuid.UUID, cas_ids: frozenset[str]) -> None:
@@ -102,7 +166,7 @@ class ArtifactRepository:
         rows = [{"artifact_id": artifact_id, "cas_id": cas_id} for cas_id in sorted(cas_ids)]
         if not rows:
             return
-        self._session.execute(insert(blob_refs), rows)
+        self._session.execute(_ADD_REFS, rows)
 
     def _skip_nodes_above(self, parent_id: uuid.UUID | None) -> dict[uuid.UUID, SkipNode]:
         """The skip nodes of ``parent_id`` and of its skip: what a new child's need, in
@@ -163,7 +227,7 @@ class ArtifactRepository:
     def _find(self, where: ColumnElement[bool]) -> Artifact | None:
         """The artifact matching ``where`` (a key: at most one)."""
         row = self._session.execute(select(artifacts).where(where)).first()
-        return None if row is None else _to_artifact(row)
+        return None if row is None else to_artifact(row)
 
     def find_by_version_prefix(self, prefix: str, limit: int) -> list[Artifact]:
         """Artifacts whose version hash starts with ``prefix`` (at most ``limit``)."""
@@ -171,13 +235,13 @@ class ArtifactRepository:
         rows = self._session.execute(
             select(artifacts).where(artifacts.c.version_hash.like(pattern)).limit(limit)
         ).all()
-        return [_to_artifact(row) for row in rows]
+        return [to_artifact(row) for row in rows]
 
     def ancestry(self, head_id: uuid.UUID, limit: int) -> list[Artifact]:
         """``head_id`` and its parents, newest first, down to the first version."""
         line = _line_up(head_id, lambda child: child.c.depth < limit - 1)
         rows = self._session.execute(select(line).order_by(line.c.depth)).all()
-        return [_to_artifact(row) for row in rows]
+        return [to_artifact(row) for row in rows]
 
     def ancestors(self, head_id: uuid.UUID, limit: int) -> dict[uuid.UUID, int]:
         """``head_id`` and the versions it descends from, through parents and merged
@@ -212,7 +276,12 @@ class ArtifactRepository:
     def chain(self, head_id: uuid.UUID) -> list[Artifact]:
         """``head_id`` and its ancestors down to the nearest ``dag_version``, base first."""
         rows = self._session.execute(_CHAIN, {"head_id": head_id}).all()
-        return [_to_artifact(row) for row in rows]
+        return [to_artifact(row) for row in rows]
+
+
+_ADD_LINE = insert(artifacts).on_conflict_do_nothing().returning(artifacts.c.id)
+"""``ArtifactRepository.add_line``'s statement (run for many rows), built once."""
+_ADD_REFS = insert(blob_refs)
 
 
 def _first_parent_path(generation: int, target: int) -> list[tuple[int, str]]:

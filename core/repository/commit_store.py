@@ -2,6 +2,7 @@
 the unit of work's transaction."""
 
 import uuid
+from collections.abc import Sequence
 
 from core.domain import NodeValue, TagPolicy
 from core.errors import NotFoundError
@@ -114,3 +115,22 @@ class RepositoryCommitStore:
             ]
             self._run_io.record(record.run_id, values, record.at)
         return revision
+
+    def apply_line(self, records: Sequence[CommitRecord]) -> int | None:
+        """Postgres: ``apply`` for records that each move one tag on from the one before
+        (a version of their own or one that exists; no staged heads, no run values), in
+        a few statements whatever their number."""
+        if any(record.staged or record.run_values or not record.swap for record in records):
+            raise ValueError("a line of records moves one tag, and only that")
+        swaps = [record.swap for record in records if record.swap is not None]
+        blobs = {blob.cas_id: blob for record in records for blob in record.blobs}
+        if blobs:
+            entries = [(blob.cas_id, blob.size, blob.media_type) for blob in blobs.values()]
+            self._blobs.add(entries, records[0].at)
+        versions = [record for record in records if record.version is not None]
+        if versions and not self._artifacts.add_line(
+            [record.version for record in versions if record.version is not None],
+            [record.at for record in versions],
+        ):
+            return None
+        return self._tags.move_line(swaps[0].tag, swaps, [record.at for record in records])

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from core.domain import (
+    Artifact,
     Direction,
     NodeValue,
     OutcomeState,
@@ -20,6 +21,7 @@ from core.domain import (
     RunOutcome,
     RunStatus,
 )
+from core.repository.artifact import artifacts, labelled_artifact, labelled_columns
 from core.repository.clock import aware, aware_or_none, stored, utc_now
 from core.repository.errors import conflicts_on_integrity_errors, missing_rows_not_found
 from core.storage.duckdb.inserts import insert_if_absent, upsert
@@ -79,11 +81,15 @@ class RunRepository:
         """The run; with ``lock`` (Postgres) its row is held until this transaction ends,
         so that two publishes of one run take turns and the second reads the first's
         outcome (``FOR NO KEY UPDATE``: commits that name the run still go on)."""
-        query = select(runs).where(runs.c.run_id == run_id)
-        if lock and self._session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(key_share=True)
-        row = self._session.execute(query).first()
+        locks = lock and self._session.get_bind().dialect.name == "postgresql"
+        row = self._session.execute(_GET_LOCKED if locks else _GET, {"run_id": run_id}).first()
         return None if row is None else _to_run(row)
+
+    def get_with_head(self, run_id: str) -> tuple[Run, Artifact | None] | None:
+        """The run and the artifact its staged head points at (``None``: at its base),
+        in one statement."""
+        row = self._session.execute(_GET_WITH_HEAD, {"run_id": run_id}).first()
+        return None if row is None else (_to_run(row), labelled_artifact(row, "staged_"))
 
     def find_by_prefix(self, prefix: str, limit: int) -> list[Run]:
         """Runs whose id starts with ``prefix`` (at most ``limit``)."""
@@ -205,9 +211,29 @@ class RunRepository:
 
     def record_outcome(self, run_id: str, outcome: RunOutcome) -> None:
         """Record how publishing ``run_id`` ended (the latest word wins)."""
-        self._session.execute(
-            runs.update().where(runs.c.run_id == run_id).values(outcome=_outcome_json(outcome))
+        self.record_outcomes([(run_id, outcome)])
+
+    def record_outcomes(self, outcomes: Sequence[tuple[str, RunOutcome]]) -> None:
+        """``record_outcome`` for each (run id, outcome), in one round trip."""
+        self._session.connection().execute(
+            runs.update()
+            .where(runs.c.run_id == bindparam("key_run_id"))
+            .values(outcome=bindparam("outcome")),
+            [
+                {"key_run_id": run_id, "outcome": _outcome_json(outcome)}
+                for run_id, outcome in outcomes
+            ],
         )
+
+
+_GET = select(runs).where(runs.c.run_id == bindparam("run_id", type_=runs.c.run_id.type))
+"""``RunRepository.get``'s query, built once (building it costs more than running it)."""
+_GET_LOCKED = _GET.with_for_update(key_share=True)
+_GET_WITH_HEAD = (
+    select(runs, *labelled_columns(artifacts, "staged_"))
+    .outerjoin(artifacts, artifacts.c.id == runs.c.head_id)
+    .where(runs.c.run_id == bindparam("run_id", type_=runs.c.run_id.type))
+)
 
 
 def _to_io(row: Row[Any]) -> RunIO:

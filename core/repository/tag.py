@@ -12,6 +12,7 @@ commit that moves the same tag again skips reading it.
 
 import functools
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -19,13 +20,14 @@ from typing import Any
 from sqlalchemy import BindParameter, Column, Row, Select, Update, bindparam, null, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from core.domain import ArtifactKind, Tag, TagMove
 from core.repository.artifact import join_target_skips, remember_skip_nodes
 from core.repository.clock import aware, utc_now
 from core.repository.errors import conflicts_on_integrity_errors
 from core.storage.cache import LRUCache
+from core.storage.commit_record import TagSwap
 from core.storage.duckdb.inserts import insert_if_absent
 from core.storage.models import TagMoveRow, TagRow, tag_move_id_seq
 from core.storage.session_info import MEMO
@@ -277,6 +279,45 @@ class TagRepository:
             )  # fmt: skip
         return revision
 
+    @conflicts_on_integrity_errors
+    def move_line(self, name: str, swaps: Sequence[TagSwap], at: Sequence[datetime]) -> int | None:
+        """Postgres: moves of ``name`` one after another (each from the one before's
+        target, at ``at``), as one compare-and-swap from the first's expected target and
+        revision and their history rows, in two statements; the last revision, or ``None``
+        when the swap lost and nothing was written."""
+        first, last = swaps[0], swaps[-1]
+        revision = self._session.scalar(
+            _MOVE_LINE,
+            {
+                "tag": name,
+                "expected_target_id": first.from_target_id,
+                "expected_revision": first.expected_revision,
+                "new_target_id": last.to_target_id,
+                "new_target_kind": last.target_kind.value,
+                "now": at[-1],
+                "moved_by": last.moved_by,
+                "moves": len(swaps),
+            },
+        )
+        self._remember(name, None)
+        if revision is None:
+            return None
+        history = [
+            {
+                "tag_name": name,
+                "from_target_id": swap.from_target_id,
+                "to_target_id": swap.to_target_id,
+                "revision": first.expected_revision + index,
+                "moved_at": moved_at,
+                "moved_by": swap.moved_by,
+                "reason": swap.reason,
+                "run_id": swap.run_id,
+            }
+            for index, (swap, moved_at) in enumerate(zip(swaps, at, strict=True), start=1)
+        ]
+        self._session.execute(_APPEND_MOVES, history)
+        return int(revision)
+
     def history(self, name: str) -> list[TagMove]:
         """Every move of ``name``, oldest first."""
         rows = self._session.execute(
@@ -366,6 +407,35 @@ def _lock_query() -> Select[Any]:
 
 
 _LOCK = _lock_query()
+
+
+def _move_line_query() -> ReturningUpdate[Any]:
+    """``TagRepository.move_line``'s compare-and-swap, built once."""
+
+    def param(key: str, column: Column[Any]) -> BindParameter[Any]:
+        return bindparam(key, type_=column.type)
+
+    return (
+        tags.update()
+        .where(
+            tags.c.name == param("tag", tags.c.name),
+            tags.c.target_id == param("expected_target_id", tags.c.target_id),
+            tags.c.revision == param("expected_revision", tags.c.revision),
+        )
+        .values(
+            target_id=param("new_target_id", tags.c.target_id),
+            target_kind=param("new_target_kind", tags.c.target_kind),
+            revision=tags.c.revision + param("moves", tags.c.revision),
+            updated_at=param("now", tags.c.updated_at),
+            updated_by=param("moved_by", tags.c.updated_by),
+        )
+        .returning(tags.c.revision)
+    )
+
+
+_MOVE_LINE = _move_line_query()
+_APPEND_MOVES = insert(moves).values(id=tag_move_id_seq.next_value())
+"""History rows (run for many), their ids drawn in row order."""
 
 
 @functools.cache

@@ -6,6 +6,7 @@ from typing import Any
 from core.repository.artifact import ArtifactRepository
 from core.repository.cas_blob import CasBlobRepository
 from core.repository.commit_store import RepositoryCommitStore
+from core.repository.publish_request import PublishRequestRepository
 from core.repository.run import RunIORepository, RunRepository
 from core.repository.tag import TagRepository
 from core.repository.tag_policy import TagPolicyRepository
@@ -28,6 +29,7 @@ class UnitOfWork:
         self.runs = RunRepository(session)
         self.run_io = RunIORepository(session)
         self.tag_policies = TagPolicyRepository(session)
+        self.publish_requests = PublishRequestRepository(session)
         self.commits: CommitStore = transaction.commit_store or RepositoryCommitStore(
             self.blobs, self.artifacts, self.tags, self.runs, self.run_io, self.tag_policies,
             read_together=session.get_bind().dialect.name == "postgresql",

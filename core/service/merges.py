@@ -1,6 +1,7 @@
 """Merging versions into a tag: fast-forward, or a three-way merge recorded as a merge
 version (a full version on the tag's target whose second parent is what it merged)."""
 
+import json
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
@@ -9,7 +10,7 @@ from core.dag import canonical_json, changed_nodes, validate_dag
 from core.domain import Artifact, ArtifactKind, MergeResult, TagPolicy
 from core.errors import ConflictError, MergeConflictError, ValidationError
 from core.identifiers import check_artifact_id, check_tag_name
-from core.merge import Conflict, changed_between, merge_documents
+from core.merge import Conflict, changed_between, cut_to, merge_documents
 from core.repository.clock import utc_now
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_creation import ArtifactCreation, PlannedVersion, check_record
@@ -66,6 +67,41 @@ class Incoming:
     old: dict[str, Any] | None
     theirs: dict[str, Any]
     changed: frozenset[str]
+
+    def to_json(self) -> str:
+        """The documents cut down to the changed nodes (all a merge reads of them), as
+        JSON for ``from_json``."""
+        changed = sorted(self.changed)
+        cut = [cut_to(self.old, changed), cut_to(self.theirs, changed), changed]
+        return canonical_json(cut).decode()
+
+    @classmethod
+    def from_json(cls, base: uuid.UUID | None, source_id: uuid.UUID, text: str) -> "Incoming":
+        old, theirs, changed = json.loads(text)
+        return cls(base, source_id, old, theirs, frozenset(changed))
+
+
+@dataclass(frozen=True)
+class Landing:
+    """A move decided (``Merges.landing``): the tag's compare-and-swap, the merge
+    version it moves to (``None``: a fast-forward to a version that exists) and what
+    ``land_in`` returns once it is applied."""
+
+    swap: TagSwap
+    version: PlannedVersion | None
+    result: MergeResult
+
+    @property
+    def record(self) -> CommitRecord:
+        version = self.version
+        if version is None:
+            return CommitRecord(utc_now(), swap=self.swap)
+        return CommitRecord(version.at, blobs=version.blobs, version=version.new, swap=self.swap)
+
+    @property
+    def head(self) -> Head:
+        """The tag once the move lands."""
+        return Head(self.swap.to_target_id, self.result.revision)
 
 
 class Merges:
@@ -181,8 +217,44 @@ class Merges:
     ) -> MergeResult:
         """A step: move ``tag`` (at ``head``) to hold ``source_id`` (what ``label`` names)
         merged over ``base``: one compare-and-swap, or nothing when it holds it already.
-        ``LostRace`` when the tag moved meanwhile; ``MergeConflictError`` naming the
-        conflicts; ``PolicyError`` when the tag is immutable (and this would move it).
+        ``LostRace`` when the tag moved meanwhile; otherwise as ``landing`` says."""
+        landing = self.landing(
+            uow, tag, head, base, source_id, moved_by, reason, run_id, label,
+            incoming=incoming, policies=policies,
+        )  # fmt: skip
+        if landing is None:
+            return MergeResult(tag, head.target_id, head.target_id, head.revision, False, False)
+        swap, version = landing.swap, landing.version
+        if uow.commits.apply(landing.record) is None:
+            found = None if version is None else self._creation.recorded(uow, version)
+            if found is None:
+                raise LostRace
+            version, swap = found, replace(swap, to_target_id=found.target.id)
+            if uow.commits.apply(CommitRecord(found.at, blobs=found.blobs, swap=swap)) is None:
+                raise LostRace
+        if version is not None:
+            self._creation.remember(uow, version)
+        return replace(landing.result, to_target_id=swap.to_target_id)
+
+    def landing(
+        self,
+        uow: UnitOfWork,
+        tag: str,
+        head: Head,
+        base: uuid.UUID | None,
+        source_id: uuid.UUID,
+        moved_by: str | None,
+        reason: str,
+        run_id: str | None,
+        label: str,
+        *,
+        incoming: Incoming | None = None,
+        policies: tuple[TagPolicy, ...] | None = None,
+    ) -> Landing | None:
+        """A step: the move of ``tag`` (at ``head``) to hold ``source_id`` merged over
+        ``base``, decided and its merge version's file written, nothing recorded; ``None``
+        when the tag holds it already. ``MergeConflictError`` naming the conflicts;
+        ``PolicyError`` when the tag is immutable (and this would move it).
         ``incoming`` (``self.incoming(uow, base, source_id)``) and ``policies`` (every
         tag policy), when the caller read them already, are not read again."""
         if policies is None:
@@ -193,7 +265,7 @@ class Merges:
             if preview.changes or preview.conflicts:
                 what = f"publishing {label}" if run_id is not None else f"merging {label}"
                 refuse_landing(policies, tag, live=True, action=what)
-            return MergeResult(tag, head.target_id, head.target_id, head.revision, False, False)
+            return None
         plan = self._plan(uow, tag, head, base, source_id, moved_by, write=True, incoming=incoming)
         if plan.conflicts:
             names = ", ".join(f"{n}[{k}]" if k is not None else n for n, k in plan.conflicts)
@@ -203,7 +275,7 @@ class Merges:
                 list(plan.conflicts),
             )
         if plan.target is None:
-            return MergeResult(tag, head.target_id, head.target_id, head.revision, False, False)
+            return None
         swap = TagSwap(
             tag=tag,
             from_target_id=head.target_id,
@@ -214,22 +286,10 @@ class Merges:
             reason=reason,
             run_id=run_id,
         )
-        version = plan.merge_version
-        record = CommitRecord(utc_now(), swap=swap)
-        if version is not None:
-            record = CommitRecord(version.at, blobs=version.blobs, version=version.new, swap=swap)
-        if uow.commits.apply(record) is None:
-            found = None if version is None else self._creation.recorded(uow, version)
-            if found is None:
-                raise LostRace
-            version, swap = found, replace(swap, to_target_id=found.target.id)
-            if uow.commits.apply(CommitRecord(found.at, blobs=found.blobs, swap=swap)) is None:
-                raise LostRace
-        if version is not None:
-            self._creation.remember(uow, version)
-        return MergeResult(
-            tag, head.target_id, swap.to_target_id, head.revision + 1, plan.fast_forward, True
+        result = MergeResult(
+            tag, head.target_id, plan.target.id, head.revision + 1, plan.fast_forward, True
         )
+        return Landing(swap, plan.merge_version, result)
 
     def _plan(
         self,

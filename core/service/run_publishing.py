@@ -2,7 +2,15 @@
 
 from collections.abc import Sequence
 
-from core.domain import OutcomeState, Publication, PublishMode, Run, RunOutcome, RunStatus
+from core.domain import (
+    OutcomeState,
+    Publication,
+    PublishMode,
+    Run,
+    RunOutcome,
+    RunStatus,
+    TagPolicy,
+)
 from core.errors import (
     ConflictError,
     MergeConflictError,
@@ -12,7 +20,8 @@ from core.errors import (
 )
 from core.identifiers import check_run_id, check_text
 from core.repository.unit_of_work import UnitOfWork
-from core.service.merges import LostRace, Merges
+from core.service.merges import Incoming, LostRace, Merges
+from core.service.publish_queue import Asked, LineLost, PublishQueue
 from core.service.tag import MAX_SWAP_ATTEMPTS
 from core.service.tag_moves import check_move_fields
 from core.storage.commit_record import Head
@@ -22,9 +31,12 @@ from core.storage.uow import UnitOfWorkFactory
 class RunPublishing:
     """Publishes runs (write, audit, publish) and records how each attempt ended."""
 
-    def __init__(self, uow: UnitOfWorkFactory[UnitOfWork], merges: Merges) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory[UnitOfWork], merges: Merges, queue: PublishQueue
+    ) -> None:
         self._uow = uow
         self._merges = merges
+        self._queue = queue
 
     def publish(
         self, run_id: str, *, moved_by: str | None = None, reason: str | None = None
@@ -34,13 +46,18 @@ class RunPublishing:
         three-way merge with the run's base as merge base, tried again if the tag moves
         meanwhile. The move carries the run id. Publishing twice moves once; nothing
         staged, or only what the tag holds, moves nothing. A conflict is a
-        ``MergeConflictError``: the tag stays, and the run records it."""
+        ``MergeConflictError``: the tag stays, and the run records it.
+
+        Where many processes write, the publish queues (``core.service.publish_queue``):
+        whoever holds the tag's lock may land it, while this call waits."""
         check_run_id(run_id)
         check_move_fields(moved_by, reason, None)
         why = reason or f"publish run {run_id}"
+        asked = self._ask(run_id, moved_by, why) if self._queue.queues else None
+        turn = _Turn(asked)
         try:
             publication: Publication = self._uow.run(
-                lambda uow: self._attempt(uow, run_id, moved_by, why),
+                lambda uow: self._attempt(uow, run_id, moved_by, why, turn),
                 lost=LostRace,
                 attempts=MAX_SWAP_ATTEMPTS,
             )
@@ -53,42 +70,91 @@ class RunPublishing:
             raise ConflictError(
                 f"the tag of run {run_id!r} kept moving while it published"
             ) from None
+        finally:
+            if asked is not None and not turn.withdrawn:
+                self._queue.withdraw(asked)
         return publication
 
+    def _ask(self, run_id: str, moved_by: str | None, reason: str) -> Asked | None:
+        """Queue the publish of ``run_id``, if there is anything to publish."""
+        with self._uow() as uow:
+            found = uow.runs.get_with_head(run_id)
+            run = _publishing(run_id, None if found is None else found[0])
+            staged = run.head_id
+            if staged is None or staged == run.base_id or run.outcome is not None:
+                return None
+            asked = self._queue.ask(uow, run, found and found[1], moved_by, reason)
+            uow.commit()
+        return asked
+
     def _attempt(
-        self, uow: UnitOfWork, run_id: str, moved_by: str | None, reason: str
+        self, uow: UnitOfWork, run_id: str, moved_by: str | None, reason: str, turn: "_Turn"
     ) -> Publication:
+        asked, turn.withdrawn = turn.asked, False
+        if asked is not None:
+            tag, incoming = asked.request.tag, asked.incoming
+            if (landed := self._queue.await_turn(uow, asked)) is not None:
+                turn.withdrawn = True
+                return landed
+        else:
+            # what the run brings in is read before the tag is locked, so that the
+            # publishes queued on it hold the lock only to merge and write
+            run = _staged_run(uow, run_id)
+            tag, incoming = run.tag, None
+            if run.head_id is not None and run.head_id != run.base_id and run.outcome is None:
+                incoming = self._merges.incoming(uow, run.base_id, run.head_id)
+        locked = uow.tags.lock(tag)  # decide on a tag nobody moves meanwhile
         run = _staged_run(uow, run_id, lock=True)  # two publishes of one run take turns
-        staged = run.head_id
-        # what the run brings in is read before the tag is locked, so that the publishes
-        # queued on it hold the lock only to merge and write
-        incoming = None
-        if staged is not None and staged != run.base_id and run.outcome is None:
-            incoming = self._merges.incoming(uow, run.base_id, staged)
-        locked = uow.tags.lock(run.tag)  # decide on a tag nobody moves meanwhile
         # the policies after the lock: one set while this publish waited binds it
         policies = uow.commits.policies()
         head = uow.commits.head(run.tag) if locked is None else Head(*locked)
+        publication = self._publish(uow, run, head, moved_by, reason, incoming, policies)
+        if asked is not None:
+            uow.publish_requests.withdraw(run_id, asked.request.token)
+            turn.withdrawn = True
+        if turn.land_others and self._queue.queues:
+            if publication.changed:
+                head = Head(publication.to_target_id, publication.revision)
+            try:
+                self._queue.land_waiting(uow, tag, head, policies)
+            except LineLost:
+                turn.land_others = False
+                raise
+        return publication
+
+    def _publish(
+        self,
+        uow: UnitOfWork,
+        run: Run,
+        head: Head,
+        moved_by: str | None,
+        reason: str,
+        incoming: Incoming | None,
+        policies: tuple[TagPolicy, ...],
+    ) -> Publication:
+        """A step, under the tag's lock with the tag at ``head``: publish ``run``."""
+        staged = run.head_id
         if run.outcome is not None and run.outcome.state is OutcomeState.PUBLISHED:
             return Publication(
-                run_id, run.tag, run.outcome.to_target_id, run.outcome.to_target_id,
+                run.run_id, run.tag, run.outcome.to_target_id, run.outcome.to_target_id,
                 run.outcome.revision or head.revision, False, False,
             )  # fmt: skip
         if staged is None or staged == run.base_id:
-            uow.runs.record_outcome(run_id, RunOutcome(OutcomeState.UNCHANGED))
+            uow.runs.record_outcome(run.run_id, RunOutcome(OutcomeState.UNCHANGED))
             return Publication(
-                run_id, run.tag, head.target_id, head.target_id, head.revision, False, False
+                run.run_id, run.tag, head.target_id, head.target_id, head.revision, False, False
             )
         landed = self._merges.land_in(
-            uow, run.tag, head, run.base_id, staged, moved_by, reason, run_id, f"run {run_id!r}",
-            incoming=incoming, policies=policies,
+            uow, run.tag, head, run.base_id, staged, moved_by, reason, run.run_id,
+            f"run {run.run_id!r}", incoming=incoming, policies=policies,
         )  # fmt: skip
         state = OutcomeState.PUBLISHED if landed.changed else OutcomeState.UNCHANGED
         uow.runs.record_outcome(
-            run_id, RunOutcome(state, revision=landed.revision, to_target_id=landed.to_target_id)
+            run.run_id,
+            RunOutcome(state, revision=landed.revision, to_target_id=landed.to_target_id),
         )
         return Publication(
-            run_id,
+            run.run_id,
             run.tag,
             landed.from_target_id,
             landed.to_target_id,
@@ -145,7 +211,11 @@ class RunPublishing:
 def _staged_run(uow: UnitOfWork, run_id: str, *, lock: bool = False) -> Run:
     """The run; with ``lock`` held until ``uow`` ends (a concurrent publish of it waits,
     then reads the outcome this one records)."""
-    run = uow.runs.get(run_id, lock=lock)
+    return _publishing(run_id, uow.runs.get(run_id, lock=lock))
+
+
+def _publishing(run_id: str, run: Run | None) -> Run:
+    """``run`` (``run_id``'s record), checked to be one that publishes whole."""
     if run is None:
         raise NotFoundError(f"run {run_id!r} not found")
     if run.publish is not PublishMode.RUN:
@@ -163,3 +233,14 @@ def check_text_list(names: Sequence[str]) -> list[str]:
     for name in names:
         check_text(name, "check name", 255)
     return list(names)
+
+
+class _Turn:
+    """One publish call's state across its attempts: its queued request, whether the
+    last attempt withdrew it, and whether to land the requests waiting with it (not
+    after that lost once)."""
+
+    def __init__(self, asked: Asked | None) -> None:
+        self.asked = asked
+        self.withdrawn = False
+        self.land_others = True

@@ -9,6 +9,7 @@ store's business, never the caller's.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -131,6 +132,11 @@ class CommitStore(Protocol):
 
     def missing_blobs(self, cas_ids: frozenset[str]) -> frozenset[str]:
         """Those of ``cas_ids`` that the catalog has no entry for."""
+        ...
+
+    def apply_line(self, records: Sequence[CommitRecord]) -> int | None:
+        """``apply`` each of ``records``, whose swaps move one tag on one after another:
+        the last revision, or ``None`` (the caller rolls back)."""
         ...
 
     def apply(self, record: CommitRecord) -> int | None:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import ClassVar
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     DateTime,
@@ -22,12 +23,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.identifiers import MAX_PIN_REF
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bump with a migration in ``core.storage.schema`` whenever a table below changes."""
 
 NAMING_CONVENTION = {
@@ -218,3 +220,41 @@ class TagPolicyChangeRow(Base):
     new_protected: Mapped[bool | None] = mapped_column(Boolean)
     changed_at: Mapped[datetime] = mapped_column(DateTime)
     changed_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class PublishRequestRow(Base):
+    """A publish waiting on its tag's lock (Postgres): whichever publisher holds the lock
+    lands it too, while its own publisher still waits, and leaves the move here."""
+
+    __tablename__ = "publish_requests"
+    __table_args__ = (Index(None, "tag", "requested_at"),)
+
+    run_id: Mapped[str] = mapped_column(RUN_ID, primary_key=True)
+    token: Mapped[uuid.UUID]
+    """Names the call that asked: only that call reports the move as its own."""
+    wait_key: Mapped[int] = mapped_column(Integer)
+    """The advisory lock its publisher holds while it waits (alive and waiting)."""
+    tag: Mapped[str] = mapped_column(TAG_NAME)
+    base_id: Mapped[uuid.UUID | None]
+    source_id: Mapped[uuid.UUID]
+    """The run's staged head when it asked."""
+    moved_by: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)
+    changes: Mapped[str] = mapped_column(Text)
+    """What the run changed from its base, as JSON (``core.merge.ChangeSet``)."""
+    requested_at: Mapped[datetime] = mapped_column(DateTime)
+    revision: Mapped[int | None] = mapped_column(Integer)
+    """Once landed: the tag's revision after the move (``None``: waiting)."""
+    from_target_id: Mapped[uuid.UUID | None]
+    to_target_id: Mapped[uuid.UUID | None]
+    fast_forward: Mapped[bool | None] = mapped_column(Boolean)
+
+
+# A request lives while its publisher waits: nothing of it needs the write-ahead log, so a
+# publisher's own transactions (asking, withdrawing) commit without waiting for a flush.
+# After a crash Postgres empties the table, and its publishers are gone with their sessions.
+event.listen(
+    PublishRequestRow.__table__,
+    "after_create",
+    DDL("ALTER TABLE publish_requests SET UNLOGGED").execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+)

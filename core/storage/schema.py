@@ -21,6 +21,7 @@ from core.storage.models import (
     Base,
     BlobRefRow,
     JournalMark,
+    PublishRequestRow,
     RunIORow,
     RunPinRow,
     SchemaVersion,
@@ -113,10 +114,16 @@ def _fill_skip_pointers(session: Session) -> None:
     session.execute(sa.text("DROP TABLE skip_fill"))
 
 
+def _add_publish_requests(session: Session) -> None:
+    """Version 5: publishes waiting on their tag's lock, for the holder to land too."""
+    PublishRequestRow.__table__.create(session.connection(), checkfirst=True)
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _add_journal_marks,
     2: _add_run_publishing,
     3: _add_refs_and_policies,
+    4: _add_publish_requests,
 }
 
 

@@ -6,7 +6,8 @@ file). ``SETTLE``: work started in the transaction that must finish before it en
 ``AFTER_COMMIT``: calls to make once it has committed. ``COMMIT_STORE``: in a deferred
 transaction only, the storage's own ``CommitStore`` (``core.storage.duckdb.write_behind``).
 ``SKIP_NODES``: the skip-list nodes (``core.storage.skip_list``) of artifacts the
-transaction read along with a tag, so that a version added on one does not read them again.
+transaction read along with a tag, or added, so that a version added on one does not read
+them again.
 """
 
 from collections.abc import Callable

@@ -109,6 +109,12 @@ class UnitOfWorkFactory(Generic[W]):
         self._db = db
         self._bind = bind
 
+    @property
+    def many_writers(self) -> bool:
+        """Whether other processes write while this one does (Postgres; on DuckDB one
+        process at a time holds the file)."""
+        return self._db.dialect == "postgresql"
+
     @contextlib.contextmanager
     def __call__(self, *, deferred: bool = False) -> Iterator[W]:
         """A unit of work, rolled back unless committed; ``deferred`` as in

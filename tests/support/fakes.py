@@ -514,6 +514,9 @@ class FakeUnitOfWorkFactory:
     deferred unit of work is an ordinary one (as on Postgres; whether DuckDB can defer is
     the storage's business, tested on DuckDB)."""
 
+    many_writers = False
+    """One writer at a time, as on DuckDB: publishes do not queue."""
+
     def __init__(self) -> None:
         self.state = CatalogState()
         self.version = 0

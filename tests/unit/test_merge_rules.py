@@ -1,13 +1,16 @@
 """Property: merging only the nodes ``theirs`` changed (``theirs_changed``, as a publish
-does) gives what merging every node gives: the same document and the same conflicts."""
+does) gives what merging every node gives: the same document and the same conflicts; and
+so does merging the base and ``theirs`` cut down to those nodes and sent as JSON (as a
+queued publish is landed by another publisher)."""
 
+import json
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.dag import canonical_json
-from core.merge import changed_between, merge_documents
+from core.merge import changed_between, cut_to, merge_documents
 
 NODES = ["a", "b", "c", "d", "e"]
 values = st.sampled_from([1, 2, 1.0, True, "x"])
@@ -59,6 +62,21 @@ def test_merging_the_changed_nodes_is_merging_them_all(data: st.DataObject) -> N
     part, part_conflicts = merge_documents(
         base, ours, theirs, theirs_changed=changed_between(base, theirs)
     )
+    assert part_conflicts == whole_conflicts
+    if not whole_conflicts:
+        assert canonical_json(part) == canonical_json(whole)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_merging_the_cut_documents_is_merging_them_all(data: st.DataObject) -> None:
+    base = data.draw(st.none() | document())
+    ours = data.draw(changed(base or {"nodes": {}}))
+    theirs = data.draw(changed(base or {"nodes": {}}))
+    whole, whole_conflicts = merge_documents(base, ours, theirs)
+    changes = changed_between(base, theirs)
+    sent = json.loads(json.dumps([cut_to(base, changes), cut_to(theirs, changes)]))
+    part, part_conflicts = merge_documents(sent[0], ours, sent[1], theirs_changed=changes)
     assert part_conflicts == whole_conflicts
     if not whole_conflicts:
         assert canonical_json(part) == canonical_json(whole)

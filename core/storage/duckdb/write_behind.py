@@ -12,6 +12,7 @@ ordinary transaction, which folds first.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -189,6 +190,11 @@ class JournaledCommitStore:
             return unknown
         found = self._connection.scalars(select(blobs.c.cas_id).where(blobs.c.cas_id.in_(unknown)))
         return unknown - set(found)
+
+    def apply_line(self, records: Sequence[CommitRecord]) -> int | None:
+        if len(records) != 1:
+            raise NotDeferrable("a transaction that records two commits is not written behind")
+        return self.apply(records[0])
 
     def apply(self, record: CommitRecord) -> int | None:
         revision = 0

@@ -1,0 +1,233 @@
+"""SQL for publishes waiting on their tag's lock (Postgres): the group commit of
+``core.service.publish_queue``.
+
+A publisher records what it asks, then holds an advisory lock of its own (its
+``wait_key``) while it waits for the tag's turn (an advisory lock too). Whoever holds the
+turn lands the waiting requests whose publisher still holds its own lock (alive and
+waiting), and writes each move into its request; the publisher, once the holder is done,
+finds its move there. A publisher that died no longer holds its advisory lock, so nothing
+lands for it.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BindParameter, Integer, Select, and_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import Insert, insert
+from sqlalchemy.orm import Session
+
+from core.domain import Artifact, PublishMode
+from core.repository.artifact import artifacts, labelled_artifact, labelled_columns
+from core.repository.clock import utc_now
+from core.storage.models import PublishRequestRow, RunRow
+
+requests = PublishRequestRow.__table__
+runs = RunRow.__table__
+
+WAIT_LOCK_CLASS = 0x7075626C
+"""The first key of every publisher's advisory lock (the second is its ``wait_key``)."""
+TURN_LOCK_CLASS = 0x7475726E
+"""The first key of each tag's turn (the second is a hash of its name)."""
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    """A publish of ``run_id`` asked by the call ``token``: the run's staged head
+    ``source_id`` over ``base_id``, and what it changed (``changes``, JSON)."""
+
+    run_id: str
+    token: uuid.UUID
+    wait_key: int
+    tag: str
+    base_id: uuid.UUID | None
+    source_id: uuid.UUID
+    moved_by: str | None
+    reason: str | None
+    changes: str
+
+
+@dataclass(frozen=True)
+class LandedMove:
+    """The move that landed a request: the tag from ``from_target_id`` to
+    ``to_target_id``, its revision after, and whether it was a fast-forward."""
+
+    from_target_id: uuid.UUID | None
+    to_target_id: uuid.UUID
+    revision: int
+    fast_forward: bool
+
+
+class PublishRequestRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def ask(self, request: PublishRequest) -> None:
+        """Record ``request``, in place of any earlier one for its run (that call then
+        finds its token gone, and publishes on its own)."""
+        self._session.execute(
+            _ASK,
+            {
+                "run_id": request.run_id,
+                "token": request.token,
+                "wait_key": request.wait_key,
+                "tag": request.tag,
+                "base_id": request.base_id,
+                "source_id": request.source_id,
+                "moved_by": request.moved_by,
+                "reason": request.reason,
+                "changes": request.changes,
+                "requested_at": utc_now(),
+            },
+        )
+
+    def take_turn(self, tag: str, wait_key: int | None = None) -> bool:
+        """Take ``tag``'s turn if nobody holds it (held until this transaction ends):
+        whether it did. The holder of a turn lands the requests waiting on it. With
+        ``wait_key``, first show this publisher waiting (its advisory lock, held until
+        the transaction ends too)."""
+        if wait_key is None:
+            return bool(self._session.scalar(_TRY_TURN, {"tag": tag}))
+        return bool(self._session.scalar(_WAIT_AND_TRY_TURN, {"tag": tag, "wait_key": wait_key}))
+
+    def wait_turn(self, tag: str, *, hold: bool) -> None:
+        """Wait until nobody holds ``tag``'s turn; ``hold``: then take it until this
+        transaction ends, else return holding nothing (with every other waiter at
+        once)."""
+        self._session.execute(_WAIT_TO_HOLD_TURN if hold else _WAIT_TURN_OVER, {"tag": tag})
+
+    def take_landed(self, run_id: str, token: uuid.UUID) -> LandedMove | None:
+        """The move that landed the request ``token`` of ``run_id``, if one did (the
+        request is then deleted)."""
+        row = self._session.execute(_TAKE_LANDED, {"key_run_id": run_id, "key_token": token})
+        found = row.first()
+        if found is None:
+            return None
+        return LandedMove(
+            found.from_target_id, found.to_target_id, found.revision, found.fast_forward
+        )
+
+    def withdraw(self, run_id: str, token: uuid.UUID | None = None) -> None:
+        """Delete the request of ``run_id`` (only the call ``token``'s, if given)."""
+        condition = requests.c.run_id == run_id
+        if token is not None:
+            condition = and_(condition, requests.c.token == token)
+        self._session.execute(requests.delete().where(condition))
+
+    def waiting(
+        self, tag: str, limit: int, passed: Sequence[str] = ()
+    ) -> list[tuple[PublishRequest, Artifact]]:
+        """Up to ``limit`` requests to land on ``tag``, oldest first, each with the
+        artifact it would land: each not landed yet, its publisher alive and waiting, its
+        run still at the staged head it asked with and not published, and its run's row
+        locked until this transaction ends (rows another transaction holds are passed
+        over, and so are the runs ``passed``)."""
+        rows = self._session.execute(
+            _WAITING, {"tag": tag, "limit": limit, "passed": list(passed)}
+        ).all()
+        found = []
+        for row in rows:
+            request = PublishRequest(
+                row.run_id, row.token, row.wait_key, row.tag, row.base_id, row.source_id,
+                row.moved_by, row.reason, row.changes,
+            )  # fmt: skip
+            source = labelled_artifact(row, "landing_")
+            assert source is not None, "an inner join found it"
+            found.append((request, source))
+        return found
+
+    def mark_landed(self, moves: list[tuple[PublishRequest, LandedMove]]) -> None:
+        """Write into each request the move that landed it."""
+        if not moves:
+            return
+        self._session.connection().execute(
+            _MARK_LANDED,
+            [
+                {
+                    "key_run_id": request.run_id,
+                    "key_token": request.token,
+                    "revision": move.revision,
+                    "from_target_id": move.from_target_id,
+                    "to_target_id": move.to_target_id,
+                    "fast_forward": move.fast_forward,
+                }
+                for request, move in moves
+            ],
+        )
+
+    def delete_older_than(self, instant: datetime) -> int:
+        """Delete requests asked before ``instant`` (left by publishers that died); how
+        many."""
+        result = self._session.execute(requests.delete().where(requests.c.requested_at < instant))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _param(name: str, column: str | None = None) -> BindParameter[Any]:
+    return bindparam(name, type_=requests.c[column or name].type)
+
+
+def _ask_statement() -> Insert:
+    """``ask``'s upsert, built once (building it costs more than running it)."""
+    asked = [
+        "run_id", "token", "wait_key", "tag", "base_id", "source_id", "moved_by", "reason",
+        "changes", "requested_at",
+    ]  # fmt: skip
+    statement = insert(requests).values({name: _param(name) for name in asked})
+    replaced: dict[str, Any] = {name: statement.excluded[name] for name in asked[1:]}
+    replaced |= dict.fromkeys(_LANDED_MOVE)
+    return statement.on_conflict_do_update(index_elements=["run_id"], set_=replaced)
+
+
+def _waiting_statement() -> Select[Any]:
+    """``waiting``'s query, built once."""
+    source = artifacts.alias("source")
+    alive = ~func.pg_try_advisory_xact_lock_shared(WAIT_LOCK_CLASS, requests.c.wait_key)
+    return (
+        select(requests, *labelled_columns(source, "landing_"))
+        .join(runs, runs.c.run_id == requests.c.run_id)
+        .join(source, source.c.id == requests.c.source_id)
+        .where(
+            requests.c.tag == _param("tag"),
+            requests.c.revision.is_(None),
+            runs.c.tag == requests.c.tag,
+            runs.c.publish == PublishMode.RUN.value,
+            runs.c.outcome.is_(None),
+            runs.c.head_id == requests.c.source_id,
+            requests.c.run_id.not_in(bindparam("passed", expanding=True)),
+            alive,
+        )
+        .order_by(requests.c.requested_at, requests.c.run_id)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(of=runs, key_share=True, skip_locked=True)
+    )
+
+
+_LANDED_MOVE = ("revision", "from_target_id", "to_target_id", "fast_forward")
+_ASK = _ask_statement()
+_TURN = (TURN_LOCK_CLASS, func.hashtext(_param("tag")))
+_WAIT_AS = func.pg_advisory_xact_lock(WAIT_LOCK_CLASS, bindparam("wait_key", type_=Integer))
+_TRY_TURN = select(func.pg_try_advisory_xact_lock(*_TURN))
+_WAIT_AND_TRY_TURN = select(_WAIT_AS, func.pg_try_advisory_xact_lock(*_TURN))
+_WAIT_TO_HOLD_TURN = select(func.pg_advisory_xact_lock(*_TURN))
+# a session's lock, taken when the holder ends and given back in the same statement
+_WAIT_TURN_OVER = select(
+    func.pg_advisory_lock_shared(*_TURN), func.pg_advisory_unlock_shared(*_TURN)
+)
+_KEY = (
+    requests.c.run_id == _param("key_run_id", "run_id"),
+    requests.c.token == _param("key_token", "token"),
+)
+_TAKE_LANDED = (
+    requests.delete()
+    .where(*_KEY, requests.c.revision.is_not(None))
+    .returning(
+        requests.c.from_target_id,
+        requests.c.to_target_id,
+        requests.c.revision,
+        requests.c.fast_forward,
+    )
+)
+_WAITING = _waiting_statement()
+_MARK_LANDED = update(requests).where(*_KEY).values({n: _param(n) for n in _LANDED_MOVE})
