@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.domain import Artifact, PublishMode
 from core.repository.artifact import artifacts, labelled_artifact, labelled_columns
-from core.repository.clock import utc_now
+from core.repository.clock import stored, utc_now
 from core.storage.models import PublishRequestRow, RunRow
 
 requests = PublishRequestRow.__table__
@@ -30,7 +30,8 @@ runs = RunRow.__table__
 WAIT_LOCK_CLASS = 0x7075626C
 """The first key of every publisher's advisory lock (the second is its ``wait_key``)."""
 TURN_LOCK_CLASS = 0x7475726E
-"""The first key of each tag's turn (the second is a hash of its name)."""
+"""The first key of each tag's turn (the second is a hash of the catalog's schema and the
+tag's name: advisory locks are the database's, shared by every schema in it)."""
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,14 @@ class PublishRequestRepository:
             ],
         )
 
-    def delete_older_than(self, instant: datetime) -> int:
-        """Delete requests asked before ``instant`` (left by publishers that died); how
-        many."""
-        result = self._session.execute(requests.delete().where(requests.c.requested_at < instant))
+    def forget_abandoned(self, before: datetime) -> int:
+        """Delete the requests asked before ``before`` whose publisher no longer waits
+        (it died; a request nobody waits for is never landed): how many."""
+        condition = requests.c.requested_at < stored(before)
+        if self._session.get_bind().dialect.name == "postgresql":
+            waiting = func.pg_try_advisory_xact_lock_shared(WAIT_LOCK_CLASS, requests.c.wait_key)
+            condition = and_(condition, waiting)
+        result = self._session.execute(requests.delete().where(condition))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -206,7 +211,7 @@ def _waiting_statement() -> Select[Any]:
 
 _LANDED_MOVE = ("revision", "from_target_id", "to_target_id", "fast_forward")
 _ASK = _ask_statement()
-_TURN = (TURN_LOCK_CLASS, func.hashtext(_param("tag")))
+_TURN = (TURN_LOCK_CLASS, func.hashtext(func.concat(func.current_schema(), "/", _param("tag"))))
 _WAIT_AS = func.pg_advisory_xact_lock(WAIT_LOCK_CLASS, bindparam("wait_key", type_=Integer))
 _TRY_TURN = select(func.pg_try_advisory_xact_lock(*_TURN))
 _WAIT_AND_TRY_TURN = select(_WAIT_AS, func.pg_try_advisory_xact_lock(*_TURN))

@@ -67,7 +67,8 @@ class MaintenanceService:
         dry_run: bool = False,
         progress: Progress = _no_progress,
     ) -> GcReport:
-        """Remove unreferenced blobs older than ``grace`` (never one stored after ``gc`` began)."""
+        """Remove unreferenced blobs older than ``grace`` (never one stored after ``gc`` began),
+        and publish requests left an hour or more ago by publishers that died."""
         if not isinstance(grace, timedelta) or not timedelta(0) <= grace <= MAX_GRACE:
             raise ValidationError(
                 f"invalid grace period {grace}: expected 0 to {MAX_GRACE.days} days"
@@ -99,6 +100,9 @@ class MaintenanceService:
             progress(done, total)
         if not dry_run:
             self._sweep_temporary_files(orphan_cutoff)
+            with self._uow() as uow:  # left by publishers that died while they waited
+                uow.publish_requests.forget_abandoned(orphan_cutoff)
+                uow.commit()
         return GcReport(removed, removed_bytes, kept, dry_run)
 
     def verify(self, *, progress: Progress = _no_progress) -> VerifyReport:

@@ -1,0 +1,213 @@
+"""The publish queue of Postgres (``core.service.publish_queue``): a publish waiting for
+its tag's turn is landed by the turn's holder as a move of its own, one whose publisher
+died is not, and one that conflicts is left to its own publisher."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import core
+from core.repository.publish_request import TURN_LOCK_CLASS, PublishRequestRepository
+from tests.integration.test_publish_concurrency import assert_gap_free
+
+JSON = "application/json"
+MAIN_TURN = "hashtext(current_schema() || '/main')"
+"""SQL: the second key of ``main``'s turn in the catalog of the connection's schema."""
+
+
+@pytest.fixture
+def staged(postgres_schema_url: str, blob_root: Path) -> Iterator[core.Services]:
+    """A Postgres catalog whose ``main`` holds ``base``, and a reader of it."""
+    with core.connect(postgres_schema_url, blob_root) as catalog:
+        catalog.assets.commit_output("seed", "main", "base", b"0", media_type=JSON)
+        yield catalog
+
+
+def stage(catalog: core.Services, run_id: str, node: str, value: bytes) -> None:
+    catalog.runs.create_run(run_id, "main", publish="run")
+    catalog.assets.commit_output(run_id, "main", node, value, media_type=JSON)
+
+
+@contextmanager
+def turn_held(url: str) -> Iterator[sa.Connection]:
+    """Hold ``main``'s turn from a connection of our own until the block ends."""
+    engine = sa.create_engine(url)
+    turn = sa.text(f"SELECT pg_advisory_lock(:c, {MAIN_TURN})").bindparams(c=TURN_LOCK_CLASS)
+    try:
+        with engine.connect() as holder:
+            holder.execute(turn)
+            yield holder
+    finally:
+        engine.dispose()
+
+
+def wait_for_waiters(connection: sa.Connection, count: int) -> None:
+    """Until ``count`` sessions wait for ``main``'s turn in this catalog."""
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        f"AND classid = :c AND objid = ({MAIN_TURN})::oid AND objsubid = 2"
+    ).bindparams(c=TURN_LOCK_CLASS)
+    deadline = time.monotonic() + 20
+    while connection.execute(waiting).scalar_one() < count:
+        assert time.monotonic() < deadline, f"{count} publishers never waited for the turn"
+        connection.commit()  # a transaction sees one snapshot of the activity
+        time.sleep(0.02)
+
+
+def publish_in_threads(
+    url: str, blob_root: Path, run_ids: list[str], holder: sa.Connection
+) -> dict[str, core.Publication | BaseException]:
+    """Publish each run from a catalog of its own while ``holder`` holds the turn, and
+    let go of it once they all wait: what each publish returned or raised."""
+    results: dict[str, core.Publication | BaseException] = {}
+
+    def publish(run_id: str) -> None:
+        try:
+            with core.connect(url, blob_root) as catalog:
+                results[run_id] = catalog.runs.publish(run_id)
+        except BaseException as exc:
+            results[run_id] = exc
+
+    threads = [threading.Thread(target=publish, args=(run_id,)) for run_id in run_ids]
+    for thread in threads:
+        thread.start()
+    wait_for_waiters(holder, len(run_ids))
+    holder.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def count_landings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many moves each turn's holder landed for others, as they are written."""
+    landed: list[int] = []
+    mark = PublishRequestRepository.mark_landed
+
+    def counted(self: PublishRequestRepository, moves: list) -> None:  # type: ignore[type-arg]
+        landed.append(len(moves))
+        mark(self, moves)
+
+    monkeypatch.setattr(PublishRequestRepository, "mark_landed", counted)
+    return landed
+
+
+def test_a_publish_waiting_for_the_turn_is_landed_by_its_holder(
+    staged: core.Services,
+    postgres_schema_url: str,
+    blob_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stage(staged, "first", "a", b"1")
+    stage(staged, "second", "b", b"2")
+    landed = count_landings(monkeypatch)
+    with turn_held(postgres_schema_url) as holder:
+        results = publish_in_threads(postgres_schema_url, blob_root, ["first", "second"], holder)
+    publications = [results["first"], results["second"]]
+    assert all(isinstance(p, core.Publication) and p.changed for p in publications), results
+    assert landed == [1]  # whichever held the turn landed the other
+    history = staged.tags.get_history("main")
+    assert sorted(move.run_id or "" for move in history[1:]) == ["first", "second"]
+    assert_gap_free(history)
+    by_run = {move.run_id: move for move in history[1:]}
+    for publication in publications:
+        assert isinstance(publication, core.Publication)
+        move = by_run[publication.run_id]
+        assert (publication.revision, publication.to_target_id) == (
+            move.revision,
+            move.to_target_id,
+        )
+        assert publication.from_target_id == move.from_target_id
+        outcome = staged.runs.get_run(publication.run_id).outcome
+        assert outcome is not None and outcome.state is core.OutcomeState.PUBLISHED
+        assert outcome.to_target_id == move.to_target_id
+    assert set(staged.workflows.get_workflow_by_tag("main")["nodes"]) == {"base", "a", "b"}
+    assert staged.runs.publish("second").changed is False  # published once
+
+
+def test_a_waiting_publish_that_conflicts_is_left_to_its_publisher(
+    staged: core.Services,
+    postgres_schema_url: str,
+    blob_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stage(staged, "ours", "a", b"1")
+    stage(staged, "theirs", "a", b"2")
+    landed = count_landings(monkeypatch)
+    with turn_held(postgres_schema_url) as holder:
+        results = publish_in_threads(postgres_schema_url, blob_root, ["ours", "theirs"], holder)
+    conflicts = [r for r in results.values() if isinstance(r, core.MergeConflictError)]
+    published = [r for r in results.values() if isinstance(r, core.Publication)]
+    assert len(conflicts) == 1 and len(published) == 1, results
+    assert conflicts[0].conflicts == [("a", None)]
+    assert landed == []  # the holder left it: its own publisher raised and recorded it
+    loser = next(run_id for run_id, r in results.items() if isinstance(r, BaseException))
+    outcome = staged.runs.get_run(loser).outcome
+    assert outcome is not None and outcome.state is core.OutcomeState.CONFLICT
+    assert len(staged.tags.get_history("main")) == 2
+
+
+def test_a_publisher_that_died_waiting_is_not_landed(
+    staged: core.Services, postgres_schema_url: str, blob_root: Path
+) -> None:
+    stage(staged, "dead", "a", b"1")
+    stage(staged, "live", "b", b"2")
+    code = textwrap.dedent(
+        f"""
+        import core
+        with core.connect({postgres_schema_url!r}, {str(blob_root)!r}) as catalog:
+            catalog.runs.publish("dead")
+        """
+    )
+    with turn_held(postgres_schema_url) as holder:
+        dying = subprocess.Popen([sys.executable, "-c", code])
+        wait_for_waiters(holder, 1)
+        os.kill(dying.pid, signal.SIGKILL)
+        dying.wait()
+    assert staged.runs.publish("live").changed
+    history = staged.tags.get_history("main")
+    assert [move.run_id for move in history[1:]] == ["live"]  # "dead" asked, nobody waits
+    assert staged.runs.get_run("dead").outcome is None
+    assert staged.runs.publish("dead").changed  # by hand, in place of the left request
+    assert set(staged.workflows.get_workflow_by_tag("main")["nodes"]) == {"base", "a", "b"}
+
+
+def test_requests_left_by_publishers_that_died_are_forgotten(
+    staged: core.Services, postgres_schema_url: str, blob_root: Path
+) -> None:
+    stage(staged, "dead", "a", b"1")
+    code = textwrap.dedent(
+        f"""
+        import core
+        with core.connect({postgres_schema_url!r}, {str(blob_root)!r}) as catalog:
+            catalog.runs.publish("dead")
+        """
+    )
+    engine = sa.create_engine(postgres_schema_url)
+    count = sa.text("SELECT count(*) FROM publish_requests")
+    try:
+        with turn_held(postgres_schema_url) as holder:
+            dying = subprocess.Popen([sys.executable, "-c", code])
+            wait_for_waiters(holder, 1)
+            os.kill(dying.pid, signal.SIGKILL)
+            dying.wait()
+        with engine.connect() as connection:
+            assert connection.execute(count).scalar_one() == 1
+        with engine.begin() as connection:
+            requests = PublishRequestRepository(sa.orm.Session(bind=connection))
+            assert requests.forget_abandoned(datetime.now(UTC) - timedelta(hours=1)) == 0
+            assert requests.forget_abandoned(datetime.now(UTC) + timedelta(minutes=1)) == 1
+        with engine.connect() as connection:
+            assert connection.execute(count).scalar_one() == 0
+    finally:
+        engine.dispose()
