@@ -110,12 +110,10 @@ class PublishRequestRepository:
             found.from_target_id, found.to_target_id, found.revision, found.fast_forward
         )
 
-    def withdraw(self, run_id: str, token: uuid.UUID | None = None) -> None:
-        """Delete the request of ``run_id`` (only the call ``token``'s, if given)."""
-        condition = requests.c.run_id == run_id
-        if token is not None:
-            condition = and_(condition, requests.c.token == token)
-        self._session.execute(requests.delete().where(condition))
+    def withdraw(self, run_id: str, token: uuid.UUID) -> None:
+        """Delete the request ``token`` of ``run_id`` (gone already if another call asked
+        in its place)."""
+        self._session.execute(_WITHDRAW, {"key_run_id": run_id, "key_token": token})
 
     def waiting(
         self, tag: str, limit: int, passed: Sequence[str] = ()
@@ -234,5 +232,6 @@ _TAKE_LANDED = (
         requests.c.fast_forward,
     )
 )
+_WITHDRAW = requests.delete().where(*_KEY)
 _WAITING = _waiting_statement()
 _MARK_LANDED = update(requests).where(*_KEY).values({n: _param(n) for n in _LANDED_MOVE})

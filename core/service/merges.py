@@ -55,6 +55,8 @@ class _Plan:
     merge_version: PlannedVersion | None = None
     changes: bool = False
     """Whether the tag would move (``target`` is set only when ``write``)."""
+    document: dict[str, Any] | None = None
+    """The merge version's document (``None`` unless there is one)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class Landing:
     swap: TagSwap
     version: PlannedVersion | None
     result: MergeResult
+    document: dict[str, Any] | None = None
+    """The merge version's document, for a next merge onto it (``None``: not kept)."""
 
     @property
     def record(self) -> CommitRecord:
@@ -250,13 +254,15 @@ class Merges:
         *,
         incoming: Incoming | None = None,
         policies: tuple[TagPolicy, ...] | None = None,
+        ours: dict[str, Any] | None = None,
     ) -> Landing | None:
         """A step: the move of ``tag`` (at ``head``) to hold ``source_id`` merged over
         ``base``, decided and its merge version's file written, nothing recorded; ``None``
         when the tag holds it already. ``MergeConflictError`` naming the conflicts;
         ``PolicyError`` when the tag is immutable (and this would move it).
-        ``incoming`` (``self.incoming(uow, base, source_id)``) and ``policies`` (every
-        tag policy), when the caller read them already, are not read again."""
+        ``incoming`` (``self.incoming(uow, base, source_id)``), ``policies`` (every
+        tag policy) and ``ours`` (the tag's document, which the merge leaves unchanged),
+        when the caller has them already, are not read again."""
         if policies is None:
             policies = uow.commits.policies()
         policy = governing(policies, tag)
@@ -266,7 +272,9 @@ class Merges:
                 what = f"publishing {label}" if run_id is not None else f"merging {label}"
                 refuse_landing(policies, tag, live=True, action=what)
             return None
-        plan = self._plan(uow, tag, head, base, source_id, moved_by, write=True, incoming=incoming)
+        plan = self._plan(
+            uow, tag, head, base, source_id, moved_by, write=True, incoming=incoming, ours=ours
+        )
         if plan.conflicts:
             names = ", ".join(f"{n}[{k}]" if k is not None else n for n, k in plan.conflicts)
             raise MergeConflictError(
@@ -289,7 +297,7 @@ class Merges:
         result = MergeResult(
             tag, head.target_id, plan.target.id, head.revision + 1, plan.fast_forward, True
         )
-        return Landing(swap, plan.merge_version, result)
+        return Landing(swap, plan.merge_version, result, plan.document)
 
     def _plan(
         self,
@@ -302,6 +310,7 @@ class Merges:
         *,
         write: bool,
         incoming: Incoming | None = None,
+        ours: dict[str, Any] | None = None,
     ) -> _Plan:
         """The merge of ``source_id`` into ``tag``; ``write``: with its merge version
         planned (its file written), else only what it would change. Only the nodes the
@@ -321,7 +330,8 @@ class Merges:
             old = None if base is None else self._artifacts.resolve_in(uow, base)
         else:
             theirs, old = incoming.theirs, incoming.old
-        ours = self._artifacts.resolve_in(uow, head.target_id)
+        if ours is None:
+            ours = self._artifacts.resolve_in(uow, head.target_id)
         merged, conflicts = merge_documents(
             old, ours, theirs, theirs_changed=None if incoming is None else incoming.changed
         )
@@ -353,7 +363,7 @@ class Merges:
             compaction_bound=self._compaction_bound,
             look_up=False,  # planned as new unread: see ``ArtifactCreation.recorded``
         )
-        return _Plan(version.target, False, changes, (), version, changes=True)
+        return _Plan(version.target, False, changes, (), version, changes=True, document=document)
 
 
 def _fields(document: dict[str, Any]) -> bytes:

@@ -15,6 +15,7 @@ left to its own publisher, which decides it alone when its turn comes.
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from core.domain import Artifact, OutcomeState, Publication, Run, RunOutcome, TagPolicy
 from core.errors import MergeConflictError, NotFoundError, PolicyError, ValidationError
@@ -147,6 +148,7 @@ class PublishQueue:
             return
         landings: list[tuple[PublishRequest, Landing]] = []
         passed: list[str] = []
+        ours = None  # the tag's document, once a landing made it
         # again while there are more: those who began to wait while it landed the last
         while len(passed) < MAX_LANDED and (
             found := uow.publish_requests.waiting(tag, MAX_LANDED - len(passed), passed)
@@ -154,10 +156,10 @@ class PublishQueue:
             for request, source in found:
                 passed.append(request.run_id)
                 self._artifacts.by_id.put(source.id, source, uow)
-                landing = self._landing(uow, tag, head, request, policies)
+                landing = self._landing(uow, tag, head, request, policies, ours)
                 if landing is not None:
                     landings.append((request, landing))
-                    head = landing.head
+                    head, ours = landing.head, landing.document
         if not landings:
             return
         if uow.commits.apply_line([landing.record for _, landing in landings]) is None:
@@ -197,15 +199,17 @@ class PublishQueue:
         head: Head,
         request: PublishRequest,
         policies: tuple[TagPolicy, ...],
+        ours: dict[str, Any] | None,
     ) -> Landing | None:
-        """``request``'s move onto ``head``, its merge version kept for the next one to
-        build on; ``None``: left to its publisher."""
+        """``request``'s move onto ``head`` (whose document is ``ours``, if known), its
+        merge version kept for the next one to build on; ``None``: left to its
+        publisher."""
         incoming = Incoming.from_json(request.base_id, request.source_id, request.changes)
         try:
             landing = self._merges.landing(
                 uow, tag, head, request.base_id, request.source_id, request.moved_by,
                 request.reason or f"publish run {request.run_id}", request.run_id,
-                f"run {request.run_id!r}", incoming=incoming, policies=policies,
+                f"run {request.run_id!r}", incoming=incoming, policies=policies, ours=ours,
             )  # fmt: skip
         except (MergeConflictError, PolicyError, ValidationError, NotFoundError):
             return None

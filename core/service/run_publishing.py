@@ -53,6 +53,11 @@ class RunPublishing:
         check_run_id(run_id)
         check_move_fields(moved_by, reason, None)
         why = reason or f"publish run {run_id}"
+        with self._uow.one_connection():
+            return self._publish_queued(run_id, moved_by, why)
+
+    def _publish_queued(self, run_id: str, moved_by: str | None, why: str) -> Publication:
+        """``publish``, its request queued first where publishes queue."""
         asked = self._ask(run_id, moved_by, why) if self._queue.queues else None
         turn = _Turn(asked)
         try:

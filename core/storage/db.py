@@ -294,13 +294,37 @@ class Database:
             self._lease.memo.clear()  # it may know tags as they were before the records
 
     @contextlib.contextmanager
+    def one_connection(self) -> Iterator[None]:
+        """Run this thread's transactions in the block on one server connection, checked
+        out (and pinged) once, not once each (Postgres; DuckDB lends its own)."""
+        if self._lease is not None or hasattr(self._local, "connection"):
+            yield
+            return
+        self._local.connection = None  # checked out by the first transaction
+        try:
+            yield
+        finally:
+            held: Connection | None = self._local.connection
+            del self._local.connection
+            if held is not None:
+                held.close()
+
+    @contextlib.contextmanager
     def _connection(self) -> Iterator[Connection]:
-        if self._lease is None:
+        if self._lease is not None:
+            with self._lease.connection() as connection:
+                yield connection
+            return
+        if not hasattr(self._local, "connection"):  # outside ``one_connection``
             with self._connect_server() as connection:
                 yield connection
             return
-        with self._lease.connection() as connection:
-            yield connection
+        held: Connection | None = self._local.connection
+        if held is None or held.invalidated:  # a broken one is given up for a new one
+            if held is not None:
+                held.close()
+            held = self._local.connection = self._connect_server()
+        yield held
 
     def _connect_server(self) -> Connection:
         try:

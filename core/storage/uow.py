@@ -115,6 +115,11 @@ class UnitOfWorkFactory(Generic[W]):
         process at a time holds the file)."""
         return self._db.dialect == "postgresql"
 
+    def one_connection(self) -> contextlib.AbstractContextManager[None]:
+        """Units of work in the block run on one connection to the server (one checkout,
+        not one each)."""
+        return self._db.one_connection()
+
     @contextlib.contextmanager
     def __call__(self, *, deferred: bool = False) -> Iterator[W]:
         """A unit of work, rolled back unless committed; ``deferred`` as in

@@ -517,6 +517,9 @@ class FakeUnitOfWorkFactory:
     many_writers = False
     """One writer at a time, as on DuckDB: publishes do not queue."""
 
+    def one_connection(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
     def __init__(self) -> None:
         self.state = CatalogState()
         self.version = 0
