@@ -1,15 +1,15 @@
-"""Group commit for publishes (Postgres): whoever holds a tag's lock also lands the
+"""Group commit for publishes (Postgres): whoever holds a tag's turn also lands the
 publishes waiting for it, each as a move of its own, in one transaction.
 
-Publishers of one tag take turns under its row lock, and each turn's round trips and
-commit are what bound the rate. So a publisher first records what it asks (its run's
-changes, cut down to the nodes it changed: all a merge reads of them), then waits for the
-lock while it holds an advisory lock of its own. The holder, after its own publish, lands
-the waiting requests whose publishers still wait, oldest first: each merged onto the one
-before, as if each publisher had taken its turn, written in a few statements for all of
-them. A publisher that finds its move landed returns it. A request the holder cannot
-land as a clean move (a conflict, an invalid DAG, nothing to change, an immutable tag) is
-left to its own publisher, which decides it alone when its turn comes.
+Publishers of one tag take turns, and each turn's round trips and commit bound the rate.
+So a publisher first records what it asks (its run's changes, cut down to the nodes it
+changed: all a merge reads of them), then waits for the tag's turn while it holds an
+advisory lock of its own. The holder, after its own publish, lands the waiting requests
+whose publishers still wait, oldest first: each merged onto the one before, as if each
+publisher had taken its turn, written in a few statements for all of them. A publisher
+that finds its move landed returns it. A request the holder cannot land as a clean move
+(a conflict, an invalid DAG, nothing to change, an immutable tag) is left to its own
+publisher, which decides it alone when it holds the turn.
 """
 
 import secrets

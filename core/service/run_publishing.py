@@ -49,7 +49,7 @@ class RunPublishing:
         ``MergeConflictError``: the tag stays, and the run records it.
 
         Where many processes write, the publish queues (``core.service.publish_queue``):
-        whoever holds the tag's lock may land it, while this call waits."""
+        whoever holds the tag's turn may land it, while this call waits."""
         check_run_id(run_id)
         check_move_fields(moved_by, reason, None)
         why = reason or f"publish run {run_id}"
