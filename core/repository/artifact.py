@@ -121,7 +121,8 @@ class ArtifactRepository:
     def add_line(self, versions: Sequence[NewVersion], created_at: Sequence[datetime]) -> bool:
         """Postgres: insert new versions, each on the one before it or on an artifact
         stored already (``created_at`` each), and the blobs their contents name, in two
-        statements; false, and nothing inserted, when one of their hashes is there."""
+        statements; false when one of their hashes is there already (the others may have
+        been inserted: the caller rolls back)."""
         known: dict[uuid.UUID, SkipNode] = self._session.info.setdefault(SKIP_NODES, {})
 
         def stored(artifact_id: uuid.UUID) -> SkipNode:
@@ -131,20 +132,7 @@ class ArtifactRepository:
 
         nodes = skip_nodes([(version.id, version.parent_id) for version in versions], stored)
         rows = [
-            {
-                "id": version.id,
-                "kind": version.kind.value,
-                "version_hash": version.version_hash,
-                "cas_id": version.cas_id,
-                "parent_id": version.parent_id,
-                "merged_id": version.merged_id,
-                "name": version.name,
-                "created_at": at,
-                "created_by": version.created_by,
-                "metadata": version.metadata_json,
-                "generation": nodes[version.id].generation,
-                "skip_id": nodes[version.id].skip_id,
-            }
+            version.row(at) | nodes[version.id]._asdict()
             for version, at in zip(versions, created_at, strict=True)
         ]
         inserted = self._session.execute(_ADD_LINE, rows).all()

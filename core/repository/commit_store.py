@@ -127,10 +127,7 @@ class RepositoryCommitStore:
         if blobs:
             entries = [(blob.cas_id, blob.size, blob.media_type) for blob in blobs.values()]
             self._blobs.add(entries, records[0].at)
-        versions = [record for record in records if record.version is not None]
-        if versions and not self._artifacts.add_line(
-            [record.version for record in versions if record.version is not None],
-            [record.at for record in versions],
-        ):
+        versions = [(record.version, record.at) for record in records if record.version]
+        if versions and not self._artifacts.add_line(*zip(*versions, strict=True)):
             return None
         return self._tags.move_line(swaps[0].tag, swaps, [record.at for record in records])

@@ -216,9 +216,7 @@ class RunRepository:
     def record_outcomes(self, outcomes: Sequence[tuple[str, RunOutcome]]) -> None:
         """``record_outcome`` for each (run id, outcome), in one round trip."""
         self._session.connection().execute(
-            runs.update()
-            .where(runs.c.run_id == bindparam("key_run_id"))
-            .values(outcome=bindparam("outcome")),
+            _RECORD_OUTCOME,
             [
                 {"key_run_id": run_id, "outcome": _outcome_json(outcome)}
                 for run_id, outcome in outcomes
@@ -229,6 +227,11 @@ class RunRepository:
 _GET = select(runs).where(runs.c.run_id == bindparam("run_id", type_=runs.c.run_id.type))
 """``RunRepository.get``'s query, built once (building it costs more than running it)."""
 _GET_LOCKED = _GET.with_for_update(key_share=True)
+_RECORD_OUTCOME = (
+    runs.update()
+    .where(runs.c.run_id == bindparam("key_run_id", type_=runs.c.run_id.type))
+    .values(outcome=bindparam("outcome", type_=runs.c.outcome.type))
+)
 _GET_WITH_HEAD = (
     select(runs, *labelled_columns(artifacts, "staged_"))
     .outerjoin(artifacts, artifacts.c.id == runs.c.head_id)

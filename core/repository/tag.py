@@ -409,25 +409,27 @@ def _lock_query() -> Select[Any]:
 _LOCK = _lock_query()
 
 
+def _param(key: str, column: Column[Any]) -> BindParameter[Any]:
+    """A bind parameter ``key`` typed as ``column``."""
+    return bindparam(key, type_=column.type)
+
+
 def _move_line_query() -> ReturningUpdate[Any]:
     """``TagRepository.move_line``'s compare-and-swap, built once."""
-
-    def param(key: str, column: Column[Any]) -> BindParameter[Any]:
-        return bindparam(key, type_=column.type)
 
     return (
         tags.update()
         .where(
-            tags.c.name == param("tag", tags.c.name),
-            tags.c.target_id == param("expected_target_id", tags.c.target_id),
-            tags.c.revision == param("expected_revision", tags.c.revision),
+            tags.c.name == _param("tag", tags.c.name),
+            tags.c.target_id == _param("expected_target_id", tags.c.target_id),
+            tags.c.revision == _param("expected_revision", tags.c.revision),
         )
         .values(
-            target_id=param("new_target_id", tags.c.target_id),
-            target_kind=param("new_target_kind", tags.c.target_kind),
-            revision=tags.c.revision + param("moves", tags.c.revision),
-            updated_at=param("now", tags.c.updated_at),
-            updated_by=param("moved_by", tags.c.updated_by),
+            target_id=_param("new_target_id", tags.c.target_id),
+            target_kind=_param("new_target_kind", tags.c.target_kind),
+            revision=tags.c.revision + _param("moves", tags.c.revision),
+            updated_at=_param("now", tags.c.updated_at),
+            updated_by=_param("moved_by", tags.c.updated_by),
         )
         .returning(tags.c.revision)
     )
@@ -445,22 +447,19 @@ def _swap_with_move_query(expects_target: bool, expects_revision: bool) -> Retur
     it): ``WITH moved AS (UPDATE tags ... RETURNING revision) INSERT INTO tag_moves
     SELECT ... FROM moved RETURNING revision``."""
 
-    def param(key: str, column: Column[Any]) -> BindParameter[Any]:
-        return bindparam(key, type_=column.type)
-
-    name, now = param("tag", tags.c.name), param("now", tags.c.updated_at)
-    expected_target = param("expected_target_id", tags.c.target_id)
+    name, now = _param("tag", tags.c.name), _param("now", tags.c.updated_at)
+    expected_target = _param("expected_target_id", tags.c.target_id)
     conditions = [
         tags.c.name == name,
         tags.c.target_id == expected_target if expects_target else tags.c.target_id.is_(None),
     ]
     if expects_revision:
-        conditions.append(tags.c.revision == param("expected_revision", tags.c.revision))
-    new_target = param("new_target_id", tags.c.target_id)
-    moved_by = param("moved_by", tags.c.updated_by)
+        conditions.append(tags.c.revision == _param("expected_revision", tags.c.revision))
+    new_target = _param("new_target_id", tags.c.target_id)
+    moved_by = _param("moved_by", tags.c.updated_by)
     values: dict[str, Any] = {
         "target_id": new_target,
-        "target_kind": param("new_target_kind", tags.c.target_kind),
+        "target_kind": _param("new_target_kind", tags.c.target_kind),
         "revision": tags.c.revision + 1,
         "updated_at": now,
         "updated_by": moved_by,
@@ -477,8 +476,8 @@ def _swap_with_move_query(expects_target: bool, expects_revision: bool) -> Retur
         line.c.revision,
         now,
         moved_by,
-        param("reason", moves.c.reason),
-        param("run_id", moves.c.run_id),
+        _param("reason", moves.c.reason),
+        _param("run_id", moves.c.run_id),
     )
     columns = ["id", "tag_name", "from_target_id", "to_target_id", "revision", "moved_at"]
     history = insert(moves).from_select([*columns, "moved_by", "reason", "run_id"], row)

@@ -87,7 +87,7 @@ class Incoming:
 class Landing:
     """A move decided (``Merges.landing``): the tag's compare-and-swap, the merge
     version it moves to (``None``: a fast-forward to a version that exists) and what
-    ``land_in`` returns once it is applied."""
+    ``Merges.land`` returns once it is applied."""
 
     swap: TagSwap
     version: PlannedVersion | None
@@ -156,7 +156,10 @@ class Merges:
                     f"{expected_target_id}"
                 )
             base = self.merge_base(uow, head.target_id, source_id)
-            return self.land_in(uow, into, head, base, source_id, moved_by, why, None, repr(source))
+            landing = self.landing(
+                uow, into, head, base, source_id, moved_by, why, None, repr(source)
+            )
+            return self.land(uow, into, head, landing)
 
         try:
             result: MergeResult = self._uow.run(attempt, lost=LostRace, attempts=MAX_SWAP_ATTEMPTS)
@@ -204,28 +207,9 @@ class Merges:
             return None
         return min(common, key=lambda a: (others[a] + mine[a], others[a], str(a)))
 
-    def land_in(
-        self,
-        uow: UnitOfWork,
-        tag: str,
-        head: Head,
-        base: uuid.UUID | None,
-        source_id: uuid.UUID,
-        moved_by: str | None,
-        reason: str,
-        run_id: str | None,
-        label: str,
-        *,
-        incoming: Incoming | None = None,
-        policies: tuple[TagPolicy, ...] | None = None,
-    ) -> MergeResult:
-        """A step: move ``tag`` (at ``head``) to hold ``source_id`` (what ``label`` names)
-        merged over ``base``: one compare-and-swap, or nothing when it holds it already.
-        ``LostRace`` when the tag moved meanwhile; otherwise as ``landing`` says."""
-        landing = self.landing(
-            uow, tag, head, base, source_id, moved_by, reason, run_id, label,
-            incoming=incoming, policies=policies,
-        )  # fmt: skip
+    def land(self, uow: UnitOfWork, tag: str, head: Head, landing: Landing | None) -> MergeResult:
+        """A step: apply ``landing`` (``self.landing(...)`` for ``tag`` at ``head``; ``None``:
+        nothing moves) as one compare-and-swap. ``LostRace`` when the tag moved meanwhile."""
         if landing is None:
             return MergeResult(tag, head.target_id, head.target_id, head.revision, False, False)
         swap, version = landing.swap, landing.version

@@ -149,10 +149,11 @@ class RunPublishing:
             return Publication(
                 run.run_id, run.tag, head.target_id, head.target_id, head.revision, False, False
             )
-        landed = self._merges.land_in(
+        landing = self._merges.landing(
             uow, run.tag, head, run.base_id, staged, moved_by, reason, run.run_id,
             f"run {run.run_id!r}", incoming=incoming, policies=policies,
         )  # fmt: skip
+        landed = self._merges.land(uow, run.tag, head, landing)
         state = OutcomeState.PUBLISHED if landed.changed else OutcomeState.UNCHANGED
         uow.runs.record_outcome(
             run.run_id,

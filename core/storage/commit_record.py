@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.domain import ArtifactKind, Direction, TagPolicy
 
@@ -41,6 +41,21 @@ class NewVersion:
     refs: tuple[str, ...] = ()
     merged_id: uuid.UUID | None = None
     """A merge version's second parent."""
+
+    def row(self, at: datetime) -> dict[str, Any]:
+        """Its ``artifacts`` row, created ``at`` (its skip-list columns aside)."""
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "version_hash": self.version_hash,
+            "cas_id": self.cas_id,
+            "parent_id": self.parent_id,
+            "merged_id": self.merged_id,
+            "name": self.name,
+            "created_at": at,
+            "created_by": self.created_by,
+            "metadata": self.metadata_json,
+        }
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,12 @@ import pytest
 import sqlalchemy as sa
 
 import core
-from core.repository.publish_request import TURN_LOCK_CLASS, PublishRequestRepository
+from core.repository.publish_request import (
+    TURN_LOCK_CLASS,
+    LandedMove,
+    PublishRequest,
+    PublishRequestRepository,
+)
 from tests.integration.test_publish_concurrency import assert_gap_free
 
 JSON = "application/json"
@@ -89,12 +94,30 @@ def publish_in_threads(
     return results
 
 
+def kill_while_waiting(url: str, blob_root: Path, run_id: str) -> None:
+    """Publish ``run_id`` from a process SIGKILLed while it waits for the turn."""
+    code = textwrap.dedent(
+        f"""
+        import core
+        with core.connect({url!r}, {str(blob_root)!r}) as catalog:
+            catalog.runs.publish({run_id!r})
+        """
+    )
+    with turn_held(url) as holder:
+        dying = subprocess.Popen([sys.executable, "-c", code])
+        wait_for_waiters(holder, 1)
+        os.kill(dying.pid, signal.SIGKILL)
+        dying.wait()
+
+
 def count_landings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many moves each turn's holder landed for others, as they are written."""
     landed: list[int] = []
     mark = PublishRequestRepository.mark_landed
 
-    def counted(self: PublishRequestRepository, moves: list) -> None:  # type: ignore[type-arg]
+    def counted(
+        self: PublishRequestRepository, moves: list[tuple[PublishRequest, LandedMove]]
+    ) -> None:
         landed.append(len(moves))
         mark(self, moves)
 
@@ -162,18 +185,7 @@ def test_a_publisher_that_died_waiting_is_not_landed(
 ) -> None:
     stage(staged, "dead", "a", b"1")
     stage(staged, "live", "b", b"2")
-    code = textwrap.dedent(
-        f"""
-        import core
-        with core.connect({postgres_schema_url!r}, {str(blob_root)!r}) as catalog:
-            catalog.runs.publish("dead")
-        """
-    )
-    with turn_held(postgres_schema_url) as holder:
-        dying = subprocess.Popen([sys.executable, "-c", code])
-        wait_for_waiters(holder, 1)
-        os.kill(dying.pid, signal.SIGKILL)
-        dying.wait()
+    kill_while_waiting(postgres_schema_url, blob_root, "dead")
     assert staged.runs.publish("live").changed
     history = staged.tags.get_history("main")
     assert [move.run_id for move in history[1:]] == ["live"]  # "dead" asked, nobody waits
@@ -186,21 +198,10 @@ def test_requests_left_by_publishers_that_died_are_forgotten(
     staged: core.Services, postgres_schema_url: str, blob_root: Path
 ) -> None:
     stage(staged, "dead", "a", b"1")
-    code = textwrap.dedent(
-        f"""
-        import core
-        with core.connect({postgres_schema_url!r}, {str(blob_root)!r}) as catalog:
-            catalog.runs.publish("dead")
-        """
-    )
+    kill_while_waiting(postgres_schema_url, blob_root, "dead")
     engine = sa.create_engine(postgres_schema_url)
     count = sa.text("SELECT count(*) FROM publish_requests")
     try:
-        with turn_held(postgres_schema_url) as holder:
-            dying = subprocess.Popen([sys.executable, "-c", code])
-            wait_for_waiters(holder, 1)
-            os.kill(dying.pid, signal.SIGKILL)
-            dying.wait()
         with engine.connect() as connection:
             assert connection.execute(count).scalar_one() == 1
         with engine.begin() as connection:

@@ -19,7 +19,7 @@ from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Connection
 
 from core.errors import IntegrityError, StorageUnavailableError
-from core.storage.commit_record import CommitRecord, NewVersion
+from core.storage.commit_record import CommitRecord
 from core.storage.duckdb.journal import Journal
 from core.storage.duckdb.record_format import RecordError, decode
 from core.storage.duckdb.write_behind import JournalEntry, WriteBehind
@@ -181,7 +181,7 @@ def _apply(connection: Connection, records: list[CommitRecord], *, skips: bool) 
             for b in record.blobs
         ]
         if (version := record.version) is not None:
-            versions.append(_version_row(version, record))
+            versions.append(version.row(record.at))
             refs += [{"artifact_id": version.id, "cas_id": cas_id} for cas_id in version.refs]
         if (swap := record.swap) is not None:
             first_expected = tags.get(swap.tag, (swap.expected_revision, {}))[0]
@@ -203,21 +203,6 @@ def _apply(connection: Connection, records: list[CommitRecord], *, skips: bool) 
         _move_head(connection, run_id, expected, row)
     _insert(connection, TagMoveRow.__table__, _numbered(connection, moves))
     _insert(connection, RunIORow.__table__, values, on_conflict="DO UPDATE")
-
-
-def _version_row(version: NewVersion, record: CommitRecord) -> Row:
-    return {
-        "id": version.id,
-        "kind": version.kind.value,
-        "version_hash": version.version_hash,
-        "cas_id": version.cas_id,
-        "parent_id": version.parent_id,
-        "merged_id": version.merged_id,
-        "name": version.name,
-        "created_at": record.at,
-        "created_by": version.created_by,
-        "metadata": version.metadata_json,
-    }
 
 
 def _with_skips(connection: Connection, versions: list[Row]) -> list[Row]:
