@@ -2,11 +2,12 @@
 ``core.service.publish_queue``.
 
 A publisher records what it asks, then holds an advisory lock of its own (its
-``wait_key``) while it waits for the tag's turn (an advisory lock too). Whoever holds the
-turn lands the waiting requests whose publisher still holds its own lock (alive and
-waiting), and writes each move into its request; the publisher, once the holder is done,
-finds its move there. A publisher that died no longer holds its advisory lock, so nothing
-lands for it.
+``wait_key``) while it waits for the tag's turn: an advisory lock of its connection, taken
+outside a transaction, held across the transactions of its publish and given up after.
+Whoever holds the turn lands the waiting requests whose publisher still holds its own
+lock (alive and waiting), and writes each move into its request; the publisher, once the
+holder is done, finds its move there. A publisher that died no longer holds its advisory
+locks (they go with its connection), so nothing lands for it and its turn is free.
 """
 
 import uuid
@@ -15,7 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Integer, Select, and_, bindparam, func, select, update
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
@@ -84,36 +97,32 @@ class PublishRequestRepository:
             },
         )
 
-    def take_turn(self, tag: str, wait_key: int | None = None) -> bool:
-        """Take ``tag``'s turn if nobody holds it (held until this transaction ends):
-        whether it did. The holder of a turn lands the requests waiting on it. With
-        ``wait_key``, first show this publisher waiting (its advisory lock, held until
-        the transaction ends too)."""
-        if wait_key is None:
-            return bool(self._session.scalar(_TRY_TURN, {"tag": tag}))
-        return bool(self._session.scalar(_WAIT_AND_TRY_TURN, {"tag": tag, "wait_key": wait_key}))
+    def wait_or_take_turn(self, tag: str, wait_key: int) -> bool:
+        """Outside a transaction (each statement committed on its own): show this
+        publisher waiting (its advisory lock ``wait_key``) while it takes ``tag``'s turn
+        if nobody holds it (``True``: held by this connection until ``give_turn``), else
+        waits until its holder gives it up (``False``)."""
+        return bool(self._session.scalar(_WAIT_OR_TAKE_TURN, {"tag": tag, "wait_key": wait_key}))
 
-    def wait_turn(self, tag: str, *, hold: bool) -> None:
-        """Wait until nobody holds ``tag``'s turn; ``hold``: then take it until this
-        transaction ends, else return holding nothing (with every other waiter at
-        once)."""
-        self._session.execute(_WAIT_TO_HOLD_TURN if hold else _WAIT_TURN_OVER, {"tag": tag})
+    def queue_for_turn(self, tag: str, wait_key: int) -> None:
+        """``wait_or_take_turn`` that waits in line to take the turn."""
+        self._session.execute(_QUEUE_FOR_TURN, {"tag": tag, "wait_key": wait_key})
+
+    def give_turn(self, tag: str) -> None:
+        """Give up ``tag``'s turn, held by this connection."""
+        self._session.execute(_GIVE_TURN, {"tag": tag})
 
     def take_landed(self, run_id: str, token: uuid.UUID) -> LandedMove | None:
         """The move that landed the request ``token`` of ``run_id``, if one did (the
         request is then deleted)."""
         row = self._session.execute(_TAKE_LANDED, {"key_run_id": run_id, "key_token": token})
-        found = row.first()
-        if found is None:
-            return None
-        return LandedMove(
-            found.from_target_id, found.to_target_id, found.revision, found.fast_forward
-        )
+        return _landed_move(row.first())
 
-    def withdraw(self, run_id: str, token: uuid.UUID) -> None:
+    def withdraw(self, run_id: str, token: uuid.UUID) -> LandedMove | None:
         """Delete the request ``token`` of ``run_id`` (gone already if another call asked
-        in its place)."""
-        self._session.execute(_WITHDRAW, {"key_run_id": run_id, "key_token": token})
+        in its place): the move that landed it, if one did."""
+        row = self._session.execute(_WITHDRAW, {"key_run_id": run_id, "key_token": token})
+        return _landed_move(row.first())
 
     def waiting(
         self, tag: str, limit: int, passed: Sequence[str] = ()
@@ -167,6 +176,13 @@ class PublishRequestRepository:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _landed_move(row: Any) -> LandedMove | None:
+    """The move a request's row records, if one landed it."""
+    if row is None or row.revision is None:
+        return None
+    return LandedMove(row.from_target_id, row.to_target_id, row.revision, row.fast_forward)
+
+
 def _param(name: str, column: str | None = None) -> BindParameter[Any]:
     return bindparam(name, type_=requests.c[column or name].type)
 
@@ -208,30 +224,29 @@ def _waiting_statement() -> Select[Any]:
 
 
 _LANDED_MOVE = ("revision", "from_target_id", "to_target_id", "fast_forward")
+_LANDED_COLUMNS = [requests.c[name] for name in _LANDED_MOVE]
 _ASK = _ask_statement()
 _TURN = (TURN_LOCK_CLASS, func.hashtext(func.concat(func.current_schema(), "/", _param("tag"))))
 _WAIT_AS = func.pg_advisory_xact_lock(WAIT_LOCK_CLASS, bindparam("wait_key", type_=Integer))
-_TRY_TURN = select(func.pg_try_advisory_xact_lock(*_TURN))
-_WAIT_AND_TRY_TURN = select(_WAIT_AS, func.pg_try_advisory_xact_lock(*_TURN))
-_WAIT_TO_HOLD_TURN = select(func.pg_advisory_xact_lock(*_TURN))
-# a session's lock, taken when the holder ends and given back in the same statement
-_WAIT_TURN_OVER = select(
-    func.pg_advisory_lock_shared(*_TURN), func.pg_advisory_unlock_shared(*_TURN)
-)
+_WAITING_AS = select(_WAIT_AS).cte("waiting").prefix_with("MATERIALIZED")
+"""Shows the publisher waiting first (the lock lasts until the statement commits)."""
+_WAIT_OR_TAKE_TURN = select(
+    case(
+        (func.pg_try_advisory_lock(*_TURN), true()),
+        else_=select(false())
+        .select_from(select(func.pg_advisory_xact_lock_shared(*_TURN)).subquery("turn_over"))
+        .scalar_subquery(),
+    )
+).select_from(_WAITING_AS)
+_QUEUE_FOR_TURN = select(func.pg_advisory_lock(*_TURN)).select_from(_WAITING_AS)
+_GIVE_TURN = select(func.pg_advisory_unlock(*_TURN))
 _KEY = (
     requests.c.run_id == _param("key_run_id", "run_id"),
     requests.c.token == _param("key_token", "token"),
 )
 _TAKE_LANDED = (
-    requests.delete()
-    .where(*_KEY, requests.c.revision.is_not(None))
-    .returning(
-        requests.c.from_target_id,
-        requests.c.to_target_id,
-        requests.c.revision,
-        requests.c.fast_forward,
-    )
+    requests.delete().where(*_KEY, requests.c.revision.is_not(None)).returning(*_LANDED_COLUMNS)
 )
-_WITHDRAW = requests.delete().where(*_KEY)
+_WITHDRAW = requests.delete().where(*_KEY).returning(*_LANDED_COLUMNS)
 _WAITING = _waiting_statement()
 _MARK_LANDED = update(requests).where(*_KEY).values({n: _param(n) for n in _LANDED_MOVE})

@@ -180,7 +180,7 @@ class ArtifactCreation:
             staged = self._cas.stage_in(uow, [(canonical_json(patch), PATCH_MEDIA_TYPE)])
             return self._patch_set(
                 uow, name, staged[0].cas_id, parent_id, parent_document, document, created_by,
-                metadata_json, staged, merged_id=merged_id, look_up=look_up,
+                metadata_json, staged, merged_id=merged_id, look_up=look_up, private=True,
             )  # fmt: skip
         return self.plan_dag_version_in(
             uow, name, document, parent_id, created_by, metadata_json, merged_id=merged_id,
@@ -293,8 +293,15 @@ class ArtifactCreation:
         *,
         merged_id: uuid.UUID | None = None,
         look_up: bool = True,
+        private: bool = False,
     ) -> "PlannedVersion":
+        """``private``: ``document`` is one the catalog made and nobody changes, so it is
+        encoded only when read from the cache (a caller's could change after the call)."""
         depth = self._found.patch_depth_in(uow, parent_id) + 1
+        if private:
+            resolved = Resolved.of(document, depth)
+        else:
+            resolved = Resolved(canonical_json(document), depth)
         return self._plan(
             uow,
             ArtifactKind.PATCH_SET,
@@ -306,7 +313,7 @@ class ArtifactCreation:
             # the values this patch brings in (its ancestors hold the rest, and stay)
             refs=added_cas_ids(parent_document, document),
             staged=staged,
-            resolved=Resolved(canonical_json(document), depth),
+            resolved=resolved,
             merged_id=merged_id,
             refs_known=merged_id is not None,
             look_up=look_up,

@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from typing import Any, NamedTuple
+from typing import Any
 
 from core.dag import apply_patch, canonical_json
 from core.domain import Artifact, ArtifactKind
@@ -14,11 +14,32 @@ from core.storage.committed_cache import CommittedCache
 from core.storage.uow import UnitOfWorkFactory
 
 
-class Resolved(NamedTuple):
+class Resolved:
     """An artifact's document as canonical JSON, and its patch sets above the base."""
 
-    document: bytes
-    depth: int
+    __slots__ = ("_json", "_unencoded", "depth")
+
+    def __init__(self, document: bytes, depth: int) -> None:
+        self._json: bytes | None = document
+        self._unencoded: dict[str, Any] | None = None
+        self.depth = depth
+
+    @classmethod
+    def of(cls, document: dict[str, Any], depth: int) -> "Resolved":
+        """``document`` (one the catalog made, which nobody changes), encoded only when
+        first read: a version made and never read again in this process is never
+        encoded (landing many merges, each on the one before)."""
+        resolved = cls(b"", depth)
+        resolved._json, resolved._unencoded = None, document
+        return resolved
+
+    @property
+    def document(self) -> bytes:
+        unencoded = self._unencoded  # read first: cleared only once the JSON is set
+        if self._json is None:
+            self._json = canonical_json(unencoded)
+            self._unencoded = None
+        return self._json
 
 
 class ArtifactResolution:
@@ -175,6 +196,6 @@ class ArtifactResolution:
                 patch = self.load_json(artifact.cas_id, uow)
                 document = apply_patch(document, patch, in_place=True)  # a private copy
                 depth += 1
-        resolved = Resolved(canonical_json(document), depth)
+        resolved = Resolved.of(document, depth)  # patched in place: a private copy
         self.resolved.put(artifact_id, resolved, uow)
         return resolved

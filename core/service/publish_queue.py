@@ -4,16 +4,20 @@ publishes waiting for it, each as a move of its own, in one transaction.
 Publishers of one tag take turns, and each turn's round trips and commit bound the rate.
 So a publisher first records what it asks (its run's changes, cut down to the nodes it
 changed: all a merge reads of them), then waits for the tag's turn while it holds an
-advisory lock of its own. The holder, after its own publish, lands the waiting requests
+advisory lock of its own. The holder lands its own request, then the waiting requests
 whose publishers still wait, oldest first: each merged onto the one before, as if each
 publisher had taken its turn, written in a few statements for all of them. A publisher
 that finds its move landed returns it. A request the holder cannot land as a clean move
 (a conflict, an invalid DAG, nothing to change, an immutable tag) is left to its own
-publisher, which decides it alone when it holds the turn.
+publisher, which decides it alone when it holds the turn. Waiting and asking run outside
+a transaction, each statement committed on its own: a publisher that is landed sends no
+BEGIN or COMMIT, five round trips in all.
 """
 
+import contextlib
 import secrets
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,52 +107,73 @@ class PublishQueue:
         uow.publish_requests.ask(request)
         return Asked(request, incoming)
 
-    def await_turn(self, uow: UnitOfWork, asked: Asked) -> Publication | None:
-        """A step: wait, showing this publisher waiting, until it holds its tag's turn
-        (``None``: then it publishes, and lands the others waiting), or until a holder
-        landed its request (that publication)."""
-        tag = asked.request.tag
-        if uow.publish_requests.take_turn(tag, asked.request.wait_key):
-            return None
-        for _ in range(MAX_WAITS):  # each holder lands those who waited before it began
-            uow.publish_requests.wait_turn(tag, hold=False)
-            if (landed := self.take_landed(uow, asked)) is not None:
-                return landed
-            if uow.publish_requests.take_turn(tag):
-                return None
-        uow.publish_requests.wait_turn(tag, hold=True)
-        return self.take_landed(uow, asked)
-
-    def take_landed(self, uow: UnitOfWork, asked: Asked) -> Publication | None:
-        """A step: the publication a lock holder landed for ``asked``, if one did (its
-        request is then withdrawn)."""
+    @contextlib.contextmanager
+    def turn(self, asked: Asked) -> Iterator[Publication | None]:
+        """Wait for ``asked``'s tag's turn, showing its publisher waiting: the block gets
+        the publication of a holder that landed the request, else ``None`` while this
+        publisher holds the turn (on the connection of the caller's ``one_connection``
+        block, given up when the block ends). It waits out up to ``MAX_WAITS`` holders
+        together with the other waiters, then waits in line. Outside a transaction: a
+        publisher landed so sends no BEGIN or COMMIT."""
         request = asked.request
-        move = uow.publish_requests.take_landed(request.run_id, request.token)
-        if move is None:
-            return None
-        return Publication(
-            request.run_id, request.tag, move.from_target_id, move.to_target_id,
-            move.revision, move.fast_forward, True,
-        )  # fmt: skip
+        landed, holds = None, False
+        try:
+            with self._uow(autocommit=True) as uow:
+                for _ in range(MAX_WAITS):
+                    holds = uow.publish_requests.wait_or_take_turn(request.tag, request.wait_key)
+                    if holds or (landed := self._taken(uow, asked)) is not None:
+                        break
+                else:
+                    uow.publish_requests.queue_for_turn(request.tag, request.wait_key)
+                    holds = True
+                uow.commit()
+            yield landed
+        finally:
+            if holds:
+                with self._uow(autocommit=True) as uow:
+                    uow.publish_requests.give_turn(request.tag)
+                    uow.commit()
 
-    def withdraw(self, asked: Asked) -> None:
-        """Delete ``asked``'s request, in a transaction of its own."""
-        with self._uow() as uow:
-            uow.publish_requests.withdraw(asked.request.run_id, asked.request.token)
-            uow.commit()
+    def withdraw(self, uow: UnitOfWork, asked: Asked) -> Publication | None:
+        """A step: delete ``asked``'s request; the publication of a holder that landed
+        it, if one did (once this publisher holds the turn, no other can)."""
+        request = asked.request
+        return _publication(request, uow.publish_requests.withdraw(request.run_id, request.token))
+
+    def _taken(self, uow: UnitOfWork, asked: Asked) -> Publication | None:
+        """A step: the publication a holder landed for ``asked``, if one did (its request
+        is then deleted)."""
+        request = asked.request
+        return _publication(
+            request, uow.publish_requests.take_landed(request.run_id, request.token)
+        )
 
     def land_waiting(
-        self, uow: UnitOfWork, tag: str, head: Head, policies: tuple[TagPolicy, ...]
-    ) -> None:
+        self,
+        uow: UnitOfWork,
+        tag: str,
+        head: Head,
+        policies: tuple[TagPolicy, ...],
+        own: PublishRequest | None = None,
+    ) -> Publication | None:
         """A step, under ``tag``'s lock with the tag at ``head``: land the requests
         waiting for it that merge cleanly, each a move of its own with its run id, its
-        run's outcome and its request recording it. ``LineLost`` when their writes lost."""
+        run's outcome and its request recording it. ``own``, the holder's request (its
+        run locked and still at the head it asked with), lands first: its publication
+        is returned; when it cannot land cleanly nothing lands (``None``). ``LineLost``
+        when their writes lost."""
         policy = governing(policies, tag)
         if head.target_id is None or (policy is not None and policy.immutable):
-            return
+            return None
         landings: list[tuple[PublishRequest, Landing]] = []
         passed: list[str] = []
         ours = None  # the tag's document, once a landing made it
+        if own is not None:
+            if (landing := self._landing(uow, tag, head, own, policies, ours)) is None:
+                return None
+            passed.append(own.run_id)
+            landings.append((own, landing))
+            head, ours = landing.head, landing.document
         # again while there are more: those who began to wait while it landed the last
         while len(passed) < MAX_LANDED and (
             found := uow.publish_requests.waiting(tag, MAX_LANDED - len(passed), passed)
@@ -161,36 +186,29 @@ class PublishQueue:
                     landings.append((request, landing))
                     head, ours = landing.head, landing.document
         if not landings:
-            return
+            return None
         if uow.commits.apply_line([landing.record for _, landing in landings]) is None:
             raise LineLost
+        moves = [(request, _landed_move(landing)) for request, landing in landings]
         uow.runs.record_outcomes(
             [
                 (
                     request.run_id,
                     RunOutcome(
                         OutcomeState.PUBLISHED,
-                        revision=landing.result.revision,
-                        to_target_id=landing.swap.to_target_id,
+                        revision=move.revision,
+                        to_target_id=move.to_target_id,
                     ),
                 )
-                for request, landing in landings
+                for request, move in moves
             ]
         )
-        uow.publish_requests.mark_landed(
-            [
-                (
-                    request,
-                    LandedMove(
-                        landing.swap.from_target_id,
-                        landing.swap.to_target_id,
-                        landing.result.revision,
-                        landing.result.fast_forward,
-                    ),
-                )
-                for request, landing in landings
-            ]
-        )
+        if own is None:
+            uow.publish_requests.mark_landed(moves)
+            return None
+        if len(moves) > 1:
+            uow.publish_requests.mark_landed(moves[1:])
+        return _publication(own, moves[0][1])
 
     def _landing(
         self,
@@ -216,3 +234,17 @@ class PublishQueue:
         if landing is not None and landing.version is not None:
             self._creation.remember(uow, landing.version)
         return landing
+
+
+def _landed_move(landing: Landing) -> LandedMove:
+    swap, result = landing.swap, landing.result
+    return LandedMove(swap.from_target_id, swap.to_target_id, result.revision, result.fast_forward)
+
+
+def _publication(request: PublishRequest, move: LandedMove | None) -> Publication | None:
+    if move is None:
+        return None
+    return Publication(
+        request.run_id, request.tag, move.from_target_id, move.to_target_id, move.revision,
+        move.fast_forward, True,
+    )  # fmt: skip

@@ -57,9 +57,31 @@ class RunPublishing:
             return self._publish_queued(run_id, moved_by, why)
 
     def _publish_queued(self, run_id: str, moved_by: str | None, why: str) -> Publication:
-        """``publish``, its request queued first where publishes queue."""
+        """``publish``; where publishes queue, its request queued first, and the tag's
+        turn held while it publishes (unless a holder landed it meanwhile)."""
         asked = self._ask(run_id, moved_by, why) if self._queue.queues else None
         turn = _Turn(asked)
+        if asked is None:
+            return self._publish_held(run_id, moved_by, why, turn)
+        withdrawn = False  # the request is deleted once a commit took it
+        try:
+            with self._queue.turn(asked) as landed:
+                if landed is not None:
+                    withdrawn = True
+                    return landed
+                publication = self._publish_held(run_id, moved_by, why, turn)
+                withdrawn = True
+                return publication
+        finally:
+            if not withdrawn:
+                with self._uow() as uow:
+                    self._queue.withdraw(uow, asked)
+                    uow.commit()
+
+    def _publish_held(
+        self, run_id: str, moved_by: str | None, why: str, turn: "_Turn"
+    ) -> Publication:
+        """``publish``, its turn held if it queued, in attempts of a transaction each."""
         try:
             publication: Publication = self._uow.run(
                 lambda uow: self._attempt(uow, run_id, moved_by, why, turn),
@@ -75,14 +97,12 @@ class RunPublishing:
             raise ConflictError(
                 f"the tag of run {run_id!r} kept moving while it published"
             ) from None
-        finally:
-            if asked is not None and not turn.withdrawn:
-                self._queue.withdraw(asked)
         return publication
 
     def _ask(self, run_id: str, moved_by: str | None, reason: str) -> Asked | None:
-        """Queue the publish of ``run_id``, if there is anything to publish."""
-        with self._uow() as uow:
+        """Queue the publish of ``run_id``, if there is anything to publish (each
+        statement committed on its own: the lock holder checks the request again)."""
+        with self._uow(autocommit=True) as uow:
             found = uow.runs.get_with_head(run_id)
             run = _publishing(run_id, None if found is None else found[0])
             staged = run.head_id
@@ -95,12 +115,11 @@ class RunPublishing:
     def _attempt(
         self, uow: UnitOfWork, run_id: str, moved_by: str | None, reason: str, turn: "_Turn"
     ) -> Publication:
-        asked, turn.withdrawn = turn.asked, False
-        if asked is not None:
-            tag, incoming = asked.request.tag, asked.incoming
-            if (landed := self._queue.await_turn(uow, asked)) is not None:
-                turn.withdrawn = True
+        asked = turn.asked
+        if asked is not None:  # its publisher holds the turn: nobody else lands it now
+            if (landed := self._queue.withdraw(uow, asked)) is not None:
                 return landed
+            tag, incoming = asked.request.tag, asked.incoming
         else:
             # what the run brings in is read before the tag is locked, so that the
             # publishes queued on it hold the lock only to merge and write
@@ -113,19 +132,34 @@ class RunPublishing:
         # the policies after the lock: one set while this publish waited binds it
         policies = uow.commits.policies()
         head = uow.commits.head(run.tag) if locked is None else Head(*locked)
-        publication = self._publish(uow, run, head, moved_by, reason, incoming, policies)
-        if asked is not None:
-            uow.publish_requests.withdraw(run_id, asked.request.token)
-            turn.withdrawn = True
-        if turn.land_others and self._queue.queues:
-            if publication.changed:
-                head = Head(publication.to_target_id, publication.revision)
-            try:
+        try:
+            if (landed := self._land_line(uow, run, head, policies, turn)) is not None:
+                return landed
+            publication = self._publish(uow, run, head, moved_by, reason, incoming, policies)
+            if turn.land_others and self._queue.queues:
+                if publication.changed:
+                    head = Head(publication.to_target_id, publication.revision)
                 self._queue.land_waiting(uow, tag, head, policies)
-            except LineLost:
-                turn.land_others = False
-                raise
+        except LineLost:
+            turn.land_others = False
+            raise
         return publication
+
+    def _land_line(
+        self,
+        uow: UnitOfWork,
+        run: Run,
+        head: Head,
+        policies: tuple[TagPolicy, ...],
+        turn: "_Turn",
+    ) -> Publication | None:
+        """A step, holding the turn: land the run's queued request first in the line of
+        those waiting, when it still stands for the run (locked) and lands cleanly; its
+        publication, else ``None`` (nothing landed: the run publishes on its own)."""
+        asked = turn.asked
+        if asked is None or not turn.land_others or not _stands_for(asked, run):
+            return None
+        return self._queue.land_waiting(uow, run.tag, head, policies, own=asked.request)
 
     def _publish(
         self,
@@ -220,6 +254,13 @@ def _staged_run(uow: UnitOfWork, run_id: str, *, lock: bool = False) -> Run:
     return _publishing(run_id, uow.runs.get(run_id, lock=lock))
 
 
+def _stands_for(asked: Asked, run: Run) -> bool:
+    """Whether ``asked`` still asks to publish ``run`` as it is: unpublished, on the tag
+    and at the staged head it asked with."""
+    request = asked.request
+    return run.outcome is None and run.tag == request.tag and run.head_id == request.source_id
+
+
 def _publishing(run_id: str, run: Run | None) -> Run:
     """``run`` (``run_id``'s record), checked to be one that publishes whole."""
     if run is None:
@@ -242,11 +283,9 @@ def check_text_list(names: Sequence[str]) -> list[str]:
 
 
 class _Turn:
-    """One publish call's state across its attempts: its queued request, whether the
-    last attempt withdrew it, and whether to land the requests waiting with it (not
-    after that lost once)."""
+    """One publish call's state across its attempts: its queued request, and whether to
+    land the requests waiting with it (not after that lost once)."""
 
     def __init__(self, asked: Asked | None) -> None:
         self.asked = asked
-        self.withdrawn = False
         self.land_others = True

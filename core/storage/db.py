@@ -167,12 +167,14 @@ class Database:
         return None if session is None else session.info
 
     @contextlib.contextmanager
-    def transaction(self, *, deferred: bool = False) -> Iterator[Session]:
+    def transaction(self, *, deferred: bool = False, autocommit: bool = False) -> Iterator[Session]:
         """One transaction: committed when the outermost block exits cleanly.
 
         ``deferred=True`` asks for a deferred transaction (see the module doc); it is an
         ordinary one on Postgres, and ``NotDeferrable`` on DuckDB when this process does
-        not hold the file now.
+        not hold the file now. ``autocommit=True`` on Postgres commits each statement as
+        it runs (no BEGIN or COMMIT is sent), for steps that need neither a snapshot nor
+        all or nothing; on DuckDB it is an ordinary transaction.
         """
         current: Session | None = getattr(self._local, "session", None)
         if current is not None:
@@ -180,7 +182,11 @@ class Database:
             return
         deferred = deferred and self._lease is not None
         lent = self._held() if deferred else self._connection()
-        with lent as connection, Session(bind=connection) as session:
+        with (
+            lent as connection,
+            _each_statement_committed(connection, autocommit and self._lease is None),
+            Session(bind=connection) as session,
+        ):
             if self._lease is not None:
                 session.info[MEMO] = self._lease.memo
             if deferred:
@@ -379,6 +385,20 @@ def _recognise_broken_connections(context: sa.engine.ExceptionContext) -> None:
         and getattr(context.original_exception, "sqlstate", "") is None
     ):
         context.is_disconnect = True
+
+
+@contextlib.contextmanager
+def _each_statement_committed(connection: Connection, autocommit: bool) -> Iterator[None]:
+    """``autocommit``: statements on ``connection`` commit as they run, in the block."""
+    if not autocommit:
+        yield
+        return
+    connection.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        yield
+    finally:
+        if not connection.invalidated:
+            connection.execution_options(isolation_level=connection.default_isolation_level)
 
 
 def _refuse_statements(state: ORMExecuteState) -> None:

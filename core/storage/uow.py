@@ -121,11 +121,11 @@ class UnitOfWorkFactory(Generic[W]):
         return self._db.one_connection()
 
     @contextlib.contextmanager
-    def __call__(self, *, deferred: bool = False) -> Iterator[W]:
-        """A unit of work, rolled back unless committed; ``deferred`` as in
-        ``Database.transaction``. Inside a caller's ``Database.transaction`` (tests and
-        benchmarks open one to group use cases) it joins that one, which commits."""
-        scope = self._db.transaction(deferred=deferred)
+    def __call__(self, *, deferred: bool = False, autocommit: bool = False) -> Iterator[W]:
+        """A unit of work, rolled back unless committed; ``deferred`` and ``autocommit``
+        as in ``Database.transaction``. Inside a caller's ``Database.transaction`` (tests
+        and benchmarks open one to group use cases) it joins that one, which commits."""
+        scope = self._db.transaction(deferred=deferred, autocommit=autocommit)
         transaction = Transaction(scope.__enter__(), scope)
         try:
             yield self._bind(transaction)

@@ -212,3 +212,28 @@ def test_requests_left_by_publishers_that_died_are_forgotten(
             assert connection.execute(count).scalar_one() == 0
     finally:
         engine.dispose()
+
+
+def test_a_holder_that_fails_gives_up_the_turn_and_its_request(
+    staged: core.Services, postgres_schema_url: str
+) -> None:
+    """The turn is a lock of the publisher's connection, taken outside a transaction:
+    a publish that raises while it holds it (a conflict) must give it up before its
+    connection goes back to the pool, and withdraw its request."""
+    stage(staged, "theirs", "a", b"1")
+    staged.assets.commit_output("other", "main", "a", b"2", media_type=JSON)
+    with pytest.raises(core.MergeConflictError):
+        staged.runs.publish("theirs")
+    engine = sa.create_engine(postgres_schema_url)
+    held = sa.text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c"
+    ).bindparams(c=TURN_LOCK_CLASS)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(held).scalar_one() == 0
+            requests = sa.text("SELECT count(*) FROM publish_requests")
+            assert connection.execute(requests).scalar_one() == 0
+    finally:
+        engine.dispose()
+    stage(staged, "next", "b", b"3")
+    assert staged.runs.publish("next").changed  # nobody holds the turn

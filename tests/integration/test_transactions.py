@@ -2,8 +2,10 @@
 services' in-process caches (which learn only from committed transactions)."""
 
 import pytest
+import sqlalchemy as sa
 
 import core
+from core.storage.db import Database
 
 DAG = {"nodes": {"a": {"deps": []}}}
 
@@ -45,3 +47,30 @@ def test_what_a_committed_caller_transaction_cached_is_seen_afterwards(
         catalog.runs.get_run("run-1").snapshot_id,
         catalog.runs.get_run("run-1").base_id,
     )
+
+
+def test_autocommit_commits_each_statement_and_leaves_the_connection_transactional(
+    postgres_schema_url: str,
+) -> None:
+    """A publisher waits for its turn outside a transaction, on the connection its next
+    transactions use: statements there commit as they run, and the transaction after
+    rolls back as any other."""
+    database, other = Database(postgres_schema_url), sa.create_engine(postgres_schema_url)
+    count = sa.text("SELECT count(*) FROM scratch")
+    try:
+        with other.begin() as connection:
+            connection.execute(sa.text("CREATE TABLE scratch (x int)"))
+        with database.one_connection():
+            with pytest.raises(RuntimeError), database.transaction(autocommit=True) as session:
+                session.execute(sa.text("INSERT INTO scratch VALUES (1)"))
+                with other.connect() as connection:  # committed before the block ends
+                    assert connection.execute(count).scalar_one() == 1
+                raise RuntimeError("nothing to undo")
+            with pytest.raises(RuntimeError), database.transaction() as session:
+                session.execute(sa.text("INSERT INTO scratch VALUES (2)"))
+                raise RuntimeError("rolled back")
+        with other.connect() as connection:
+            assert connection.execute(count).scalar_one() == 1
+    finally:
+        database.dispose()
+        other.dispose()
