@@ -24,6 +24,7 @@ every transaction is ordinary.
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,10 @@ DEFAULT_BUSY_TIMEOUT = 60.0
 """Seconds a caller waits for a locked DuckDB file before ``StorageBusyError``."""
 DEFAULT_LINGER = 0.2
 """Seconds an idle process keeps its DuckDB connection when no other process waits."""
+PING_IDLE_AFTER = 0.5
+"""Seconds a pooled Postgres connection may have been idle and still be lent without a
+ping (as HikariCP's bypass window): one given back moments ago is taken to be alive."""
+_IDLE_SINCE = "orchestrator_idle_since"
 
 
 SUPPORTED_BACKENDS = ("duckdb", "postgresql")
@@ -142,10 +147,13 @@ class Database:
         else:  # postgresql
             self._lease = None
             try:
+                # no hstore columns: the first connection does not look the type up
                 self.engine = sa.create_engine(
-                    self.url, pool_pre_ping=True, pool_size=5, max_overflow=10
+                    self.url, pool_size=5, max_overflow=10, use_native_hstore=False
                 )
                 event.listen(self.engine, "handle_error", _recognise_broken_connections)
+                event.listen(self.engine, "checkin", _note_idle)
+                event.listen(self.engine, "checkout", _pinging_when_idle(self.engine.dialect))
             except ModuleNotFoundError as exc:
                 raise StorageUnavailableError(
                     f"a Postgres catalog needs {exc.name!r}, which is not installed: "
@@ -375,16 +383,37 @@ def _recognise_broken_connections(context: sa.engine.ExceptionContext) -> None:
     words for it ("connection socket closed", "another command is already in
     progress"): then it is invalidated, never pooled, and its transaction is lost.
 
-    A failed pool ping means the connection is unusable, whatever it raised (a ping of
-    a dead socket may raise ``can't change 'autocommit' now``). A statement's
-    ``OperationalError`` without an SQLSTATE comes from the client library, not the
-    server: the connection broke (a server error, such as a deadlock, has an SQLSTATE).
+    A statement's ``OperationalError`` without an SQLSTATE comes from the client
+    library, not the server: the connection broke (a server error, such as a deadlock,
+    has an SQLSTATE).
     """
-    if context.is_pre_ping or (
+    if (
         isinstance(context.sqlalchemy_exception, sa.exc.OperationalError)
         and getattr(context.original_exception, "sqlstate", "") is None
     ):
         context.is_disconnect = True
+
+
+def _note_idle(dbapi_connection: Any, record: Any) -> None:
+    """A pooled connection was given back: note when."""
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _pinging_when_idle(dialect: sa.Dialect) -> Callable[[Any, Any, Any], None]:
+    """The pool's checkout check: a connection idle past ``PING_IDLE_AFTER`` is pinged,
+    and one whose ping fails, whatever it raised (a ping of a dead socket may raise
+    ``can't change 'autocommit' now``), is replaced by a new one."""
+
+    def ping_when_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_IDLE_AFTER:
+            return  # a new connection, or one used moments ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"the pooled connection is gone: {exc}") from exc
+
+    return ping_when_idle
 
 
 @contextlib.contextmanager

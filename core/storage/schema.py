@@ -130,8 +130,12 @@ MIGRATIONS: dict[int, Migration] = {
 def ensure_schema(db: Database, *, create: bool = True) -> int:
     """Create or migrate the catalog's schema; return its version.
 
-    With ``create=False`` a database that holds no catalog is a ``NotFoundError``.
+    With ``create=False`` a database that holds no catalog is a ``NotFoundError``. On
+    Postgres a current catalog is recognised in one statement, without the lock (every
+    step process of a Dagster run connects).
     """
+    if db.dialect == "postgresql" and _recorded_version(db) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
     with db.transaction() as session:
         if db.dialect == "postgresql":
             session.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
@@ -156,6 +160,16 @@ def ensure_schema(db: Database, *, create: bool = True) -> int:
         session.execute(sa.delete(SchemaVersion))
         session.add(SchemaVersion(version=SCHEMA_VERSION, applied_at=datetime.now(UTC)))
         return SCHEMA_VERSION
+
+
+def _recorded_version(db: Database) -> int | None:
+    """The schema version a Postgres catalog records, read outside a transaction
+    (``None``: it has no version table yet)."""
+    try:
+        with db.transaction(autocommit=True) as session:
+            return session.scalar(sa.select(sa.func.max(SchemaVersion.version)))
+    except sa.exc.ProgrammingError:  # no such table: created under the lock
+        return None
 
 
 def _current_version(session: Session) -> int | None:

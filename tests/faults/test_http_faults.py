@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from core.errors import StorageUnavailableError, TransactionLostError
+from core.storage import db as db_module
 from core.storage.db import Database
 from tests.http.server import serve
 
@@ -197,6 +198,7 @@ def test_a_pooled_connection_whose_ping_fails_is_replaced(
 ) -> None:
     """A ping of a connection whose socket closed may raise a ``ProgrammingError``
     (psycopg: "can't change 'autocommit' now"); the pool replaces it all the same."""
+    monkeypatch.setattr(db_module, "PING_IDLE_AFTER", 0.0)  # ping whatever its idle time
     database = Database(postgres_schema_url)
     try:
         with database.transaction() as session:  # the pool now holds a connection
@@ -234,3 +236,25 @@ def test_a_transaction_dropped_while_committing_is_unavailable_not_lost(
     finally:
         database.dispose()
         admin.dispose()
+
+
+def test_a_connection_given_back_moments_ago_is_lent_unpinged(
+    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ping is a round trip: the pool skips it for a connection used within the last
+    ``PING_IDLE_AFTER`` seconds, and pings one idle for longer."""
+    database = Database(postgres_schema_url)
+    pinged: list[object] = []
+    ping = database.engine.dialect.do_ping
+    monkeypatch.setattr(database.engine.dialect, "do_ping", lambda c: pinged.append(c) or ping(c))
+    try:
+        for _ in range(3):
+            with database.transaction() as session:
+                session.execute(sa.text("SELECT 1"))
+        assert pinged == []
+        monkeypatch.setattr(db_module, "PING_IDLE_AFTER", 0.0)
+        with database.transaction() as session:
+            session.execute(sa.text("SELECT 1"))
+        assert len(pinged) == 1
+    finally:
+        database.dispose()
