@@ -16,11 +16,12 @@ from sqlalchemy import (
     Select,
     bindparam,
     case,
+    cast,
     func,
     literal,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
 from core.domain import Artifact, ArtifactKind
@@ -139,34 +140,29 @@ class ArtifactRepository:
         if len(inserted) != len(rows):
             return False
         known.update(nodes)
-        refs = [
-            {"artifact_id": version.id, "cas_id": cas_id}
-            for version in versions
-            for cas_id in version.refs
-        ]
-        if refs:
-            self._session.execute(_ADD_REFS, refs)
+        self._add_refs([(version.id, cas_id) for version in versions for cas_id in version.refs])
         return True
 
     @conflicts_on_integrity_errors
     def add_refs(self, artifact_id: uuid.UUID, cas_ids: frozenset[str]) -> None:
         """Record the blobs an artifact's content names."""
-        rows = [{"artifact_id": artifact_id, "cas_id": cas_id} for cas_id in sorted(cas_ids)]
-        if not rows:
-            return
-        self._session.execute(_ADD_REFS, rows)
+        self._add_refs([(artifact_id, cas_id) for cas_id in sorted(cas_ids)])
+
+    def _add_refs(self, refs: Sequence[tuple[uuid.UUID, str]]) -> None:
+        """Record (artifact id, cas id) pairs in one statement, each column sent as one
+        list: a full version names every blob of its DAG, row by row a statement each."""
+        if refs:
+            artifact_ids = [str(artifact_id) for artifact_id, _ in refs]
+            self._session.execute(
+                _ADD_REFS, {"artifact_ids": artifact_ids, "cas_ids": [c for _, c in refs]}
+            )
 
     def _skip_nodes_above(self, parent_id: uuid.UUID | None) -> dict[uuid.UUID, SkipNode]:
         """The skip nodes of ``parent_id`` and of its skip: what a new child's need, in
         one query."""
         if parent_id is None:
             return {}
-        skip = artifacts.alias("skip")
-        row = self._session.execute(
-            select(artifacts.c.generation, artifacts.c.skip_id, skip.c.generation, skip.c.skip_id)
-            .join(skip, skip.c.id == artifacts.c.skip_id)
-            .where(artifacts.c.id == parent_id)
-        ).one()
+        row = self._session.execute(_SKIP_NODES_ABOVE, {"parent_id": parent_id}).one()
         parent, above = SkipNode(row[0], row[1]), SkipNode(row[2], row[3])
         return {parent_id: parent, parent.skip_id: above}
 
@@ -269,7 +265,20 @@ class ArtifactRepository:
 
 _ADD_LINE = insert(artifacts).on_conflict_do_nothing().returning(artifacts.c.id)
 """``ArtifactRepository.add_line``'s statement (run for many rows), built once."""
-_ADD_REFS = insert(blob_refs)
+_ADD_REFS = insert(blob_refs).from_select(
+    ["artifact_id", "cas_id"],
+    select(
+        func.unnest(cast(bindparam("artifact_ids"), ARRAY(blob_refs.c.artifact_id.type))),
+        func.unnest(cast(bindparam("cas_ids"), ARRAY(blob_refs.c.cas_id.type))),
+    ),
+)
+"""Pairs given as two lists of the same length, which ``unnest`` zips (on both backends)."""
+_SKIP = artifacts.alias("skip")
+_SKIP_NODES_ABOVE = (
+    select(artifacts.c.generation, artifacts.c.skip_id, _SKIP.c.generation, _SKIP.c.skip_id)
+    .join(_SKIP, _SKIP.c.id == artifacts.c.skip_id)
+    .where(artifacts.c.id == bindparam("parent_id", type_=artifacts.c.id.type))
+)
 
 
 def _first_parent_path(generation: int, target: int) -> list[tuple[int, str]]:
