@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from core.domain import (
@@ -21,7 +21,13 @@ from core.domain import (
     RunOutcome,
     RunStatus,
 )
-from core.repository.artifact import artifacts, labelled_artifact, labelled_columns
+from core.repository.artifact import (
+    artifacts,
+    join_target_skips,
+    labelled_artifact,
+    labelled_columns,
+    remember_skip_nodes,
+)
 from core.repository.clock import aware, aware_or_none, stored, utc_now
 from core.repository.errors import conflicts_on_integrity_errors, missing_rows_not_found
 from core.storage.duckdb.inserts import insert_if_absent, upsert
@@ -181,13 +187,13 @@ class RunRepository:
 
     def staged_head(self, run_id: str) -> tuple[uuid.UUID | None, int] | None:
         """Where ``run_id``'s staged head is (its base until it moves) and how many times
-        it moved; ``None``: no such run."""
-        row = self._session.execute(
-            select(runs.c.head_id, runs.c.base_id, runs.c.head_revision).where(
-                runs.c.run_id == run_id
-            )
-        ).first()
-        return None if row is None else (row.head_id or row.base_id, int(row.head_revision))
+        it moved; ``None``: no such run. The head's skip-list nodes are read with it, for
+        a version added on it."""
+        row = self._session.execute(_STAGED_HEAD, {"run_id": run_id}).first()
+        if row is None:
+            return None
+        remember_skip_nodes(self._session, row.target_id, row)
+        return row.target_id, int(row.head_revision)
 
     def move_head(
         self, run_id: str, *, expected_revision: int, new_head_id: uuid.UUID
@@ -227,6 +233,21 @@ class RunRepository:
 _GET = select(runs).where(runs.c.run_id == bindparam("run_id", type_=runs.c.run_id.type))
 """``RunRepository.get``'s query, built once (building it costs more than running it)."""
 _GET_LOCKED = _GET.with_for_update(key_share=True)
+
+
+def _staged_head_query() -> Select[Any]:
+    """``RunRepository.staged_head``'s statement, built once: the run's staged head (its
+    base until it moves), how often it moved, and the head's skip-list nodes."""
+    head = func.coalesce(runs.c.head_id, runs.c.base_id)
+    joined, skips = join_target_skips(runs, head)
+    return (
+        select(head.label("target_id"), runs.c.head_revision, *skips)
+        .select_from(joined)
+        .where(runs.c.run_id == bindparam("run_id", type_=runs.c.run_id.type))
+    )
+
+
+_STAGED_HEAD = _staged_head_query()
 _RECORD_OUTCOME = (
     runs.update()
     .where(runs.c.run_id == bindparam("key_run_id", type_=runs.c.run_id.type))
