@@ -20,7 +20,9 @@ round, after one unrecorded warm-up run of each side; the figure is median(A) /
 median(B) of the wall clock of the ``materialize``/``execute_job`` call. Each run of the
 multiprocess job happens in a fresh Python process (the IO manager is chosen when the
 job's module is imported, from ``BENCH_IO_MANAGER``); only its ``execute_job`` call is
-timed.
+timed. It takes 6 rounds a side by default: a run (about 9 s of step processes on 2 CPUs)
+varies by 10% from one to the next, and with 4 the figure moved by 0.05 between full
+runs of ``bench/run_all.py``.
 
 Side A's catalog is a DuckDB file in a temporary work directory (under ``--dir`` if given,
 else the system temp dir, removed at the end), blobs next to it. ``--database-url
@@ -445,7 +447,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rounds", type=int, default=9, help="in-process chain rounds per side (default 9)"
     )
     parser.add_argument(
-        "--mp-rounds", type=int, default=4, help="multiprocess rounds per side (default 4)"
+        "--mp-rounds", type=int, default=6, help="multiprocess rounds per side (default 6)"
     )
     parser.add_argument(
         "--profile",
