@@ -1,6 +1,7 @@
 """The publish queue of Postgres (``core.service.publish_queue``): a publish waiting for
 its tag's turn is landed by the turn's holder as a move of its own, one whose publisher
-died is not, and one that conflicts is left to its own publisher."""
+died is not, one that conflicts is left to its own publisher, and so are all when the
+holder's line loses."""
 
 import os
 import signal
@@ -9,7 +10,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,12 +19,14 @@ import pytest
 import sqlalchemy as sa
 
 import core
+from core.repository.commit_store import RepositoryCommitStore
 from core.repository.publish_request import (
     TURN_LOCK_CLASS,
     LandedMove,
     PublishRequest,
     PublishRequestRepository,
 )
+from core.storage.commit_record import CommitRecord
 from tests.integration.test_publish_concurrency import assert_gap_free
 
 JSON = "application/json"
@@ -238,3 +241,37 @@ def test_a_holder_that_fails_gives_up_the_turn_and_its_request(
         engine.dispose()
     stage(staged, "next", "b", b"3")
     assert staged.runs.publish("next").changed  # nobody holds the turn
+
+
+def test_a_holder_whose_line_lost_publishes_alone_and_leaves_the_rest_waiting(
+    staged: core.Services,
+    postgres_schema_url: str,
+    blob_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``LineLost``: the writes of a holder's line lose (a merge version of theirs was
+    recorded meanwhile). The holder's transaction rolls back and it publishes alone; the
+    request it would have landed stays with its publisher, which takes the turn next."""
+    stage(staged, "first", "a", b"1")
+    stage(staged, "second", "b", b"2")
+    landed = count_landings(monkeypatch)
+    lines: list[int] = []
+    apply_line = RepositoryCommitStore.apply_line
+
+    def loses_once(self: RepositoryCommitStore, records: Sequence[CommitRecord]) -> int | None:
+        lines.append(len(records))
+        return None if len(lines) == 1 else apply_line(self, records)
+
+    monkeypatch.setattr(RepositoryCommitStore, "apply_line", loses_once)
+    with turn_held(postgres_schema_url) as holder:
+        results = publish_in_threads(postgres_schema_url, blob_root, ["first", "second"], holder)
+    assert all(isinstance(r, core.Publication) and r.changed for r in results.values()), results
+    assert lines[0] == 2  # the holder's own move and the other's, lost together
+    assert landed == []  # nobody landed another's request: each published its own
+    history = staged.tags.get_history("main")
+    assert sorted(move.run_id or "" for move in history[1:]) == ["first", "second"]
+    assert_gap_free(history)
+    for run_id in ("first", "second"):
+        outcome = staged.runs.get_run(run_id).outcome
+        assert outcome is not None and outcome.state is core.OutcomeState.PUBLISHED
+    assert set(staged.workflows.get_workflow_by_tag("main")["nodes"]) == {"base", "a", "b"}
