@@ -3,7 +3,7 @@
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import jsonpatch
@@ -44,7 +44,12 @@ def sha256_id(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def validate_dag(document: object, *, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def validate_dag(
+    document: object,
+    *,
+    base: Mapping[str, Any] | None = None,
+    among: Collection[str] | None = None,
+) -> dict[str, Any]:
     """Check that ``document`` is a DAG document and return it.
 
     A DAG document is ``{"nodes": {"<id>": {"deps": [...], ...}}}``: every dep names a
@@ -53,13 +58,17 @@ def validate_dag(document: object, *, base: Mapping[str, Any] | None = None) -> 
     ``base`` is a valid document that ``document`` was made from without modifying it:
     nodes the two share (the same objects) are not checked again, and cycles are looked
     for only through the others, so changing one node of a large document costs little.
-    A document that dropped a node of ``base`` is checked whole.
+    A document that dropped a node of ``base`` is checked whole. ``among``, when the
+    caller knows it, names every node that may differ from ``base``: the others are not
+    looked at at all.
     """
     if not isinstance(document, Mapping) or not isinstance(document.get("nodes"), Mapping):
         raise ValidationError("DAG document must be an object with a 'nodes' object")
     nodes = document["nodes"]
     before = base.get("nodes", {}) if base is not None else {}
-    if before.keys() <= nodes.keys():
+    if among is not None and base is not None and all(n in nodes for n in among if n in before):
+        changed = [node_id for node_id in among if node_id in nodes]
+    elif before.keys() <= nodes.keys():
         changed = [
             node_id
             for node_id, node in nodes.items()
@@ -197,26 +206,43 @@ def apply_patch(
     return patched
 
 
-def make_patch(source: dict[str, Any], target: dict[str, Any]) -> list[dict[str, Any]]:
+def make_patch(
+    source: dict[str, Any], target: dict[str, Any], *, among: Collection[str] | None = None
+) -> list[dict[str, Any]]:
     """The JSON Patch that turns ``source`` into ``target``.
 
     Objects are compared key by key (removals first, in key order), anything else that
     differs as JSON (``1``, ``1.0`` and ``true`` differ) is replaced whole. Values the two
     documents share by identity are skipped unread, so a change to one node of a large
-    document costs little.
+    document costs little. ``among``, when the caller knows it, names every node that
+    may differ: the others are not looked at at all.
     """
     patch: list[dict[str, Any]] = []
-    _diff("", source, target, patch)
+    _diff("", source, target, patch, among)
     return patch
 
 
-def _diff(path: str, before: Any, after: Any, patch: list[dict[str, Any]]) -> None:
+def _diff(
+    path: str,
+    before: Any,
+    after: Any,
+    patch: list[dict[str, Any]],
+    among: Collection[str] | None = None,
+) -> None:
+    """``among``: at the top, the only nodes that may differ (in key order, as ``after``
+    holds its nodes when a merge made it)."""
     if before is after:
         return
     if isinstance(before, dict) and isinstance(after, dict):
-        for key in sorted(before.keys() - after.keys()):
+        if among is not None and path == "/nodes":
+            removed = {key for key in among if key in before and key not in after}
+            keys: Iterable[str] = sorted(key for key in among if key in after)
+        else:
+            removed, keys = before.keys() - after.keys(), after
+        for key in sorted(removed):
             patch.append({"op": "remove", "path": f"{path}/{_escape(key)}"})
-        for key, value in after.items():
+        for key in keys:
+            value = after[key]
             old = before.get(key, _ABSENT)
             if old is value:
                 continue
@@ -224,7 +250,7 @@ def _diff(path: str, before: Any, after: Any, patch: list[dict[str, Any]]) -> No
             if old is _ABSENT:
                 patch.append({"op": "add", "path": where, "value": value})
             else:
-                _diff(where, old, value, patch)
+                _diff(where, old, value, patch, among if path == "" else None)
     elif canonical_json(before) != canonical_json(after):
         patch.append({"op": "replace", "path": path, "value": after})
 
@@ -280,13 +306,16 @@ def with_node_value(
     return {**document, "nodes": nodes}
 
 
-def changed_nodes(before: dict[str, Any], after: dict[str, Any]) -> frozenset[str]:
+def changed_nodes(
+    before: dict[str, Any], after: dict[str, Any], *, among: Collection[str] | None = None
+) -> frozenset[str]:
     """Nodes added, removed or changed between two DAG documents (nodes the two share,
-    the same objects, are skipped unread)."""
+    the same objects, are skipped unread; with ``among``, only those nodes are looked at:
+    the caller knows no other differs)."""
     old, new = before.get("nodes", {}), after.get("nodes", {})
     return frozenset(
         node
-        for node in old.keys() | new.keys()
+        for node in (old.keys() | new.keys() if among is None else among)
         if old.get(node) is not new.get(node)
         and canonical_json(old.get(node)) != canonical_json(new.get(node))
     )
@@ -308,19 +337,24 @@ def referenced_cas_ids(content: Any) -> frozenset[str]:
     return frozenset(found)
 
 
-def added_cas_ids(before: dict[str, Any], after: dict[str, Any]) -> frozenset[str]:
+def added_cas_ids(
+    before: dict[str, Any], after: dict[str, Any], *, among: Collection[str] | None = None
+) -> frozenset[str]:
     """The cas ids ``after`` names where ``before`` did not name them.
 
     Every id that ``after`` names and ``before`` does not is included (an id ``before``
     names elsewhere may be too). Nodes and values the documents share (the same objects)
-    are skipped unread, so changing one node of a large document costs little.
+    are skipped unread, so changing one node of a large document costs little; with
+    ``among``, only those nodes are looked at (the caller knows no other differs).
     """
     found: set[str] = set()
     old_nodes, new_nodes = before.get("nodes", {}), after.get("nodes", {})
     for key, value in after.items():
         if key != "nodes" and (key not in before or before[key] is not value):
             found |= referenced_cas_ids(value) - referenced_cas_ids(before.get(key))
-    for node_id, node in new_nodes.items():
+    candidates = new_nodes if among is None else [n for n in among if n in new_nodes]
+    for node_id in candidates:
+        node = new_nodes[node_id]
         if node_id not in old_nodes or old_nodes[node_id] is not node:
             found |= referenced_cas_ids(node) - referenced_cas_ids(old_nodes.get(node_id))
     return frozenset(found)

@@ -167,6 +167,7 @@ class ArtifactCreation:
         merged_id: uuid.UUID,
         created_by: str | None,
         metadata_json: str,
+        changes: frozenset[str],
         *,
         compaction_bound: int,
         look_up: bool = True,
@@ -174,13 +175,15 @@ class ArtifactCreation:
         """A step: a merge version of ``document`` on ``parent_id`` that also records
         ``merged_id`` (what it merged) as its second parent: a patch set on the parent, or
         a full version once the parent's patch chain reaches ``compaction_bound``; its
-        file written for ``uow``; ``look_up`` as in ``_plan``."""
+        file written for ``uow``; ``look_up`` as in ``_plan``. ``changes`` names the nodes
+        ``document`` changed from ``parent_document`` (the others are the same objects)."""
         if self._found.patch_depth_in(uow, parent_id) < compaction_bound:
-            patch = make_patch(parent_document, document)
+            patch = make_patch(parent_document, document, among=changes)
             staged = self._cas.stage_in(uow, [(canonical_json(patch), PATCH_MEDIA_TYPE)])
             return self._patch_set(
                 uow, name, staged[0].cas_id, parent_id, parent_document, document, created_by,
                 metadata_json, staged, merged_id=merged_id, look_up=look_up, private=True,
+                changes=changes,
             )  # fmt: skip
         return self.plan_dag_version_in(
             uow, name, document, parent_id, created_by, metadata_json, merged_id=merged_id,
@@ -294,9 +297,11 @@ class ArtifactCreation:
         merged_id: uuid.UUID | None = None,
         look_up: bool = True,
         private: bool = False,
+        changes: frozenset[str] | None = None,
     ) -> "PlannedVersion":
         """``private``: ``document`` is one the catalog made and nobody changes, so it is
-        encoded only when read from the cache (a caller's could change after the call)."""
+        encoded only when read from the cache (a caller's could change after the call).
+        ``changes``, when known, names the nodes it changed from ``parent_document``."""
         depth = self._found.patch_depth_in(uow, parent_id) + 1
         if private:
             resolved = Resolved.of(document, depth)
@@ -311,7 +316,7 @@ class ArtifactCreation:
             created_by,
             metadata_json,
             # the values this patch brings in (its ancestors hold the rest, and stay)
-            refs=added_cas_ids(parent_document, document),
+            refs=added_cas_ids(parent_document, document, among=changes),
             staged=staged,
             resolved=resolved,
             merged_id=merged_id,

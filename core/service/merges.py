@@ -321,11 +321,13 @@ class Merges:
         )
         if conflicts:
             return _Plan(None, False, frozenset(), tuple(conflicts))
-        changes = changed_nodes(ours, merged)
+        # a merge of what ``incoming`` names changes no other node (the same objects)
+        among = None if incoming is None else incoming.changed
+        changes = changed_nodes(ours, merged, among=among)
         if not changes and _fields(merged) == _fields(ours):  # the tag holds it all already
             return _Plan(None, False, frozenset(), ())
         try:
-            document = validate_dag(merged, base=ours)
+            document = validate_dag(merged, base=ours, among=changes)
         except ValidationError as exc:
             conflict = tuple((node, None) for node in sorted(changes))
             raise MergeConflictError(
@@ -344,6 +346,7 @@ class Merges:
             source_id,
             moved_by,
             check_record(current.name, moved_by, {"message": f"merge {source.version_hash}"}),
+            changes,
             compaction_bound=self._compaction_bound,
             look_up=False,  # planned as new unread: see ``ArtifactCreation.recorded``
         )
