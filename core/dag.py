@@ -229,8 +229,8 @@ def _diff(
     patch: list[dict[str, Any]],
     among: Collection[str] | None = None,
 ) -> None:
-    """``among``: at the top, the only nodes that may differ (in key order, as ``after``
-    holds its nodes when a merge made it)."""
+    """``among``: at the top, the only nodes that may differ (their operations in key
+    order, whatever order ``after`` holds its nodes in)."""
     if before is after:
         return
     if isinstance(before, dict) and isinstance(after, dict):

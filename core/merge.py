@@ -60,7 +60,9 @@ def _merge_changed(
     theirs: Mapping[str, Any],
     theirs_changed: Collection[str],
 ) -> tuple[dict[str, Any], list[Conflict]]:
-    """``merge_documents`` when ``theirs`` changed only the nodes ``theirs_changed``."""
+    """``merge_documents`` when ``theirs`` changed only the nodes ``theirs_changed``. The
+    nodes it adds follow those of ``ours``, not key order as in the full merge: the two
+    encode alike (canonical JSON sorts keys), and reordering would read every node."""
     conflicts: list[Conflict] = []
     merged = _merge_top(base, ours, theirs, conflicts)
     old, left, right = base.get("nodes", {}), ours.get("nodes", {}), theirs.get("nodes", {})
@@ -74,8 +76,6 @@ def _merge_changed(
             nodes.pop(node, None)
         else:
             nodes[node] = value
-    if nodes.keys() - left.keys():  # in key order, as the full merge makes them
-        nodes = {node: nodes[node] for node in sorted(nodes)}
     # a node of ``ours`` names only nodes of ``ours``: it can lose a dep only when the
     # merge dropped one of those
     dropped = any(node in left and node not in nodes for node in theirs_changed)
