@@ -150,7 +150,8 @@ class ArtifactRepository:
 
     def _add_refs(self, refs: Sequence[tuple[uuid.UUID, str]]) -> None:
         """Record (artifact id, cas id) pairs in one statement, each column sent as one
-        list: a full version names every blob of its DAG, row by row a statement each."""
+        list (a full version names every blob of its DAG; ``executemany`` would send a
+        statement a row)."""
         if refs:
             artifact_ids = [str(artifact_id) for artifact_id, _ in refs]
             self._session.execute(
