@@ -130,11 +130,11 @@ MIGRATIONS: dict[int, Migration] = {
 def ensure_schema(db: Database, *, create: bool = True) -> int:
     """Create or migrate the catalog's schema; return its version.
 
-    With ``create=False`` a database that holds no catalog is a ``NotFoundError``. On
-    Postgres a current catalog is recognised in one statement, without the lock (every
-    step process of a Dagster run connects).
+    With ``create=False`` a database that holds no catalog is a ``NotFoundError``. A
+    current catalog is recognised in one statement, without the lock and without
+    reflection (every step process of a Dagster run connects).
     """
-    if db.dialect == "postgresql" and _recorded_version(db) == SCHEMA_VERSION:
+    if _recorded_version(db) == SCHEMA_VERSION:
         return SCHEMA_VERSION
     with db.transaction() as session:
         if db.dialect == "postgresql":
@@ -163,7 +163,7 @@ def ensure_schema(db: Database, *, create: bool = True) -> int:
 
 
 def _recorded_version(db: Database) -> int | None:
-    """The schema version a Postgres catalog records, read outside a transaction
+    """The schema version a catalog records, read outside a transaction on Postgres
     (``None``: it has no version table yet)."""
     try:
         with db.transaction(autocommit=True) as session:

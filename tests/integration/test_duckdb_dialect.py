@@ -1,7 +1,12 @@
 """The DuckDB dialect: DuckDB's reserved words are still quoted, and opening a catalog
-starts no throwaway in-memory database (duckdb-engine's default connection and its
-settings lookup), which every Dagster step process would pay for."""
+starts no throwaway in-memory database (duckdb-engine's probe for ``COMMENT ON``, its
+default connection and its settings lookup), which every Dagster step process would pay
+for."""
 
+import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import duckdb
@@ -49,6 +54,51 @@ def test_a_catalog_opens_without_a_throwaway_database(
     with core.connect(f"duckdb:///{tmp_path / 'c.duckdb'}", tmp_path / "blobs") as catalog:
         catalog.workflows.create_workflow(core.CreateWorkflowRequest("etl", DAG))
         assert catalog.workflows.get_workflow_by_tag("main") == DAG
+
+
+FRESH_PROCESS = """
+import json, sys
+import duckdb
+
+opened = []
+connect, cursor = duckdb.connect, duckdb.cursor
+
+def recorded_connect(database=":memory:", *args, **kwargs):
+    opened.append(str(database))
+    return connect(database, *args, **kwargs)
+
+def recorded_cursor(*args, **kwargs):
+    opened.append("default connection")
+    return cursor(*args, **kwargs)
+
+duckdb.connect, duckdb.cursor = recorded_connect, recorded_cursor
+import core
+import core.storage.duckdb.dialect  # what SQLAlchemy loads for the catalog's URL
+import duckdb_engine
+
+with core.connect(f"duckdb:///{sys.argv[1]}/c.duckdb", f"{sys.argv[1]}/blobs") as catalog:
+    catalog.assets.commit_output("run", "main", "a", b"1", media_type="application/json")
+print(json.dumps({
+    "opened": opened,
+    "comments": duckdb_engine.Dialect.supports_comments,
+    "supports": sorted(name for name in vars(duckdb_engine._supports) if name.startswith("has_")),
+}))
+"""
+
+
+def test_a_fresh_process_opens_only_the_catalog_file(tmp_path: Path) -> None:
+    """In a new process (a Dagster step's), importing the dialect and committing starts
+    DuckDB for the catalog's file alone; duckdb-engine's answers are still there."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(FRESH_PROCESS), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["opened"] == [str(tmp_path / "c.duckdb")]
+    assert report["comments"] is True
+    assert report["supports"] == ["has_comment_support", "has_uhugeint_support"]
 
 
 def test_settings_in_the_url_still_reach_duckdb(tmp_path: Path) -> None:

@@ -11,9 +11,11 @@ import sqlalchemy as sa
 import core
 from core.domain import ArtifactKind
 from core.storage.commit_record import CommitRecord, NewVersion, TagSwap
+from core.storage.db import Database
 from core.storage.duckdb.journal import Journal
 from core.storage.duckdb.record_format import encode
 from core.storage.models import SCHEMA_VERSION
+from core.storage.schema import ensure_schema
 
 SCHEMAS = Path(__file__).parent.parent / "support" / "schemas"
 BLOB = "sha256:" + "ab" * 32
@@ -109,3 +111,23 @@ def test_a_version_3_catalog_with_a_journal_left_behind_is_migrated_then_folded(
         assert catalog.tags.get_tag("main").target_id == added
         assert catalog.refs.resolve("main~1").id == ids[-1]
         assert catalog.refs.resolve("main~3").id == ids[0]
+
+
+def test_a_current_catalog_is_recognised_in_one_statement(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Every Dagster step process opens the catalog: a current one costs one query, with
+    no reflection and no lock."""
+    core.connect(database_url, tmp_path / "blobs").close()
+    database = Database(database_url)
+    sent: list[str] = []
+    sa.event.listen(
+        database.engine,
+        "before_cursor_execute",
+        lambda connection, cursor, statement, *rest: sent.append(" ".join(statement.split())),
+    )
+    try:
+        assert ensure_schema(database) == SCHEMA_VERSION
+    finally:
+        database.dispose()
+    assert sent == ["SELECT max(schema_version.version) AS max_1 FROM schema_version"]
