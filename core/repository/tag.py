@@ -164,11 +164,12 @@ class TagRepository:
         """Point ``name`` at ``new_target_id`` if it still points at ``expected_target_id``
         (and has ``expected_revision``, when given). Returns the new revision, or ``None``
         when the swap lost. A ``None`` target is a deleted tag."""
-        update = _swap_update(
+        statement = _swap_query(expected_target_id is not None, expected_revision is not None)
+        params = _swap_params(
             name, expected_target_id, expected_revision, new_target_id, new_target_kind,
             updated_by, at or utc_now(),
         )  # fmt: skip
-        row = self._session.execute(update.returning(*tags.c)).first()
+        row = self._session.execute(statement, params).first()
         # a lost swap means whatever we knew of the tag is stale; a deleted one is not live
         self._remember(name, None if row is None or row.target_id is None else _to_tag(row))
         return None if row is None else row.revision
@@ -193,20 +194,11 @@ class TagRepository:
         statement = _swap_with_move_query(
             expected_target_id is not None, expected_revision is not None
         )
-        revision = self._session.scalar(
-            statement,
-            {
-                "tag": name,  # not "name": an UPDATE's parameter named as a column sets it
-                "expected_target_id": expected_target_id,
-                "expected_revision": expected_revision,
-                "new_target_id": new_target_id,
-                "new_target_kind": None if new_target_kind is None else new_target_kind.value,
-                "now": at or utc_now(),
-                "moved_by": moved_by,
-                "reason": reason,
-                "run_id": run_id,
-            },
-        )
+        params = _swap_params(
+            name, expected_target_id, expected_revision, new_target_id, new_target_kind,
+            moved_by, at or utc_now(),
+        )  # fmt: skip
+        revision = self._session.scalar(statement, {**params, "reason": reason, "run_id": run_id})
         return None if revision is None else int(revision)
 
     @conflicts_on_integrity_errors
@@ -364,34 +356,26 @@ class TagRepository:
         return None if row is None else _to_move(row)
 
 
-def _swap_update(
+def _swap_params(
     name: str,
     expected_target_id: uuid.UUID | None,
     expected_revision: int | None,
     new_target_id: uuid.UUID | None,
     new_target_kind: ArtifactKind | None,
-    updated_by: str | None,
+    moved_by: str | None,
     now: datetime,
-) -> Update:
-    """The compare-and-swap of ``name``'s row, as ``TagRepository.swap`` describes it."""
-    expected = (
-        tags.c.target_id.is_(None)
-        if expected_target_id is None
-        else tags.c.target_id == expected_target_id
-    )
-    conditions = [tags.c.name == name, expected]
-    if expected_revision is not None:
-        conditions.append(tags.c.revision == expected_revision)
-    values: dict[str, Any] = {
-        "target_id": new_target_id,
-        "target_kind": None if new_target_kind is None else new_target_kind.value,
-        "revision": tags.c.revision + 1,
-        "updated_at": now,
-        "updated_by": updated_by,
+) -> dict[str, Any]:
+    """The parameters of ``_compare_and_swap``'s statements (none is named as a column:
+    an UPDATE's parameter named as a column sets it)."""
+    return {
+        "tag": name,
+        "expected_target_id": expected_target_id,
+        "expected_revision": expected_revision,
+        "new_target_id": new_target_id,
+        "new_target_kind": None if new_target_kind is None else new_target_kind.value,
+        "now": now,
+        "moved_by": moved_by,
     }
-    if expected_target_id is None:
-        values["created_at"] = now
-    return tags.update().where(*conditions).values(**values)
 
 
 def _lock_query() -> Select[Any]:
@@ -414,28 +398,43 @@ def _param(key: str, column: Column[Any]) -> BindParameter[Any]:
     return bindparam(key, type_=column.type)
 
 
-def _move_line_query() -> ReturningUpdate[Any]:
-    """``TagRepository.move_line``'s compare-and-swap, built once."""
+@functools.cache
+def _compare_and_swap(
+    expects_target: bool, expects_revision: bool, *, line: bool = False
+) -> Update:
+    """A tag's compare-and-swap for each shape of swap, built once (building it costs more
+    than running it): ``:tag``'s row, if it points at ``:expected_target_id`` (when
+    ``expects_target``; else at nothing: a deleted tag, or a name never used) and has
+    ``:expected_revision`` (when ``expects_revision``), points at ``:new_target_id`` and
+    its revision goes up by one (by ``:moves``, for a ``line`` of moves)."""
+    now = _param("now", tags.c.updated_at)
+    conditions = [
+        tags.c.name == _param("tag", tags.c.name),
+        tags.c.target_id == _param("expected_target_id", tags.c.target_id)
+        if expects_target
+        else tags.c.target_id.is_(None),
+    ]
+    if expects_revision:
+        conditions.append(tags.c.revision == _param("expected_revision", tags.c.revision))
+    values: dict[str, Any] = {
+        "target_id": _param("new_target_id", tags.c.target_id),
+        "target_kind": _param("new_target_kind", tags.c.target_kind),
+        "revision": tags.c.revision + (_param("moves", tags.c.revision) if line else 1),
+        "updated_at": now,
+        "updated_by": _param("moved_by", tags.c.updated_by),
+    }
+    if not expects_target:
+        values["created_at"] = now
+    return tags.update().where(*conditions).values(**values)
 
-    return (
-        tags.update()
-        .where(
-            tags.c.name == _param("tag", tags.c.name),
-            tags.c.target_id == _param("expected_target_id", tags.c.target_id),
-            tags.c.revision == _param("expected_revision", tags.c.revision),
-        )
-        .values(
-            target_id=_param("new_target_id", tags.c.target_id),
-            target_kind=_param("new_target_kind", tags.c.target_kind),
-            revision=tags.c.revision + _param("moves", tags.c.revision),
-            updated_at=_param("now", tags.c.updated_at),
-            updated_by=_param("moved_by", tags.c.updated_by),
-        )
-        .returning(tags.c.revision)
-    )
+
+@functools.cache
+def _swap_query(expects_target: bool, expects_revision: bool) -> ReturningUpdate[Any]:
+    """``TagRepository.swap``'s statement: the compare-and-swap, returning the tag's row."""
+    return _compare_and_swap(expects_target, expects_revision).returning(*tags.c)
 
 
-_MOVE_LINE = _move_line_query()
+_MOVE_LINE = _compare_and_swap(True, True, line=True).returning(tags.c.revision)
 _APPEND_MOVES = insert(moves).values(id=tag_move_id_seq.next_value())
 """History rows (run for many), their ids drawn in row order."""
 
@@ -447,35 +446,16 @@ def _swap_with_move_query(expects_target: bool, expects_revision: bool) -> Retur
     it): ``WITH moved AS (UPDATE tags ... RETURNING revision) INSERT INTO tag_moves
     SELECT ... FROM moved RETURNING revision``."""
 
-    name, now = _param("tag", tags.c.name), _param("now", tags.c.updated_at)
-    expected_target = _param("expected_target_id", tags.c.target_id)
-    conditions = [
-        tags.c.name == name,
-        tags.c.target_id == expected_target if expects_target else tags.c.target_id.is_(None),
-    ]
-    if expects_revision:
-        conditions.append(tags.c.revision == _param("expected_revision", tags.c.revision))
-    new_target = _param("new_target_id", tags.c.target_id)
-    moved_by = _param("moved_by", tags.c.updated_by)
-    values: dict[str, Any] = {
-        "target_id": new_target,
-        "target_kind": _param("new_target_kind", tags.c.target_kind),
-        "revision": tags.c.revision + 1,
-        "updated_at": now,
-        "updated_by": moved_by,
-    }
-    if not expects_target:
-        values["created_at"] = now
-    moved = tags.update().where(*conditions).values(**values).returning(tags.c.revision)
+    moved = _compare_and_swap(expects_target, expects_revision).returning(tags.c.revision)
     line = moved.cte("moved")
     row = select(
         tag_move_id_seq.next_value(),
-        name,
-        expected_target if expects_target else null(),
-        new_target,
+        _param("tag", moves.c.tag_name),
+        _param("expected_target_id", moves.c.from_target_id) if expects_target else null(),
+        _param("new_target_id", moves.c.to_target_id),
         line.c.revision,
-        now,
-        moved_by,
+        _param("now", moves.c.moved_at),
+        _param("moved_by", moves.c.moved_by),
         _param("reason", moves.c.reason),
         _param("run_id", moves.c.run_id),
     )
