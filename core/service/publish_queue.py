@@ -160,8 +160,9 @@ class PublishQueue:
         waiting for it that merge cleanly, each a move of its own with its run id, its
         run's outcome and its request recording it. ``own``, the holder's request (its
         run locked and still at the head it asked with), lands first: its publication
-        is returned; when it cannot land cleanly nothing lands (``None``). ``LineLost``
-        when their writes lost."""
+        is returned; its conflict or refusal is raised, as its publish's, and when the
+        tag holds it already nothing lands (``None``). ``LineLost`` when their writes
+        lost."""
         policy = governing(policies, tag)
         if head.target_id is None or (policy is not None and policy.immutable):
             return None
@@ -169,7 +170,7 @@ class PublishQueue:
         passed: list[str] = []
         ours = None  # the tag's document, once a landing made it
         if own is not None:
-            if (landing := self._landing(uow, tag, head, own, policies, ours)) is None:
+            if (landing := self._landing(uow, tag, head, own, policies, ours, own=True)) is None:
                 return None
             passed.append(own.run_id)
             landings.append((own, landing))
@@ -218,10 +219,13 @@ class PublishQueue:
         request: PublishRequest,
         policies: tuple[TagPolicy, ...],
         ours: dict[str, Any] | None,
+        *,
+        own: bool = False,
     ) -> Landing | None:
         """``request``'s move onto ``head`` (whose document is ``ours``, if known), its
         merge version kept for the next one to build on; ``None``: left to its
-        publisher."""
+        publisher (the holder's ``own`` request: only when the tag holds it already;
+        its conflict or refusal is raised)."""
         incoming = Incoming.from_json(request.base_id, request.source_id, request.changes)
         try:
             landing = self._merges.landing(
@@ -230,6 +234,8 @@ class PublishQueue:
                 f"run {request.run_id!r}", incoming=incoming, policies=policies, ours=ours,
             )  # fmt: skip
         except (MergeConflictError, PolicyError, ValidationError, NotFoundError):
+            if own:
+                raise
             return None
         if landing is not None and landing.version is not None:
             self._creation.remember(uow, landing.version)

@@ -154,8 +154,9 @@ class RunPublishing:
         turn: "_Turn",
     ) -> Publication | None:
         """A step, holding the turn: land the run's queued request first in the line of
-        those waiting, when it still stands for the run (locked) and lands cleanly; its
-        publication, else ``None`` (nothing landed: the run publishes on its own)."""
+        those waiting, when it still stands for the run (locked): its publication, its
+        conflict or refusal raised, else ``None`` (nothing landed: the run publishes on
+        its own)."""
         asked = turn.asked
         if asked is None or not turn.land_others or not _stands_for(asked, run):
             return None

@@ -14,18 +14,22 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 import core
+from core.domain import Artifact
 from core.repository.commit_store import RepositoryCommitStore
 from core.repository.publish_request import (
     TURN_LOCK_CLASS,
+    WAIT_LOCK_CLASS,
     LandedMove,
     PublishRequest,
     PublishRequestRepository,
 )
+from core.service.merges import Merges
 from core.storage.commit_record import CommitRecord
 from tests.integration.test_publish_concurrency import assert_gap_free
 
@@ -97,8 +101,34 @@ def publish_in_threads(
     return results
 
 
+def look_once_the_other_waits(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """The first holder looks for waiting requests once the other publisher waits for the
+    turn again. Both wake when the turn is given up, and one takes it; between its
+    statements the other shows no wait (so it is not landed, and publishes on its own
+    after), which a loaded machine makes likely."""
+    waiting = PublishRequestRepository.waiting
+    looked: list[bool] = []
+
+    def after_the_other(
+        self: PublishRequestRepository, tag: str, limit: int, passed: Sequence[str] = ()
+    ) -> list[tuple[PublishRequest, Artifact]]:
+        if not looked:
+            looked.append(True)
+            engine = sa.create_engine(url)
+            try:
+                with engine.connect() as connection:
+                    wait_for_waiters(connection, 1)
+            finally:
+                engine.dispose()
+        return waiting(self, tag, limit, passed)
+
+    monkeypatch.setattr(PublishRequestRepository, "waiting", after_the_other)
+
+
 def kill_while_waiting(url: str, blob_root: Path, run_id: str) -> None:
-    """Publish ``run_id`` from a process SIGKILLed while it waits for the turn."""
+    """Publish ``run_id`` from a process SIGKILLed while it waits for the turn; return
+    once its session is gone too (Postgres notices a client gone only when the lock it
+    waits for is granted, so it keeps showing a wait until the turn is given up)."""
     code = textwrap.dedent(
         f"""
         import core
@@ -111,6 +141,22 @@ def kill_while_waiting(url: str, blob_root: Path, run_id: str) -> None:
         wait_for_waiters(holder, 1)
         os.kill(dying.pid, signal.SIGKILL)
         dying.wait()
+        key = sa.text("SELECT wait_key FROM publish_requests WHERE run_id = :run_id")
+        wait_key = holder.execute(key, {"run_id": run_id}).scalar_one()
+    engine = sa.create_engine(url)
+    shows_wait = sa.text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c "
+        "AND objid = (:key)::oid AND objsubid = 2"
+    ).bindparams(c=WAIT_LOCK_CLASS, key=wait_key)
+    deadline = time.monotonic() + 20
+    try:
+        with engine.connect() as connection:
+            while connection.execute(shows_wait).scalar_one():
+                assert time.monotonic() < deadline, f"the session of {run_id!r} never ended"
+                connection.commit()
+                time.sleep(0.02)
+    finally:
+        engine.dispose()
 
 
 def count_landings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -137,6 +183,7 @@ def test_a_publish_waiting_for_the_turn_is_landed_by_its_holder(
     stage(staged, "first", "a", b"1")
     stage(staged, "second", "b", b"2")
     landed = count_landings(monkeypatch)
+    look_once_the_other_waits(monkeypatch, postgres_schema_url)
     with turn_held(postgres_schema_url) as holder:
         results = publish_in_threads(postgres_schema_url, blob_root, ["first", "second"], holder)
     publications = [results["first"], results["second"]]
@@ -181,6 +228,31 @@ def test_a_waiting_publish_that_conflicts_is_left_to_its_publisher(
     outcome = staged.runs.get_run(loser).outcome
     assert outcome is not None and outcome.state is core.OutcomeState.CONFLICT
     assert len(staged.tags.get_history("main")) == 2
+
+
+def test_a_holder_whose_own_request_conflicts_plans_its_merge_once(
+    staged: core.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage(staged, "ours", "a", b"1")
+    stage(staged, "theirs", "a", b"2")
+    assert staged.runs.publish("ours").changed
+    planned: list[str | None] = []
+    landing = Merges.landing
+
+    def counted(self: Merges, *args: Any, **kwargs: Any) -> Any:
+        planned.append(args[7])  # the run id
+        return landing(self, *args, **kwargs)
+
+    monkeypatch.setattr(Merges, "landing", counted)
+    with pytest.raises(core.MergeConflictError) as raised:
+        staged.runs.publish("theirs")
+    assert raised.value.conflicts == [("a", None)]
+    assert planned == ["theirs"]
+    outcomes = {run_id: staged.runs.get_run(run_id).outcome for run_id in ("ours", "theirs")}
+    assert {run_id: o and o.state for run_id, o in outcomes.items()} == {
+        "ours": core.OutcomeState.PUBLISHED,
+        "theirs": core.OutcomeState.CONFLICT,
+    }
 
 
 def test_a_publisher_that_died_waiting_is_not_landed(
@@ -263,6 +335,7 @@ def test_a_holder_whose_line_lost_publishes_alone_and_leaves_the_rest_waiting(
         return None if len(lines) == 1 else apply_line(self, records)
 
     monkeypatch.setattr(RepositoryCommitStore, "apply_line", loses_once)
+    look_once_the_other_waits(monkeypatch, postgres_schema_url)
     with turn_held(postgres_schema_url) as holder:
         results = publish_in_threads(postgres_schema_url, blob_root, ["first", "second"], holder)
     assert all(isinstance(r, core.Publication) and r.changed for r in results.values()), results
