@@ -10,7 +10,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,9 +70,18 @@ def wait_for_waiters(connection: sa.Connection, count: int) -> None:
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
         f"AND classid = :c AND objid = ({MAIN_TURN})::oid AND objsubid = 2"
     ).bindparams(c=TURN_LOCK_CLASS)
+    poll_locks(
+        connection, waiting, lambda n: n >= count, f"{count} publishers never waited for the turn"
+    )
+
+
+def poll_locks(
+    connection: sa.Connection, count: sa.TextClause, done: Callable[[int], bool], what: str
+) -> None:
+    """Until ``done`` holds for what ``count`` counts in ``pg_locks`` (20 s at most)."""
     deadline = time.monotonic() + 20
-    while connection.execute(waiting).scalar_one() < count:
-        assert time.monotonic() < deadline, f"{count} publishers never waited for the turn"
+    while not done(connection.execute(count).scalar_one()):
+        assert time.monotonic() < deadline, what
         connection.commit()  # a transaction sees one snapshot of the activity
         time.sleep(0.02)
 
@@ -148,13 +157,11 @@ def kill_while_waiting(url: str, blob_root: Path, run_id: str) -> None:
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c "
         "AND objid = (:key)::oid AND objsubid = 2"
     ).bindparams(c=WAIT_LOCK_CLASS, key=wait_key)
-    deadline = time.monotonic() + 20
     try:
         with engine.connect() as connection:
-            while connection.execute(shows_wait).scalar_one():
-                assert time.monotonic() < deadline, f"the session of {run_id!r} never ended"
-                connection.commit()
-                time.sleep(0.02)
+            poll_locks(
+                connection, shows_wait, lambda n: n == 0, f"the session of {run_id!r} never ended"
+            )
     finally:
         engine.dispose()
 
