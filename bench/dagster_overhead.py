@@ -40,7 +40,8 @@ Run from the project root::
 
 Output: one line per figure, ``<figure name>: <value> (target <= X) OK|MISS``, followed by
 indented ``raw`` lines with the medians in seconds (wall clock, then CPU time: wall minus
-CPU is time spent waiting, on fsync, locks or other steps). With ``--json`` the figures
+CPU is time spent waiting, on fsync, locks or other steps; for the multiprocess job, also
+a step process's CPU and its full garbage collections). With ``--json`` the figures
 are printed to stdout as a JSON list of ``{"name", "value", "target", "unit", "ok"}``
 objects and the human-readable report goes to stderr. The exit status is 0 whatever the
 figures are.
@@ -57,9 +58,11 @@ import os
 import pstats
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -80,7 +83,8 @@ from sqlalchemy.engine import make_url
 
 from orchestrator_dagster import OrchestratorResource, VersionedIOManager, publish_run
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
 DEFS_MODULE = "bench.dagster_overhead_defs"
 CHAIN_LENGTH = 50
 TARGET = 1.15
@@ -88,10 +92,14 @@ QUIET_RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {"config": {"log_leve
 
 
 class Timing(NamedTuple):
-    """One run: wall-clock seconds, and CPU seconds of every process that took part."""
+    """One run: wall-clock seconds, and CPU seconds of every process that took part; for a
+    multiprocess run, also its step processes' median CPU seconds and mean number of full
+    garbage collections."""
 
     wall: float
     cpu: float
+    step_cpu: float | None = None
+    step_collections: float | None = None
 
 
 def cpu_seconds() -> float:
@@ -114,6 +122,21 @@ def format_cpu(versioned: list[Timing], filesystem: list[Timing], scope: str) ->
         f"  raw CPU ({scope}) medians: VersionedIOManager "
         f"{statistics.median(t.cpu for t in versioned):.3f} s, FilesystemIOManager "
         f"{statistics.median(t.cpu for t in filesystem):.3f} s"
+    )
+
+
+def format_steps(versioned: list[Timing], filesystem: list[Timing]) -> str:
+    """Each side's step processes: CPU and full garbage collections (a full collection of
+    a heap holding Dagster costs about 100 ms, so one more of them a step shows here)."""
+
+    def side(timings: list[Timing]) -> str:
+        cpu = statistics.median(t.step_cpu or 0.0 for t in timings)
+        collections = statistics.mean(t.step_collections or 0.0 for t in timings)
+        return f"CPU {cpu:.3f} s, {collections:.2f} full collections"
+
+    return (
+        f"  raw a step process (medians over the rounds): VersionedIOManager {side(versioned)}; "
+        f"FilesystemIOManager {side(filesystem)}"
     )
 
 
@@ -313,6 +336,8 @@ def mp_child(dagster_home: str) -> None:
     defs_module = importlib.import_module(DEFS_MODULE)
     job = dg.reconstructable(defs_module.parallel_job)
     job.get_definition()  # import and build the job before the clock starts
+    stats_dir = Path(tempfile.mkdtemp(prefix="step-stats-", dir=dagster_home))
+    os.environ[defs_module.STEP_STATS_ENV] = str(stats_dir)  # the step processes inherit it
     with dg.instance_for_test(temp_dir=dagster_home) as instance:
         gc.collect()
         cpu = cpu_seconds()
@@ -324,6 +349,7 @@ def mp_child(dagster_home: str) -> None:
         cpu = cpu_seconds() - cpu
         steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
         pids = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
+        stats = defs_module.step_stats(stats_dir)
         report = {
             "seconds": seconds,
             "cpu": cpu,
@@ -332,7 +358,12 @@ def mp_child(dagster_home: str) -> None:
             "steps": len(steps),
             "processes": len(pids),
             "io_manager": defs_module.IO_MANAGER_KIND,
+            "step_cpu": statistics.median(step["cpu"] for step in stats) if stats else None,
+            "step_collections": (
+                statistics.mean(step["full_collections"] for step in stats) if stats else None
+            ),
         }
+    shutil.rmtree(stats_dir, ignore_errors=True)
     print(json.dumps(report))
 
 
@@ -340,8 +371,15 @@ def run_mp_child(kind: str, env: dict[str, str], dagster_home: Path) -> Timing:
     """How long one multiprocess run takes with IO manager ``kind``, timed in a child."""
     defs_module = importlib.import_module(DEFS_MODULE)
     child_env = {**env, defs_module.IO_MANAGER_ENV: kind}
+    # Started with ``-c``, not as this script: multiprocessing's spawned step processes
+    # import their parent's main script again, and this one imports the catalog's package,
+    # which would then load in every FilesystemIOManager step process too.
+    code = (
+        f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import dagster_overhead; "
+        f"dagster_overhead.mp_child({str(dagster_home)!r})"
+    )
     completed = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--mp-child", str(dagster_home)],
+        [sys.executable, "-c", code],
         env=child_env,
         capture_output=True,
         text=True,
@@ -364,7 +402,12 @@ def run_mp_child(kind: str, env: dict[str, str], dagster_home: Path) -> Timing:
             f"multiprocess run with {kind} failed (exit {completed.returncode}, report "
             f"{report}):\n{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}"
         )
-    return Timing(float(report["seconds"]), float(report["cpu"]))
+    return Timing(
+        float(report["seconds"]),
+        float(report["cpu"]),
+        report["step_cpu"],
+        report["step_collections"],
+    )
 
 
 def measure_multiprocess(catalogs: Catalogs, work: Path, rounds: int) -> tuple[Figure, list[str]]:
@@ -396,6 +439,7 @@ def measure_multiprocess(catalogs: Catalogs, work: Path, rounds: int) -> tuple[F
         format_raw("VersionedIOManager", versioned_times),
         format_raw("FilesystemIOManager", filesystem_times),
         format_cpu(versioned_times, filesystem_times, "run process + step processes"),
+        format_steps(versioned_times, filesystem_times),
         format_paired(versioned_times, filesystem_times),
         f"  raw executor: multiprocess, max_concurrent = {os.cpu_count()} (CPUs), "
         f"{defs_module.WIDTH + 1} step processes per run",
@@ -467,7 +511,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="instead of measuring, cProfile one side-A in-process chain run",
     )
-    parser.add_argument("--mp-child", metavar="DAGSTER_HOME", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.mp_rounds < 1:
         parser.error("--rounds and --mp-rounds must be at least 1")
@@ -476,11 +519,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not args.mp_child:
-        os.environ["BENCH_PUBLISH"] = args.publish  # the step processes inherit it
-    if args.mp_child:
-        mp_child(args.mp_child)
-        return 0
+    os.environ["BENCH_PUBLISH"] = args.publish  # the step processes inherit it
     quiet_warnings()
     out = sys.stderr if args.json else sys.stdout
     started = time.perf_counter()

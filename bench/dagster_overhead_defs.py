@@ -12,22 +12,29 @@ here, at import time, from the environment they inherit:
 * ``BENCH_FS_BASE_DIR``: the ``FilesystemIOManager``'s base directory (default: the
   instance's storage directory).
 * ``BENCH_PUBLISH``: the ``VersionedIOManager``'s ``publish`` (default ``output``).
+* ``BENCH_STEP_STATS_DIR``: each step process writes ``<pid>.json`` there as it ends: its
+  CPU seconds and how many full garbage collections it ran (``step_stats``).
 
 Import it as ``bench.dagster_overhead_defs`` with the repository root on ``sys.path``.
 """
 
+import gc
+import json
+import multiprocessing
+import multiprocessing.util
 import os
+import time
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
-
-from orchestrator_dagster import OrchestratorResource, VersionedIOManager
 
 WIDTH = 6
 JOB_NAME = "bench_parallel"
 IO_MANAGER_ENV = "BENCH_IO_MANAGER"
 FS_BASE_DIR_ENV = "BENCH_FS_BASE_DIR"
 PUBLISH_ENV = "BENCH_PUBLISH"
+STEP_STATS_ENV = "BENCH_STEP_STATS_DIR"
 IO_MANAGER_KINDS = ("versioned", "filesystem")
 
 
@@ -65,6 +72,10 @@ def total(
 def make_io_manager(kind: str) -> dg.ConfigurableIOManagerFactory:
     """The IO manager named ``kind`` (one of ``IO_MANAGER_KINDS``)."""
     if kind == "versioned":
+        # imported here: a step process of the FilesystemIOManager side does not load the
+        # catalog's package (its import costs about as much as a step's catalog work)
+        from orchestrator_dagster import OrchestratorResource, VersionedIOManager
+
         return VersionedIOManager(
             orchestrator=OrchestratorResource(), publish=os.environ.get(PUBLISH_ENV, "output")
         )
@@ -73,6 +84,26 @@ def make_io_manager(kind: str) -> dg.ConfigurableIOManagerFactory:
         return dg.FilesystemIOManager(base_dir=os.environ.get(FS_BASE_DIR_ENV))
     raise RuntimeError(f"{IO_MANAGER_ENV} must be one of {IO_MANAGER_KINDS}, not {kind!r}")
 
+
+def record_step_stats(directory: Path) -> None:
+    """As this step process ends, write its CPU seconds and the full garbage collections
+    it ran (since it started) to ``directory/<pid>.json``."""
+
+    def write() -> None:
+        stats = {"cpu": time.process_time(), "full_collections": gc.get_stats()[2]["collections"]}
+        (directory / f"{os.getpid()}.json").write_text(json.dumps(stats))
+
+    # a step process ends through multiprocessing, which runs its finalizers, not atexit
+    multiprocessing.util.Finalize(None, write, exitpriority=0)
+
+
+def step_stats(directory: Path) -> list[dict[str, float]]:
+    """What ``record_step_stats`` wrote in ``directory``, a dict per step process."""
+    return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
+
+
+if (stats_dir := os.environ.get(STEP_STATS_ENV)) and multiprocessing.parent_process() is not None:
+    record_step_stats(Path(stats_dir))
 
 IO_MANAGER_KIND = os.environ.get(IO_MANAGER_ENV, "filesystem")
 defs = dg.Definitions(

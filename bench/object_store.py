@@ -303,8 +303,14 @@ def mp_child(dagster_home: str) -> None:
 
 
 def run_mp(kind: str, env: dict[str, str], home: Path) -> float:
+    # ``-c``, not this script: spawned step processes import their parent's main script
+    # again, and this one imports the catalog, which an s3pickle step must not load
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+        f"import object_store; object_store.mp_child({str(home)!r})"
+    )
     completed = subprocess.run(
-        [sys.executable, __file__, "--mp-child", str(home)],
+        [sys.executable, "-c", code],
         env={**env, "BENCH_S3_IO_MANAGER": kind},
         capture_output=True,
         text=True,
@@ -362,13 +368,9 @@ def main() -> int:
     parser.add_argument("--stream-mib", type=int, default=1024)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--stream-child", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--mp-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stream_child:
         stream_child(args.stream_child[0], args.stream_child[1], int(args.stream_child[2]))
-        return 0
-    if args.mp_child:
-        mp_child(args.mp_child)
         return 0
     out = sys.stderr if args.json else sys.stdout
     started = time.perf_counter()

@@ -15,7 +15,6 @@ import os
 import dagster as dg
 
 from bench.dagster_overhead_defs import BRANCHES, WIDTH, total
-from orchestrator_dagster import OrchestratorResource, VersionedIOManager
 
 JOB_NAME = "bench_parallel_s3"
 IO_MANAGER_ENV = "BENCH_S3_IO_MANAGER"
@@ -25,7 +24,9 @@ __all__ = ["WIDTH", "parallel_job"]
 
 
 def make_io_manager(kind: str) -> object:
-    if kind == "versioned":
+    if kind == "versioned":  # imported here: an s3pickle step process does not load it
+        from orchestrator_dagster import OrchestratorResource, VersionedIOManager
+
         return VersionedIOManager(orchestrator=OrchestratorResource())
     if kind == "s3pickle":
         from dagster_aws.s3 import S3PickleIOManager, S3Resource
