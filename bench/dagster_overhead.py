@@ -362,6 +362,8 @@ def mp_child(dagster_home: str) -> None:
             "step_collections": (
                 statistics.mean(step["full_collections"] for step in stats) if stats else None
             ),
+            "recorded_steps": len(stats),
+            "catalog_loaded": sum(step["catalog_loaded"] for step in stats),
         }
     shutil.rmtree(stats_dir, ignore_errors=True)
     print(json.dumps(report))
@@ -397,6 +399,8 @@ def run_mp_child(kind: str, env: dict[str, str], dagster_home: Path) -> Timing:
         or report["io_manager"] != kind
         or report["steps"] != expected_steps
         or report["processes"] != expected_steps
+        or report["recorded_steps"] != expected_steps
+        or (kind == "filesystem" and report["catalog_loaded"])  # the baseline must not pay it
     ):
         raise RuntimeError(
             f"multiprocess run with {kind} failed (exit {completed.returncode}, report "

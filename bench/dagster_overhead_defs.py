@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import multiprocessing.util
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -86,18 +87,23 @@ def make_io_manager(kind: str) -> dg.ConfigurableIOManagerFactory:
 
 
 def record_step_stats(directory: Path) -> None:
-    """As this step process ends, write its CPU seconds and the full garbage collections
-    it ran (since it started) to ``directory/<pid>.json``."""
+    """As this step process ends, write its CPU seconds, the full garbage collections it
+    ran (since it started) and whether it loaded the catalog's package to
+    ``directory/<pid>.json``."""
 
     def write() -> None:
-        stats = {"cpu": time.process_time(), "full_collections": gc.get_stats()[2]["collections"]}
+        stats = {
+            "cpu": time.process_time(),
+            "full_collections": gc.get_stats()[2]["collections"],
+            "catalog_loaded": "core" in sys.modules or "orchestrator_dagster" in sys.modules,
+        }
         (directory / f"{os.getpid()}.json").write_text(json.dumps(stats))
 
     # a step process ends through multiprocessing, which runs its finalizers, not atexit
     multiprocessing.util.Finalize(None, write, exitpriority=0)
 
 
-def step_stats(directory: Path) -> list[dict[str, float]]:
+def step_stats(directory: Path) -> list[dict[str, Any]]:
     """What ``record_step_stats`` wrote in ``directory``, a dict per step process."""
     return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
 
