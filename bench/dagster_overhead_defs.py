@@ -13,7 +13,8 @@ here, at import time, from the environment they inherit:
   instance's storage directory).
 * ``BENCH_PUBLISH``: the ``VersionedIOManager``'s ``publish`` (default ``output``).
 * ``BENCH_STEP_STATS_DIR``: each step process writes ``<pid>.json`` there as it ends: its
-  CPU seconds and how many full garbage collections it ran (``step_stats``).
+  CPU seconds, how many full garbage collections it ran and whether it loaded the
+  catalog's package (``step_stats``).
 
 Import it as ``bench.dagster_overhead_defs`` with the repository root on ``sys.path``.
 """
