@@ -58,11 +58,9 @@ import os
 import pstats
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -72,6 +70,7 @@ import dagster as dg
 from figures import (
     Figure,
     catalog_url,
+    child_command,
     figure,
     finish,
     format_figure,
@@ -83,8 +82,7 @@ from sqlalchemy.engine import make_url
 
 from orchestrator_dagster import OrchestratorResource, VersionedIOManager, publish_run
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFS_MODULE = "bench.dagster_overhead_defs"
 CHAIN_LENGTH = 50
 TARGET = 1.15
@@ -336,9 +334,10 @@ def mp_child(dagster_home: str) -> None:
     defs_module = importlib.import_module(DEFS_MODULE)
     job = dg.reconstructable(defs_module.parallel_job)
     job.get_definition()  # import and build the job before the clock starts
-    stats_dir = Path(tempfile.mkdtemp(prefix="step-stats-", dir=dagster_home))
-    os.environ[defs_module.STEP_STATS_ENV] = str(stats_dir)  # the step processes inherit it
-    with dg.instance_for_test(temp_dir=dagster_home) as instance:
+    with (
+        dg.instance_for_test(temp_dir=dagster_home) as instance,
+        defs_module.step_stats(dagster_home) as stats,
+    ):
         gc.collect()
         cpu = cpu_seconds()
         start = time.perf_counter()
@@ -347,25 +346,23 @@ def mp_child(dagster_home: str) -> None:
             publish_if_staged(defs_module.make_io_manager("versioned"), result.run_id, instance)
         seconds = time.perf_counter() - start
         cpu = cpu_seconds() - cpu
-        steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
-        pids = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
-        stats = defs_module.step_stats(stats_dir)
-        report = {
-            "seconds": seconds,
-            "cpu": cpu,
-            "success": result.success,
-            "run_id": result.run_id,
-            "steps": len(steps),
-            "processes": len(pids),
-            "io_manager": defs_module.IO_MANAGER_KIND,
-            "step_cpu": statistics.median(step["cpu"] for step in stats) if stats else None,
-            "step_collections": (
-                statistics.mean(step["full_collections"] for step in stats) if stats else None
-            ),
-            "recorded_steps": len(stats),
-            "catalog_loaded": sum(step["catalog_loaded"] for step in stats),
-        }
-    shutil.rmtree(stats_dir, ignore_errors=True)
+    steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    pids = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
+    report = {
+        "seconds": seconds,
+        "cpu": cpu,
+        "success": result.success,
+        "run_id": result.run_id,
+        "steps": len(steps),
+        "processes": len(pids),
+        "io_manager": defs_module.IO_MANAGER_KIND,
+        "step_cpu": statistics.median(step["cpu"] for step in stats) if stats else None,
+        "step_collections": (
+            statistics.mean(step["full_collections"] for step in stats) if stats else None
+        ),
+        "recorded_steps": len(stats),
+        "catalog_loaded": sum(step["catalog_loaded"] for step in stats),
+    }
     print(json.dumps(report))
 
 
@@ -373,15 +370,8 @@ def run_mp_child(kind: str, env: dict[str, str], dagster_home: Path) -> Timing:
     """How long one multiprocess run takes with IO manager ``kind``, timed in a child."""
     defs_module = importlib.import_module(DEFS_MODULE)
     child_env = {**env, defs_module.IO_MANAGER_ENV: kind}
-    # Started with ``-c``, not as this script: multiprocessing's spawned step processes
-    # import their parent's main script again, and this one imports the catalog's package,
-    # which would then load in every FilesystemIOManager step process too.
-    code = (
-        f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import dagster_overhead; "
-        f"dagster_overhead.mp_child({str(dagster_home)!r})"
-    )
     completed = subprocess.run(
-        [sys.executable, "-c", code],
+        child_command(__file__, f"mp_child({str(dagster_home)!r})"),
         env=child_env,
         capture_output=True,
         text=True,

@@ -14,18 +14,22 @@ here, at import time, from the environment they inherit:
 * ``BENCH_PUBLISH``: the ``VersionedIOManager``'s ``publish`` (default ``output``).
 * ``BENCH_STEP_STATS_DIR``: each step process writes ``<pid>.json`` there as it ends: its
   CPU seconds, how many full garbage collections it ran and whether it loaded the
-  catalog's package (``step_stats``).
+  catalog's package (set by ``step_stats``).
 
 Import it as ``bench.dagster_overhead_defs`` with the repository root on ``sys.path``.
 """
 
+import contextlib
 import gc
 import json
 import multiprocessing
 import multiprocessing.util
 import os
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +108,20 @@ def record_step_stats(directory: Path) -> None:
     multiprocessing.util.Finalize(None, write, exitpriority=0)
 
 
-def step_stats(directory: Path) -> list[dict[str, Any]]:
-    """What ``record_step_stats`` wrote in ``directory``, a dict per step process."""
-    return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
+@contextlib.contextmanager
+def step_stats(parent: str) -> Iterator[list[dict[str, Any]]]:
+    """The step processes started in the block record their stats (``record_step_stats``,
+    in a folder under ``parent``); the list yielded holds them, a dict per process, once
+    the block ends."""
+    directory = Path(tempfile.mkdtemp(prefix="step-stats-", dir=parent))
+    os.environ[STEP_STATS_ENV] = str(directory)  # the step processes inherit it
+    stats: list[dict[str, Any]] = []
+    try:
+        yield stats
+        stats.extend(json.loads(path.read_text()) for path in sorted(directory.glob("*.json")))
+    finally:
+        del os.environ[STEP_STATS_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 if (stats_dir := os.environ.get(STEP_STATS_ENV)) and multiprocessing.parent_process() is not None:

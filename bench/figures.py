@@ -131,3 +131,17 @@ def interleave(
             second_values.append(second())
             first_values.append(first())
     return first_values, second_values
+
+
+def child_command(script: str, call: str) -> list[str]:
+    """A command running ``call`` (``"name(args)"``) of the benchmark ``script`` (its
+    ``__file__``) in a fresh interpreter started from ``-c``, not as the script:
+    multiprocessing's spawned processes import their parent's main script again, and a
+    benchmark script imports the catalog, which a baseline's step processes must not load."""
+    path = Path(script).resolve()
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; sys.path.insert(0, {str(path.parent)!r}); import {path.stem}; "
+        f"{path.stem}.{call}",
+    ]

@@ -52,6 +52,7 @@ from pathlib import Path
 from figures import (
     Figure,
     catalog_url,
+    child_command,
     figure,
     finish,
     format_figure,
@@ -294,23 +295,23 @@ def mp_child(dagster_home: str) -> None:
     job = dg.reconstructable(defs.parallel_job)
     job.get_definition()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    with dg.instance_for_test(temp_dir=dagster_home) as instance:
+    stats_module = importlib.import_module("bench.dagster_overhead_defs")
+    with (
+        dg.instance_for_test(temp_dir=dagster_home) as instance,
+        stats_module.step_stats(dagster_home) as stats,
+    ):
         started = time.perf_counter()
         result = dg.execute_job(job, instance=instance, run_config=quiet)
         seconds = time.perf_counter() - started
-        steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
-    print(json.dumps({"seconds": seconds, "success": result.success, "steps": len(steps)}))
+    steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    loaded = sum(step["catalog_loaded"] for step in stats)
+    report = {"seconds": seconds, "success": result.success, "steps": len(steps)}
+    print(json.dumps({**report, "recorded_steps": len(stats), "catalog_loaded": loaded}))
 
 
 def run_mp(kind: str, env: dict[str, str], home: Path) -> float:
-    # ``-c``, not this script: spawned step processes import their parent's main script
-    # again, and this one imports the catalog, which an s3pickle step must not load
-    code = (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
-        f"import object_store; object_store.mp_child({str(home)!r})"
-    )
     completed = subprocess.run(
-        [sys.executable, "-c", code],
+        child_command(__file__, f"mp_child({str(home)!r})"),
         env={**env, "BENCH_S3_IO_MANAGER": kind},
         capture_output=True,
         text=True,
@@ -320,7 +321,14 @@ def run_mp(kind: str, env: dict[str, str], home: Path) -> float:
         report = json.loads(completed.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         report = None
-    if completed.returncode != 0 or not report or not report["success"] or report["steps"] != 7:
+    if (
+        completed.returncode != 0
+        or not report
+        or not report["success"]
+        or report["steps"] != 7
+        or report["recorded_steps"] != 7
+        or (kind == "s3pickle" and report["catalog_loaded"])  # the baseline must not pay it
+    ):
         raise RuntimeError(f"{kind} run failed: {report}\n{completed.stderr[-4000:]}")
     return float(report["seconds"])
 
