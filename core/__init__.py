@@ -5,7 +5,8 @@
 ...     catalog.workflows.create_workflow(core.CreateWorkflowRequest("etl", dag))
 """
 
-from core.bootstrap import Services, connect
+from typing import TYPE_CHECKING, Any
+
 from core.domain import (
     Artifact,
     ArtifactKind,
@@ -87,3 +88,16 @@ __all__ = [
     "WorkflowMove",
     "connect",
 ]
+
+if TYPE_CHECKING:
+    from core.bootstrap import Services, connect
+
+
+def __getattr__(name: str) -> Any:
+    """``connect`` and ``Services`` load the storage and the services on first use, so a
+    process that only names the domain (a step talking to a served catalog) never does."""
+    if name in ("Services", "connect"):
+        from core import bootstrap
+
+        return getattr(bootstrap, name)
+    raise AttributeError(f"module 'core' has no attribute {name!r}")

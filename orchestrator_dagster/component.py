@@ -7,8 +7,8 @@ import dagster as dg
 from pydantic import ConfigDict, Field, field_validator
 
 import core
-from core.bootstrap import check_settings
 from core.identifiers import check_publish, check_tag_name
+from core.settings import check_settings
 from orchestrator_dagster.io_manager import VersionedIOManager
 from orchestrator_dagster.resource import OrchestratorResource
 from orchestrator_dagster.sensors import build_run_snapshot_sensor, tag_move_sensor

@@ -2,11 +2,15 @@
 run the audit (``RunService.publish_if_passed``) with the checks that failed in it."""
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 import core
 from orchestrator_dagster.resource import OrchestratorResource
+
+if TYPE_CHECKING:
+    from core.bootstrap import Services
 
 FINAL_STATUSES = {
     dg.DagsterRunStatus.SUCCESS: core.RunStatus.SUCCESS,
@@ -35,7 +39,7 @@ def failed_error_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 
 
 def record_run_end(
-    instance: dg.DagsterInstance, catalog: core.Services, record: dg.RunRecord
+    instance: dg.DagsterInstance, catalog: "Services", record: dg.RunRecord
 ) -> core.Run | None:
     """Record the end of the finished Dagster run of ``record`` in the catalog, and audit
     and publish it when it publishes whole; the catalog's run, or ``None`` when the catalog

@@ -2,12 +2,15 @@
 
 import contextlib
 from collections.abc import Iterator
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 import core
+
+if TYPE_CHECKING:
+    from core.bootstrap import Services
 
 
 class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
@@ -80,7 +83,7 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         ),
     )
 
-    _catalog: Optional[core.Services] = PrivateAttr(default=None)  # noqa: UP045
+    _catalog: "Services | None" = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._catalog = self._connect()
@@ -91,7 +94,7 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
             self._catalog = None
 
     @contextlib.contextmanager
-    def opened(self) -> Iterator[core.Services]:
+    def opened(self) -> Iterator["Services"]:
         """The catalog for a block: this resource's when it is set up (in a run or a
         sensor), else one opened from its settings and closed after (in scripts)."""
         if self._catalog is not None:
@@ -100,7 +103,7 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         with self._connect() as catalog:
             yield catalog
 
-    def _connect(self) -> core.Services:
+    def _connect(self) -> "Services":
         return core.connect(
             self.database_url,
             self.blob_root,
@@ -110,7 +113,7 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         )
 
     @property
-    def catalog(self) -> core.Services:
+    def catalog(self) -> "Services":
         """The catalog's services (``cas``, ``artifacts``, ``tags``, ``workflows``, ...)."""
         if self._catalog is None:
             raise dg.DagsterInvariantViolationError(

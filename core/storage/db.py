@@ -31,7 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import NullPool
 
@@ -40,8 +40,8 @@ from core.errors import (
     StorageBusyError,
     StorageUnavailableError,
     TransactionLostError,
-    ValidationError,
 )
+from core.storage.database_url import check_database_url
 from core.storage.duckdb.fold import FOLD_AT, fold, recover
 from core.storage.duckdb.journal import Journal
 from core.storage.duckdb.lease import Backoff, DuckDBFileLock, DuckDBLease
@@ -68,29 +68,6 @@ PING_IDLE_AFTER = 0.5
 """Seconds a pooled Postgres connection may have been idle and still be lent without a
 ping (as HikariCP's bypass window): one given back moments ago is taken to be alive."""
 _IDLE_SINCE = "orchestrator_idle_since"
-
-
-SUPPORTED_BACKENDS = ("duckdb", "postgresql")
-
-
-def check_database_url(url: str | URL) -> URL:
-    """``url`` parsed, or a ``ValidationError`` naming it: a DuckDB file
-    (``duckdb:///<file>``) or Postgres (``postgresql+psycopg://...``). Opens nothing."""
-    try:
-        parsed = make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise ValidationError(
-            f"invalid database url {url!r}: expected duckdb:///<file> or postgresql+psycopg://..."
-        ) from exc
-    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
-        raise ValidationError(
-            f"unsupported database url {parsed.render_as_string(hide_password=True)!r}: "
-            "use duckdb:///<file> or postgresql+psycopg://..."
-        )
-    if parsed.get_backend_name() == "duckdb" and parsed.database in (None, "", ":memory:"):
-        shown = url if isinstance(url, str) else str(url)
-        raise ValidationError(f"DuckDB catalog needs a file path, got {shown!r}")
-    return parsed
 
 
 def _is_duckdb_lock_error(exc: BaseException) -> bool:
