@@ -58,11 +58,14 @@ import os
 import pstats
 import re
 import resource
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
@@ -404,7 +407,40 @@ def run_mp_child(kind: str, env: dict[str, str], dagster_home: Path) -> Timing:
     )
 
 
-def measure_multiprocess(catalogs: Catalogs, work: Path, rounds: int) -> tuple[Figure, list[str]]:
+@contextlib.contextmanager
+def served_catalog(env: dict[str, str], log: Path) -> Iterator[str]:
+    """``orchestrator serve`` on the catalog ``env`` names, on a free loopback port, until
+    the block ends; yields its URL once it answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).parent / "orchestrator"), "serve", "--port", str(port)]
+    with log.open("w") as output:
+        server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/openapi.json", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"orchestrator serve did not start:\n{log.read_text()}"
+                    ) from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def measure_multiprocess(
+    catalogs: Catalogs, work: Path, rounds: int, *, served: bool = False
+) -> tuple[Figure, list[str]]:
+    """The 6-wide job; with ``served``, side A's steps talk to the catalog served by
+    ``orchestrator serve`` (started before the rounds, as a deployment runs it)."""
     ensure_repo_root_on_path()
     defs_module = importlib.import_module(DEFS_MODULE)
     env = {
@@ -416,14 +452,19 @@ def measure_multiprocess(catalogs: Catalogs, work: Path, rounds: int) -> tuple[F
     }
     home = work / "parallel" / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    versioned_times, filesystem_times = interleave(
-        rounds,
-        lambda: run_mp_child("versioned", env, home),
-        lambda: run_mp_child("filesystem", env, home),
-    )
+    with contextlib.ExitStack() as stack:
+        if served:
+            log = work / "parallel" / "serve.log"
+            env["ORCHESTRATOR_SERVER_URL"] = stack.enter_context(served_catalog(env, log))
+        versioned_times, filesystem_times = interleave(
+            rounds,
+            lambda: run_mp_child("versioned", env, home),
+            lambda: run_mp_child("filesystem", env, home),
+        )
     ratio = wall_ratio(versioned_times, filesystem_times)
     fig = figure(
-        f"multiprocess {defs_module.WIDTH}-wide job, VersionedIOManager ({catalogs.backend}"
+        f"multiprocess {defs_module.WIDTH}-wide job, VersionedIOManager "
+        f"{'served ' if served else ''}({catalogs.backend}"
         f"{', publish=run' if publish_mode() == 'run' else ''}) / FilesystemIOManager",
         ratio,
         TARGET,
@@ -501,6 +542,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--mp-rounds", type=int, default=6, help="multiprocess rounds per side (default 6)"
     )
     parser.add_argument(
+        "--served",
+        action="store_true",
+        help="measure the multiprocess job alone, side A's steps talking to the catalog "
+        "served by `orchestrator serve` (OrchestratorResource.server_url)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="instead of measuring, cProfile one side-A in-process chain run",
@@ -524,11 +571,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 profile_chain(catalogs, work, out)
                 return 0
-            for measure, rounds in (
-                (measure_chain, args.rounds),
-                (measure_multiprocess, args.mp_rounds),
-            ):
-                fig, raw = measure(catalogs, work, rounds)
+            measures = [lambda: measure_multiprocess(catalogs, work, args.mp_rounds, served=True)]
+            if not args.served:
+                measures = [
+                    lambda: measure_chain(catalogs, work, args.rounds),
+                    lambda: measure_multiprocess(catalogs, work, args.mp_rounds),
+                ]
+            for measure in measures:
+                fig, raw = measure()
                 figures.append(fig)
                 print(format_figure(fig), file=out)
                 for line in raw:

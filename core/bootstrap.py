@@ -200,6 +200,7 @@ def compose(
             AssetOutputs(uow, cas, commits, runs, lineage),
             AssetInputs(uow, cas, found, read_model, runs, lineage, refs),
             lineage,
+            runs,
         ),
         refs=refs,
         maintenance=MaintenanceService(uow, blobs, found, tags),

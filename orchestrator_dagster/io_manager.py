@@ -151,7 +151,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
         if run is not None:
             self._mode = check_publish(run.tags.get(PUBLISH_TAG_KEY) or self.publish)
             moved = run.tags.get(MOVED_TAG_KEY) == self.tag
-            self.orchestrator.catalog.runs.pin(
+            self.orchestrator.steps.pin(
                 run.run_id,
                 self.tag,
                 job_name=_job_name(run.job_name),
@@ -163,11 +163,11 @@ class VersionedIOManager(dg.ConfigurableIOManager):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Write the reads of this run's steps that no output commit has carried."""
         if context.run is not None:
-            self.orchestrator.catalog.assets.flush_reads(context.run.run_id)
+            self.orchestrator.steps.flush_reads(context.run.run_id)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         node = node_id(context)
-        assets = self.orchestrator.catalog.assets
+        assets = self.orchestrator.steps
         codec = default_registry.codec_for(obj)
         op_output = _is_op_output(context)
         what = f"the output {node!r}" if op_output else f"the output of asset {node!r}"
@@ -225,7 +225,7 @@ class VersionedIOManager(dg.ConfigurableIOManager):
     def _load(
         self, context: dg.InputContext, node: str, partition_key: str | None, annotation: Any
     ) -> Any:
-        assets = self.orchestrator.catalog.assets
+        assets = self.orchestrator.steps
         run_id = _current_run_id(context)
         if _is_op_output(context):  # on no tag: a pin has nothing to name
             producer = _producer(context) or run_id

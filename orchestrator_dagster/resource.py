@@ -1,6 +1,7 @@
 """The Dagster resource that hands out the catalog's services."""
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Optional
 
@@ -8,9 +9,11 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 import core
+from core.client import SERVER_URL_ENV, ServedSteps
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
+    from core.step_catalog import StepCatalog
 
 
 class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
@@ -83,12 +86,32 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         ),
     )
 
+    server_url: Optional[str] = Field(  # noqa: UP045
+        default=None,
+        description=(
+            "A catalog served with `orchestrator serve` (http://host:port) that the IO "
+            "manager's steps talk to, instead of opening the database in every step "
+            "process: a step then loads no database driver and holds no file or "
+            "connection. Sensors and scripts still open the catalog from database_url and "
+            "blob_root, which must name the catalog the server serves. Default: "
+            "$ORCHESTRATOR_SERVER_URL, else none."
+        ),
+    )
+
     _catalog: "Services | None" = PrivateAttr(default=None)
+    _served: "ServedSteps | None" = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._catalog = self._connect()
+        server_url = self.server_url or os.environ.get(SERVER_URL_ENV)
+        if server_url:
+            self._served = ServedSteps(server_url)
+        else:
+            self._catalog = self._connect()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._served is not None:
+            self._served.close()
+            self._served = None
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
@@ -113,8 +136,19 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         )
 
     @property
+    def steps(self) -> "StepCatalog":
+        """What the IO manager's steps ask of the catalog: the served catalog's when
+        ``server_url`` is set, else the catalog's ``assets`` service."""
+        if self._served is not None:
+            return self._served
+        return self.catalog.assets
+
+    @property
     def catalog(self) -> "Services":
-        """The catalog's services (``cas``, ``artifacts``, ``tags``, ``workflows``, ...)."""
+        """The catalog's services (``cas``, ``artifacts``, ``tags``, ``workflows``, ...);
+        with a ``server_url``, opened on first use (a sensor's, never a step's)."""
+        if self._catalog is None and self._served is not None:
+            self._catalog = self._connect()
         if self._catalog is None:
             raise dg.DagsterInvariantViolationError(
                 "OrchestratorResource is not set up: use it from a Dagster run, sensor or "

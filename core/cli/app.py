@@ -43,6 +43,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+SERVE_LINGER = 3600.0
+"""Seconds ``orchestrator serve`` keeps a DuckDB file open after a request while no other
+process queues for it; one that does (a sensor, a CLI command) gets it within
+milliseconds. Reopening costs 10-20 ms, which every burst of a step's requests paid."""
+
+
 class CatalogContext:
     """Opens the catalog on first use, closes it when the command ends."""
 
@@ -60,15 +66,26 @@ class CatalogContext:
         return self._open(create=True)
 
     @property
+    def serving(self) -> core.Services:
+        """The catalog as ``orchestrator serve`` holds it: on DuckDB it keeps the file
+        between requests (``SERVE_LINGER``) until another process queues for it."""
+        return self._open(create=True, linger=SERVE_LINGER)
+
+    @property
     def existing(self) -> core.Services:
         """The catalog for every command but those that may start one (``workflow
         create``, ``serve``): a mistyped location is an error, not a new empty catalog."""
         return self._open(create=False)
 
-    def _open(self, *, create: bool) -> core.Services:
+    def _open(self, *, create: bool, linger: float | None = None) -> core.Services:
         if self._catalog is None:
+            options: dict[str, Any] = {} if linger is None else {"linger": linger}
             self._catalog = core.connect(
-                self.database_url, self.blob_root, create=create, cache_dir=self.cache_dir
+                self.database_url,
+                self.blob_root,
+                create=create,
+                cache_dir=self.cache_dir,
+                **options,
             )
         return self._catalog
 

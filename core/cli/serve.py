@@ -27,4 +27,4 @@ def serve(context: CatalogContext, host: str, port: int) -> None:
             f"error: {exc.name} is missing: pip install 'orchestrator-catalog[http]'", err=True
         )
         raise SystemExit(EXIT_USAGE) from None
-    uvicorn.run(create_app(context.catalog), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(context.serving), host=host, port=port, log_level="info")

@@ -155,6 +155,93 @@ class PublicationOut(BaseModel):
         return cls.model_validate(publication, from_attributes=True)
 
 
+class PinIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run_id: str
+    tag: str = "main"
+    job_name: str | None = None
+    at_version: str | None = Field(
+        default=None, description="Pin to this version (a tag_move_sensor's run), not the tag's."
+    )
+    publish: str | None = Field(
+        default=None, description="output or run; null: the run's mode (output for a new run)."
+    )
+    parent_run_id: str | None = Field(
+        default=None, description="The run a re-execution re-executes."
+    )
+
+
+class PinOut(BaseModel):
+    run_id: str
+    snapshot_id: uuid.UUID
+    base_id: uuid.UUID | None
+
+
+class OutputQuery(BaseModel):
+    """Where a step's output goes (the request's body is its bytes)."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_id: str
+    tag: str
+    node: str
+    media_type: str
+    deps: list[str] = Field(default_factory=list, description="Asset outputs: the upstreams.")
+    partition_key: str | None = None
+    code_version: str | None = None
+    job_name: str | None = None
+    publish: str | None = Field(default=None, description="Asset outputs: output or run.")
+
+
+class InputQuery(BaseModel):
+    """Which asset value a step reads (``AssetService.locate_input``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_id: str
+    tag: str
+    node: str
+    partition_key: str | None = None
+    pin_tag: str | None = None
+    pin_version: str | None = None
+    producer: str | None = None
+
+
+class OpOutputQuery(BaseModel):
+    """Which op output a step reads: ``node`` of run ``producer``."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_id: str
+    tag: str
+    producer: str
+    node: str
+
+
+class NodeValueOut(BaseModel):
+    node: str
+    partition_key: str | None
+    cas_id: str
+    media_type: str
+    size: int
+
+    @classmethod
+    def of(cls, value: core.NodeValue) -> "NodeValueOut":
+        return cls.model_validate(value, from_attributes=True)
+
+
+class OutputCommitOut(BaseModel):
+    value: NodeValueOut
+    tag: str
+    artifact_id: uuid.UUID
+    version_hash: str
+    from_target_id: uuid.UUID | None
+    from_version_hash: str | None
+    revision: int
+    changed: bool = Field(description="False: the value was the node's already.")
+
+    @classmethod
+    def of(cls, commit: core.OutputCommit) -> "OutputCommitOut":
+        return cls.model_validate(commit, from_attributes=True)
+
+
 class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source: str = Field(description="A ref: tag, tag@{n}, run:<run id>, version hash or id.")

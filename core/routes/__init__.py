@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 import core
 from core.handlers import errors
-from core.routes import artifact, blob, policy, run, tag, workflow
+from core.routes import artifact, blob, policy, run, step, tag, workflow
 
 
 def create_app(catalog: core.Services) -> FastAPI:
@@ -15,6 +15,6 @@ def create_app(catalog: core.Services) -> FastAPI:
         description="Versioned DAG catalog: workflows, runs, tags, artifacts and blobs.",
     )
     errors.install(app)
-    for module in (workflow, run, tag, policy, artifact, blob):
+    for module in (workflow, run, step, tag, policy, artifact, blob):
         app.include_router(module.router(catalog))
     return app

@@ -9,19 +9,23 @@ and the runs' read lineage (``core.service.asset_lineage``).
 from core.service.asset_inputs import AssetInputs
 from core.service.asset_lineage import RunLineage
 from core.service.asset_outputs import LARGE_VALUE, AssetOutputs
+from core.service.run import RunService
 
 __all__ = ["LARGE_VALUE", "AssetService"]
 
 
 class AssetService:
-    """Each output becomes the node's value on the tag; each run reads a pinned snapshot.
+    """Each output becomes the node's value on the tag; each run reads a pinned snapshot
+    (it answers ``core.step_catalog.StepCatalog`` for a step in this process).
 
     A run's reads are kept in this process and written with the next output it commits
     for the run, or by ``flush_reads`` (the IO manager flushes when a step process or an
     in-process run ends).
     """
 
-    def __init__(self, outputs: AssetOutputs, inputs: AssetInputs, lineage: RunLineage) -> None:
+    def __init__(
+        self, outputs: AssetOutputs, inputs: AssetInputs, lineage: RunLineage, runs: RunService
+    ) -> None:
         self.outputs = outputs
         self.inputs = inputs
         self.lineage = lineage
@@ -34,3 +38,4 @@ class AssetService:
         self.read = inputs.read
         self.open = inputs.open
         self.flush_reads = lineage.flush_reads
+        self.pin = runs.pin

@@ -53,6 +53,11 @@ MEMO_SIZE = 4096
 """How many facts a lease's memo keeps (the least recently used go first)."""
 WATCH_INTERVAL = 0.002
 """Seconds between the watcher's probes for processes queueing for the file."""
+IDLE_WATCH_INTERVAL = 0.05
+"""Seconds between the probes once the file has been idle for ``IDLE_AFTER`` (seconds): a
+process that lingers long (``orchestrator serve``) would otherwise wake 500 times a
+second. A process that queues for an idle holder's file waits at most this long."""
+IDLE_AFTER = 0.5
 TURN_INTERVAL = 0.001
 """Seconds between a waiting process's probes for the lower tickets still alive."""
 STALL_PATIENCE = 1.0
@@ -414,7 +419,8 @@ class DuckDBLease:
 
     def _release_when_idle(self) -> None:
         while True:
-            time.sleep(WATCH_INTERVAL)
+            quiet = time.monotonic() - self._last_used >= IDLE_AFTER
+            time.sleep(IDLE_WATCH_INTERVAL if quiet else WATCH_INTERVAL)
             if not self._mutex.acquire(blocking=False):
                 continue  # a transaction is running; it decides again when it ends
             try:

@@ -1,0 +1,338 @@
+"""A step's catalog over HTTP: ``ServedSteps`` answers ``StepCatalog`` from a catalog
+served with ``orchestrator serve``, so a step process loads no database driver, no ORM
+and no service, and holds no file or connection of the database.
+
+Errors come back as the domain errors the server raised (``ConflictError``,
+``PolicyError``, ``ValidationError``, ...); a server that does not answer is a
+``StorageUnavailableError`` naming its URL.
+"""
+
+import contextlib
+import hashlib
+import http.client
+import json
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode, urlsplit
+
+from core.domain import NodeValue, OutputCommit, PublishMode
+from core.errors import (
+    ConflictError,
+    IntegrityError,
+    MergeConflictError,
+    NotFoundError,
+    OrchestratorError,
+    PolicyError,
+    StorageBusyError,
+    StorageUnavailableError,
+    ValidationError,
+)
+
+SERVER_URL_ENV = "ORCHESTRATOR_SERVER_URL"
+CHUNK_SIZE = 1 << 20
+SPOOL_IN_MEMORY = 8 << 20
+"""A value read with ``open`` is kept in memory up to this size, then in a temporary file."""
+REUSE_IDLE = 2.0
+"""Seconds a connection may have been idle and still be reused: a server closes idle
+connections (uvicorn after 5 s), so an older one is replaced before a request."""
+ERRORS: dict[str, type[OrchestratorError]] = {
+    "not_found": NotFoundError,
+    "conflict": ConflictError,
+    "validation": ValidationError,
+    "busy": StorageBusyError,
+    "unavailable": StorageUnavailableError,
+    "integrity": IntegrityError,
+}
+
+
+def check_server_url(url: str) -> str:
+    """``url`` without a trailing ``/`` if it is an ``http://host[:port][/prefix]`` URL,
+    else a ``ValidationError`` naming it."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme != "http" or not parts.hostname or parts.query:
+        raise ValidationError(
+            f"invalid server url {url!r}: expected http://host:port of `orchestrator serve`"
+        )
+    return url.rstrip("/")
+
+
+class ServedSteps:
+    """``StepCatalog`` over HTTP, one keep-alive connection per thread."""
+
+    def __init__(self, url: str, *, timeout: float = 300.0) -> None:
+        self.url = check_server_url(url)
+        parts = urlsplit(self.url)
+        self._host, self._port = parts.hostname or "", parts.port or 80
+        self._prefix = parts.path
+        self._timeout = timeout
+        self._local = threading.local()
+
+    def pin(
+        self,
+        run_id: str,
+        tag: str = "main",
+        *,
+        job_name: str | None = None,
+        at_version: str | None = None,
+        publish: PublishMode | str | None = None,
+        parent_run_id: str | None = None,
+    ) -> tuple[uuid.UUID, uuid.UUID | None]:
+        """The run's snapshot and base, as ``RunService.pin``."""
+        body = {
+            "run_id": run_id,
+            "tag": tag,
+            "job_name": job_name,
+            "at_version": at_version,
+            "publish": None if publish is None else str(publish),
+            "parent_run_id": parent_run_id,
+        }
+        pinned = self._json("POST", "/steps/pin", body=json.dumps(body).encode(), json_body=True)
+        return uuid.UUID(pinned["snapshot_id"]), _uuid(pinned["base_id"])
+
+    def commit_output(
+        self,
+        run_id: str,
+        tag: str,
+        node: str,
+        content: bytes | BinaryIO,
+        *,
+        media_type: str,
+        deps: list[str] | tuple[str, ...] = (),
+        partition_key: str | None = None,
+        code_version: str | None = None,
+        job_name: str | None = None,
+        publish: PublishMode | str | None = None,
+    ) -> OutputCommit:
+        query = {
+            "run_id": run_id,
+            "tag": tag,
+            "node": node,
+            "media_type": media_type,
+            "deps": list(deps),
+            "partition_key": partition_key,
+            "code_version": code_version,
+            "job_name": job_name,
+            "publish": None if publish is None else str(publish),
+        }
+        answer = self._json("POST", "/steps/outputs", query, body=content)
+        return OutputCommit(
+            value=_node_value(answer["value"]),
+            tag=answer["tag"],
+            artifact_id=_uuid(answer["artifact_id"]),
+            version_hash=answer["version_hash"],
+            from_target_id=_uuid(answer["from_target_id"]),
+            revision=answer["revision"],
+            changed=answer["changed"],
+            from_version_hash=answer["from_version_hash"],
+        )
+
+    commit_output_stream = commit_output
+
+    def commit_step_output(
+        self,
+        run_id: str,
+        tag: str,
+        node: str,
+        content: bytes | BinaryIO,
+        *,
+        media_type: str,
+        job_name: str | None = None,
+    ) -> NodeValue:
+        query = {
+            "run_id": run_id,
+            "tag": tag,
+            "node": node,
+            "media_type": media_type,
+            "job_name": job_name,
+        }
+        return _node_value(self._json("POST", "/steps/op-outputs", query, body=content))
+
+    commit_step_output_stream = commit_step_output
+
+    def locate_input(
+        self,
+        run_id: str | None,
+        tag: str,
+        node: str,
+        *,
+        partition_key: str | None = None,
+        pin_tag: str | None = None,
+        pin_version: str | None = None,
+        producer: str | None = None,
+    ) -> NodeValue:
+        query = {
+            "run_id": _in_run(run_id, node),
+            "tag": tag,
+            "node": node,
+            "partition_key": partition_key,
+            "pin_tag": pin_tag,
+            "pin_version": pin_version,
+            "producer": producer,
+        }
+        return _node_value(self._json("GET", "/steps/inputs", query))
+
+    def locate_step_output(
+        self, run_id: str | None, tag: str, producer: str, node: str
+    ) -> NodeValue:
+        query = {"run_id": _in_run(run_id, node), "tag": tag, "producer": producer, "node": node}
+        return _node_value(self._json("GET", "/steps/op-outputs", query))
+
+    def read(self, value: NodeValue) -> bytes:
+        """The bytes of ``value``, verified against its cas id."""
+        with self._blob(value) as response:
+            content = response.read()
+        _verify(value, hashlib.sha256(content), len(content))
+        return content
+
+    def open(self, value: NodeValue) -> BinaryIO:
+        """The bytes of ``value`` in a file at its start (in memory while small), verified
+        against its cas id; the caller closes it."""
+        spooled = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)  # noqa: SIM115 (returned)
+        try:
+            digest, size = hashlib.sha256(), 0
+            with self._blob(value) as response:
+                while chunk := response.read(CHUNK_SIZE):
+                    digest.update(chunk)
+                    spooled.write(chunk)
+                    size += len(chunk)
+            _verify(value, digest, size)
+            spooled.seek(0)
+        except BaseException:
+            spooled.close()
+            raise
+        return spooled  # type: ignore[return-value]
+
+    def flush_reads(self, run_id: str) -> None:
+        self._json("POST", "/steps/reads", {"run_id": run_id})
+
+    def close(self) -> None:
+        """Close this thread's connection (others close with their threads)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    @contextlib.contextmanager
+    def _blob(self, value: NodeValue) -> Iterator[http.client.HTTPResponse]:
+        response = self._send("GET", f"/blobs/{quote(value.cas_id, safe=':')}", None, None)
+        try:
+            if response.status != 200:
+                raise _error(self.url, response.status, response.read())
+            yield response
+        finally:
+            response.close()
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        *,
+        body: bytes | BinaryIO | None = None,
+        json_body: bool = False,
+    ) -> Any:
+        response = self._send(method, path, query, body, json_body=json_body)
+        content = response.read()
+        if response.status >= 300:
+            raise _error(self.url, response.status, content)
+        return json.loads(content) if content else None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None,
+        body: bytes | BinaryIO | None,
+        *,
+        json_body: bool = False,
+    ) -> http.client.HTTPResponse:
+        """The response to one request; a reused connection the server has closed is
+        replaced and the request sent again when its body can be sent again."""
+        target = self._prefix + path
+        if query:
+            kept = {key: value for key, value in query.items() if value is not None}
+            target += "?" + urlencode(kept, doseq=True)
+        headers = {"Content-Type": "application/json" if json_body else "application/octet-stream"}
+        replayable = body is None or isinstance(body, bytes)
+        for attempt in (1, 2):
+            connection, reused = self._connection()
+            try:
+                connection.request(
+                    method,
+                    target,
+                    body=body,
+                    headers=headers,
+                    encode_chunked=not replayable,
+                )
+                response = connection.getresponse()
+            except (http.client.HTTPException, OSError) as exc:
+                self.close()
+                if attempt == 1 and reused and replayable:
+                    continue
+                raise StorageUnavailableError(
+                    f"the served catalog at {self.url} did not answer {method} {path}: {exc}"
+                ) from exc
+            self._local.used = time.monotonic()
+            return response
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection, and whether it served a request before."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None and time.monotonic() - self._local.used < REUSE_IDLE:
+            return connection, True
+        self.close()
+        connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        self._local.connection = connection
+        return connection, False
+
+
+def _in_run(run_id: str | None, node: str) -> str:
+    if run_id is None:
+        raise ValidationError(
+            f"the input {node!r} is read outside a run: a served catalog needs one"
+        )
+    return run_id
+
+
+def _uuid(text: str | None) -> Any:
+    return None if text is None else uuid.UUID(text)
+
+
+def _node_value(answer: Mapping[str, Any]) -> NodeValue:
+    return NodeValue(
+        answer["node"],
+        answer["partition_key"],
+        answer["cas_id"],
+        answer["media_type"],
+        answer["size"],
+    )
+
+
+def _verify(value: NodeValue, digest: Any, size: int) -> None:
+    if size != value.size or f"sha256:{digest.hexdigest()}" != value.cas_id:
+        raise IntegrityError(
+            f"the bytes of {value.cas_id} received from the served catalog do not match it "
+            f"({size} bytes, expected {value.size})"
+        )
+
+
+def _error(url: str, status: int, content: bytes) -> OrchestratorError:
+    """The domain error a server's error answer stands for."""
+    try:
+        detail = json.loads(content)["error"]
+        kind, message = detail["type"], detail["message"]
+    except (ValueError, KeyError, TypeError):
+        return OrchestratorError(f"the served catalog at {url} answered HTTP {status}")
+    if kind == "policy":
+        return PolicyError(
+            message, tag=detail.get("tag") or "", pattern=detail.get("pattern") or ""
+        )
+    if kind == "conflict" and detail.get("conflicts"):
+        conflicts = [(each["node"], each["partition_key"]) for each in detail["conflicts"]]
+        return MergeConflictError(message, conflicts)
+    return ERRORS.get(kind, OrchestratorError)(message)
