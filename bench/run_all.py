@@ -29,6 +29,7 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
         ("time_travel", []),
         ("dagster_overhead", []),
         ("dagster_overhead", ["--publish", "run"]),
+        ("dagster_overhead", ["--served", "--publish", "run"]),
         ("duckdb_inserts", []),
         ("lock_storm", []),
         ("frames", []),
@@ -40,6 +41,7 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
             ("time_travel", ["--database-url", postgres_url]),
             ("dagster_overhead", ["--database-url", postgres_url]),
             ("dagster_overhead", ["--database-url", postgres_url, "--publish", "run"]),
+            ("dagster_overhead", ["--database-url", postgres_url, "--served", "--publish", "run"]),
             ("postgres_load", ["--database-url", postgres_url]),
             ("publish_load", ["--database-url", postgres_url]),
             ("object_store", ["--database-url", postgres_url]),  # Postgres + s3 (moto)

@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import ConfigDict, Field, field_validator
 
 import core
+from core.client import check_server_url
 from core.identifiers import check_publish, check_tag_name
 from core.settings import check_settings
 from orchestrator_dagster.io_manager import VersionedIOManager
@@ -128,6 +129,11 @@ class OrchestratorComponent(dg.Component, dg.Resolvable, dg.Model):
         gt=0,
         description="The read cache's bound (default: $ORCHESTRATOR_CACHE_MAX_BYTES, else 10 GiB).",
     )
+    server_url: str | None = Field(
+        default=None,
+        description="A catalog served with `orchestrator serve` that the steps talk to "
+        "instead of opening the database (default: $ORCHESTRATOR_SERVER_URL, else none).",
+    )
     tag: str = Field(default="main", description="The tag that materialisations move.")
     publish: Literal["output", "run"] = Field(
         default="output",
@@ -153,6 +159,13 @@ class OrchestratorComponent(dg.Component, dg.Resolvable, dg.Model):
         _refuse_invalid(lambda value: check_settings(blob_root=value), root)
         return root
 
+    @field_validator("server_url")
+    @classmethod
+    def _check_server_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            _refuse_invalid(check_server_url, url)
+        return url
+
     @field_validator("tag")
     @classmethod
     def _check_tag(cls, tag: str) -> str:
@@ -175,6 +188,7 @@ class OrchestratorComponent(dg.Component, dg.Resolvable, dg.Model):
             busy_timeout=self.busy_timeout,
             cache_dir=settings.cache_dir,
             cache_max_bytes=self.cache_max_bytes,
+            server_url=self.server_url,
         )
         return dg.Definitions(
             resources={

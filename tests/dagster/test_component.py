@@ -204,6 +204,7 @@ def test_the_defs_yaml_sets_the_io_manager_and_the_sensors(tmp_path: Path) -> No
         "database_url": f"duckdb:///{tmp_path / 'catalog.duckdb'}",
         "tag": "release",
         "publish": "run",
+        "server_url": "http://catalog.internal:8000",
         "sensors": {
             "run_snapshot": {"minimum_interval_seconds": 60, "default_status": "stopped"},
             "tag_moves": [
@@ -220,6 +221,7 @@ def test_the_defs_yaml_sets_the_io_manager_and_the_sensors(tmp_path: Path) -> No
     assert (io_manager.tag, io_manager.publish) == ("release", "run")
     assert io_manager.orchestrator is resources["orchestrator"]
     assert io_manager.orchestrator.database_url == attributes["database_url"]
+    assert io_manager.orchestrator.server_url == "http://catalog.internal:8000"
     assert set(sensors) == {"run_snapshot_sensor", "release_tag_move_sensor", "prod_moves"}
     snapshot = sensors["run_snapshot_sensor"]
     assert snapshot.minimum_interval_seconds == 60
@@ -280,6 +282,7 @@ def test_the_component_refuses_the_database_urls_connect_refuses(
         ("blob_root", "s3://Bad_Bucket/x", "invalid blob root 's3://Bad_Bucket/x'"),
         ("tag", "a..b", "'a..b'"),
         ("publish", "later", "invalid publish mode 'later'"),
+        ("server_url", "https://catalog:8000", "invalid server url 'https://catalog:8000'"),
     ],
 )
 def test_the_component_names_a_bad_setting(field: str, value: str, message: str) -> None:

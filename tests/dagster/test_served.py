@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 import core
+from core.client import ServedSteps
 from orchestrator_dagster import OrchestratorResource, publish_run
 from orchestrator_dagster.io_manager import PUBLISH_TAG_KEY
 from tests.dagster import served_defs
@@ -74,3 +75,27 @@ def test_served_op_outputs_stream_above_the_large_value_bound(
         assert result.success
         measured = result.output_for_node("measure")
     assert measured == {"size": 3 << 20, "loaded": []}
+
+
+def test_a_served_resource_opens_the_database_only_for_its_catalog(
+    database_url: str, blob_root: Path
+) -> None:
+    resource = OrchestratorResource(
+        database_url=database_url, blob_root=str(blob_root), server_url="http://127.0.0.1:9/"
+    )
+    with dg.build_resources({"orchestrator": resource}) as built:
+        orchestrator = built.orchestrator
+        assert isinstance(orchestrator.steps, ServedSteps)
+        assert orchestrator.steps.url == "http://127.0.0.1:9"
+        assert orchestrator.catalog.tags.list_tags() == []  # a sensor's use: opened now
+
+
+def test_a_malformed_server_url_fails_the_resource_naming_it() -> None:
+    resource = OrchestratorResource(server_url="https://catalog:8000")
+    with (
+        pytest.raises(dg.DagsterResourceFunctionError) as failed,
+        dg.build_resources({"orchestrator": resource}),
+    ):
+        pass
+    assert isinstance(failed.value.__cause__, core.ValidationError)
+    assert "'https://catalog:8000'" in str(failed.value.__cause__)
