@@ -70,6 +70,9 @@ class ServedSteps:
         self._prefix = parts.path
         self._timeout = timeout
         self._local = threading.local()
+        self._unwritten: set[str] = set()
+        """Runs this process located values for since its last commit for them: the
+        server writes a run's noted reads with its next commit, else on a flush."""
 
     def pin(
         self,
@@ -119,6 +122,7 @@ class ServedSteps:
             "publish": None if publish is None else str(publish),
         }
         answer = self._json("POST", "/steps/outputs", query, body=content)
+        self._unwritten.discard(run_id)
         return OutputCommit(
             value=_node_value(answer["value"]),
             tag=answer["tag"],
@@ -149,7 +153,9 @@ class ServedSteps:
             "media_type": media_type,
             "job_name": job_name,
         }
-        return _node_value(self._json("POST", "/steps/op-outputs", query, body=content))
+        value = _node_value(self._json("POST", "/steps/op-outputs", query, body=content))
+        self._unwritten.discard(run_id)
+        return value
 
     commit_step_output_stream = commit_step_output
 
@@ -164,8 +170,9 @@ class ServedSteps:
         pin_version: str | None = None,
         producer: str | None = None,
     ) -> NodeValue:
+        run = _in_run(run_id, node)
         query = {
-            "run_id": _in_run(run_id, node),
+            "run_id": run,
             "tag": tag,
             "node": node,
             "partition_key": partition_key,
@@ -173,13 +180,18 @@ class ServedSteps:
             "pin_version": pin_version,
             "producer": producer,
         }
-        return _node_value(self._json("GET", "/steps/inputs", query))
+        value = _node_value(self._json("GET", "/steps/inputs", query))
+        self._unwritten.add(run)
+        return value
 
     def locate_step_output(
         self, run_id: str | None, tag: str, producer: str, node: str
     ) -> NodeValue:
-        query = {"run_id": _in_run(run_id, node), "tag": tag, "producer": producer, "node": node}
-        return _node_value(self._json("GET", "/steps/op-outputs", query))
+        run = _in_run(run_id, node)
+        query = {"run_id": run, "tag": tag, "producer": producer, "node": node}
+        value = _node_value(self._json("GET", "/steps/op-outputs", query))
+        self._unwritten.add(run)
+        return value
 
     def read(self, value: NodeValue) -> bytes:
         """The bytes of ``value``, verified against its cas id."""
@@ -207,7 +219,11 @@ class ServedSteps:
         return spooled  # type: ignore[return-value]
 
     def flush_reads(self, run_id: str) -> None:
-        self._json("POST", "/steps/reads", {"run_id": run_id})
+        """Have the server write the reads this process noted for ``run_id`` that no
+        commit carried (none: no request)."""
+        if run_id in self._unwritten:
+            self._json("POST", "/steps/reads", {"run_id": run_id})
+            self._unwritten.discard(run_id)
 
     def close(self) -> None:
         """Close this thread's connection (others close with their threads)."""
