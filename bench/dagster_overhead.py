@@ -365,6 +365,7 @@ def mp_child(dagster_home: str) -> None:
         ),
         "recorded_steps": len(stats),
         "catalog_loaded": sum(step["catalog_loaded"] for step in stats),
+        "storage_loaded": sum(step["storage_loaded"] for step in stats),
     }
     print(json.dumps(report))
 
@@ -394,6 +395,7 @@ def run_mp_child(kind: str, env: dict[str, str], dagster_home: Path) -> Timing:
         or report["processes"] != expected_steps
         or report["recorded_steps"] != expected_steps
         or (kind == "filesystem" and report["catalog_loaded"])  # the baseline must not pay it
+        or (kind == "versioned" and "ORCHESTRATOR_SERVER_URL" in env and report["storage_loaded"])
     ):
         raise RuntimeError(
             f"multiprocess run with {kind} failed (exit {completed.returncode}, report "

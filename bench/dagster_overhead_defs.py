@@ -13,8 +13,8 @@ here, at import time, from the environment they inherit:
   instance's storage directory).
 * ``BENCH_PUBLISH``: the ``VersionedIOManager``'s ``publish`` (default ``output``).
 * ``BENCH_STEP_STATS_DIR``: each step process writes ``<pid>.json`` there as it ends: its
-  CPU seconds, how many full garbage collections it ran and whether it loaded the
-  catalog's package (set by ``step_stats``).
+  CPU seconds, how many full garbage collections it ran, whether it loaded the catalog's
+  package and whether it opened the catalog itself (set by ``step_stats``).
 
 Import it as ``bench.dagster_overhead_defs`` with the repository root on ``sys.path``.
 """
@@ -93,14 +93,15 @@ def make_io_manager(kind: str) -> dg.ConfigurableIOManagerFactory:
 
 def record_step_stats(directory: Path) -> None:
     """As this step process ends, write its CPU seconds, the full garbage collections it
-    ran (since it started) and whether it loaded the catalog's package to
-    ``directory/<pid>.json``."""
+    ran (since it started), whether it loaded the catalog's package and whether it
+    opened the catalog itself (``core.bootstrap``) to ``directory/<pid>.json``."""
 
     def write() -> None:
         stats = {
             "cpu": time.process_time(),
             "full_collections": gc.get_stats()[2]["collections"],
             "catalog_loaded": "core" in sys.modules or "orchestrator_dagster" in sys.modules,
+            "storage_loaded": "core.bootstrap" in sys.modules,
         }
         (directory / f"{os.getpid()}.json").write_text(json.dumps(stats))
 

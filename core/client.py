@@ -38,7 +38,8 @@ SPOOL_IN_MEMORY = 8 << 20
 """A value read with ``open`` is kept in memory up to this size, then in a temporary file."""
 REUSE_IDLE = 2.0
 """Seconds a connection may have been idle and still be reused: a server closes idle
-connections (uvicorn after 5 s), so an older one is replaced before a request."""
+connections (uvicorn after 5 s), so an older one is replaced before a request. A request
+whose body is a stream cannot be sent again if a reused connection turns out closed."""
 ERRORS: dict[str, type[OrchestratorError]] = {
     "not_found": NotFoundError,
     "conflict": ConflictError,
@@ -52,8 +53,12 @@ ERRORS: dict[str, type[OrchestratorError]] = {
 def check_server_url(url: str) -> str:
     """``url`` without a trailing ``/`` if it is an ``http://host[:port][/prefix]`` URL,
     else a ``ValidationError`` naming it."""
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme != "http" or not parts.hostname or parts.query:
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        port_ok = parts is not None and (parts.port is None or parts.port > 0)
+    except ValueError:  # a port that is no number, or out of range
+        parts, port_ok = None, False
+    if parts is None or not port_ok or parts.scheme != "http" or not parts.hostname or parts.query:
         raise ValidationError(
             f"invalid server url {url!r}: expected http://host:port of `orchestrator serve`"
         )
@@ -302,7 +307,9 @@ class ServedSteps:
         if connection is not None and time.monotonic() - self._local.used < REUSE_IDLE:
             return connection, True
         self.close()
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        connection = http.client.HTTPConnection(
+            self._host, self._port, timeout=self._timeout, blocksize=CHUNK_SIZE
+        )
         self._local.connection = connection
         return connection, False
 

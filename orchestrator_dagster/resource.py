@@ -21,7 +21,9 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
 
     The catalog is opened once per step process in ``setup_for_execution`` and closed in
     ``teardown_after_execution``. DuckDB connections are taken per transaction and never
-    held while idle, so sensors in a long-running process do not lock the file.
+    held while idle, so sensors in a long-running process do not lock the file. With a
+    ``server_url`` the steps talk to a served catalog instead (``steps``), and the
+    database is opened only if ``catalog`` is asked for.
 
     Examples:
         .. code-block:: python

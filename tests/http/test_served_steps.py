@@ -142,7 +142,9 @@ def test_a_server_that_does_not_answer_is_unavailable_naming_its_url() -> None:
         ServedSteps(url).pin("run-1", "main")
 
 
-@pytest.mark.parametrize("url", ["https://catalog:8000", "catalog:8000", "http://", "http://h?x=1"])
+@pytest.mark.parametrize(
+    "url", ["https://catalog:8000", "catalog:8000", "http://", "http://h?x=1", "http://h:port"]
+)
 def test_a_malformed_server_url_is_refused_naming_it(url: str) -> None:
     with pytest.raises(core.ValidationError, match="invalid server url"):
         ServedSteps(url)
