@@ -113,14 +113,21 @@ async def _received(request: Request) -> bytes | BinaryIO:
 
 
 async def _spool(request: Request) -> bytes | BinaryIO:
+    """The whole body, or nothing: a client that goes away before its body ends (a step
+    process killed while it sends) leaves no temporary file and commits nothing."""
     buffer = bytearray()
     spilled: BinaryIO | None = None
-    async for chunk in request.stream():
-        if spilled is None and len(buffer) + len(chunk) < LARGE_VALUE:
-            buffer += chunk
-            continue
-        if spilled is None:
-            spilled = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _committed)
-            spilled.write(buffer)
-        spilled.write(chunk)
+    try:
+        async for chunk in request.stream():
+            if spilled is None and len(buffer) + len(chunk) < LARGE_VALUE:
+                buffer += chunk
+                continue
+            if spilled is None:
+                spilled = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _committed)
+                spilled.write(buffer)
+            spilled.write(chunk)
+    except BaseException:
+        if spilled is not None:
+            spilled.close()
+        raise
     return bytes(buffer) if spilled is None else spilled

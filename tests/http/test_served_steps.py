@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +168,32 @@ def test_an_answer_that_is_no_error_body_names_the_status() -> None:
         ).encode(),
     )
     assert isinstance(conflict, core.MergeConflictError) and conflict.conflicts == [("a", None)]
+
+
+def test_a_client_gone_in_the_middle_of_its_body_commits_nothing(
+    served: ServedSteps, database_url: str, blob_root: Path
+) -> None:
+    served.pin("run-cut", "main")
+    host, port = served.url.removeprefix("http://").split(":")
+    query = "run_id=run-cut&tag=main&node=big&media_type=application%2Foctet-stream"
+    chunk = b"x" * (1 << 20)
+    with socket.create_connection((host, int(port))) as cut:
+        cut.sendall(
+            f"POST /steps/outputs?{query} HTTP/1.1\r\nHost: {host}\r\n"
+            "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        for _ in range(3):  # above LARGE_VALUE: the server has spilled it to a file
+            cut.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        cut.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+    # the server goes on answering, and nothing of the cut value is anywhere
+    assert (
+        served.commit_output(
+            "run-cut", "main", "small", b"1", media_type="application/json"
+        ).revision
+        == 1
+    )
+    with direct(database_url, blob_root) as catalog:
+        assert set(catalog.workflows.get_workflow_by_tag("main")["nodes"]) == {"small"}
+        assert [move.revision for move in catalog.tags.get_history("main")] == [1]
+        outputs = [io.node for io in catalog.runs.get_run_io("run-cut")]
+        assert outputs == ["small"]
