@@ -40,6 +40,14 @@ REUSE_IDLE = 2.0
 """Seconds a connection may have been idle and still be reused: a server closes idle
 connections (uvicorn after 5 s), so an older one is replaced before a request. A request
 whose body is a stream cannot be sent again if a reused connection turns out closed."""
+CLOSED_BY_SERVER = (
+    http.client.RemoteDisconnected,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+)
+"""How a kept-alive connection the server closed while idle fails: the request was not
+read, so it may be sent again."""
 ERRORS: dict[str, type[OrchestratorError]] = {
     "not_found": NotFoundError,
     "conflict": ConflictError,
@@ -75,9 +83,11 @@ class ServedSteps:
         self._prefix = parts.path
         self._timeout = timeout
         self._local = threading.local()
-        self._unwritten: set[str] = set()
-        """Runs this process located values for since its last commit for them: the
-        server writes a run's noted reads with its next commit, else on a flush."""
+        self._reads: dict[str, int] = {}
+        """How many values this process located for each run since a commit of the run
+        carried them: the server writes a run's noted reads with the run's next commit,
+        else on a flush."""
+        self._reads_lock = threading.Lock()
 
     def pin(
         self,
@@ -99,7 +109,7 @@ class ServedSteps:
             "parent_run_id": parent_run_id,
         }
         pinned = self._json("POST", "/steps/pin", body=json.dumps(body).encode(), json_body=True)
-        return uuid.UUID(pinned["snapshot_id"]), _uuid(pinned["base_id"])
+        return _uuid(pinned["snapshot_id"]), _optional_uuid(pinned["base_id"])
 
     def commit_output(
         self,
@@ -126,18 +136,22 @@ class ServedSteps:
             "job_name": job_name,
             "publish": None if publish is None else str(publish),
         }
-        answer = self._json("POST", "/steps/outputs", query, body=content)
-        self._unwritten.discard(run_id)
-        return OutputCommit(
+        seen = self._located(run_id)
+        sent = _Hashing(content)
+        answer = self._json("POST", "/steps/outputs", query, body=sent.body)
+        self._carried(run_id, seen)
+        commit = OutputCommit(
             value=_node_value(answer["value"]),
             tag=answer["tag"],
             artifact_id=_uuid(answer["artifact_id"]),
             version_hash=answer["version_hash"],
-            from_target_id=_uuid(answer["from_target_id"]),
+            from_target_id=_optional_uuid(answer["from_target_id"]),
             revision=answer["revision"],
             changed=answer["changed"],
             from_version_hash=answer["from_version_hash"],
         )
+        sent.check(commit.value)
+        return commit
 
     commit_output_stream = commit_output
 
@@ -158,8 +172,11 @@ class ServedSteps:
             "media_type": media_type,
             "job_name": job_name,
         }
-        value = _node_value(self._json("POST", "/steps/op-outputs", query, body=content))
-        self._unwritten.discard(run_id)
+        seen = self._located(run_id)
+        sent = _Hashing(content)
+        value = _node_value(self._json("POST", "/steps/op-outputs", query, body=sent.body))
+        self._carried(run_id, seen)
+        sent.check(value)
         return value
 
     commit_step_output_stream = commit_step_output
@@ -175,9 +192,8 @@ class ServedSteps:
         pin_version: str | None = None,
         producer: str | None = None,
     ) -> NodeValue:
-        run = _in_run(run_id, node)
         query = {
-            "run_id": run,
+            "run_id": run_id,
             "tag": tag,
             "node": node,
             "partition_key": partition_key,
@@ -186,22 +202,21 @@ class ServedSteps:
             "producer": producer,
         }
         value = _node_value(self._json("GET", "/steps/inputs", query))
-        self._unwritten.add(run)
+        self._note_read(run_id)
         return value
 
     def locate_step_output(
         self, run_id: str | None, tag: str, producer: str, node: str
     ) -> NodeValue:
-        run = _in_run(run_id, node)
-        query = {"run_id": run, "tag": tag, "producer": producer, "node": node}
+        query = {"run_id": run_id, "tag": tag, "producer": producer, "node": node}
         value = _node_value(self._json("GET", "/steps/op-outputs", query))
-        self._unwritten.add(run)
+        self._note_read(run_id)
         return value
 
     def read(self, value: NodeValue) -> bytes:
         """The bytes of ``value``, verified against its cas id."""
         with self._blob(value) as response:
-            content = response.read()
+            content = self._body(response, "GET", value.cas_id)
         _verify(value, hashlib.sha256(content), len(content))
         return content
 
@@ -212,10 +227,12 @@ class ServedSteps:
         try:
             digest, size = hashlib.sha256(), 0
             with self._blob(value) as response:
-                while chunk := response.read(CHUNK_SIZE):
+                while chunk := self._body(response, "GET", value.cas_id, CHUNK_SIZE):
                     digest.update(chunk)
                     spooled.write(chunk)
                     size += len(chunk)
+                if response.length:  # the connection ended before Content-Length did
+                    raise self._broken_off("GET", value.cas_id, f"{response.length} bytes short")
             _verify(value, digest, size)
             spooled.seek(0)
         except BaseException:
@@ -226,9 +243,10 @@ class ServedSteps:
     def flush_reads(self, run_id: str) -> None:
         """Have the server write the reads this process noted for ``run_id`` that no
         commit carried (none: no request)."""
-        if run_id in self._unwritten:
+        seen = self._located(run_id)
+        if seen:
             self._json("POST", "/steps/reads", {"run_id": run_id})
-            self._unwritten.discard(run_id)
+            self._carried(run_id, seen)
 
     def close(self) -> None:
         """Close this thread's connection (others close with their threads)."""
@@ -237,15 +255,47 @@ class ServedSteps:
             connection.close()
             self._local.connection = None
 
+    def _note_read(self, run_id: str | None) -> None:
+        if run_id is not None:
+            with self._reads_lock:
+                self._reads[run_id] = self._reads.get(run_id, 0) + 1
+
+    def _located(self, run_id: str) -> int:
+        with self._reads_lock:
+            return self._reads.get(run_id, 0)
+
+    def _carried(self, run_id: str, seen: int) -> None:
+        """A commit or flush of ``run_id`` that started after ``seen`` reads wrote them
+        (a read noted since, by another thread, waits for the next one)."""
+        with self._reads_lock:
+            if self._reads.get(run_id) == seen:
+                self._reads.pop(run_id, None)
+
     @contextlib.contextmanager
     def _blob(self, value: NodeValue) -> Iterator[http.client.HTTPResponse]:
         response = self._send("GET", f"/blobs/{quote(value.cas_id, safe=':')}", None, None)
         try:
             if response.status != 200:
-                raise _error(self.url, response.status, response.read())
+                raise _error(self.url, response.status, self._body(response, "GET", value.cas_id))
             yield response
         finally:
             response.close()
+
+    def _body(
+        self, response: http.client.HTTPResponse, method: str, path: str, size: int = -1
+    ) -> bytes:
+        """``size`` bytes (all: -1) of ``response``'s body; an answer cut short is the
+        server's failure to answer, not a damaged value."""
+        try:
+            return response.read(size) if size >= 0 else response.read()
+        except (http.client.HTTPException, OSError) as exc:
+            raise self._broken_off(method, path, exc) from exc
+
+    def _broken_off(self, method: str, path: str, why: object) -> StorageUnavailableError:
+        self.close()
+        return StorageUnavailableError(
+            f"the served catalog at {self.url} broke off its answer to {method} {path}: {why}"
+        )
 
     def _json(
         self,
@@ -253,11 +303,11 @@ class ServedSteps:
         path: str,
         query: Mapping[str, Any] | None = None,
         *,
-        body: bytes | BinaryIO | None = None,
+        body: "bytes | _Hashing | None" = None,
         json_body: bool = False,
     ) -> Any:
         response = self._send(method, path, query, body, json_body=json_body)
-        content = response.read()
+        content = self._body(response, method, path)
         if response.status >= 300:
             raise _error(self.url, response.status, content)
         return json.loads(content) if content else None
@@ -267,12 +317,13 @@ class ServedSteps:
         method: str,
         path: str,
         query: Mapping[str, Any] | None,
-        body: bytes | BinaryIO | None,
+        body: "bytes | _Hashing | None",
         *,
         json_body: bool = False,
     ) -> http.client.HTTPResponse:
-        """The response to one request; a reused connection the server has closed is
-        replaced and the request sent again when its body can be sent again."""
+        """The response to one request. A reused connection the server had closed before
+        it read the request is replaced, and the request sent again when its body can be
+        sent again; any other failure (a timeout: the server may have acted) is raised."""
         target = self._prefix + path
         if query:
             kept = {key: value for key, value in query.items() if value is not None}
@@ -292,7 +343,7 @@ class ServedSteps:
                 response = connection.getresponse()
             except (http.client.HTTPException, OSError) as exc:
                 self.close()
-                if attempt == 1 and reused and replayable:
+                if attempt == 1 and reused and replayable and isinstance(exc, CLOSED_BY_SERVER):
                     continue
                 raise StorageUnavailableError(
                     f"the served catalog at {self.url} did not answer {method} {path}: {exc}"
@@ -314,15 +365,37 @@ class ServedSteps:
         return connection, False
 
 
-def _in_run(run_id: str | None, node: str) -> str:
-    if run_id is None:
-        raise ValidationError(
-            f"the input {node!r} is read outside a run: a served catalog needs one"
-        )
-    return run_id
+class _Hashing:
+    """A request body (bytes, or a stream read as it is sent) and the sha256 of what was
+    sent, to check the value the server says it stored."""
+
+    def __init__(self, content: bytes | BinaryIO) -> None:
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._stream: BinaryIO | None = None
+        if isinstance(content, bytes):
+            self._digest.update(content)
+            self._size = len(content)
+        else:
+            self._stream = content
+        self.body: bytes | _Hashing = content if isinstance(content, bytes) else self
+
+    def read(self, size: int = -1) -> bytes:
+        assert self._stream is not None, "only a stream body is read"
+        chunk = self._stream.read(size)
+        self._digest.update(chunk)
+        self._size += len(chunk)
+        return chunk
+
+    def check(self, value: NodeValue) -> None:
+        _verify(value, self._digest, self._size, "sent to")
 
 
-def _uuid(text: str | None) -> Any:
+def _uuid(text: str) -> uuid.UUID:
+    return uuid.UUID(text)
+
+
+def _optional_uuid(text: str | None) -> uuid.UUID | None:
     return None if text is None else uuid.UUID(text)
 
 
@@ -336,11 +409,11 @@ def _node_value(answer: Mapping[str, Any]) -> NodeValue:
     )
 
 
-def _verify(value: NodeValue, digest: Any, size: int) -> None:
+def _verify(value: NodeValue, digest: Any, size: int, how: str = "received from") -> None:
     if size != value.size or f"sha256:{digest.hexdigest()}" != value.cas_id:
         raise IntegrityError(
-            f"the bytes of {value.cas_id} received from the served catalog do not match it "
-            f"({size} bytes, expected {value.size})"
+            f"the bytes {how} the served catalog ({size} bytes, sha256:"
+            f"{digest.hexdigest()}) are not {value.cas_id} ({value.size} bytes)"
         )
 
 
@@ -355,7 +428,11 @@ def _error(url: str, status: int, content: bytes) -> OrchestratorError:
         return PolicyError(
             message, tag=detail.get("tag") or "", pattern=detail.get("pattern") or ""
         )
-    if kind == "conflict" and detail.get("conflicts"):
+    if kind == "no_route":
+        return StorageUnavailableError(
+            f"{url} has no such route ({message}): is it `orchestrator serve` of this version?"
+        )
+    if kind == "conflict" and detail.get("conflicts") is not None:
         conflicts = [(each["node"], each["partition_key"]) for each in detail["conflicts"]]
         return MergeConflictError(message, conflicts)
     return ERRORS.get(kind, OrchestratorError)(message)

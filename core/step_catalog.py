@@ -2,7 +2,6 @@
 read its inputs. ``AssetService`` answers it in the step's own process;
 ``core.client.ServedSteps`` answers it over HTTP from a served catalog."""
 
-import contextlib
 from typing import BinaryIO, Protocol
 
 from core.domain import NodeValue, OutputCommit, PublishMode
@@ -92,6 +91,6 @@ class StepCatalog(Protocol):
 
     def read(self, value: NodeValue) -> bytes: ...
 
-    def open(self, value: NodeValue) -> contextlib.AbstractContextManager[BinaryIO]: ...
+    def open(self, value: NodeValue) -> BinaryIO: ...
 
     def flush_reads(self, run_id: str) -> object: ...

@@ -45,8 +45,9 @@ R = TypeVar("R")
 
 SERVE_LINGER = 3600.0
 """Seconds ``orchestrator serve`` keeps a DuckDB file open after a request while no other
-process queues for it; one that does (a sensor, a CLI command) gets it within
-milliseconds. Reopening costs 10-20 ms, which every burst of a step's requests paid."""
+process queues for it; one that does (a sensor, a CLI command) gets it when the request in
+hand ends, or within ``IDLE_WATCH_INTERVAL`` of a lease idle for a while. Reopening costs
+10-20 ms, which every burst of a step's requests paid with the default linger."""
 
 
 class CatalogContext:

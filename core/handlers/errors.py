@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import core
@@ -91,7 +92,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        kind = "not_found" if error.status_code == 404 else "http"
+        kind = "no_route" if error.status_code == 404 else "http"  # handlers never raise it
         return error_response(
             error.status_code,
             ErrorDetail(type=kind, message=str(error.detail)),
@@ -146,6 +147,8 @@ class InternalErrors:
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:
+            return  # the client went away before its request ended: nobody to answer
         except Exception:
             if started:  # an answer cut short: only closing the connection can say so
                 raise

@@ -26,7 +26,8 @@ class ConflictOut(BaseModel):
 
 class ErrorDetail(BaseModel):
     type: str = Field(
-        description="not_found, policy, conflict, validation, busy, integrity or internal."
+        description="not_found, policy, conflict, validation, busy, unavailable, integrity, "
+        "internal, no_route (no such route: a 404 no handler answered) or http."
     )
     message: str
     field: str | None = Field(default=None, description="The offending field, if any.")
@@ -192,11 +193,23 @@ class OutputQuery(BaseModel):
     publish: str | None = Field(default=None, description="Asset outputs: output or run.")
 
 
-class InputQuery(BaseModel):
-    """Which asset value a step reads (``AssetService.locate_input``)."""
+class OpOutputCommitQuery(BaseModel):
+    """Where an op's output goes (the request's body is its bytes)."""
 
     model_config = ConfigDict(extra="forbid")
     run_id: str
+    tag: str
+    node: str
+    media_type: str
+    job_name: str | None = None
+
+
+class InputQuery(BaseModel):
+    """Which asset value a step reads (``AssetService.locate_input``; without a run: the
+    value on the tag now)."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_id: str | None = None
     tag: str
     node: str
     partition_key: str | None = None
@@ -209,7 +222,7 @@ class OpOutputQuery(BaseModel):
     """Which op output a step reads: ``node`` of run ``producer``."""
 
     model_config = ConfigDict(extra="forbid")
-    run_id: str
+    run_id: str | None = None
     tag: str
     producer: str
     node: str

@@ -7,6 +7,7 @@ import core
 from core.handlers.schemas import (
     InputQuery,
     NodeValueOut,
+    OpOutputCommitQuery,
     OpOutputQuery,
     OutputCommitOut,
     OutputQuery,
@@ -46,12 +47,9 @@ class StepHandler:
             return OutputCommitOut.of(self._assets.commit_output(*where, content, **options))
         return OutputCommitOut.of(self._assets.commit_output_stream(*where, content, **options))
 
-    def commit_op_output(self, query: OutputQuery, content: bytes | BinaryIO) -> NodeValueOut:
-        if query.deps or query.partition_key or query.code_version or query.publish:
-            raise core.ValidationError(
-                f"op output {query.node!r}: deps, partition_key, code_version and publish "
-                "belong to asset outputs"
-            )
+    def commit_op_output(
+        self, query: OpOutputCommitQuery, content: bytes | BinaryIO
+    ) -> NodeValueOut:
         where = (query.run_id, query.tag, query.node)
         options: dict[str, Any] = {"media_type": query.media_type, "job_name": query.job_name}
         if isinstance(content, bytes):

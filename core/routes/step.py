@@ -15,6 +15,7 @@ from core.handlers.schemas import (
     ERROR_RESPONSES,
     InputQuery,
     NodeValueOut,
+    OpOutputCommitQuery,
     OpOutputQuery,
     OutputCommitOut,
     OutputQuery,
@@ -25,6 +26,7 @@ from core.handlers.step import StepHandler
 from core.service.asset import LARGE_VALUE
 
 Committed = TypeVar("Committed", OutputCommitOut, NodeValueOut)
+Where = TypeVar("Where", OutputQuery, OpOutputCommitQuery)
 BYTES_BODY = {"content": {"application/octet-stream": {}}, "required": True}
 
 
@@ -55,7 +57,7 @@ def router(catalog: core.Services) -> APIRouter:
         openapi_extra={"requestBody": BYTES_BODY},
     )
     async def commit_op_output(
-        request: Request, query: Annotated[OutputQuery, Query()]
+        request: Request, query: Annotated[OpOutputCommitQuery, Query()]
     ) -> NodeValueOut:
         return await _committed(request, handler.commit_op_output, query)
 
@@ -78,11 +80,12 @@ def router(catalog: core.Services) -> APIRouter:
 
 async def _committed(
     request: Request,
-    commit: Callable[[OutputQuery, bytes | BinaryIO], Committed],
-    query: OutputQuery,
+    commit: Callable[[Where, bytes | BinaryIO], Committed],
+    query: Where,
 ) -> Committed:
     """``commit`` of the request's body, in a worker thread. A lost transaction keeps the
-    body for the request's next attempt; otherwise a spilled body is closed."""
+    body for the request's next attempt (after the last attempt a spilled body is closed
+    when collected); otherwise a spilled body is closed here."""
     body = await _received(request)
     try:
         committed = await run_in_threadpool(commit, query, body)

@@ -7,6 +7,7 @@ import io
 import json
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def test_a_run_commits_and_reads_through_the_server(
     with served.open(located) as handle:
         assert handle.read() == b"[1,2,3]"
     served.flush_reads("run-1")
+    assert served.locate_input(None, "main", "revenue") == second.value  # the tag, now
 
     with direct(database_url, blob_root) as catalog:
         run = catalog.runs.get_run("run-1")
@@ -115,8 +117,8 @@ def test_errors_come_back_as_the_domain_errors_the_server_raised(
         served.locate_input("run-1", "main", "missing")
     with pytest.raises(core.ValidationError, match="run id"):
         served.commit_output("", "main", "orders", b"1", media_type="application/json")
-    with pytest.raises(core.ValidationError, match="outside a run"):
-        served.locate_input(None, "main", "orders")
+    with pytest.raises(core.StorageUnavailableError, match="no such route"):
+        ServedSteps(served.url + "/elsewhere").pin("run-1", "main")
 
     with direct(database_url, blob_root) as catalog:
         catalog.tags.set_policy("prod", protected=True)
@@ -171,7 +173,7 @@ def test_an_answer_that_is_no_error_body_names_the_status() -> None:
 
 
 def test_a_client_gone_in_the_middle_of_its_body_commits_nothing(
-    served: ServedSteps, database_url: str, blob_root: Path
+    served: ServedSteps, database_url: str, blob_root: Path, tmp_path: Path
 ) -> None:
     served.pin("run-cut", "main")
     host, port = served.url.removeprefix("http://").split(":")
@@ -197,3 +199,54 @@ def test_a_client_gone_in_the_middle_of_its_body_commits_nothing(
         assert [move.revision for move in catalog.tags.get_history("main")] == [1]
         outputs = [io.node for io in catalog.runs.get_run_io("run-cut")]
         assert outputs == ["small"]
+    assert "unexpected error" not in (tmp_path / "server.log").read_text()
+
+
+def test_an_answer_broken_off_is_unavailable_not_a_damaged_value() -> None:
+    """A server that stops in the middle of a value's bytes: the step is told the server
+    failed (it may try again), not that the stored value is damaged."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def answer_half() -> None:
+            for _ in range(2):  # read, then open
+                connection, _ = listener.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10
+                    )
+
+        server = threading.Thread(target=answer_half, daemon=True)
+        server.start()
+        steps = ServedSteps(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        value = core.NodeValue("orders", None, "sha256:" + "0" * 64, "application/json", 100)
+        with pytest.raises(core.StorageUnavailableError, match="broke off"):
+            steps.read(value)
+        with pytest.raises(core.StorageUnavailableError, match="broke off"):
+            steps.open(value)
+        server.join(10)
+
+
+def test_a_value_the_server_stored_otherwise_than_sent_is_an_integrity_error() -> None:
+    sent = client._Hashing(io.BytesIO(b"[1,2,3]"))
+    assert sent.read() == b"[1,2,3]"
+    sent.check(
+        core.NodeValue("n", None, "sha256:" + hashlib.sha256(b"[1,2,3]").hexdigest(), "t", 7)
+    )
+    with pytest.raises(core.IntegrityError, match="sent to the served catalog"):
+        sent.check(core.NodeValue("n", None, "sha256:" + "0" * 64, "t", 7))
+
+
+def test_a_server_that_stops_writes_the_reads_no_commit_carried(
+    database_url: str, blob_root: Path, tmp_path: Path
+) -> None:
+    with serve(database_url, blob_root, tmp_path / "server.log") as url:
+        steps = ServedSteps(url)
+        steps.commit_output("run-1", "main", "orders", b"[1]", media_type="application/json")
+        steps.locate_input("run-1", "main", "orders")  # noted on the server, not flushed
+        steps.close()
+    with direct(database_url, blob_root) as catalog:
+        lineage = catalog.runs.get_run_io("run-1")
+        assert (core.Direction.INPUT, "orders") in {(io.direction, io.node) for io in lineage}

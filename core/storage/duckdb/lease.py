@@ -58,6 +58,7 @@ IDLE_WATCH_INTERVAL = 0.05
 process that lingers long (``orchestrator serve``) would otherwise wake 500 times a
 second. A process that queues for an idle holder's file waits at most this long."""
 IDLE_AFTER = 0.5
+"""Seconds without a transaction after which a holder's watcher probes less often."""
 TURN_INTERVAL = 0.001
 """Seconds between a waiting process's probes for the lower tickets still alive."""
 STALL_PATIENCE = 1.0
