@@ -58,14 +58,11 @@ import os
 import pstats
 import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
@@ -409,35 +406,6 @@ def run_mp_child(kind: str, env: dict[str, str], dagster_home: Path) -> Timing:
     )
 
 
-@contextlib.contextmanager
-def served_catalog(env: dict[str, str], log: Path) -> Iterator[str]:
-    """``orchestrator serve`` on the catalog ``env`` names, on a free loopback port, until
-    the block ends; yields its URL once it answers."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    command = [str(Path(sys.executable).parent / "orchestrator"), "serve", "--port", str(port)]
-    with log.open("w") as output:
-        server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/openapi.json", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"orchestrator serve did not start:\n{log.read_text()}"
-                    ) from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(30)
-
-
 def measure_multiprocess(
     catalogs: Catalogs, work: Path, rounds: int, *, served: bool = False
 ) -> tuple[Figure, list[str]]:
@@ -456,8 +424,11 @@ def measure_multiprocess(
     home.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         if served:
+            from tests.http.server import serve  # the tests' `orchestrator serve` helper
+
+            database, blobs = env["ORCHESTRATOR_DATABASE_URL"], env["ORCHESTRATOR_BLOB_ROOT"]
             log = work / "parallel" / "serve.log"
-            env["ORCHESTRATOR_SERVER_URL"] = stack.enter_context(served_catalog(env, log))
+            env["ORCHESTRATOR_SERVER_URL"] = stack.enter_context(serve(database, Path(blobs), log))
         versioned_times, filesystem_times = interleave(
             rounds,
             lambda: run_mp_child("versioned", env, home),
