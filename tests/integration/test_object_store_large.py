@@ -181,11 +181,11 @@ def test_a_quarantined_big_blob_is_put_back_by_streaming(
     assert server_copies == []
 
 
-def test_the_readmes_lifecycle_rule_is_one_s3_takes(s3_blob_root: str) -> None:
+def test_the_documented_lifecycle_rule_is_one_s3_takes(s3_blob_root: str) -> None:
     """obstore can neither list nor abort multipart uploads, so gc cannot sweep those a
-    killed writer left; the README's remedy is a bucket lifecycle rule: this one."""
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    command = re.search(r"put-bucket-lifecycle-configuration .*?'(\{.*?\})'`", readme, re.S)
+    killed writer left; the documented remedy is a bucket lifecycle rule: this one."""
+    page = (Path(__file__).parents[2] / "docs" / "object-store.md").read_text()
+    command = re.search(r"put-bucket-lifecycle-configuration .*?'(\{.*?\})'`", page, re.S)
     assert command is not None
     rules = json.loads(command[1].replace("\n", " "))
     objects = RawObjects(s3_blob_root)._objects
