@@ -18,3 +18,7 @@ def main() -> None:
         run_command()
     except KeyboardInterrupt:  # before a command's own handling began (imports, options)
         sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":  # python -m orchestrator_cli: how a step starts its local server
+    main()

@@ -11,13 +11,14 @@ import contextlib
 import hashlib
 import http.client
 import json
+import socket
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from core.domain import NodeValue, OutputCommit, PublishMode
 from core.errors import (
@@ -58,19 +59,56 @@ ERRORS: dict[str, type[OrchestratorError]] = {
 }
 
 
+UNIX_SCHEME = "http+unix"
+"""A server on a unix socket: ``http+unix://<the socket's path, percent-encoded>``."""
+
+
+class ServerUnreachableError(StorageUnavailableError):
+    """The served catalog could not be connected to: no request reached it."""
+
+
 def check_server_url(url: str) -> str:
-    """``url`` without a trailing ``/`` if it is an ``http://host[:port][/prefix]`` URL,
-    else a ``ValidationError`` naming it."""
+    """``url`` without a trailing ``/`` if it is an ``http://host[:port][/prefix]`` or an
+    ``http+unix://<socket path, percent-encoded>[/prefix]`` URL, else a
+    ``ValidationError`` naming it."""
     try:
         parts = urlsplit(url) if isinstance(url, str) else None
         port_ok = parts is not None and (parts.port is None or parts.port > 0)
     except ValueError:  # a port that is no number, or out of range
         parts, port_ok = None, False
-    if parts is None or not port_ok or parts.scheme != "http" or not parts.hostname or parts.query:
+    located = parts is not None and (
+        (parts.scheme == "http" and bool(parts.hostname))
+        or (parts.scheme == UNIX_SCHEME and unquote(parts.netloc).startswith("/"))
+    )
+    if parts is None or not port_ok or not located or parts.query:
         raise ValidationError(
-            f"invalid server url {url!r}: expected http://host:port of `orchestrator serve`"
+            f"invalid server url {url!r}: expected http://host:port of `orchestrator serve`, "
+            f"or {UNIX_SCHEME}://%2Fpath%2Fto%2Fsocket of `orchestrator serve --unix-socket`"
         )
     return url.rstrip("/")
+
+
+def unix_server_url(socket_path: str) -> str:
+    """The server URL of a catalog served on the unix socket at ``socket_path``."""
+    return f"{UNIX_SCHEME}://{quote(socket_path, safe='')}"
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """An HTTP connection over a unix socket."""
+
+    def __init__(self, socket_path: str, timeout: float, blocksize: int) -> None:
+        super().__init__("localhost", timeout=timeout, blocksize=blocksize)
+        self._socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
 
 
 class ServedSteps:
@@ -79,6 +117,7 @@ class ServedSteps:
     def __init__(self, url: str, *, timeout: float = 300.0) -> None:
         self.url = check_server_url(url)
         parts = urlsplit(self.url)
+        self._socket_path = unquote(parts.netloc) if parts.scheme == UNIX_SCHEME else None
         self._host, self._port = parts.hostname or "", parts.port or 80
         self._prefix = parts.path
         self._timeout = timeout
@@ -331,7 +370,7 @@ class ServedSteps:
         headers = {"Content-Type": "application/json" if json_body else "application/octet-stream"}
         replayable = body is None or isinstance(body, bytes)
         for attempt in (1, 2):
-            connection, reused = self._connection()
+            connection, reused = self._connection(method, path)
             try:
                 connection.request(
                     method,
@@ -352,15 +391,26 @@ class ServedSteps:
             return response
         raise AssertionError("unreachable: the second attempt returns or raises")
 
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        """This thread's connection, and whether it served a request before."""
+    def _connection(self, method: str, path: str) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection, and whether it served a request before; a new one is
+        connected here, so that a server that cannot be reached is told apart
+        (``ServerUnreachableError``: nothing was sent)."""
         connection = getattr(self._local, "connection", None)
         if connection is not None and time.monotonic() - self._local.used < REUSE_IDLE:
             return connection, True
         self.close()
-        connection = http.client.HTTPConnection(
-            self._host, self._port, timeout=self._timeout, blocksize=CHUNK_SIZE
-        )
+        if self._socket_path is None:
+            connection = http.client.HTTPConnection(
+                self._host, self._port, timeout=self._timeout, blocksize=CHUNK_SIZE
+            )
+        else:
+            connection = _UnixConnection(self._socket_path, self._timeout, CHUNK_SIZE)
+        try:
+            connection.connect()
+        except OSError as exc:
+            raise ServerUnreachableError(
+                f"the served catalog at {self.url} could not be reached for {method} {path}: {exc}"
+            ) from exc
         self._local.connection = connection
         return connection, False
 

@@ -3,13 +3,14 @@
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 import core
 from core.client import SERVER_URL_ENV, ServedSteps
+from core.local_server import LocalSteps, find_or_start, server_for, wanted
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -100,15 +101,35 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         ),
     )
 
+    local_server: Optional[bool] = Field(  # noqa: UP045
+        default=None,
+        description=(
+            "Whether the step processes of a multiprocess run share a local server of "
+            "the catalog (`orchestrator serve` on a unix socket, started by the first step "
+            "that finds none, stopped after $ORCHESTRATOR_LOCAL_SERVER_IDLE seconds "
+            "without a request, default 600) instead of each opening the database. "
+            "Ignored with a server_url. Default: $ORCHESTRATOR_LOCAL_SERVER (off, 0, "
+            "false or no turn it off), else on."
+        ),
+    )
+
     _catalog: "Services | None" = PrivateAttr(default=None)
-    _served: "ServedSteps | None" = PrivateAttr(default=None)
+    _served: "ServedSteps | LocalSteps | None" = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         server_url = self.server_url or os.environ.get(SERVER_URL_ENV)
         if server_url:
             self._served = ServedSteps(server_url)
-        else:
-            self._catalog = self._connect()
+            return
+        if wanted(self.local_server):
+            server = server_for(
+                self.database_url, self.blob_root, self.cache_dir, self.cache_max_bytes
+            )
+            url = None if server is None else find_or_start(server)
+            if url is not None:
+                self._served = LocalSteps(ServedSteps(url), lambda: self.catalog.assets)
+                return
+        self._catalog = self._connect()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._served is not None:
@@ -140,15 +161,17 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
     @property
     def steps(self) -> "StepCatalog":
         """What the IO manager's steps ask of the catalog: the served catalog's when
-        ``server_url`` is set, else the catalog's ``assets`` service."""
+        ``server_url`` is set or a local server answers, else the catalog's ``assets``
+        service."""
         if self._served is not None:
-            return self._served
+            return cast("StepCatalog", self._served)
         return self.catalog.assets
 
     @property
     def catalog(self) -> "Services":
         """The catalog's services (``cas``, ``artifacts``, ``tags``, ``workflows``, ...);
-        with a ``server_url``, opened on first use (a sensor's, never a step's)."""
+        with a served catalog, opened on first use (a sensor's; a step's only if its local
+        server went away)."""
         if self._catalog is None and self._served is not None:
             self._catalog = self._connect()
         if self._catalog is None:

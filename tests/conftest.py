@@ -3,7 +3,9 @@ also run against a local folder and an S3 bucket on a loopback moto server, and 
 object-store tests against a GCS bucket on a loopback fake-gcs-server and an Azure
 container on a loopback Azurite too."""
 
+import contextlib
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 import core
+from core.local_server import LOCAL_SERVER_ENV, RUNTIME_DIR_ENV
 from tests.support.azurite import (
     azurite_command,
     azurite_server,
@@ -23,6 +26,29 @@ from tests.support.fake_gcs import fake_gcs_server, new_gcs_bucket, service_acco
 from tests.support.moto_server import CREDENTIALS, moto_server, new_bucket
 
 POSTGRES_ENV = "ORCHESTRATOR_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_servers_off(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Step processes open the catalog themselves unless a test turns the local server on
+    (tests/dagster/test_local_server.py); the servers such tests start live in a folder
+    of this session's, and are stopped as it ends. Yields that folder."""
+    runtime = tmp_path_factory.mktemp("runtime")
+    runtime.chmod(0o700)
+    saved = {name: os.environ.get(name) for name in (LOCAL_SERVER_ENV, RUNTIME_DIR_ENV)}
+    os.environ[LOCAL_SERVER_ENV] = "off"
+    os.environ[RUNTIME_DIR_ENV] = str(runtime)
+    try:
+        yield runtime
+    finally:
+        for started in runtime.glob("*.started"):
+            with contextlib.suppress(ValueError, ProcessLookupError):
+                os.kill(int(started.read_text()), signal.SIGTERM)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

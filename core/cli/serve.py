@@ -1,16 +1,49 @@
 """``orchestrator serve``: the HTTP API (needs the ``http`` extra)."""
 
+import asyncio
+import contextlib
+import os
+import socket
+from pathlib import Path
+
 import click
 
 from core.cli.app import EXIT_USAGE, CatalogContext, cli, domain_errors, pass_catalog
+from core.errors import ConflictError, ValidationError
+from core.unix_socket import socket_answers
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--unix-socket",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Listen on this unix socket instead (only its owner may connect); clients use "
+    "http+unix://<the path, percent-encoded>.",
+)
+@click.option(
+    "--idle-exit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after this many seconds without a request (default: never).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="What the server logs (info: every request).",
+)
 @pass_catalog
 @domain_errors
-def serve(context: CatalogContext, host: str, port: int) -> None:
+def serve(
+    context: CatalogContext,
+    host: str,
+    port: int,
+    unix_socket: Path | None,
+    idle_exit: float | None,
+    log_level: str,
+) -> None:
     """Serve the catalog over HTTP (OpenAPI at /openapi.json).
 
     \b
@@ -22,9 +55,68 @@ def serve(context: CatalogContext, host: str, port: int) -> None:
         import uvicorn
 
         from core.routes import create_app
+        from core.routes.serving import Activity, Server, stop_when_idle
     except ImportError as exc:
         click.echo(
             f"error: {exc.name} is missing: pip install 'orchestrator-catalog[http]'", err=True
         )
         raise SystemExit(EXIT_USAGE) from None
-    uvicorn.run(create_app(context.serving), host=host, port=port, log_level="info")
+    activity = Activity(create_app(context.serving))
+    listening = None if unix_socket is None else bind_unix_socket(unix_socket)
+    config = uvicorn.Config(activity, host=host, port=port, log_level=log_level)
+    withdraw = None if listening is None else listening.withdraw
+    server = Server(config, on_stop=withdraw or (lambda: None))
+
+    async def run() -> None:
+        watch = None
+        if idle_exit is not None:
+            watch = asyncio.create_task(stop_when_idle(server, activity, idle_exit, withdraw))
+        try:
+            await server.serve(sockets=None if listening is None else [listening.socket])
+        finally:
+            if watch is not None:
+                watch.cancel()
+
+    try:
+        asyncio.run(run())
+    finally:  # also when the server failed to start
+        if withdraw is not None:
+            withdraw()
+
+
+BACKLOG = 2048
+"""Connections a unix socket queues before the server accepts them (uvicorn's default)."""
+
+
+class UnixListener:
+    """A bound unix socket, and its removal (only while the path is still this one)."""
+
+    def __init__(self, sock: socket.socket, path: Path) -> None:
+        self.socket = sock
+        self.path = path
+        self._inode = path.stat().st_ino
+
+    def withdraw(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if self.path.stat().st_ino == self._inode:
+                self.path.unlink()
+
+
+def bind_unix_socket(path: Path) -> UnixListener:
+    """A socket bound at ``path``, which only this user may connect to; a socket left
+    there by a server that is gone is replaced, a live one is a ``ConflictError``."""
+    if path.is_socket():
+        if socket_answers(path):
+            raise ConflictError(f"another server already listens on {path}")
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    umask = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    except OSError as exc:
+        sock.close()
+        raise ValidationError(f"cannot listen on {path}: {exc}") from exc
+    finally:
+        os.umask(umask)
+    sock.listen(BACKLOG)  # from now on a client waits for the server, not refused
+    return UnixListener(sock, path)

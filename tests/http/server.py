@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from core.client import unix_server_url
 from tests.support.local_server import free_port
 
 ORCHESTRATOR = str(Path(sys.executable).parent / "orchestrator")
@@ -20,11 +21,15 @@ STARTUP_SECONDS = 60
 
 
 @contextlib.contextmanager
-def serve(database_url: str, blob_root: Path, log: Path) -> Iterator[str]:
-    """Run ``orchestrator serve`` on the catalog until the block exits; yields its base URL.
+def serve(
+    database_url: str, blob_root: Path, log: Path, *, unix_socket: Path | None = None
+) -> Iterator[str]:
+    """Run ``orchestrator serve`` on the catalog (on a free loopback port, or on
+    ``unix_socket``) until the block exits; yields its base URL.
 
     Its output goes to ``log`` (a pipe nobody reads would fill and stall the server)."""
     port = free_port()
+    where = ["--port", str(port)] if unix_socket is None else ["--unix-socket", str(unix_socket)]
     env = {
         **os.environ,
         "ORCHESTRATOR_DATABASE_URL": database_url,
@@ -32,18 +37,24 @@ def serve(database_url: str, blob_root: Path, log: Path) -> Iterator[str]:
     }
     with log.open("w") as output:
         server = subprocess.Popen(
-            [ORCHESTRATOR, "serve", "--port", str(port)],
+            [ORCHESTRATOR, "serve", *where],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
             text=True,
         )
-    base = f"http://127.0.0.1:{port}"
+    if unix_socket is None:
+        base, http = f"http://127.0.0.1:{port}", httpx.Client(base_url=f"http://127.0.0.1:{port}")
+    else:
+        base = unix_server_url(str(unix_socket))
+        http = httpx.Client(
+            base_url="http://local", transport=httpx.HTTPTransport(uds=str(unix_socket))
+        )
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                if http.get("/openapi.json", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -52,6 +63,7 @@ def serve(database_url: str, blob_root: Path, log: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield base
     finally:
+        http.close()
         server.terminate()
         try:
             server.wait(timeout=20)
