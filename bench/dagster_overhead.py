@@ -9,7 +9,13 @@ Measures two figures against targets from the performance issue:
 2. A 6-wide job (six independent assets plus ``total``, which reads all six; see
    ``bench/dagster_overhead_defs.py``) run with ``dagster.execute_job`` on the default
    multiprocess executor (every step in its own spawned process, at most as many at a
-   time as there are CPUs), side A over side B as above. Target <= 1.15.
+   time as there are CPUs), side A over side B as above. Target <= 1.15. How side A's
+   steps reach the catalog is ``--steps``: ``local`` (the default configuration: they
+   share a local server, which the warm-up run starts; the first run's figure, server
+   start included, is printed as ``cold``), ``direct`` (each step opens the catalog,
+   ``ORCHESTRATOR_LOCAL_SERVER=off``) or ``served`` (an ``orchestrator serve`` started
+   before the rounds, ``server_url``). The chain runs in one process, so it is measured
+   with ``local`` only.
 
 Every value carries the run id, so every run stores new content (``VersionedIOManager``
 does nothing for a value equal to the tag's current one; side A's runs are checked for
@@ -58,6 +64,7 @@ import os
 import pstats
 import re
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -65,6 +72,7 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
+from unittest import mock
 
 import dagster as dg
 from figures import (
@@ -80,6 +88,7 @@ from figures import (
 )
 from sqlalchemy.engine import make_url
 
+from core import local_server
 from orchestrator_dagster import OrchestratorResource, VersionedIOManager, publish_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -92,12 +101,13 @@ QUIET_RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {"config": {"log_leve
 class Timing(NamedTuple):
     """One run: wall-clock seconds, and CPU seconds of every process that took part; for a
     multiprocess run, also its step processes' median CPU seconds and mean number of full
-    garbage collections."""
+    garbage collections, and how many of them opened the catalog themselves."""
 
     wall: float
     cpu: float
     step_cpu: float | None = None
     step_collections: float | None = None
+    opened: int = 0
 
 
 def cpu_seconds() -> float:
@@ -403,47 +413,70 @@ def run_mp_child(kind: str, env: dict[str, str], dagster_home: Path) -> Timing:
         float(report["cpu"]),
         report["step_cpu"],
         report["step_collections"],
+        report["storage_loaded"] if kind == "versioned" else 0,
     )
 
 
+STEP_MODES = ("local", "direct", "served")
+
+
 def measure_multiprocess(
-    catalogs: Catalogs, work: Path, rounds: int, *, served: bool = False
+    catalogs: Catalogs, work: Path, rounds: int, steps: str = "local"
 ) -> tuple[Figure, list[str]]:
-    """The 6-wide job; with ``served``, side A's steps talk to the catalog served by
-    ``orchestrator serve`` (started before the rounds, as a deployment runs it)."""
+    """The 6-wide job, side A's steps reaching the catalog as ``steps`` says (one of
+    ``STEP_MODES``, see the module doc)."""
     ensure_repo_root_on_path()
     defs_module = importlib.import_module(DEFS_MODULE)
+    runtime = work / "parallel" / "runtime"  # the local server's socket: private, short
+    runtime.mkdir(mode=0o700, parents=True)
     env = {
         **os.environ,
         "ORCHESTRATOR_DATABASE_URL": catalogs.new("parallel"),
         "ORCHESTRATOR_BLOB_ROOT": str(work / "parallel" / "blobs"),
+        local_server.LOCAL_SERVER_ENV: "on" if steps == "local" else "off",
+        local_server.RUNTIME_DIR_ENV: str(runtime),
         defs_module.FS_BASE_DIR_ENV: str(work / "parallel" / "fs"),
         "PYTHONWARNINGS": "ignore",
     }
     home = work / "parallel" / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
+    raw: list[str] = []
     with contextlib.ExitStack() as stack:
-        if served:
+        if steps == "served":
             from tests.http.server import serve  # the tests' `orchestrator serve` helper
 
             database, blobs = env["ORCHESTRATOR_DATABASE_URL"], env["ORCHESTRATOR_BLOB_ROOT"]
             log = work / "parallel" / "serve.log"
             env["ORCHESTRATOR_SERVER_URL"] = stack.enter_context(serve(database, Path(blobs), log))
+        if steps == "local":
+            stack.callback(stop_local_server, env)
+            cold = run_mp_child("versioned", env, home), run_mp_child("filesystem", env, home)
+            raw.append(
+                f"  raw cold (the first run, which starts the local server): "
+                f"{cold[0].wall / cold[1].wall:.3f} ({cold[0].wall:.3f} s / "
+                f"{cold[1].wall:.3f} s); {cold[0].opened} step processes opened the catalog"
+            )
         versioned_times, filesystem_times = interleave(
             rounds,
             lambda: run_mp_child("versioned", env, home),
             lambda: run_mp_child("filesystem", env, home),
         )
+    opened = [t.opened for t in versioned_times]
+    if steps != "direct" and any(opened):
+        raise RuntimeError(
+            f"side A's step processes opened the catalog themselves in a measured round "
+            f"({opened}): the {steps} server did not serve them"
+        )
     ratio = wall_ratio(versioned_times, filesystem_times)
     fig = figure(
         f"multiprocess {defs_module.WIDTH}-wide job, VersionedIOManager "
-        f"{'served ' if served else ''}({catalogs.backend}"
-        f"{', publish=run' if publish_mode() == 'run' else ''}) / FilesystemIOManager",
+        f"({catalogs.backend}{', publish=run' if publish_mode() == 'run' else ''}, "
+        f"{steps} steps) / FilesystemIOManager",
         ratio,
         TARGET,
         "ratio",
     )
-    raw = [
+    raw += [
         format_raw("VersionedIOManager", versioned_times),
         format_raw("FilesystemIOManager", filesystem_times),
         format_cpu(versioned_times, filesystem_times, "run process + step processes"),
@@ -453,6 +486,16 @@ def measure_multiprocess(
         f"{defs_module.WIDTH + 1} step processes per run",
     ]
     return fig, raw
+
+
+def stop_local_server(env: dict[str, str]) -> None:
+    """Stop the local server the step processes started (they ran with ``env``, here)."""
+    with mock.patch.dict(os.environ, env, clear=True):
+        server = local_server.server_for()
+    started = None if server is None else server.path("started")
+    if started is not None and started.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(started.read_text()), signal.SIGTERM)
 
 
 # --- profile ------------------------------------------------------------------------------
@@ -515,10 +558,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--mp-rounds", type=int, default=6, help="multiprocess rounds per side (default 6)"
     )
     parser.add_argument(
-        "--served",
-        action="store_true",
-        help="measure the multiprocess job alone, side A's steps talking to the catalog "
-        "served by `orchestrator serve` (OrchestratorResource.server_url)",
+        "--steps",
+        choices=STEP_MODES,
+        default="local",
+        help="how side A's step processes reach the catalog: a shared local server (the "
+        "default configuration), each its own (direct; the multiprocess job alone) or an "
+        "`orchestrator serve` started before the rounds (served; the multiprocess job alone)",
     )
     parser.add_argument(
         "--profile",
@@ -544,12 +589,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 profile_chain(catalogs, work, out)
                 return 0
-            measures = [lambda: measure_multiprocess(catalogs, work, args.mp_rounds, served=True)]
-            if not args.served:
-                measures = [
-                    lambda: measure_chain(catalogs, work, args.rounds),
-                    lambda: measure_multiprocess(catalogs, work, args.mp_rounds),
-                ]
+            measures = [lambda: measure_multiprocess(catalogs, work, args.mp_rounds, args.steps)]
+            if args.steps == "local":
+                measures.insert(0, lambda: measure_chain(catalogs, work, args.rounds))
             for measure in measures:
                 fig, raw = measure()
                 figures.append(fig)

@@ -29,7 +29,8 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
         ("time_travel", []),
         ("dagster_overhead", []),
         ("dagster_overhead", ["--publish", "run"]),
-        ("dagster_overhead", ["--served", "--publish", "run"]),
+        ("dagster_overhead", ["--steps", "direct", "--publish", "run"]),
+        ("dagster_overhead", ["--steps", "served", "--publish", "run"]),
         ("duckdb_inserts", []),
         ("lock_storm", []),
         ("frames", []),
@@ -41,7 +42,14 @@ def benchmarks(postgres_url: str | None) -> list[tuple[str, list[str]]]:
             ("time_travel", ["--database-url", postgres_url]),
             ("dagster_overhead", ["--database-url", postgres_url]),
             ("dagster_overhead", ["--database-url", postgres_url, "--publish", "run"]),
-            ("dagster_overhead", ["--database-url", postgres_url, "--served", "--publish", "run"]),
+            (
+                "dagster_overhead",
+                ["--database-url", postgres_url, "--steps", "direct", "--publish", "run"],
+            ),
+            (
+                "dagster_overhead",
+                ["--database-url", postgres_url, "--steps", "served", "--publish", "run"],
+            ),
             ("postgres_load", ["--database-url", postgres_url]),
             ("publish_load", ["--database-url", postgres_url]),
             ("object_store", ["--database-url", postgres_url]),  # Postgres + s3 (moto)

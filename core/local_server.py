@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import functools
 import hashlib
-import importlib.util
 import json
 import logging
 import multiprocessing
@@ -82,15 +81,10 @@ class LocalServer:
 def wanted(setting: bool | None) -> bool:
     """Whether this process's steps should use a local server: ``setting`` if given,
     else ``$ORCHESTRATOR_LOCAL_SERVER`` (on unless ``off``), and only in a step process
-    started by a multiprocess executor (short-lived, one of many) on a machine that has
-    the ``http`` extra."""
+    started by a multiprocess executor (short-lived, one of many)."""
     if setting is None:
         setting = os.environ.get(LOCAL_SERVER_ENV, "on").strip().lower() not in OFF
-    return (
-        setting
-        and multiprocessing.parent_process() is not None
-        and all(importlib.util.find_spec(name) for name in ("uvicorn", "fastapi"))
-    )
+    return setting and multiprocessing.parent_process() is not None
 
 
 def server_for(

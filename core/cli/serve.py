@@ -1,4 +1,4 @@
-"""``orchestrator serve``: the HTTP API (needs the ``http`` extra)."""
+"""``orchestrator serve``: the HTTP API, on a port or a unix socket."""
 
 import asyncio
 import contextlib
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from core.cli.app import EXIT_USAGE, CatalogContext, cli, domain_errors, pass_catalog
+from core.cli.app import CatalogContext, cli, domain_errors, pass_catalog
 from core.errors import ConflictError, ValidationError
 from core.unix_socket import socket_answers
 
@@ -51,16 +51,11 @@ def serve(
       orchestrator serve --port 8000 &
       curl -s localhost:8000/tags/main/history
     """
-    try:
-        import uvicorn
+    import uvicorn  # here: the other commands start without the web stack
 
-        from core.routes import create_app
-        from core.routes.serving import Activity, Server, stop_when_idle
-    except ImportError as exc:
-        click.echo(
-            f"error: {exc.name} is missing: pip install 'orchestrator-catalog[http]'", err=True
-        )
-        raise SystemExit(EXIT_USAGE) from None
+    from core.routes import create_app
+    from core.routes.serving import Activity, Server, stop_when_idle
+
     activity = Activity(create_app(context.serving))
     listening = None if unix_socket is None else bind_unix_socket(unix_socket)
     config = uvicorn.Config(activity, host=host, port=port, log_level=log_level)
