@@ -5,6 +5,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from core.environment import (
+    BLOB_ROOT_ENV,
+    CACHE_DIR_ENV,
+    CACHE_MAX_BYTES_ENV,
+    DATABASE_URL_ENV,
+)
 from core.errors import ValidationError
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact import ArtifactService
@@ -34,10 +40,6 @@ from core.storage.db import DEFAULT_BUSY_TIMEOUT, DEFAULT_LINGER, Database
 from core.storage.schema import ensure_schema
 from core.storage.uow import UnitOfWorkFactory
 
-DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
-BLOB_ROOT_ENV = "ORCHESTRATOR_BLOB_ROOT"
-CACHE_DIR_ENV = "ORCHESTRATOR_CACHE_DIR"
-CACHE_MAX_BYTES_ENV = "ORCHESTRATOR_CACHE_MAX_BYTES"
 DEFAULT_DATABASE_URL = "duckdb:///.orchestrator/catalog.duckdb"
 DEFAULT_BLOB_ROOT = ".orchestrator/blobs"
 
@@ -64,6 +66,14 @@ class Services(UseCases):
     database: Database
     blob_root: Path | str
     """The blob folder (a ``Path``) or the object store URL (``s3://bucket/prefix``)."""
+
+    def local_files(self) -> list[Path]:
+        """The files and folders on this machine that are the catalog: a DuckDB file and
+        a blob folder (none for Postgres and an object store)."""
+        files = [self.blob_root] if isinstance(self.blob_root, Path) else []
+        if self.database.dialect == "duckdb":
+            files.insert(0, Path(str(self.database.url.database)))
+        return files
 
     def close(self) -> None:
         self.database.dispose()

@@ -370,7 +370,16 @@ class ServedSteps:
         headers = {"Content-Type": "application/json" if json_body else "application/octet-stream"}
         replayable = body is None or isinstance(body, bytes)
         for attempt in (1, 2):
-            connection, reused = self._connection(method, path)
+            try:
+                connection, reused = self._connection(method, path)
+            except ServerUnreachableError as exc:
+                if attempt == 1:
+                    raise
+                # the first attempt went out on a connection the server then closed: it
+                # may have acted on it, so this is no longer "nothing was sent"
+                raise StorageUnavailableError(
+                    f"the served catalog at {self.url} did not answer {method} {path}: {exc}"
+                ) from exc
             try:
                 connection.request(
                     method,
@@ -478,6 +487,8 @@ def _error(url: str, status: int, content: bytes) -> OrchestratorError:
         return PolicyError(
             message, tag=detail.get("tag") or "", pattern=detail.get("pattern") or ""
         )
+    if kind == "withdrawn":  # the server answers nothing more, and did nothing of this
+        return ServerUnreachableError(f"the served catalog at {url} withdrew: {message}")
     if kind == "no_route":
         return StorageUnavailableError(
             f"{url} has no such route ({message}): is it `orchestrator serve` of this version?"

@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from core.client import ServedSteps, ServerUnreachableError, unix_server_url
+from core.environment import CATALOG_ENV
 from core.step_catalog import StepCatalog
 from core.unix_socket import socket_answers
 
@@ -41,14 +43,9 @@ DEFAULT_IDLE = 600.0
 RESTART_AFTER = 10.0
 """Seconds after a start before another: a server that cannot come up is not started by
 every step."""
-SETTINGS_ENV = (
-    "ORCHESTRATOR_DATABASE_URL",
-    "ORCHESTRATOR_BLOB_ROOT",
-    "ORCHESTRATOR_CACHE_DIR",
-    "ORCHESTRATOR_CACHE_MAX_BYTES",
-)
-"""The environment that names a catalog (``core.bootstrap``'s variables, which this
-module may not import: it must not load storage)."""
+STORE_ENV_PREFIXES = ("PG", "AWS_", "GOOGLE_", "AZURE_")
+"""Environment that may choose the database (libpq's) or the object store (each cloud's):
+part of which catalog a server serves."""
 SOCKET_PATH_MAX = 100
 """Bytes a unix socket's path may take (108 on Linux, 104 on macOS, with room)."""
 OFF = ("off", "0", "false", "no")
@@ -98,46 +95,67 @@ def server_for(
     for its socket."""
     settings = (database_url, blob_root, cache_dir, cache_max_bytes)
     environment = dict(os.environ)
-    for name, value in zip(SETTINGS_ENV, settings, strict=True):
+    for name, value in zip(CATALOG_ENV, settings, strict=True):
         if value is not None:
             environment[name] = str(value)
     cwd = os.getcwd()
-    named = {name: environment.get(name) for name in SETTINGS_ENV}
-    identity = json.dumps([cwd, named, _code_identity()], sort_keys=True)
+    catalog = {
+        name: value
+        for name, value in environment.items()
+        if name in CATALOG_ENV or name.startswith(STORE_ENV_PREFIXES)
+    }
+    identity = json.dumps([cwd, catalog, _code_identity()], sort_keys=True)
     key = hashlib.sha256(identity.encode()).hexdigest()[:20]
     directory = runtime_dir()
-    if directory is None or len(str(directory / f"{key}.sock").encode()) > SOCKET_PATH_MAX:
+    if directory is None:
+        return None
+    if len(str(directory / f"{key}.sock").encode()) > SOCKET_PATH_MAX:
+        log.warning("no local catalog server: %s is too long a path for a socket", directory)
         return None
     return LocalServer(directory, key, environment, cwd)
 
 
 def find_or_start(server: LocalServer, idle: float | None = None) -> str | None:
     """The server's URL if it answers; else ``None``, having started it unless it is
-    starting or was started less than ``RESTART_AFTER`` seconds ago."""
+    starting or was started less than ``RESTART_AFTER`` seconds ago (a start that fails
+    is logged, and the step opens the catalog itself as it would anyway)."""
     if socket_answers(server.socket_path):
         return server.url
+    try:
+        _start_unless_starting(server, idle if idle is not None else _idle_setting())
+    except OSError as exc:
+        log.warning("could not start a local catalog server in %s: %s", server.directory, exc)
+    return None
+
+
+def _start_unless_starting(server: LocalServer, idle: float) -> None:
     lock = os.open(server.path("lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # a server holds it: it is starting (or stopping)
-            return None
+            return
         started = server.path("started")
         with contextlib.suppress(FileNotFoundError):
             if time.time() - started.stat().st_mtime < RESTART_AFTER:
-                return None
+                log.warning(
+                    "the local catalog server started %s did not come up; see %s",
+                    time.ctime(started.stat().st_mtime),
+                    server.path("log"),
+                )
+                return
         server.socket_path.unlink(missing_ok=True)  # left by a server that is gone
-        pid = _start(server, lock, idle if idle is not None else _idle_setting())
+        pid = _start(server, lock, idle)
         started.write_text(f"{pid}\n")
     finally:
         os.close(lock)  # the server keeps its own copy of the lock
-    return None
 
 
 def _start(server: LocalServer, lock: int, idle: float) -> int:
     """Start the server, handing it the lock; its process id."""
     command = [
         sys.executable,
+        "-P",  # the step's working directory is not searched for the package's modules
         "-m",
         "orchestrator_cli",
         "serve",
@@ -174,6 +192,7 @@ def runtime_dir() -> Path | None:
         directory = Path(os.environ["XDG_RUNTIME_DIR"]) / "orchestrator"
     else:
         directory = Path(tempfile.gettempdir()) / f"orchestrator-{os.getuid()}"
+    directory = directory.expanduser().absolute()
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         status = directory.lstat()
@@ -198,14 +217,18 @@ def _idle_setting() -> float:
     return idle
 
 
-def _code_identity() -> list[int]:
-    """Changes when the catalog's code is installed or edited: the modification times of
-    its package's folders (a file saved or checked out replaces its folder entry)."""
-    folders = []
-    for folder, subfolders, _files in os.walk(Path(__file__).parent):
+def _code_identity() -> list[object]:
+    """Changes when the catalog's code is installed or edited: the interpreter, and the
+    path, size and modification time of each of the package's modules."""
+    package = Path(__file__).parent
+    modules = []
+    for folder, subfolders, files in os.walk(package):
         subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
-        folders.append(os.stat(folder).st_mtime_ns)
-    return folders
+        for name in sorted(files):
+            if name.endswith(".py"):
+                status = os.stat(os.path.join(folder, name))
+                modules.append([folder, name, status.st_size, status.st_mtime_ns])
+    return [sys.executable, modules]
 
 
 STEP_METHODS = frozenset(name for name in vars(StepCatalog) if not name.startswith("_"))
@@ -217,7 +240,15 @@ class LocalSteps:
 
     def __init__(self, served: ServedSteps, direct: Callable[[], StepCatalog]) -> None:
         self._served: ServedSteps | None = served
-        self._direct = direct
+        self._direct_catalog: StepCatalog | None = None
+        self._open_direct = direct
+        self._lock = threading.Lock()
+
+    def _direct(self) -> StepCatalog:
+        with self._lock:  # threads that lose the server together open one catalog
+            if self._direct_catalog is None:
+                self._direct_catalog = self._open_direct()
+            return self._direct_catalog
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name not in STEP_METHODS:

@@ -42,8 +42,11 @@ def local_servers_off(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         yield runtime
     finally:
         for started in runtime.glob("*.started"):
-            with contextlib.suppress(ValueError, ProcessLookupError):
-                os.kill(int(started.read_text()), signal.SIGTERM)
+            with contextlib.suppress(ValueError, OSError):  # gone already
+                pid = int(started.read_text())
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if str(started.with_suffix(".sock")).encode() in command:  # not a pid reused
+                    os.kill(pid, signal.SIGTERM)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

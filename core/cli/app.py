@@ -22,7 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 import core
-from core.bootstrap import BLOB_ROOT_ENV, CACHE_DIR_ENV, CACHE_MAX_BYTES_ENV, DATABASE_URL_ENV
+from core.environment import BLOB_ROOT_ENV, CACHE_DIR_ENV, CACHE_MAX_BYTES_ENV, DATABASE_URL_ENV
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_BUSY = 1, 2, 3, 4, 5
 EXIT_POLICY = 6

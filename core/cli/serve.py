@@ -1,16 +1,12 @@
 """``orchestrator serve``: the HTTP API, on a port or a unix socket."""
 
 import asyncio
-import contextlib
-import os
-import socket
 from pathlib import Path
 
 import click
 
 from core.cli.app import CatalogContext, cli, domain_errors, pass_catalog
-from core.errors import ConflictError, ValidationError
-from core.unix_socket import socket_answers
+from core.unix_socket import listen_on, refuse_live_socket
 
 
 @cli.command()
@@ -56,8 +52,17 @@ def serve(
     from core.routes import create_app
     from core.routes.serving import Activity, Server, stop_when_idle
 
-    activity = Activity(create_app(context.serving))
-    listening = None if unix_socket is None else bind_unix_socket(unix_socket)
+    if unix_socket is not None:
+        refuse_live_socket(unix_socket)  # before the catalog opens (a DuckDB file it would take)
+    catalog = context.serving
+
+    def withdrawn() -> None:  # the catalog's files were replaced: stop serving them
+        if listening is not None:
+            listening.withdraw()
+        server.should_exit = True
+
+    activity = Activity(create_app(catalog), catalog.local_files(), on_withdrawn=withdrawn)
+    listening = None if unix_socket is None else listen_on(unix_socket)
     config = uvicorn.Config(activity, host=host, port=port, log_level=log_level)
     withdraw = None if listening is None else listening.withdraw
     server = Server(config, on_stop=withdraw or (lambda: None))
@@ -77,41 +82,3 @@ def serve(
     finally:  # also when the server failed to start
         if withdraw is not None:
             withdraw()
-
-
-BACKLOG = 2048
-"""Connections a unix socket queues before the server accepts them (uvicorn's default)."""
-
-
-class UnixListener:
-    """A bound unix socket, and its removal (only while the path is still this one)."""
-
-    def __init__(self, sock: socket.socket, path: Path) -> None:
-        self.socket = sock
-        self.path = path
-        self._inode = path.stat().st_ino
-
-    def withdraw(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            if self.path.stat().st_ino == self._inode:
-                self.path.unlink()
-
-
-def bind_unix_socket(path: Path) -> UnixListener:
-    """A socket bound at ``path``, which only this user may connect to; a socket left
-    there by a server that is gone is replaced, a live one is a ``ConflictError``."""
-    if path.is_socket():
-        if socket_answers(path):
-            raise ConflictError(f"another server already listens on {path}")
-        path.unlink()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    umask = os.umask(0o177)
-    try:
-        sock.bind(str(path))
-    except OSError as exc:
-        sock.close()
-        raise ValidationError(f"cannot listen on {path}: {exc}") from exc
-    finally:
-        os.umask(umask)
-    sock.listen(BACKLOG)  # from now on a client waits for the server, not refused
-    return UnixListener(sock, path)

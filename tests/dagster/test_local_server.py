@@ -3,6 +3,7 @@ the first steps start it and open the catalog themselves; the steps after it loa
 storage; the catalog ends as a run with its own database would leave it, on both
 databases."""
 
+import contextlib
 import itertools
 import json
 import os
@@ -40,7 +41,10 @@ def local(
     started = server.path("started")
     if started.exists():
         pid = int(started.read_text())
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(OSError):  # gone already
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if str(server.socket_path).encode() in command:  # the server, not a pid reused
+                os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + WAIT
         while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import core
-from core import local_server
+from core import client, local_server
 from core.client import ServedSteps, ServerUnreachableError
 from core.local_server import LocalServer, LocalSteps, find_or_start, server_for
 from core.unix_socket import socket_answers
@@ -173,8 +173,9 @@ def test_a_server_that_died_is_started_again_after_the_pause(
 
 
 def test_a_server_that_cannot_start_is_not_started_again_by_every_step(
-    runtime: Path, tmp_path: Path
+    runtime: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(local_server, "RESTART_AFTER", 3600.0)
     server = server_for(f"duckdb:///{tmp_path / 'missing' / 'c.duckdb'}", str(tmp_path / "b"))
     assert server is not None
     (tmp_path / "missing").write_text("a file where the catalog's folder should be")
@@ -243,3 +244,82 @@ def test_steps_go_on_with_their_own_catalog_once_the_local_server_is_gone(
             move.from_target_id for move in history[1:]
         ]
         assert len(history) == 2
+
+
+def test_a_start_that_fails_leaves_the_step_to_open_the_catalog_itself(
+    local: LocalServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_more_processes(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(local_server.subprocess, "Popen", no_more_processes)
+    assert find_or_start(local, idle=60) is None
+    assert "could not start a local catalog server" in caplog.text
+
+
+def test_the_server_depends_on_the_catalog_the_environment_and_the_folder(
+    runtime: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "postgresql+psycopg://catalog@/catalog"
+    keys = set()
+    for variable, value in [(None, None), ("PGHOST", "db-1"), ("AWS_ENDPOINT_URL", "http://s3")]:
+        if variable is not None:
+            monkeypatch.setenv(variable, value)
+        server = server_for(url, "s3://bucket/blobs")
+        assert server is not None
+        keys.add(server.key)
+    monkeypatch.chdir(tmp_path)
+    elsewhere = server_for(url, "s3://bucket/blobs")
+    assert elsewhere is not None
+    keys.add(elsewhere.key)
+    assert len(keys) == 4
+
+
+def test_a_relative_runtime_folder_is_taken_from_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(local_server.RUNTIME_DIR_ENV, "rt")
+    server = server_for(f"duckdb:///{tmp_path / 'c.duckdb'}")
+    assert server is not None
+    assert server.socket_path.is_absolute() and server.socket_path.parent == tmp_path / "rt"
+    ServedSteps(server.url)  # a URL the client takes
+
+
+def test_a_request_that_may_have_reached_a_server_that_went_away_is_not_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client, "REUSE_IDLE", 3600.0)
+    path = tmp_path / "catalog.sock"
+    database_url = f"duckdb:///{tmp_path / 'catalog.duckdb'}"
+    with serve(database_url, tmp_path / "blobs", tmp_path / "server.log", unix_socket=path) as url:
+        steps = ServedSteps(url)
+        steps.pin("run-1", "main")
+    with pytest.raises(core.StorageUnavailableError) as failed:
+        steps.pin("run-1", "main")  # sent on the kept connection, which the server closed
+    assert not isinstance(failed.value, ServerUnreachableError)
+
+
+def test_a_server_whose_catalog_was_replaced_withdraws_and_the_steps_go_on_without_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "catalog.sock"
+    database, blobs = tmp_path / "catalog.duckdb", tmp_path / "blobs"
+    database_url = f"duckdb:///{database}"
+    with serve(database_url, blobs, tmp_path / "server.log", unix_socket=path) as url:
+        served = ServedSteps(url)
+        served.commit_output("run-1", "main", "a", b"old", media_type="text/plain")
+        served.close()
+        old = tmp_path / "old"
+        old.mkdir()
+        for item in tmp_path.glob("catalog.duckdb*"):
+            item.rename(old / item.name)  # as `rm -rf` of the catalog, then a new one
+        blobs.rename(old / "blobs")
+        with core.connect(database_url, blobs) as catalog:
+            steps = LocalSteps(ServedSteps(url), lambda: catalog.assets)
+            new = steps.commit_output("run-2", "main", "a", b"new", media_type="text/plain")
+            assert steps.read(new.value) == b"new"
+            assert [move.run_id for move in catalog.tags.get_history("main")] == ["run-2"]
+        wait_for(lambda: not path.exists(), "the server to withdraw its socket")
+    with core.connect(f"duckdb:///{old / 'catalog.duckdb'}", old / "blobs") as replaced:
+        assert [move.run_id for move in replaced.tags.get_history("main")] == ["run-1"]
