@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import core
+from core.local_server import RUNTIME_DIR_ENV
 
 ROOT = Path(__file__).parent.parent.parent
 DAGSTER = Path(sys.executable).parent / "dagster"
@@ -32,11 +33,14 @@ def test_workspace_validates(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_main_command_materialises_the_example(tmp_path: Path) -> None:
     shutil.copy(ROOT / "definitions.py", tmp_path)
+    # a user's environment: no catalog settings, the local server on (its socket in this
+    # session's folder, so that the session's end stops it)
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("ORCHESTRATOR_", "DAGSTER_"))
     }
+    env[RUNTIME_DIR_ENV] = os.environ[RUNTIME_DIR_ENV]
 
     def run_main() -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
