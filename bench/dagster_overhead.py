@@ -64,7 +64,6 @@ import os
 import pstats
 import re
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -492,10 +491,8 @@ def stop_local_server(env: dict[str, str]) -> None:
     """Stop the local server the step processes started (they ran with ``env``, here)."""
     with mock.patch.dict(os.environ, env, clear=True):
         server = local_server.server_for()
-    started = None if server is None else server.path("started")
-    if started is not None and started.exists():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(started.read_text()), signal.SIGTERM)
+    if server is not None:
+        server.stop()
 
 
 # --- profile ------------------------------------------------------------------------------

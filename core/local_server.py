@@ -17,6 +17,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,38 @@ class LocalServer:
 
     def path(self, suffix: str) -> Path:
         return self.directory / f"{self.key}.{suffix}"
+
+    def stop(self) -> None:
+        """Stop the last server started here, if it still runs."""
+        stop_started(self.path("started"))
+
+
+def stop_started(started: Path) -> None:
+    """Stop (SIGTERM) the server whose process id ``started`` (a ``<key>.started`` file)
+    holds, if that process still runs and is the server of ``<key>.sock``: a process id
+    since reused by another process is left alone (checked in ``/proc``: elsewhere,
+    nothing is stopped)."""
+    with contextlib.suppress(OSError, ValueError):  # gone already, or no /proc
+        pid = int(started.read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if str(started.with_suffix(".sock")).encode() in command:
+            os.kill(pid, signal.SIGTERM)
+
+
+def local_steps(
+    setting: bool | None,
+    settings: tuple[str | None, str | None, str | None, int | None],
+    direct: Callable[[], StepCatalog],
+) -> "LocalSteps | None":
+    """What a step asks of the catalog through its local server (``wanted(setting)``;
+    ``settings``: database URL, blob root, cache folder and bound, as ``server_for``
+    takes them), falling back to ``direct()``; ``None`` when the step should open the
+    catalog itself (no local server wanted, or none answers yet: one is started)."""
+    if not wanted(setting):
+        return None
+    server = server_for(*settings)
+    url = None if server is None else find_or_start(server)
+    return None if url is None else LocalSteps(ServedSteps(url), direct)
 
 
 def wanted(setting: bool | None) -> bool:
@@ -137,10 +170,11 @@ def _start_unless_starting(server: LocalServer, idle: float) -> None:
             return
         started = server.path("started")
         with contextlib.suppress(FileNotFoundError):
-            if time.time() - started.stat().st_mtime < RESTART_AFTER:
+            last = started.stat().st_mtime
+            if time.time() - last < RESTART_AFTER:
                 log.warning(
                     "the local catalog server started %s did not come up; see %s",
-                    time.ctime(started.stat().st_mtime),
+                    time.ctime(last),
                     server.path("log"),
                 )
                 return

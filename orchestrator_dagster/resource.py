@@ -10,7 +10,7 @@ from pydantic import Field, PrivateAttr
 
 import core
 from core.client import SERVER_URL_ENV, ServedSteps
-from core.local_server import LocalSteps, find_or_start, server_for, wanted
+from core.local_server import LocalSteps, local_steps
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -121,15 +121,10 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         if server_url:
             self._served = ServedSteps(server_url)
             return
-        if wanted(self.local_server):
-            server = server_for(
-                self.database_url, self.blob_root, self.cache_dir, self.cache_max_bytes
-            )
-            url = None if server is None else find_or_start(server)
-            if url is not None:
-                self._served = LocalSteps(ServedSteps(url), lambda: self.catalog.assets)
-                return
-        self._catalog = self._connect()
+        settings = (self.database_url, self.blob_root, self.cache_dir, self.cache_max_bytes)
+        self._served = local_steps(self.local_server, settings, lambda: self.catalog.assets)
+        if self._served is None:
+            self._catalog = self._connect()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._served is not None:

@@ -3,9 +3,7 @@ also run against a local folder and an S3 bucket on a loopback moto server, and 
 object-store tests against a GCS bucket on a loopback fake-gcs-server and an Azure
 container on a loopback Azurite too."""
 
-import contextlib
 import os
-import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 import core
-from core.local_server import LOCAL_SERVER_ENV, RUNTIME_DIR_ENV
+from core.local_server import LOCAL_SERVER_ENV, RUNTIME_DIR_ENV, stop_started
 from tests.support.azurite import (
     azurite_command,
     azurite_server,
@@ -42,11 +40,7 @@ def local_servers_off(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         yield runtime
     finally:
         for started in runtime.glob("*.started"):
-            with contextlib.suppress(ValueError, OSError):  # gone already
-                pid = int(started.read_text())
-                command = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if str(started.with_suffix(".sock")).encode() in command:  # not a pid reused
-                    os.kill(pid, signal.SIGTERM)
+            stop_started(started)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

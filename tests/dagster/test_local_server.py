@@ -3,11 +3,8 @@ the first steps start it and open the catalog themselves; the steps after it loa
 storage; the catalog ends as a run with its own database would leave it, on both
 databases."""
 
-import contextlib
 import itertools
 import json
-import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,16 +35,10 @@ def local(
     server = server_for()  # as a step finds it: from the same environment and folder
     assert server is not None
     yield server
-    started = server.path("started")
-    if started.exists():
-        pid = int(started.read_text())
-        with contextlib.suppress(OSError):  # gone already
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if str(server.socket_path).encode() in command:  # the server, not a pid reused
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + WAIT
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-            time.sleep(0.05)
+    server.stop()
+    deadline = time.monotonic() + WAIT
+    while socket_answers(server.socket_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def run_branches(publish: str) -> str:

@@ -323,3 +323,10 @@ def test_a_server_whose_catalog_was_replaced_withdraws_and_the_steps_go_on_witho
         wait_for(lambda: not path.exists(), "the server to withdraw its socket")
     with core.connect(f"duckdb:///{old / 'catalog.duckdb'}", old / "blobs") as replaced:
         assert [move.run_id for move in replaced.tags.get_history("main")] == ["run-1"]
+
+
+def test_stopping_leaves_a_process_that_took_a_dead_servers_id_alone(tmp_path: Path) -> None:
+    started = tmp_path / "key.started"
+    started.write_text(f"{os.getpid()}\n")  # this test's process: no server of key.sock
+    local_server.stop_started(started)
+    assert alive(os.getpid())
