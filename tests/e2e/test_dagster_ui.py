@@ -161,8 +161,10 @@ def dagster_dev(tmp_path: Path) -> Iterator[tuple[DagsterDev, Path]]:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the whole process group: politely, then for sure."""
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+    """Stop the whole process group: politely, then for sure (dagster dev 1.13 tells its
+    daemon to stop on SIGTERM, but its webserver and code servers were seen alive ten
+    minutes later, so the grace is short)."""
+    for sig, grace in ((signal.SIGTERM, 3), (signal.SIGKILL, 10)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:

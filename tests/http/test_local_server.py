@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -219,8 +220,8 @@ def test_only_step_processes_of_multiprocess_runs_use_a_local_server(
 ) -> None:
     monkeypatch.setenv(local_server.LOCAL_SERVER_ENV, environment)
     assert local_server.wanted(setting) is False, "this process was not started for a step"
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        assert pool.apply(wanted_in_a_child, (setting,)) is in_child
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(wanted_in_a_child, setting).result(timeout=120) is in_child
 
 
 def test_steps_go_on_with_their_own_catalog_once_the_local_server_is_gone(

@@ -19,8 +19,9 @@ import sqlalchemy as sa
 import core
 from tests.support.blob_access import raw_blobs
 
-KILLS = {"local": 30, "s3": 10}
-"""Kills per run (an object store write takes longer, so fewer land in the same time)."""
+KILLS = {"local": 16, "s3": 6}
+"""Kills per run (an object store write takes longer, so fewer land in the same time);
+each run takes the same moments (a fixed seed), spread over ``DELAYS``."""
 DELAYS = {"local": (0.05, 0.6), "s3": (0.1, 1.5)}
 """Seconds a writer runs before its kill: long enough for some of its writes to commit."""
 ROOT = Path(__file__).parent.parent.parent

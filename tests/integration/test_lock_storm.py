@@ -141,7 +141,8 @@ def test_a_child_forked_by_a_waiter_does_not_keep_its_ticket(tmp_path: Path) -> 
         waiter.start()
         wait_for("the waiter forked", child_pid.exists)
         waiter.kill()
-        waiter.join(30)
+        # not join(): the child holds the waiter's sentinel pipe, so join would time out
+        wait_for("the waiter died", lambda: waiter.exitcode is not None, timeout=30)
         wait_for("the dead waiter's ticket goes", lambda: lock.queued() == 1, timeout=10)
     finally:
         if child_pid.exists() and child_pid.read_text():
