@@ -90,11 +90,7 @@ class ArtifactRepository:
         """Insert an artifact (a new id, and now, unless given); ``None`` when one with
         this version hash exists already."""
         artifact_id = artifact_id or uuid.uuid4()
-        known: dict[uuid.UUID, SkipNode] = self._session.info.get(SKIP_NODES, {})
-        if parent_id is not None and parent_id in known and known[parent_id].skip_id in known:
-            skip = skip_node(artifact_id, parent_id, known.__getitem__)
-        else:
-            skip = skip_node(artifact_id, parent_id, self._skip_nodes_above(parent_id).__getitem__)
+        skip = self.new_skip_node(artifact_id, parent_id)
         values = {
             "id": artifact_id,
             "kind": kind.value,
@@ -114,9 +110,21 @@ class ArtifactRepository:
         )
         if inserted is None:
             return None
-        known[artifact_id] = skip  # a child added next in this transaction reads it here
-        self._session.info[SKIP_NODES] = known
+        self.added(artifact_id, skip)
         return to_artifact(SimpleNamespace(**values))
+
+    def new_skip_node(self, artifact_id: uuid.UUID, parent_id: uuid.UUID | None) -> SkipNode:
+        """The pointers of a new artifact on ``parent_id`` (read, unless this transaction
+        added the parent)."""
+        known: dict[uuid.UUID, SkipNode] = self._session.info.get(SKIP_NODES, {})
+        if parent_id is not None and parent_id in known and known[parent_id].skip_id in known:
+            return skip_node(artifact_id, parent_id, known.__getitem__)
+        return skip_node(artifact_id, parent_id, self._skip_nodes_above(parent_id).__getitem__)
+
+    def added(self, artifact_id: uuid.UUID, skip: SkipNode) -> None:
+        """Remember the pointers of an artifact this transaction inserted: a child added
+        next reads them here."""
+        self._session.info.setdefault(SKIP_NODES, {})[artifact_id] = skip
 
     @conflicts_on_integrity_errors
     def add_line(self, versions: Sequence[NewVersion], created_at: Sequence[datetime]) -> bool:

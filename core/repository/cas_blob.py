@@ -1,6 +1,6 @@
 """SQL for the catalog entries of content-addressed blobs."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -49,7 +49,15 @@ class CasBlobRepository:
             if cas_id not in self._recorded
         ]
         insert_rows_if_absent(self._session, blobs, rows, ("cas_id",))
-        self._recorded.update(row["cas_id"] for row in rows)
+        self.recorded(row["cas_id"] for row in rows)
+
+    def unrecorded(self, cas_ids: Iterable[str]) -> list[str]:
+        """Those of ``cas_ids`` this transaction has not recorded or found yet."""
+        return [cas_id for cas_id in cas_ids if cas_id not in self._recorded]
+
+    def recorded(self, cas_ids: Iterable[str]) -> None:
+        """Remember blobs recorded in this transaction (their entries exist until it ends)."""
+        self._recorded.update(cas_ids)
 
     def missing(self, cas_ids: frozenset[str]) -> frozenset[str]:
         """Those of ``cas_ids`` that have no catalog entry."""

@@ -3,9 +3,13 @@ the unit of work's transaction."""
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
+
+from sqlalchemy.orm import Session
 
 from core.domain import NodeValue, TagPolicy
 from core.errors import NotFoundError
+from core.repository import record_statement
 from core.repository.artifact import ArtifactRepository
 from core.repository.cas_blob import CasBlobRepository
 from core.repository.run import RunIORepository, RunRepository
@@ -26,7 +30,7 @@ class RepositoryCommitStore:
         run_io: RunIORepository,
         policies: TagPolicyRepository,
         *,
-        read_together: bool = False,
+        postgres: Session | None = None,
     ) -> None:
         self._blobs = blobs
         self._artifacts = artifacts
@@ -34,12 +38,13 @@ class RepositoryCommitStore:
         self._runs = runs
         self._run_io = run_io
         self._policies = policies
-        self._read_together = read_together
-        """Whether ``head`` reads the policies too (Postgres, where it saves a commit a
-        round trip; DuckDB keeps them in memory)."""
+        self._postgres = postgres
+        """On Postgres, the unit of work's session: ``head`` reads the policies too, and a
+        record is written in one statement (each saves a commit round trips; DuckDB
+        keeps the policies in memory)."""
 
     def head(self, tag: str) -> Head:
-        if self._read_together:  # the policies come along: the commit reads them next
+        if self._postgres:  # the policies come along: the commit reads them next
             found, _ = self._policies.all_with_tag(tag)
             return Head(None, 0) if found is None else Head(*found)
         live = self._tags.get(tag)
@@ -64,6 +69,8 @@ class RepositoryCommitStore:
         return self._blobs.missing(cas_ids)
 
     def apply(self, record: CommitRecord) -> int | None:
+        if self._postgres is not None and record_statement.fits(record):
+            return self._apply_at_once(self._postgres, record)
         if record.blobs:
             entries = [(blob.cas_id, blob.size, blob.media_type) for blob in record.blobs]
             self._blobs.add(entries, record.at)
@@ -115,6 +122,24 @@ class RepositoryCommitStore:
             ]
             self._run_io.record(record.run_id, values, record.at)
         return revision
+
+    def _apply_at_once(self, session: Session, record: CommitRecord) -> int | None:
+        """``apply`` in one statement (``core.repository.record_statement``)."""
+        new_blobs = set(self._blobs.unrecorded(blob.cas_id for blob in record.blobs))
+        blobs = tuple(blob for blob in record.blobs if blob.cas_id in new_blobs)
+        version = record.version
+        skip = (
+            None
+            if version is None
+            else self._artifacts.new_skip_node(version.id, version.parent_id)
+        )
+        written = record_statement.write(session, replace(record, blobs=blobs), skip)
+        self._blobs.recorded(new_blobs)
+        if not written.created:  # another writer added this version meanwhile
+            return None
+        if version is not None and skip is not None:
+            self._artifacts.added(version.id, skip)
+        return written.revision
 
     def apply_line(self, records: Sequence[CommitRecord]) -> int | None:
         """Postgres: ``apply`` for records that each move one tag on from the one before

@@ -32,7 +32,7 @@ class UnitOfWork:
         self.publish_requests = PublishRequestRepository(session)
         self.commits: CommitStore = transaction.commit_store or RepositoryCommitStore(
             self.blobs, self.artifacts, self.tags, self.runs, self.run_io, self.tag_policies,
-            read_together=session.get_bind().dialect.name == "postgresql",
+            postgres=session if session.get_bind().dialect.name == "postgresql" else None,
         )  # fmt: skip
 
     def commit(self) -> None:

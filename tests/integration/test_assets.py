@@ -1,5 +1,6 @@
 """The asset service: outputs committed to a tag, inputs located through pins and snapshots."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,10 +87,26 @@ def test_the_value_and_the_patch_are_recorded_together(catalog: core.Services) -
     sent = statements_sent(catalog)
     second = commit(catalog, "a", b"2")
     patch_id = catalog.artifacts.get_by_id(second.artifact_id).cas_id  # DuckDB: folds first
-    assert len([s for s in sent if s.startswith("INSERT INTO cas_blobs")]) == 1
+    assert len([s for s in sent if "INSERT INTO cas_blobs" in s]) == 1  # both blobs at once
     assert catalog.cas.get_content(second.value.cas_id) == b"2"
     assert catalog.cas.get_blob(patch_id).media_type == "application/json-patch+json"
     assert catalog.maintenance.verify().problems == []
+
+
+@pytest.mark.parametrize("publish", ["output", "run"])
+def test_an_output_commit_on_postgres_is_one_read_and_one_write(
+    postgres_schema_url: str, tmp_path: Path, publish: str
+) -> None:
+    with core.connect(postgres_schema_url, tmp_path / "blobs") as catalog:
+        catalog.runs.create_run("run-1", "main", publish=publish)
+        commit(catalog, "a", b"1", publish=publish)
+        sent = statements_sent(catalog)
+        second = commit(catalog, "b", b"2", deps=["a"], publish=publish)
+        assert [statement.split()[0] for statement in sent] == ["SELECT", "WITH"]
+        staged = catalog.runs.get_run("run-1").head_id if publish == "run" else None
+        head = staged or catalog.tags.get_tag("main").target_id
+        assert head == second.artifact_id
+        assert catalog.maintenance.verify().problems == []
 
 
 def test_a_value_whose_file_cannot_be_written_moves_nothing(
