@@ -50,7 +50,7 @@ _TAG_MOVE = """moved AS (
     INSERT INTO tag_moves (id, tag_name, from_target_id, to_target_id, revision, moved_at,
                            moved_by, reason, run_id)
     SELECT nextval('tag_move_id_seq'), :tag, :from_target_id, :to_target_id,
-           moved.revision, :at, :moved_by, :reason, :run_id
+           moved.revision, :at, :moved_by, :reason, :moved_in
     FROM moved
 )"""
 _HEAD_MOVE = """moved AS (
@@ -114,7 +114,7 @@ def write(session: Session, record: CommitRecord, skip: SkipNode | None) -> Writ
             "target_kind": swap.target_kind.value,
             "moved_by": swap.moved_by,
             "reason": swap.reason,
-            "run_id": swap.run_id,
+            "moved_in": swap.run_id,
         }
     elif staged is not None:
         params |= {
@@ -134,7 +134,7 @@ def write(session: Session, record: CommitRecord, skip: SkipNode | None) -> Writ
             "value_sizes": [value.size for value in values],
         }
     created, revision = session.execute(statement, params).one()
-    return Written(bool(created), revision if move is not None else 0)
+    return Written(bool(created), revision)
 
 
 def _version_params(version: NewVersion, skip: SkipNode) -> dict[str, Any]:
