@@ -195,9 +195,12 @@ def test_op_outputs_that_are_frames_stream_too(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["duckdb"], indirect=True)
 def test_an_unchanged_frame_rematerialised_in_other_processes_moves_nothing(
     database_url: str, blob_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Two multiprocess runs (each step a fresh process) encode the same frame to the same
+    bytes. One catalog backend: what is tested is the encoding (20 s a backend)."""
     from tests.dagster import frame_defs
 
     monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", database_url)

@@ -112,7 +112,7 @@ def test_gives_up_past_the_budget(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_no_committed_row_is_lost_across_processes(duckdb_catalog: core.Services) -> None:
-    processes, rows = 4, 60
+    processes, rows = 4, 30
     target = str(duckdb_catalog.tags.get_tag("main").target_id)
     url = str(duckdb_catalog.database.url)
     with started_pool(processes) as (pool, start_at):

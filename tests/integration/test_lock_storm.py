@@ -26,7 +26,7 @@ from core.storage.duckdb.lease import DuckDBFileLock
 from tests.support import load_workers
 
 WORKERS = load_workers.STORM_WORKERS
-DURATION = 20.0
+DURATION = 10.0
 
 
 def latency_report(latencies: dict[str, list[float]], wall: float) -> list[str]:
