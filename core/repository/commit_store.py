@@ -41,10 +41,10 @@ class RepositoryCommitStore:
         self._postgres = postgres
         """On Postgres, the unit of work's session: ``head`` reads the policies too, and a
         record is written in one statement (each saves a commit round trips; DuckDB
-        keeps the policies in memory)."""
+        keeps the policies in memory and journals its records)."""
 
     def head(self, tag: str) -> Head:
-        if self._postgres:  # the policies come along: the commit reads them next
+        if self._postgres is not None:  # the policies come along: the commit reads them next
             found, _ = self._policies.all_with_tag(tag)
             return Head(None, 0) if found is None else Head(*found)
         live = self._tags.get(tag)

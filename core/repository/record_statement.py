@@ -157,7 +157,8 @@ def _version_params(version: NewVersion, skip: SkipNode) -> dict[str, Any]:
 @functools.cache
 def _statement(versioned: bool, move: str | None, valued: bool) -> TextClause:
     """The statement for each shape of record, built once."""
-    created = "AND EXISTS (SELECT FROM new_version)" if versioned else ""
+    inserted = "EXISTS (SELECT FROM new_version)" if versioned else "true"
+    created = f"AND {inserted}" if versioned else ""
     parts = [_BLOBS]
     if versioned:
         parts.append(_VERSION)
@@ -167,6 +168,5 @@ def _statement(versioned: bool, move: str | None, valued: bool) -> TextClause:
         parts.append(_HEAD_MOVE.format(created=created))
     if valued:
         parts.append(_RUN_VALUES)
-    inserted = "EXISTS (SELECT FROM new_version)" if versioned else "true"
     revision = "(SELECT revision FROM moved)" if move else "0"
     return text(f"WITH {', '.join(parts)} SELECT {inserted}, {revision}")
