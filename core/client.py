@@ -1,6 +1,7 @@
 """A step's catalog over HTTP: ``ServedSteps`` answers ``StepCatalog`` from a catalog
 served with ``orchestrator serve``, so a step process loads no database driver, no ORM
-and no service, and holds no file or connection of the database.
+and no service, and holds no file or connection of the database; the process that ran
+the steps records the run's end through it the same way (``end_run``).
 
 Errors come back as the domain errors the server raised (``ConflictError``,
 ``PolicyError``, ``ValidationError``, ...); a server that does not answer is a
@@ -16,11 +17,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-from core.domain import NodeValue, OutputCommit, PublishMode
+from core.domain import NodeValue, OutcomeState, OutputCommit, PublishMode, Run, RunOutcome
 from core.errors import (
     ConflictError,
     IntegrityError,
@@ -287,6 +289,23 @@ class ServedSteps:
             self._json("POST", "/steps/reads", {"run_id": run_id})
             self._carried(run_id, seen)
 
+    def end_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        finished_at: datetime | None = None,
+        failed_checks: Sequence[str] = (),
+    ) -> Run:
+        """Record how a run ended, and audit it, as ``RunService.end_run``."""
+        body = {
+            "status": status,
+            "finished_at": None if finished_at is None else finished_at.isoformat(),
+            "failed_checks": list(failed_checks),
+        }
+        path = f"/runs/{quote(run_id, safe='')}/end"
+        return _run(self._json("POST", path, body=json.dumps(body).encode(), json_body=True))
+
     def close(self) -> None:
         """Close this thread's connection (others close with their threads)."""
         connection = getattr(self._local, "connection", None)
@@ -465,6 +484,31 @@ def _node_value(answer: Mapping[str, Any]) -> NodeValue:
         answer["cas_id"],
         answer["media_type"],
         answer["size"],
+    )
+
+
+def _run(answer: Mapping[str, Any]) -> Run:
+    outcome = answer["outcome"]
+    return Run(
+        answer["run_id"],
+        _uuid(answer["snapshot_id"]),
+        _optional_uuid(answer["base_id"]),
+        answer["tag"],
+        answer["status"],
+        datetime.fromisoformat(answer["started_at"]),
+        None if answer["finished_at"] is None else datetime.fromisoformat(answer["finished_at"]),
+        answer["job_name"],
+        PublishMode(answer["publish"]),
+        _optional_uuid(answer["head_id"]),
+        None
+        if outcome is None
+        else RunOutcome(
+            OutcomeState(outcome["state"]),
+            outcome["revision"],
+            _optional_uuid(outcome["to_target_id"]),
+            tuple(outcome["checks"]),
+            tuple((each["node"], each["partition_key"]) for each in outcome["conflicts"]),
+        ),
     )
 
 

@@ -109,12 +109,29 @@ def local_steps(
 
 
 def wanted(setting: bool | None) -> bool:
-    """Whether this process's steps should use a local server: ``setting`` if given,
-    else ``$ORCHESTRATOR_LOCAL_SERVER`` (on unless ``off``), and only in a step process
-    started by a multiprocess executor (short-lived, one of many)."""
+    """Whether this process's steps should use a local server: when local servers are
+    ``enabled(setting)``, and only in a step process started by a multiprocess executor
+    (short-lived, one of many)."""
+    return enabled(setting) and multiprocessing.parent_process() is not None
+
+
+def enabled(setting: bool | None) -> bool:
+    """``setting`` if given, else ``$ORCHESTRATOR_LOCAL_SERVER`` (on unless ``off``)."""
     if setting is None:
-        setting = os.environ.get(LOCAL_SERVER_ENV, "on").strip().lower() not in OFF
-    return setting and multiprocessing.parent_process() is not None
+        return os.environ.get(LOCAL_SERVER_ENV, "on").strip().lower() not in OFF
+    return setting
+
+
+def answering(
+    setting: bool | None, settings: tuple[str | None, str | None, str | None, int | None]
+) -> str | None:
+    """The URL of the local server of the catalog ``settings`` name (as ``server_for``
+    takes them) when local servers are ``enabled(setting)`` and it answers now; none is
+    started. The process that ran a run's steps records the run's end through it."""
+    if not enabled(setting):
+        return None
+    server = server_for(*settings)
+    return server.url if server is not None and socket_answers(server.socket_path) else None
 
 
 def server_for(

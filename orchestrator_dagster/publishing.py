@@ -1,16 +1,12 @@
 """A run's end, recorded in the catalog: its final status, and for a ``publish="run"``
-run the audit (``RunService.publish_if_passed``) with the checks that failed in it."""
+run the audit with the checks that failed in it (``RunService.end_run``)."""
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
 import core
 from orchestrator_dagster.resource import OrchestratorResource
-
-if TYPE_CHECKING:
-    from core.bootstrap import Services
 
 FINAL_STATUSES = {
     dg.DagsterRunStatus.SUCCESS: core.RunStatus.SUCCESS,
@@ -39,26 +35,23 @@ def failed_error_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 
 
 def record_run_end(
-    instance: dg.DagsterInstance, catalog: "Services", record: dg.RunRecord
+    instance: dg.DagsterInstance, orchestrator: OrchestratorResource, record: dg.RunRecord
 ) -> core.Run | None:
-    """Record the end of the finished Dagster run of ``record`` in the catalog, and audit
-    and publish it when it publishes whole; the catalog's run, or ``None`` when the catalog
-    never recorded it (it touched no versioned output). Repeating it changes nothing."""
+    """Record the end of the finished Dagster run of ``record`` in the catalog, with the
+    checks that failed in it for the audit of a ``publish="run"`` run
+    (``RunService.end_run``); the catalog's run, or ``None`` when the catalog never
+    recorded it (it touched no versioned output). Repeating it changes nothing."""
     run = record.dagster_run
-    status = FINAL_STATUSES[run.status]
     ended = datetime.fromtimestamp(record.end_time, UTC) if record.end_time else None
     try:
-        catalog.runs.finish_run(run.run_id, status.value, finished_at=ended)
+        return orchestrator.end_run(
+            run.run_id,
+            FINAL_STATUSES[run.status].value,
+            finished_at=ended,
+            failed_checks=failed_error_checks(instance, run.run_id),
+        )
     except core.NotFoundError:
         return None
-    except core.ConflictError:
-        pass  # finished already, by an earlier tick
-    recorded = catalog.runs.get_run(run.run_id)
-    if recorded.publish is core.PublishMode.RUN and recorded.outcome is None:
-        failed = failed_error_checks(instance, run.run_id)
-        catalog.runs.publish_if_passed(run.run_id, status=status, failed_checks=failed)
-        recorded = catalog.runs.get_run(run.run_id)
-    return recorded
 
 
 def publish_run(
@@ -74,5 +67,4 @@ def publish_run(
         raise core.ValidationError(
             f"run {run_id!r} has not finished ({records[0].dagster_run.status.value})"
         )
-    with orchestrator.opened() as catalog:
-        return record_run_end(instance, catalog, records[0])
+    return record_run_end(instance, orchestrator, records[0])

@@ -2,15 +2,16 @@
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Optional, cast
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 import core
-from core.client import SERVER_URL_ENV, ServedSteps
-from core.local_server import LocalSteps, local_steps
+from core.client import SERVER_URL_ENV, ServedSteps, ServerUnreachableError
+from core.local_server import LocalSteps, answering, local_steps
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -95,9 +96,10 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
             "A catalog served with `orchestrator serve` (http://host:port) that the IO "
             "manager's steps talk to, instead of opening the database in every step "
             "process: a step then loads no database driver and holds no file or "
-            "connection. Sensors and scripts still open the catalog from database_url and "
-            "blob_root, which must name the catalog the server serves. Default: "
-            "$ORCHESTRATOR_SERVER_URL, else none."
+            "connection. Runs' ends are recorded there too (run_snapshot_sensor, "
+            "publish_run); otherwise sensors and scripts open the catalog from "
+            "database_url and blob_root, which must name the catalog the server serves. "
+            "Default: $ORCHESTRATOR_SERVER_URL, else none."
         ),
     )
 
@@ -121,8 +123,7 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         if server_url:
             self._served = ServedSteps(server_url)
             return
-        settings = (self.database_url, self.blob_root, self.cache_dir, self.cache_max_bytes)
-        self._served = local_steps(self.local_server, settings, lambda: self.catalog.assets)
+        self._served = local_steps(self.local_server, self._settings(), lambda: self.catalog.assets)
         if self._served is None:
             self._catalog = self._connect()
 
@@ -143,6 +144,42 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
             return
         with self._connect() as catalog:
             yield catalog
+
+    def end_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        finished_at: datetime | None = None,
+        failed_checks: Sequence[str] = (),
+    ) -> core.Run:
+        """``RunService.end_run``, through the served catalog when ``server_url`` is set
+        or, in a script, a local server of this catalog answers (it holds the database,
+        which this process then need not open); else on the catalog (opened for the call
+        when this resource is not set up)."""
+        if self._catalog is None:
+            url = (
+                self.server_url
+                or os.environ.get(SERVER_URL_ENV)
+                or answering(self.local_server, self._settings())
+            )
+            if url:
+                served = ServedSteps(url)
+                try:
+                    return served.end_run(
+                        run_id, status, finished_at=finished_at, failed_checks=failed_checks
+                    )
+                except ServerUnreachableError:
+                    pass  # it stopped before the request went out: open the catalog
+                finally:
+                    served.close()
+        with self.opened() as catalog:
+            return catalog.runs.end_run(
+                run_id, status, finished_at=finished_at, failed_checks=failed_checks
+            )
+
+    def _settings(self) -> tuple[str | None, str | None, str | None, int | None]:
+        return (self.database_url, self.blob_root, self.cache_dir, self.cache_max_bytes)
 
     def _connect(self) -> "Services":
         return core.connect(

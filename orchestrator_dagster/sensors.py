@@ -134,7 +134,7 @@ def _record_finished_runs(
     records = _finished_runs_since(context.instance, cursor)
     finished = 0
     for record in records:
-        if record_run_end(context.instance, orchestrator.catalog, record) is not None:
+        if record_run_end(context.instance, orchestrator, record) is not None:
             finished += 1
     newest = max([cursor or 0.0, *(r.update_timestamp.timestamp() for r in records)])
     skip = None if finished else "no finished runs to record"

@@ -1,9 +1,17 @@
-"""HTTP handlers for runs: create (pin a snapshot), read, finish, publish."""
+"""HTTP handlers for runs: create (pin a snapshot), read, finish, end (finish and audit),
+publish."""
 
 from fastapi import Response
 
 import core
-from core.handlers.schemas import CreateRunIn, FinishRunIn, PublicationOut, PublishRunIn, RunOut
+from core.handlers.schemas import (
+    CreateRunIn,
+    EndRunIn,
+    FinishRunIn,
+    PublicationOut,
+    PublishRunIn,
+    RunOut,
+)
 
 
 class RunHandler:
@@ -26,6 +34,16 @@ class RunHandler:
 
     def finish(self, run_id: str, body: FinishRunIn) -> RunOut:
         return RunOut.of(self._catalog.runs.finish_run(run_id, body.status))
+
+    def end(self, run_id: str, body: EndRunIn) -> RunOut:
+        return RunOut.of(
+            self._catalog.runs.end_run(
+                run_id,
+                body.status,
+                finished_at=body.finished_at,
+                failed_checks=body.failed_checks,
+            )
+        )
 
     def publish(self, run_id: str, body: PublishRunIn | None) -> PublicationOut:
         body = body or PublishRunIn()

@@ -88,6 +88,17 @@ class FinishRunIn(BaseModel):
     status: str = Field(description="success, failure or canceled.")
 
 
+class EndRunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str = Field(
+        description="success, failure or canceled (a status recorded before stands)."
+    )
+    finished_at: datetime | None = Field(default=None, description="When it ended (default: now).")
+    failed_checks: list[str] = Field(
+        default=[], description="publish=run: its failed checks of severity ERROR (the audit's)."
+    )
+
+
 class OutcomeOut(BaseModel):
     state: core.OutcomeState
     revision: int | None = Field(description="The tag's revision once published.")

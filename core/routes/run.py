@@ -10,6 +10,7 @@ from core.handlers.run import RunHandler
 from core.handlers.schemas import (
     ERROR_RESPONSES,
     CreateRunIn,
+    EndRunIn,
     FinishRunIn,
     PublicationOut,
     PublishRunIn,
@@ -34,6 +35,14 @@ def router(catalog: core.Services) -> APIRouter:
     @routes.post("/{run_id:path}/finish", summary="Record a run's final status")
     def finish_run(run_id: str, body: FinishRunIn) -> RunOut:
         return handler.finish(run_id, body)
+
+    @routes.post(
+        "/{run_id:path}/end",
+        summary="Record a run's end: its final status and, for a publish=run run, the audit "
+        "(published when it succeeded with no failed ERROR check)",
+    )
+    def end_run(run_id: str, body: EndRunIn) -> RunOut:
+        return handler.end(run_id, body)
 
     @routes.post(
         "/{run_id:path}/publish",

@@ -24,7 +24,7 @@ from core.repository.clock import utc_now
 from core.repository.unit_of_work import UnitOfWork
 from core.service.artifact_creation import ArtifactCreation, check_record
 from core.service.artifact_resolution import ArtifactResolution
-from core.service.run_publishing import RunPublishing
+from core.service.run_publishing import RunPublishing, check_text_list
 from core.service.tag_policies import refuse_run_in
 from core.storage.commit_record import CommitRecord, RunValue
 from core.storage.committed_cache import CommittedCache
@@ -369,6 +369,28 @@ class RunService:
             raise NotFoundError(f"run {run_id!r} not found")
         if run.status != status:
             raise ConflictError(f"run {run_id!r} already finished as {run.status!r}")
+        return run
+
+    def end_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        finished_at: datetime | None = None,
+        failed_checks: Sequence[str] = (),
+    ) -> Run:
+        """Record how a run ended, as its orchestrator saw it: its final status (a status
+        recorded before stands), and for a ``publish="run"`` run not audited yet, the
+        audit (``publish_if_passed``, ``failed_checks`` naming its failed ``ERROR``
+        checks). Repeating it changes nothing. The run, as recorded now."""
+        check_text_list(failed_checks)
+        try:
+            run = self.finish_run(run_id, status, finished_at=finished_at)
+        except ConflictError:  # finished before, as something else: that status stands
+            run = self.get_run(run_id)
+        if run.publish is PublishMode.RUN and run.outcome is None:
+            self.publish_if_passed(run_id, status=status, failed_checks=failed_checks)
+            run = self.get_run(run_id)
         return run
 
 

@@ -58,7 +58,7 @@ def run_branches(publish: str) -> str:
 
 @pytest.mark.slow
 def test_steps_after_the_first_share_the_local_server_and_land_on_main(
-    database_url: str, blob_root: Path, local: LocalServer
+    database_url: str, blob_root: Path, local: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # publish="output" goes through the same /steps routes (tests/dagster/test_served.py)
     publish = "run"
@@ -67,7 +67,12 @@ def test_steps_after_the_first_share_the_local_server_and_land_on_main(
     while not socket_answers(local.socket_path):
         assert time.monotonic() < deadline, local.path("log").read_text()
         time.sleep(0.05)
-    second = run_branches(publish)
+
+    def opened(_: OrchestratorResource) -> core.Services:
+        raise AssertionError("the run's end opened the catalog: its local server answers")
+
+    monkeypatch.setattr(OrchestratorResource, "_connect", opened)
+    second = run_branches(publish)  # published through the local server
 
     with core.connect(database_url, blob_root) as catalog:
         lineage = catalog.runs.get_run_io(second)

@@ -23,7 +23,7 @@ def test_api_honours_its_openapi_document(catalog: core.Services) -> None:
     catalog.runs.create_run("seed-run")
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(catalog))
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 30  # with blame, blob lineage, the policy and the step routes
+    assert len(operations) == 31  # with blame, blob lineage, the policy, run end and step routes
 
     for operation in operations:
 

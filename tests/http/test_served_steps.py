@@ -9,6 +9,7 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,29 @@ def test_a_staged_run_reads_its_own_values_and_the_tag_does_not_move(
     with direct(database_url, blob_root) as catalog:
         assert catalog.tags.get_history("main") == []
         assert catalog.runs.get_run("staged").head_id == commit.artifact_id
+
+
+def test_a_runs_end_is_recorded_and_audited_through_the_server(
+    served: ServedSteps, database_url: str, blob_root: Path
+) -> None:
+    served.pin("staged", "main", publish="run")
+    commit = served.commit_output(
+        "staged", "main", "orders", b"[1]", media_type="application/json", publish="run"
+    )
+    ended_at = datetime(2026, 12, 6, 8, 30, tzinfo=UTC)
+    ended = served.end_run("staged", "success", finished_at=ended_at)
+    with direct(database_url, blob_root) as catalog:
+        assert ended == catalog.runs.get_run("staged")
+        assert catalog.tags.get_tag("main").target_id == commit.artifact_id
+    assert ended.finished_at == ended_at and ended.outcome is not None
+    assert (ended.outcome.state, ended.outcome.to_target_id) == (
+        core.OutcomeState.PUBLISHED,
+        commit.artifact_id,
+    )
+    with pytest.raises(core.NotFoundError, match="'missing'"):
+        served.end_run("missing", "success")
+    with pytest.raises(core.ValidationError, match="'done'"):
+        served.end_run("staged", "done")
 
 
 def test_errors_come_back_as_the_domain_errors_the_server_raised(

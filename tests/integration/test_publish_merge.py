@@ -203,6 +203,35 @@ def test_the_audit_publishes_only_a_run_that_passed(catalog: core.Services) -> N
     assert again == checked  # an outcome, once recorded, stays
 
 
+def test_a_runs_end_records_its_status_and_audits_it_once(catalog: core.Services) -> None:
+    commit(catalog, "seed", "a", b"1")
+    staged_run(catalog, "wap")
+    commit(catalog, "wap", "a", b"2")
+    with pytest.raises(core.ValidationError, match="'a:fresh'"):  # text, not a list
+        catalog.runs.end_run("wap", "success", failed_checks="a:fresh")
+    with pytest.raises(core.ValidationError, match="'done'"):
+        catalog.runs.end_run("wap", "done")
+    with pytest.raises(core.NotFoundError, match="'missing'"):
+        catalog.runs.end_run("missing", "success")
+    assert catalog.runs.get_run("wap").status == "started"  # nothing changed
+
+    ended = catalog.runs.end_run("wap", "success")
+    assert ended.status == "success" and ended.outcome is not None
+    assert ended.outcome.state is core.OutcomeState.PUBLISHED
+    assert values(catalog) == {"a": _sha(b"2")}
+    # again, even as another status: the first status and the outcome stand
+    assert catalog.runs.end_run("wap", "failure", failed_checks=["a:fresh"]) == ended
+    assert len(catalog.tags.get_history("main")) == 2
+
+    catalog.runs.create_run("out", "main")  # publish="output": no audit
+    assert catalog.runs.end_run("out", "failure").outcome is None
+    staged_run(catalog, "checked")
+    commit(catalog, "checked", "a", b"3")
+    checked = catalog.runs.end_run("checked", "success", failed_checks=["a:fresh"])
+    assert checked.outcome == core.RunOutcome(core.OutcomeState.CHECKS_FAILED, checks=("a:fresh",))
+    assert values(catalog) == {"a": _sha(b"2")}
+
+
 def test_a_re_execution_continues_from_its_parents_staged_head(catalog: core.Services) -> None:
     commit(catalog, "seed", "a", b"1")
     staged_run(catalog, "first")
