@@ -119,7 +119,7 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
     _served: "ServedSteps | LocalSteps | None" = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        server_url = self.server_url or os.environ.get(SERVER_URL_ENV)
+        server_url = self._server_url()
         if server_url:
             self._served = ServedSteps(server_url)
             return
@@ -158,11 +158,7 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
         which this process then need not open); else on the catalog (opened for the call
         when this resource is not set up)."""
         if self._catalog is None:
-            url = (
-                self.server_url
-                or os.environ.get(SERVER_URL_ENV)
-                or answering(self.local_server, self._settings())
-            )
+            url = self._server_url() or answering(self.local_server, self._settings())
             if url:
                 served = ServedSteps(url)
                 try:
@@ -177,6 +173,9 @@ class OrchestratorResource(dg.ConfigurableResource["OrchestratorResource"]):
             return catalog.runs.end_run(
                 run_id, status, finished_at=finished_at, failed_checks=failed_checks
             )
+
+    def _server_url(self) -> str | None:
+        return self.server_url or os.environ.get(SERVER_URL_ENV)
 
     def _settings(self) -> tuple[str | None, str | None, str | None, int | None]:
         return (self.database_url, self.blob_root, self.cache_dir, self.cache_max_bytes)
