@@ -301,7 +301,10 @@ class ServedSteps:
         body = {
             "status": status,
             "finished_at": None if finished_at is None else finished_at.isoformat(),
-            "failed_checks": list(failed_checks),
+            # text goes as it is, for the server to refuse: it is not a list of names
+            "failed_checks": failed_checks
+            if isinstance(failed_checks, str)
+            else list(failed_checks),
         }
         path = f"/runs/{quote(run_id, safe='')}/end"
         return _run(self._json("POST", path, body=json.dumps(body).encode(), json_body=True))

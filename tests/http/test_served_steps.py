@@ -127,6 +127,8 @@ def test_a_runs_end_is_recorded_and_audited_through_the_server(
         served.end_run("missing", "success")
     with pytest.raises(core.ValidationError, match="'done'"):
         served.end_run("staged", "done")
+    with pytest.raises(core.ValidationError, match="failed_checks"):
+        served.end_run("staged", "success", failed_checks="a:fresh")
 
 
 def test_errors_come_back_as_the_domain_errors_the_server_raised(
