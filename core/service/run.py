@@ -1,5 +1,6 @@
 """Runs: a snapshot pinned to the tag's target when the run begins, and its status."""
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -389,8 +390,9 @@ class RunService:
         except ConflictError:  # finished before, as something else: that status stands
             run = self.get_run(run_id)
         if run.publish is PublishMode.RUN and run.outcome is None:
-            self.publish_if_passed(run_id, status=status, failed_checks=failed_checks)
-            run = self.get_run(run_id)
+            # the outcome it returns is the one recorded (or found recorded): no re-read
+            outcome = self.publish_if_passed(run_id, status=status, failed_checks=failed_checks)
+            run = dataclasses.replace(run, outcome=outcome)
         return run
 
 
